@@ -1,0 +1,132 @@
+"""Strict base64url and JSON for compact JWS (RFC 7515 §2, RFC 8259, RFC 7493 spirit).
+
+Stricter than most peers on purpose: foreign characters, ``=`` padding, whitespace and
+non-canonical trailing bits are rejected rather than repaired, JSON must be UTF-8 without a
+BOM, objects may not repeat a member name, and ``NaN``/``Infinity`` are not numbers.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import re
+from typing import Any
+
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "EncodingError",
+    "b64url_decode",
+    "b64url_encode",
+    "json_dumps",
+    "json_loads",
+]
+
+MAX_JSON_DEPTH = 32
+
+_ALPHABET = re.compile(rb"[A-Za-z0-9_-]*").fullmatch
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_FROM_STANDARD = bytes.maketrans(b"+/", b"-_")
+# For a segment whose length is 2 or 3 mod 4 the last character carries 4 or 2 unused bits,
+# which must be zero in the canonical encoding (RFC 4648 §3.5). These are the characters
+# whose unused low bits are zero.
+_CANONICAL_LAST = {
+    2: frozenset(b"AQgw"),
+    3: frozenset(b"AEIMQUYcgkosw048"),
+}
+_PADDING = {0: b"", 2: b"==", 3: b"="}
+
+
+class EncodingError(ValueError):
+    """Input is not strict base64url or strict JSON."""
+
+
+def b64url_encode(data: bytes) -> bytes:
+    """Encode ``data`` as base64url without padding."""
+    return binascii.b2a_base64(data, newline=False).translate(_FROM_STANDARD).rstrip(b"=")
+
+
+def b64url_decode(segment: bytes) -> bytes:
+    """Decode one unpadded base64url segment, refusing anything non-canonical.
+
+    Raises:
+        EncodingError: foreign characters (including ``=`` and whitespace), an impossible
+            length, or non-zero trailing bits.
+    """
+    if _ALPHABET(segment) is None:
+        raise EncodingError("base64url segment has characters outside the URL-safe alphabet")
+    remainder = len(segment) % 4
+    if remainder == 1:
+        raise EncodingError("base64url segment has an impossible length")
+    if remainder and segment[-1] not in _CANONICAL_LAST[remainder]:
+        raise EncodingError("base64url segment is not canonically encoded")
+    try:
+        return binascii.a2b_base64(segment.translate(_TO_STANDARD) + _PADDING[remainder])
+    except binascii.Error as exc:  # pragma: no cover - excluded by the checks above
+        raise EncodingError("base64url segment does not decode") from exc
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def json_dumps(value: Any) -> bytes:
+    """Serialise ``value`` as compact JSON (UTF-8), refusing NaN and infinities."""
+    return _dumps(value).encode()
+
+
+def _refuse_constant(name: str) -> Any:
+    raise EncodingError(f"JSON constant {name} is not allowed")
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise EncodingError("JSON object repeats a member name")
+    return obj
+
+
+_loads = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_refuse_constant).decode
+
+
+def json_loads(data: bytes) -> Any:
+    """Parse strict JSON from UTF-8 bytes.
+
+    Raises:
+        EncodingError: not UTF-8, a BOM, invalid JSON, a repeated member name, a
+            non-finite constant, or nesting deeper than ``MAX_JSON_DEPTH``.
+    """
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise EncodingError("JSON must not start with a byte order mark")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EncodingError("JSON is not valid UTF-8") from exc
+    try:
+        value = _loads(text)
+    except EncodingError:
+        raise
+    except RecursionError as exc:
+        raise EncodingError("JSON is nested too deeply") from exc
+    except json.JSONDecodeError as exc:
+        raise EncodingError(f"JSON is invalid: {exc.msg}") from exc
+    except ValueError as exc:  # e.g. an integer longer than int_max_str_digits
+        raise EncodingError("JSON has an out-of-range number") from exc
+    # Counting brackets is a cheap upper bound on depth; walk only when it could be exceeded.
+    if data.count(b"{") + data.count(b"[") > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
+        raise EncodingError("JSON is nested too deeply")
+    return value
+
+
+def _depth(value: Any) -> int:
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children)
+    return deepest

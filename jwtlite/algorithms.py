@@ -1,0 +1,233 @@
+"""Signature algorithms of RFC 7518 §3 and RFC 8037, one small object per family.
+
+Each algorithm names the key types it accepts and checks a key once (``check_key``), so
+"HMAC with an RSA public key" or "ES256 with a P-384 key" cannot be expressed. There is no
+``none`` algorithm.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+from jwtlite.errors import AlgorithmNotAllowedError, InvalidKeyError
+
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "ECDSAAlgorithm",
+    "EdDSAAlgorithm",
+    "HMACAlgorithm",
+    "RSAAlgorithm",
+    "RSAPSSAlgorithm",
+    "get_algorithm",
+]
+
+MIN_RSA_KEY_SIZE = 2048
+
+PrivateKey = (
+    rsa.RSAPrivateKey
+    | ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | ed448.Ed448PrivateKey
+)
+PublicKey = (
+    rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+)
+
+
+class Algorithm:
+    """A JWS algorithm: signs and verifies bytes with a key it has already checked."""
+
+    name: str
+    family: ClassVar[str]
+    symmetric: ClassVar[bool] = False
+
+    def check_key(self, key: Any, *, signing: bool) -> None:
+        """Raise :class:`InvalidKeyError` unless ``key`` can serve this algorithm."""
+        raise NotImplementedError
+
+    def sign(self, key: Any, data: bytes) -> bytes:
+        """Return the signature of ``data``; ``key`` must have passed ``check_key``."""
+        raise NotImplementedError
+
+    def verify(self, key: Any, data: bytes, signature: bytes) -> bool:
+        """Return whether ``signature`` is valid for ``data`` under the *public* (or secret)
+        ``key``; never raises for bad input."""
+        raise NotImplementedError
+
+
+class HMACAlgorithm(Algorithm):
+    """HS256/384/512 (RFC 7518 §3.2). Keys are bytes at least as long as the hash output."""
+
+    family = "HMAC"
+    symmetric = True
+
+    def __init__(self, name: str, digest: str, size: int) -> None:
+        self.name = name
+        self.digest = digest
+        self.min_key_length = size
+
+    def check_key(self, key: Any, *, signing: bool) -> None:
+        if not isinstance(key, bytes):
+            raise InvalidKeyError(f"{self.name} needs a bytes secret")
+        if len(key) < self.min_key_length:
+            raise InvalidKeyError(
+                f"{self.name} needs a secret of at least {self.min_key_length} bytes"
+            )
+
+    def sign(self, key: bytes, data: bytes) -> bytes:
+        return hmac.digest(key, data, self.digest)
+
+    def verify(self, key: bytes, data: bytes, signature: bytes) -> bool:
+        return hmac.compare_digest(hmac.digest(key, data, self.digest), signature)
+
+
+class _AsymmetricAlgorithm(Algorithm):
+    private_types: ClassVar[tuple[type, ...]]
+    public_types: ClassVar[tuple[type, ...]]
+
+    def check_key(self, key: Any, *, signing: bool) -> None:
+        allowed = self.private_types if signing else self.private_types + self.public_types
+        if not isinstance(key, allowed):
+            kind = "a private" if signing else "a"
+            raise InvalidKeyError(f"{self.name} needs {kind} {self.family} key")
+        self._check_key_details(key)
+
+    def _check_key_details(self, key: Any) -> None:
+        """Family-specific checks (size, curve); the default accepts."""
+
+
+class RSAAlgorithm(_AsymmetricAlgorithm):
+    """RS256/384/512: RSASSA-PKCS1-v1_5 (RFC 7518 §3.3), keys of 2048 bits or more."""
+
+    family = "RSA"
+    private_types = (rsa.RSAPrivateKey,)
+    public_types = (rsa.RSAPublicKey,)
+
+    def __init__(self, name: str, hash_algorithm: hashes.HashAlgorithm) -> None:
+        self.name = name
+        self.hash = hash_algorithm
+        self._pad = self._padding()
+
+    def _padding(self) -> padding.AsymmetricPadding:
+        return padding.PKCS1v15()
+
+    def _check_key_details(self, key: rsa.RSAPrivateKey | rsa.RSAPublicKey) -> None:
+        if key.key_size < MIN_RSA_KEY_SIZE:
+            raise InvalidKeyError(f"{self.name} needs an RSA key of at least 2048 bits")
+
+    def sign(self, key: rsa.RSAPrivateKey, data: bytes) -> bytes:
+        return key.sign(data, self._pad, self.hash)
+
+    def verify(self, key: rsa.RSAPublicKey, data: bytes, signature: bytes) -> bool:
+        try:
+            key.verify(signature, data, self._pad, self.hash)
+        except InvalidSignature:
+            return False
+        return True
+
+
+class RSAPSSAlgorithm(RSAAlgorithm):
+    """PS256/384/512: RSASSA-PSS with MGF1 and a salt as long as the hash (RFC 7518 §3.5)."""
+
+    def _padding(self) -> padding.AsymmetricPadding:
+        return padding.PSS(mgf=padding.MGF1(self.hash), salt_length=self.hash.digest_size)
+
+
+class ECDSAAlgorithm(_AsymmetricAlgorithm):
+    """ES256/384/512 (RFC 7518 §3.4): the key's curve must match; signatures are raw r‖s."""
+
+    family = "EC"
+    private_types = (ec.EllipticCurvePrivateKey,)
+    public_types = (ec.EllipticCurvePublicKey,)
+
+    def __init__(
+        self, name: str, hash_algorithm: hashes.HashAlgorithm, curve: type[ec.EllipticCurve]
+    ) -> None:
+        self.name = name
+        self.hash = hash_algorithm
+        self.curve = curve
+        self.component_size = (curve().key_size + 7) // 8
+        self._signature_algorithm = ec.ECDSA(hash_algorithm)
+
+    def _check_key_details(self, key: Any) -> None:
+        if not isinstance(key.curve, self.curve):
+            raise InvalidKeyError(f"{self.name} needs a key on curve {self.curve.name}")
+
+    def sign(self, key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
+        r, s = decode_dss_signature(key.sign(data, self._signature_algorithm))
+        size = self.component_size
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+    def verify(self, key: ec.EllipticCurvePublicKey, data: bytes, signature: bytes) -> bool:
+        size = self.component_size
+        if len(signature) != 2 * size:
+            return False
+        r = int.from_bytes(signature[:size], "big")
+        s = int.from_bytes(signature[size:], "big")
+        try:
+            key.verify(encode_dss_signature(r, s), data, self._signature_algorithm)
+        except InvalidSignature:
+            return False
+        return True
+
+
+class EdDSAAlgorithm(_AsymmetricAlgorithm):
+    """EdDSA with Ed25519 or Ed448 keys (RFC 8037 §3.1)."""
+
+    family = "OKP"
+    private_types = (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)
+    public_types = (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)
+    name = "EdDSA"
+
+    def sign(self, key: Any, data: bytes) -> bytes:
+        return bytes(key.sign(data))
+
+    def verify(self, key: Any, data: bytes, signature: bytes) -> bool:
+        try:
+            key.verify(signature, data)
+        except InvalidSignature:
+            return False
+        return True
+
+
+ALGORITHMS: Mapping[str, Algorithm] = {
+    algorithm.name: algorithm
+    for algorithm in (
+        HMACAlgorithm("HS256", "sha256", 32),
+        HMACAlgorithm("HS384", "sha384", 48),
+        HMACAlgorithm("HS512", "sha512", 64),
+        RSAAlgorithm("RS256", hashes.SHA256()),
+        RSAAlgorithm("RS384", hashes.SHA384()),
+        RSAAlgorithm("RS512", hashes.SHA512()),
+        RSAPSSAlgorithm("PS256", hashes.SHA256()),
+        RSAPSSAlgorithm("PS384", hashes.SHA384()),
+        RSAPSSAlgorithm("PS512", hashes.SHA512()),
+        ECDSAAlgorithm("ES256", hashes.SHA256(), ec.SECP256R1),
+        ECDSAAlgorithm("ES384", hashes.SHA384(), ec.SECP384R1),
+        ECDSAAlgorithm("ES512", hashes.SHA512(), ec.SECP521R1),
+        EdDSAAlgorithm(),
+    )
+}
+
+
+def get_algorithm(name: object) -> Algorithm:
+    """Return the registered algorithm called ``name``.
+
+    Raises:
+        AlgorithmNotAllowedError: ``name`` is not a supported algorithm (``none`` never is).
+    """
+    algorithm = ALGORITHMS.get(name) if isinstance(name, str) else None
+    if algorithm is None:
+        raise AlgorithmNotAllowedError(f"Unsupported algorithm: {name!r}", algorithm=name)
+    return algorithm

@@ -1,0 +1,158 @@
+"""One exception tree for jwtlite.
+
+Token problems derive from :class:`JWTError`; the service's own refusals derive from
+:class:`ServiceError`; :class:`ConfigurationError` is raised at start-up. No exception here
+knows about HTTP: ``jwtlite.app`` maps them to responses in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+__all__ = [
+    "AlgorithmNotAllowedError",
+    "AuthenticationError",
+    "ConfigurationError",
+    "ExpiredTokenError",
+    "ImmatureTokenError",
+    "InactiveUserError",
+    "InvalidAudienceError",
+    "InvalidClaimError",
+    "InvalidIssuerError",
+    "InvalidKeyError",
+    "InvalidSignatureError",
+    "JWTError",
+    "MalformedTokenError",
+    "MissingClaimError",
+    "ServiceError",
+    "StoreUnavailableError",
+    "ThrottledError",
+    "TokenRevokedError",
+    "ValidationError",
+    "WrongTokenTypeError",
+]
+
+
+class JWTError(Exception):
+    """Root of every token problem: catch this to refuse a token."""
+
+
+class MalformedTokenError(JWTError):
+    """The token is not a well-formed compact JWS/JWT (segments, base64url, JSON, size)."""
+
+
+class InvalidSignatureError(JWTError):
+    """The signature does not verify with the given key."""
+
+
+class AlgorithmNotAllowedError(JWTError):
+    """The header's ``alg`` is not allowed, or the key cannot serve it."""
+
+    def __init__(self, message: str, *, algorithm: object = None) -> None:
+        super().__init__(message)
+        self.algorithm = algorithm
+
+
+class InvalidKeyError(JWTError):
+    """The key material is unusable: wrong type, too weak, unparsable, or unknown ``kid``."""
+
+
+class InvalidClaimError(JWTError):
+    """A claim is present but has the wrong type or value."""
+
+    def __init__(self, message: str, *, claim: str, expected: object = None) -> None:
+        super().__init__(message)
+        self.claim = claim
+        self.expected = expected
+
+
+class MissingClaimError(InvalidClaimError):
+    """A required claim is absent."""
+
+    def __init__(self, claim: str) -> None:
+        super().__init__(f'Token is missing the "{claim}" claim', claim=claim)
+
+
+class ExpiredTokenError(InvalidClaimError):
+    """``exp`` is in the past (beyond the leeway)."""
+
+    def __init__(self, expired_at: float) -> None:
+        super().__init__("Token is expired", claim="exp")
+        self.expired_at = expired_at
+
+
+class ImmatureTokenError(InvalidClaimError):
+    """``nbf`` (or ``iat``) is in the future (beyond the leeway)."""
+
+    def __init__(self, claim: str, valid_from: float) -> None:
+        super().__init__("Token is not yet valid", claim=claim)
+        self.valid_from = valid_from
+
+
+class InvalidAudienceError(InvalidClaimError):
+    """``aud`` does not name an expected audience."""
+
+    def __init__(self, message: str, *, expected: object = None) -> None:
+        super().__init__(message, claim="aud", expected=expected)
+
+
+class InvalidIssuerError(InvalidClaimError):
+    """``iss`` is not the expected issuer."""
+
+    def __init__(self, message: str, *, expected: object = None) -> None:
+        super().__init__(message, claim="iss", expected=expected)
+
+
+class WrongTokenTypeError(InvalidClaimError):
+    """A valid token used where the other type is needed (access given to refresh)."""
+
+    def __init__(self, expected: str) -> None:
+        super().__init__("Token has wrong type", claim="token_type", expected=expected)
+
+
+class TokenRevokedError(JWTError):
+    """A refresh token that was blacklisted, or already spent under rotation."""
+
+    def __init__(self, jti: str) -> None:
+        super().__init__("Token is blacklisted")
+        self.jti = jti
+
+
+class ServiceError(Exception):
+    """Root of the service's refusals that are not token problems."""
+
+
+class ValidationError(ServiceError):
+    """Request data broke one or more rules; ``errors`` maps field names to messages."""
+
+    def __init__(self, errors: Mapping[str, Sequence[str]]) -> None:
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = {field: list(messages) for field, messages in errors.items()}
+
+
+class AuthenticationError(ServiceError):
+    """Wrong credentials, unknown user or inactive user: deliberately indistinguishable."""
+
+
+class InactiveUserError(ServiceError):
+    """A token's user no longer exists or is inactive."""
+
+
+class ThrottledError(ServiceError):
+    """Too many failed logins; ``retry_after`` is in whole seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Request was throttled. Expected available in {retry_after} seconds.")
+        self.retry_after = retry_after
+
+
+class StoreUnavailableError(ServiceError):
+    """The user store cannot be read or written (disk full, read-only, missing)."""
+
+
+class ConfigurationError(ValueError):
+    """A setting is invalid; ``setting`` names it. Raised at start-up, never per request."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting

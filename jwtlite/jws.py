@@ -1,0 +1,213 @@
+"""Compact JWS (RFC 7515 §7.1): sign and verify bytes, with the header checks of RFC 8725.
+
+The header's ``alg`` must be in the caller's allowlist and be the algorithm of the key that
+verifies; ``crit`` is refused (we implement no extension), ``b64: false`` is refused, embedded
+keys (``jwk``, ``jku``, ``x5u``, ``x5c``) are never used, and the token is size-capped before
+any decoding.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from jwtlite._encoding import EncodingError, b64url_decode, b64url_encode, json_dumps, json_loads
+from jwtlite.errors import (
+    AlgorithmNotAllowedError,
+    InvalidKeyError,
+    InvalidSignatureError,
+    MalformedTokenError,
+)
+from jwtlite.keys import Key, KeySet, as_key
+
+__all__ = [
+    "DEFAULT_MAX_TOKEN_SIZE",
+    "DecodedJWS",
+    "decode",
+    "decode_complete",
+    "encode",
+    "get_unverified_header",
+]
+
+DEFAULT_MAX_TOKEN_SIZE = 8 * 1024
+
+
+class DecodedJWS(NamedTuple):
+    """A verified JWS: its header, payload bytes and signature bytes."""
+
+    header: dict[str, Any]
+    payload: bytes
+    signature: bytes
+
+
+def encode(
+    payload: bytes,
+    key: Any,
+    algorithm: str | None = None,
+    headers: Mapping[str, Any] | None = None,
+) -> str:
+    """Sign ``payload`` and return a compact JWS.
+
+    Args:
+        payload: the bytes to sign.
+        key: a secret, a ``cryptography`` key, PEM/DER, a JWK dict, a :class:`Key` or a
+            :class:`KeySet` (whose current key signs and whose ``kid`` is written).
+        algorithm: defaults to the key's own algorithm, else ``HS256``.
+        headers: extra header members; ``alg`` is always the signing algorithm.
+
+    Raises:
+        InvalidKeyError: the key cannot sign with ``algorithm``.
+        AlgorithmNotAllowedError: ``algorithm`` is unsupported or not the key's.
+    """
+    signing_key = _signing_key(key, algorithm)
+    if headers:
+        header_segment = _header_segment_for(signing_key, headers)
+    else:
+        header_segment = _default_header_segment(signing_key.algorithm, signing_key.kid)
+    signing_input = header_segment + b"." + b64url_encode(payload)
+    signature = b64url_encode(signing_key.sign(signing_input))
+    return (signing_input + b"." + signature).decode("ascii")
+
+
+def decode(
+    token: str | bytes,
+    key: Any,
+    algorithms: Sequence[str],
+    *,
+    max_size: int = DEFAULT_MAX_TOKEN_SIZE,
+) -> bytes:
+    """Verify a compact JWS and return its payload bytes.
+
+    Raises:
+        MalformedTokenError: the token is too large or not a well-formed compact JWS.
+        AlgorithmNotAllowedError: ``alg`` is not in ``algorithms`` or not the key's.
+        InvalidKeyError: the key cannot verify ``alg``, or no key matches ``kid``.
+        InvalidSignatureError: the signature does not verify.
+    """
+    return decode_complete(token, key, algorithms, max_size=max_size).payload
+
+
+def decode_complete(
+    token: str | bytes,
+    key: Any,
+    algorithms: Sequence[str],
+    *,
+    max_size: int = DEFAULT_MAX_TOKEN_SIZE,
+) -> DecodedJWS:
+    """Like :func:`decode`, returning the header and signature too."""
+    if isinstance(algorithms, str | bytes) or not algorithms:
+        raise TypeError("algorithms must be a non-empty list of algorithm names")
+    header_segment, payload_segment, signature_segment = _split(token, max_size)
+    header = _parse_header(header_segment)
+    algorithm = header["alg"]
+    if algorithm not in algorithms:
+        raise AlgorithmNotAllowedError(
+            f"Algorithm {algorithm!r} is not allowed", algorithm=algorithm
+        )
+    verifying_key = _verifying_key(key, algorithm, header)
+    try:
+        signature = b64url_decode(signature_segment)
+    except EncodingError as exc:
+        raise MalformedTokenError("Token signature is not base64url") from exc
+    if not verifying_key.verify(header_segment + b"." + payload_segment, signature):
+        raise InvalidSignatureError("Signature verification failed")
+    try:
+        payload = b64url_decode(payload_segment)
+    except EncodingError as exc:
+        raise MalformedTokenError("Token payload is not base64url") from exc
+    return DecodedJWS(dict(header), payload, signature)
+
+
+def get_unverified_header(
+    token: str | bytes, *, max_size: int = DEFAULT_MAX_TOKEN_SIZE
+) -> dict[str, Any]:
+    """Return the header of ``token`` WITHOUT verifying anything. Never trust it.
+
+    Raises:
+        MalformedTokenError: the token or its header is malformed.
+    """
+    return dict(_parse_header(_split(token, max_size)[0]))
+
+
+def _split(token: str | bytes, max_size: int) -> tuple[bytes, bytes, bytes]:
+    if isinstance(token, str):
+        if len(token) > max_size:
+            raise MalformedTokenError(f"Token is larger than {max_size} bytes")
+        try:
+            token = token.encode("ascii")
+        except UnicodeEncodeError as exc:
+            raise MalformedTokenError("Token has non-ASCII characters") from exc
+    elif not isinstance(token, bytes):
+        raise MalformedTokenError("Token must be a str or bytes")
+    if len(token) > max_size:
+        raise MalformedTokenError(f"Token is larger than {max_size} bytes")
+    if token.count(b".") != 2:
+        raise MalformedTokenError("Token must have exactly three segments")
+    header, payload, signature = token.split(b".")
+    return header, payload, signature
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_header(segment: bytes) -> Mapping[str, Any]:
+    # Tokens from one issuer share their header segment byte for byte, so parsing and
+    # checking it once per distinct segment is safe and saves a base64 and JSON pass.
+    # The cached mapping is never handed out: callers get a copy.
+    try:
+        header = json_loads(b64url_decode(segment))
+    except EncodingError as exc:
+        raise MalformedTokenError(f"Token header is invalid: {exc}") from exc
+    if not isinstance(header, dict):
+        raise MalformedTokenError("Token header must be a JSON object")
+    _check_header(header)
+    return header
+
+
+def _check_header(header: Mapping[str, Any]) -> None:
+    if not isinstance(header.get("alg"), str):
+        raise MalformedTokenError("Token header has no alg string")
+    if "crit" in header:
+        raise MalformedTokenError("Token header names critical extensions; none is supported")
+    if header.get("b64", True) is not True:
+        raise MalformedTokenError("Unencoded payloads (b64) are not supported")
+    for name in ("kid", "typ", "cty"):
+        if name in header and not isinstance(header[name], str):
+            raise MalformedTokenError(f"Token header {name} must be a string")
+
+
+def _signing_key(key: Any, algorithm: str | None) -> Key:
+    if isinstance(key, KeySet):
+        key = key.current
+    if isinstance(key, Key):
+        if algorithm is not None and algorithm != key.algorithm:
+            raise AlgorithmNotAllowedError(
+                f"the key is for {key.algorithm}, not {algorithm}", algorithm=algorithm
+            )
+        return key
+    return as_key(key, algorithm or "HS256")
+
+
+def _verifying_key(key: Any, algorithm: str, header: Mapping[str, Any]) -> Key:
+    if isinstance(key, KeySet):
+        if "kid" not in header:
+            raise InvalidKeyError("Token has no kid to choose a key with")
+        key = key.get(header["kid"])
+    return as_key(key, algorithm)
+
+
+@functools.lru_cache(maxsize=64)
+def _default_header_segment(algorithm: str, kid: str | None) -> bytes:
+    header = {"alg": algorithm, "typ": "JWT"}
+    if kid is not None:
+        header["kid"] = kid
+    return b64url_encode(json_dumps(header))
+
+
+def _header_segment_for(key: Key, headers: Mapping[str, Any]) -> bytes:
+    header: dict[str, Any] = {"alg": key.algorithm, "typ": "JWT"}
+    if key.kid is not None:
+        header["kid"] = key.kid
+    header.update(headers)
+    header["alg"] = key.algorithm
+    _check_header(header)
+    return b64url_encode(json_dumps(header))

@@ -1,0 +1,563 @@
+"""Keys that know their algorithm, and key sets for rotation and JWKS (RFC 7517, RFC 7638).
+
+A :class:`Key` binds key material to exactly one algorithm and is checked once, when it is
+made; signing and verifying never re-parse or re-check it. A :class:`KeySet` signs with its
+current key and verifies by ``kid``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+from jwtlite._encoding import EncodingError, b64url_decode, b64url_encode, json_dumps, json_loads
+from jwtlite.algorithms import (
+    Algorithm,
+    ECDSAAlgorithm,
+    EdDSAAlgorithm,
+    HMACAlgorithm,
+    PrivateKey,
+    get_algorithm,
+)
+from jwtlite.errors import AlgorithmNotAllowedError, InvalidKeyError
+
+__all__ = ["Key", "KeySet", "as_key", "load_or_create_key_file"]
+
+# Secrets that look like asymmetric key material are refused as HMAC secrets: accepting a
+# public key as a shared secret is the classic algorithm-confusion attack (RFC 8725 §2.1).
+_NOT_A_SECRET = (
+    b"-----BEGIN",
+    b"ssh-rsa",
+    b"ssh-ed25519",
+    b"ssh-dss",
+    b"ecdsa-sha2-",
+    b"sk-ssh-",
+    b"sk-ecdsa-",
+    b"{",
+)
+_CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "P-256": ec.SECP256R1,
+    "P-384": ec.SECP384R1,
+    "P-521": ec.SECP521R1,
+}
+_CURVE_NAMES = {curve().name: name for name, curve in _CURVES.items()}
+_EC_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+
+
+class Key:
+    """Key material bound to one algorithm, checked once at construction.
+
+    Args:
+        material: an HMAC secret (``bytes``/``str``), a ``cryptography`` private or public
+            key, PEM or DER bytes/str, or a JWK ``dict``.
+        algorithm: the one algorithm this key serves, e.g. ``"HS256"`` or ``"ES256"``.
+        kid: an optional key id, written to the header of tokens signed with this key.
+
+    Raises:
+        InvalidKeyError: the material cannot serve ``algorithm`` (wrong type, curve, size).
+        AlgorithmNotAllowedError: ``algorithm`` is not supported.
+    """
+
+    __slots__ = ("_algorithm", "_signing", "_verifying", "algorithm", "kid")
+
+    algorithm: str
+    kid: str | None
+
+    def __init__(self, material: Any, algorithm: str, *, kid: str | None = None) -> None:
+        if kid is not None and not isinstance(kid, str):
+            raise InvalidKeyError("kid must be a string")
+        alg = get_algorithm(algorithm)
+        signing, verifying = _prepare(material, alg)
+        self.algorithm = alg.name
+        self.kid = kid
+        self._algorithm = alg
+        self._signing = signing
+        self._verifying = verifying
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def generate(cls, algorithm: str, *, kid: str | None = None) -> Key:
+        """Make a fresh key for ``algorithm`` (RSA 2048, the algorithm's curve, Ed25519).
+
+        Asymmetric keys get their RFC 7638 thumbprint as ``kid`` unless one is given.
+        """
+        alg = get_algorithm(algorithm)
+        material: Any
+        if isinstance(alg, HMACAlgorithm):
+            material = os.urandom(alg.min_key_length)
+        elif isinstance(alg, ECDSAAlgorithm):
+            material = ec.generate_private_key(alg.curve())
+        elif isinstance(alg, EdDSAAlgorithm):
+            material = ed25519.Ed25519PrivateKey.generate()
+        else:
+            material = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return cls._with_default_kid(material, alg.name, kid)
+
+    @classmethod
+    def from_pem(
+        cls,
+        data: bytes | str,
+        algorithm: str | None = None,
+        *,
+        kid: str | None = None,
+        password: bytes | None = None,
+    ) -> Key:
+        """Load a PEM private key, public key or certificate.
+
+        ``algorithm`` may be left out for EC and Ed25519/Ed448 keys, whose algorithm follows
+        from the key; RSA keys need it (RS* or PS*).
+        """
+        raw = data.encode() if isinstance(data, str) else data
+        material = _load_pem(raw, password)
+        return cls._with_default_kid(material, algorithm or _infer_algorithm(material), kid)
+
+    @classmethod
+    def from_jwk(cls, jwk: Mapping[str, Any] | str, algorithm: str | None = None) -> Key:
+        """Load a JWK (a dict, or its JSON text); its ``alg`` and ``kid`` are honoured."""
+        members = _jwk_members(jwk)
+        declared = members.get("alg")
+        if algorithm is not None and declared is not None and declared != algorithm:
+            raise InvalidKeyError(f"JWK is for {declared!r}, not {algorithm!r}")
+        material = _material_from_jwk(members)
+        name = algorithm or declared or _infer_algorithm(material)
+        kid = members.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise InvalidKeyError("JWK kid must be a string")
+        return cls(material, name, kid=kid)
+
+    @classmethod
+    def _with_default_kid(cls, material: Any, algorithm: str, kid: str | None) -> Key:
+        key = cls(material, algorithm, kid=kid)
+        if kid is None and not key.is_symmetric:
+            key.kid = key.thumbprint()
+        return key
+
+    # -- use ------------------------------------------------------------------------------
+
+    @property
+    def is_symmetric(self) -> bool:
+        """Whether this is an HMAC secret (never published, signs and verifies)."""
+        return self._algorithm.symmetric
+
+    @property
+    def can_sign(self) -> bool:
+        """Whether this key holds a private key or a secret long enough to sign with."""
+        return self._signing is not None
+
+    def sign(self, data: bytes) -> bytes:
+        """Sign ``data``. Raises :class:`InvalidKeyError` for a public or too-short key."""
+        if self._signing is None:
+            raise InvalidKeyError(f"this {self.algorithm} key cannot sign")
+        return self._algorithm.sign(self._signing, data)
+
+    def verify(self, data: bytes, signature: bytes) -> bool:
+        """Return whether ``signature`` over ``data`` is valid for this key."""
+        return self._algorithm.verify(self._verifying, data, signature)
+
+    def public_key(self) -> Key:
+        """This key without its private part (an HMAC key is returned as it is)."""
+        if self.is_symmetric:
+            return self
+        return Key(self._verifying, self.algorithm, kid=self.kid)
+
+    def public_jwk(self) -> dict[str, str]:
+        """The public JWK, with ``alg``, ``use`` and ``kid`` (symmetric keys have none)."""
+        if self.is_symmetric:
+            raise InvalidKeyError("a symmetric key has no public JWK")
+        jwk = _public_members(self._verifying)
+        jwk.update(alg=self.algorithm, use="sig")
+        if self.kid is not None:
+            jwk["kid"] = self.kid
+        return jwk
+
+    def thumbprint(self) -> str:
+        """The RFC 7638 SHA-256 thumbprint of the public key, base64url-encoded."""
+        if self.is_symmetric:
+            raise InvalidKeyError("thumbprints of secrets are not computed")
+        members = _public_members(self._verifying)
+        return b64url_encode(
+            hashlib.sha256(json_dumps(dict(sorted(members.items())))).digest()
+        ).decode()
+
+    def private_pem(self) -> bytes:
+        """The private key as unencrypted PKCS#8 PEM (for key files kept with mode 0600)."""
+        if self.is_symmetric or self._signing is None:
+            raise InvalidKeyError("only an asymmetric private key has a private PEM")
+        return bytes(
+            self._signing.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+
+    def public_pem(self) -> bytes:
+        """The public key as SubjectPublicKeyInfo PEM."""
+        if self.is_symmetric:
+            raise InvalidKeyError("a symmetric key has no public PEM")
+        return bytes(
+            self._verifying.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+
+    def __repr__(self) -> str:
+        kind = "secret" if self.is_symmetric else ("private" if self.can_sign else "public")
+        return f"Key(algorithm={self.algorithm!r}, kid={self.kid!r}, {kind})"
+
+
+class KeySet:
+    """Keys by ``kid``: sign with the current one, verify with whichever a token names.
+
+    Args:
+        keys: keys with distinct, non-empty ``kid``s.
+        current: the ``kid`` of the signing key; the first key when left out.
+    """
+
+    __slots__ = ("_keys", "current")
+
+    def __init__(self, keys: Iterable[Key], *, current: str | None = None) -> None:
+        by_kid: dict[str, Key] = {}
+        for key in keys:
+            if not isinstance(key, Key) or not key.kid:
+                raise InvalidKeyError("every key in a KeySet needs a kid")
+            if key.kid in by_kid:
+                raise InvalidKeyError(f"duplicate kid {key.kid!r} in KeySet")
+            by_kid[key.kid] = key
+        if not by_kid:
+            raise InvalidKeyError("a KeySet needs at least one key")
+        chosen = by_kid.get(current) if current is not None else next(iter(by_kid.values()))
+        if chosen is None:
+            raise InvalidKeyError(f"current kid {current!r} is not in the KeySet")
+        self._keys = by_kid
+        self.current = chosen
+
+    def get(self, kid: object) -> Key:
+        """The key called ``kid``. Raises :class:`InvalidKeyError` when there is none."""
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidKeyError("no key matches the token's kid")
+        return key
+
+    def rotated(self, new_key: Key, *, keep: int | None = None) -> KeySet:
+        """A new set signing with ``new_key`` and still verifying the previous keys.
+
+        ``keep`` bounds how many previous keys stay (newest first); ``None`` keeps all.
+        """
+        previous = [key for key in reversed(self._keys.values()) if key.kid != new_key.kid]
+        if keep is not None:
+            previous = previous[:keep]
+        return KeySet([new_key, *previous], current=new_key.kid)
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The public JWKS: every asymmetric key's public JWK; secrets are never listed."""
+        return {"keys": [key.public_jwk() for key in self._keys.values() if not key.is_symmetric]}
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self._keys.values())
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"KeySet(kids={list(self._keys)!r}, current={self.current.kid!r})"
+
+
+def as_key(material: Any, algorithm: str) -> Key:
+    """Return ``material`` as a :class:`Key` for ``algorithm``, reusing prepared keys.
+
+    Raises:
+        AlgorithmNotAllowedError: ``material`` is a :class:`Key` for another algorithm.
+        InvalidKeyError: the material cannot serve ``algorithm``.
+    """
+    if isinstance(material, Key):
+        if material.algorithm != algorithm:
+            raise AlgorithmNotAllowedError(
+                f"the key is for {material.algorithm}, not {algorithm}", algorithm=algorithm
+            )
+        return material
+    try:
+        hash(material)
+    except TypeError:  # a dict or a public key object: nothing to cache it by
+        return Key(material, algorithm)
+    return _cached_key(material, algorithm)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_key(material: Any, algorithm: str) -> Key:
+    # Parsing PEM or deriving a public key costs far more than a signature check; callers
+    # that pass the same raw key on every call get the prepared Key back instead.
+    return Key(material, algorithm)
+
+
+def load_or_create_key_file(path: str, algorithm: str, *, create: bool) -> Key:
+    """Load the signing key kept at ``path``, or make one there (mode 0600) when allowed.
+
+    HMAC key files hold the secret as text; others hold a PKCS#8 PEM private key.
+
+    Raises:
+        InvalidKeyError: the file is missing (and ``create`` is false), unreadable, readable
+            by other users, or does not hold a key for ``algorithm``.
+    """
+    try:
+        return _load_key_file(path, algorithm)
+    except FileNotFoundError:
+        if not create:
+            raise InvalidKeyError(f"key file {path} does not exist") from None
+    key = Key.generate(algorithm)
+    secret = key._signing if key.is_symmetric else key.private_pem()
+    data = b64url_encode(secret) if key.is_symmetric else secret
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use theirs
+        return _load_key_file(path, algorithm)
+    except OSError as exc:
+        raise InvalidKeyError(f"cannot create key file {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return _load_key_file(path, algorithm)
+
+
+def _load_key_file(path: str, algorithm: str) -> Key:
+    try:
+        with open(path, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            data = handle.read()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise InvalidKeyError(f"cannot read key file {path}: {exc.strerror}") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise InvalidKeyError(
+            f"key file {path} is accessible to other users (mode {stat.S_IMODE(mode):o}); "
+            "run chmod 600 on it"
+        )
+    if isinstance(get_algorithm(algorithm), HMACAlgorithm):
+        try:
+            secret = b64url_decode(data.strip())
+        except EncodingError as exc:
+            raise InvalidKeyError(f"key file {path} does not hold a base64url secret") from exc
+        return Key(secret, algorithm)
+    try:
+        return Key.from_pem(data, algorithm)
+    except InvalidKeyError as exc:
+        raise InvalidKeyError(f"key file {path}: {exc}") from exc
+
+
+# -- preparation ------------------------------------------------------------------------------
+
+
+def _prepare(material: Any, alg: Algorithm) -> tuple[Any, Any]:
+    """Return (signing material or None, verifying material) for ``alg``, checked."""
+    if isinstance(alg, HMACAlgorithm):
+        secret = _secret_bytes(material)
+        alg.check_key(secret, signing=False)
+        return secret, secret
+    if isinstance(material, Mapping):
+        material = _material_from_jwk(_jwk_members(material))
+    elif isinstance(material, bytes | str):
+        material = _load_pem_or_der(material.encode() if isinstance(material, str) else material)
+    signing = isinstance(material, PrivateKey)
+    alg.check_key(material, signing=signing)
+    if signing:
+        return material, material.public_key()
+    return None, material
+
+
+def _secret_bytes(material: Any) -> bytes:
+    if isinstance(material, str):
+        material = material.encode()
+    if not isinstance(material, bytes):
+        raise InvalidKeyError("an HMAC key must be a bytes or str secret")
+    if material.lstrip().startswith(_NOT_A_SECRET):
+        raise InvalidKeyError("the HMAC secret looks like an asymmetric key; refusing it")
+    return material
+
+
+def _load_pem_or_der(data: bytes) -> Any:
+    if data.lstrip().startswith(b"-----BEGIN"):
+        return _load_pem(data, None)
+    if data.lstrip().startswith((b"ssh-", b"ecdsa-sha2-")):
+        try:
+            return serialization.load_ssh_public_key(data.strip())
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise InvalidKeyError("unreadable SSH public key") from exc
+    for loader in (_der_private, serialization.load_der_public_key):
+        try:
+            return loader(data)
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            continue
+    raise InvalidKeyError("key material is neither PEM, DER nor an SSH public key")
+
+
+def _der_private(data: bytes) -> Any:
+    return serialization.load_der_private_key(data, password=None)
+
+
+def _load_pem(data: bytes, password: bytes | None) -> Any:
+    if b"CERTIFICATE" in data.split(b"\n", 1)[0]:
+        try:
+            return x509.load_pem_x509_certificate(data).public_key()
+        except ValueError as exc:
+            raise InvalidKeyError("unreadable PEM certificate") from exc
+    if b"PRIVATE KEY" in data.split(b"\n", 1)[0]:
+        try:
+            return serialization.load_pem_private_key(data, password=password)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise InvalidKeyError("unreadable PEM private key") from exc
+    try:
+        return serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise InvalidKeyError("unreadable PEM public key") from exc
+
+
+def _infer_algorithm(material: Any) -> str:
+    if isinstance(material, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        name = _CURVE_NAMES.get(material.curve.name)
+        if name is None:
+            raise InvalidKeyError(f"unsupported curve {material.curve.name}")
+        return _EC_ALGORITHMS[name]
+    if isinstance(
+        material,
+        ed25519.Ed25519PrivateKey
+        | ed25519.Ed25519PublicKey
+        | ed448.Ed448PrivateKey
+        | ed448.Ed448PublicKey,
+    ):
+        return "EdDSA"
+    raise InvalidKeyError("the algorithm cannot be inferred from this key; name it")
+
+
+# -- JWK --------------------------------------------------------------------------------------
+
+
+def _jwk_members(jwk: Mapping[str, Any] | str) -> dict[str, Any]:
+    if isinstance(jwk, str):
+        try:
+            jwk = json_loads(jwk.encode())
+        except EncodingError as exc:
+            raise InvalidKeyError("JWK is not valid JSON") from exc
+    if not isinstance(jwk, Mapping):
+        raise InvalidKeyError("JWK must be a JSON object")
+    return dict(jwk)
+
+
+def _jwk_bytes(members: Mapping[str, Any], name: str) -> bytes:
+    value = members.get(name)
+    if not isinstance(value, str):
+        raise InvalidKeyError(f"JWK member {name!r} is missing or not a string")
+    try:
+        return b64url_decode(value.encode())
+    except EncodingError as exc:
+        raise InvalidKeyError(f"JWK member {name!r} is not base64url") from exc
+
+
+def _jwk_int(members: Mapping[str, Any], name: str) -> int:
+    return int.from_bytes(_jwk_bytes(members, name), "big")
+
+
+def _material_from_jwk(members: Mapping[str, Any]) -> Any:
+    kty = members.get("kty")
+    try:
+        if kty == "oct":
+            return _jwk_bytes(members, "k")
+        if kty == "RSA":
+            return _rsa_from_jwk(members)
+        if kty == "EC":
+            return _ec_from_jwk(members)
+        if kty == "OKP":
+            return _okp_from_jwk(members)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise InvalidKeyError(f"JWK of type {kty} holds an invalid key") from exc
+    raise InvalidKeyError(f"unsupported JWK key type {kty!r}")
+
+
+def _rsa_from_jwk(members: Mapping[str, Any]) -> Any:
+    public = rsa.RSAPublicNumbers(_jwk_int(members, "e"), _jwk_int(members, "n"))
+    if "d" not in members:
+        return public.public_key()
+    d = _jwk_int(members, "d")
+    if all(name in members for name in ("p", "q", "dp", "dq", "qi")):
+        p, q = _jwk_int(members, "p"), _jwk_int(members, "q")
+        dmp1, dmq1, iqmp = (_jwk_int(members, name) for name in ("dp", "dq", "qi"))
+    else:
+        p, q = rsa.rsa_recover_prime_factors(public.n, public.e, d)
+        dmp1, dmq1, iqmp = rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q)
+    return rsa.RSAPrivateNumbers(p, q, d, dmp1, dmq1, iqmp, public).private_key()
+
+
+def _ec_from_jwk(members: Mapping[str, Any]) -> Any:
+    curve = _CURVES.get(members.get("crv"))  # type: ignore[arg-type]
+    if curve is None:
+        raise InvalidKeyError(f"unsupported EC curve {members.get('crv')!r}")
+    size = (curve().key_size + 7) // 8
+    x, y = _jwk_bytes(members, "x"), _jwk_bytes(members, "y")
+    if len(x) != size or len(y) != size:
+        raise InvalidKeyError("EC JWK coordinates have the wrong length")
+    public = ec.EllipticCurvePublicNumbers(
+        int.from_bytes(x, "big"), int.from_bytes(y, "big"), curve()
+    )
+    if "d" not in members:
+        return public.public_key()
+    private = ec.derive_private_key(_jwk_int(members, "d"), curve())
+    if private.public_key().public_numbers() != public:
+        raise InvalidKeyError("EC JWK private key does not match its public part")
+    return private
+
+
+def _okp_from_jwk(members: Mapping[str, Any]) -> Any:
+    crv = members.get("crv")
+    family: Any = {"Ed25519": ed25519, "Ed448": ed448}.get(crv)  # type: ignore[arg-type]
+    if family is None:
+        raise InvalidKeyError(f"unsupported OKP curve {crv!r}")
+    private_cls = family.Ed25519PrivateKey if crv == "Ed25519" else family.Ed448PrivateKey
+    public_cls = family.Ed25519PublicKey if crv == "Ed25519" else family.Ed448PublicKey
+    x = _jwk_bytes(members, "x")
+    if "d" not in members:
+        return public_cls.from_public_bytes(x)
+    private = private_cls.from_private_bytes(_jwk_bytes(members, "d"))
+    public_bytes = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    if public_bytes != x:
+        raise InvalidKeyError("OKP JWK private key does not match its public part")
+    return private
+
+
+def _public_members(public: Any) -> dict[str, str]:
+    """The RFC 7638 required members of a public key's JWK."""
+
+    def b64(value: bytes) -> str:
+        return b64url_encode(value).decode()
+
+    def uint(value: int, size: int | None = None) -> str:
+        return b64(value.to_bytes(size or max(1, (value.bit_length() + 7) // 8), "big"))
+
+    if isinstance(public, rsa.RSAPublicKey):
+        rsa_numbers = public.public_numbers()
+        return {"e": uint(rsa_numbers.e), "kty": "RSA", "n": uint(rsa_numbers.n)}
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        ec_numbers = public.public_numbers()
+        size = (public.curve.key_size + 7) // 8
+        crv = _CURVE_NAMES[public.curve.name]
+        return {
+            "crv": crv,
+            "kty": "EC",
+            "x": uint(ec_numbers.x, size),
+            "y": uint(ec_numbers.y, size),
+        }
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    crv = "Ed25519" if isinstance(public, ed25519.Ed25519PublicKey) else "Ed448"
+    return {"crv": crv, "kty": "OKP", "x": b64(raw)}
