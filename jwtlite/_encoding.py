@@ -10,6 +10,7 @@ from __future__ import annotations
 import binascii
 import json
 import re
+from datetime import datetime
 from typing import Any
 
 __all__ = [
@@ -65,11 +66,22 @@ def b64url_decode(segment: bytes) -> bytes:
         raise EncodingError("base64url segment does not decode") from exc
 
 
-_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+def _numeric_date(value: Any) -> int:
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# The ``default`` hook runs only for values JSON cannot carry, so datetimes cost nothing
+# unless present.
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_numeric_date).encode
 
 
 def json_dumps(value: Any) -> bytes:
-    """Serialise ``value`` as compact JSON (UTF-8), refusing NaN and infinities."""
+    """Serialise ``value`` as compact JSON (UTF-8), refusing NaN and infinities.
+
+    ``datetime`` values become whole-second Unix timestamps (JWT NumericDates).
+    """
     return _dumps(value).encode()
 
 
@@ -84,7 +96,9 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-_loads = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_refuse_constant).decode
+_decoder = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_refuse_constant)
+_loads = _decoder.decode
+_scan = _decoder.scan_once  # type: ignore[attr-defined]
 
 
 def json_loads(data: bytes) -> Any:
@@ -101,7 +115,7 @@ def json_loads(data: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise EncodingError("JSON is not valid UTF-8") from exc
     try:
-        value = _loads(text)
+        value = _parse(text)
     except EncodingError:
         raise
     except RecursionError as exc:
@@ -113,6 +127,18 @@ def json_loads(data: bytes) -> Any:
     # Counting brackets is a cheap upper bound on depth; walk only when it could be exceeded.
     if data.count(b"{") + data.count(b"[") > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
         raise EncodingError("JSON is nested too deeply")
+    return value
+
+
+def _parse(text: str) -> Any:
+    # scan_once is the C scanner without decode()'s whitespace handling; when the text has
+    # surrounding whitespace or is invalid, the full decode() gives the right answer.
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return _loads(text)
+    if end != len(text):
+        return _loads(text)
     return value
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "decode_complete",
     "encode",
     "get_unverified_header",
+    "verify",
 ]
 
 DEFAULT_MAX_TOKEN_SIZE = 8 * 1024
@@ -85,7 +86,7 @@ def decode(
         InvalidKeyError: the key cannot verify ``alg``, or no key matches ``kid``.
         InvalidSignatureError: the signature does not verify.
     """
-    return decode_complete(token, key, algorithms, max_size=max_size).payload
+    return verify(token, key, algorithms, max_size=max_size)[1]
 
 
 def decode_complete(
@@ -96,6 +97,22 @@ def decode_complete(
     max_size: int = DEFAULT_MAX_TOKEN_SIZE,
 ) -> DecodedJWS:
     """Like :func:`decode`, returning the header and signature too."""
+    header, payload, signature = verify(token, key, algorithms, max_size=max_size)
+    return DecodedJWS(dict(header), payload, signature)
+
+
+def verify(
+    token: str | bytes,
+    key: Any,
+    algorithms: Sequence[str],
+    *,
+    max_size: int = DEFAULT_MAX_TOKEN_SIZE,
+) -> tuple[Mapping[str, Any], bytes, bytes]:
+    """Verify ``token``; return (header, payload, signature) for the layer above.
+
+    The header mapping is shared between tokens with the same header segment: read it,
+    never change it (:func:`decode_complete` hands out a copy).
+    """
     if isinstance(algorithms, str | bytes) or not algorithms:
         raise TypeError("algorithms must be a non-empty list of algorithm names")
     header_segment, payload_segment, signature_segment = _split(token, max_size)
@@ -116,7 +133,7 @@ def decode_complete(
         payload = b64url_decode(payload_segment)
     except EncodingError as exc:
         raise MalformedTokenError("Token payload is not base64url") from exc
-    return DecodedJWS(dict(header), payload, signature)
+    return header, payload, signature
 
 
 def get_unverified_header(

@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from jwtlite import jws
@@ -27,8 +27,6 @@ from jwtlite.errors import (
 )
 
 __all__ = ["Options", "decode", "decode_complete", "encode"]
-
-_TIME_CLAIMS = ("exp", "nbf", "iat")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,22 +65,19 @@ def encode(
 ) -> str:
     """Sign ``payload`` as a JWT and return the compact token.
 
-    ``datetime`` values of ``exp``, ``nbf`` and ``iat`` become whole-second NumericDates.
-    ``algorithm`` defaults to the key's own, else ``HS256``; see :func:`jwtlite.jws.encode`
-    for the accepted keys.
+    ``datetime`` values (``exp``, ``nbf``, ``iat`` or any other) become whole-second
+    NumericDates. ``algorithm`` defaults to the key's own, else ``HS256``; see
+    :func:`jwtlite.jws.encode` for the accepted keys.
 
     Raises:
-        TypeError: ``payload`` is not a mapping.
-        ValueError: ``payload`` is not JSON-serialisable (including NaN).
+        TypeError: ``payload`` is not a mapping, or holds a value JSON cannot carry.
+        ValueError: ``payload`` holds NaN or an infinity.
         InvalidKeyError, AlgorithmNotAllowedError: the key cannot sign.
     """
-    if not isinstance(payload, Mapping):
-        raise TypeError("the JWT payload must be a mapping")
-    if any(isinstance(payload.get(name), datetime) for name in _TIME_CLAIMS):
-        payload = {
-            name: int(value.timestamp()) if isinstance(value, datetime) else value
-            for name, value in payload.items()
-        }
+    if type(payload) is not dict:
+        if not isinstance(payload, Mapping):
+            raise TypeError("the JWT payload must be a mapping")
+        payload = dict(payload)
     return jws.encode(json_dumps(payload), key, algorithm, headers)
 
 
@@ -115,17 +110,16 @@ def decode(
     Raises:
         JWTError: a subclass naming the problem; never anything else for untrusted input.
     """
-    claims: dict[str, Any] = decode_complete(
-        token,
-        key,
-        algorithms,
+    _, payload, _ = jws.verify(token, key, algorithms, max_size=max_size)
+    claims = _load_claims(payload)
+    check_claims(
+        claims,
         audience=audience,
         issuer=issuer,
         leeway=leeway,
-        options=options,
-        now=now,
-        max_size=max_size,
-    )["payload"]
+        options=Options.from_mapping(options),
+        now=time.time() if now is None else now,
+    )
     return claims
 
 
@@ -142,13 +136,8 @@ def decode_complete(
     max_size: int = jws.DEFAULT_MAX_TOKEN_SIZE,
 ) -> dict[str, Any]:
     """Like :func:`decode`; returns ``{"header", "payload", "signature"}``."""
-    verified = jws.decode_complete(token, key, algorithms, max_size=max_size)
-    try:
-        claims = json_loads(verified.payload)
-    except EncodingError as exc:
-        raise MalformedTokenError(f"Token payload is invalid: {exc}") from exc
-    if not isinstance(claims, dict):
-        raise MalformedTokenError("Token payload must be a JSON object")
+    header, payload, signature = jws.verify(token, key, algorithms, max_size=max_size)
+    claims = _load_claims(payload)
     check_claims(
         claims,
         audience=audience,
@@ -157,7 +146,17 @@ def decode_complete(
         options=Options.from_mapping(options),
         now=time.time() if now is None else now,
     )
-    return {"header": verified.header, "payload": claims, "signature": verified.signature}
+    return {"header": dict(header), "payload": claims, "signature": signature}
+
+
+def _load_claims(payload: bytes) -> dict[str, Any]:
+    try:
+        claims = json_loads(payload)
+    except EncodingError as exc:
+        raise MalformedTokenError(f"Token payload is invalid: {exc}") from exc
+    if type(claims) is not dict:
+        raise MalformedTokenError("Token payload must be a JSON object")
+    return claims
 
 
 def check_claims(
@@ -175,28 +174,27 @@ def check_claims(
     for name in options.require:
         if name not in claims:
             raise MissingClaimError(name)
-    if "exp" in claims and options.verify_exp:
+    if options.verify_exp and "exp" in claims:
         _check_exp(claims["exp"], now, leeway)
-    if "nbf" in claims and options.verify_nbf:
+    if options.verify_nbf and "nbf" in claims:
         _check_nbf(claims["nbf"], now, leeway)
-    if "iat" in claims and options.verify_iat:
+    if options.verify_iat and "iat" in claims:
         _check_iat(claims["iat"], now, leeway)
-    if options.verify_aud:
+    if options.verify_aud and (audience is not None or "aud" in claims):
         _check_aud(claims, audience)
     if options.verify_iss and issuer is not None:
         _check_iss(claims, issuer)
 
 
-def _numeric_date(claims_value: Any, claim: str) -> float:
-    if (
-        isinstance(claims_value, bool)
-        or not isinstance(claims_value, int | float)
-        or not math.isfinite(claims_value)
-    ):
-        raise InvalidClaimError(
-            f"{claim} must be a NumericDate (a JSON number)", claim=claim, expected="number"
-        )
-    return claims_value
+def _numeric_date(value: Any, claim: str) -> float:
+    # JSON numbers arrive as exactly int or float; bool (an int subclass) and strings are
+    # refused, and so are the infinities a literal like 1e999 parses to.
+    kind = type(value)
+    if kind is int or (kind is float and math.isfinite(value)):
+        return value  # type: ignore[no-any-return]
+    raise InvalidClaimError(
+        f"{claim} must be a NumericDate (a JSON number)", claim=claim, expected="number"
+    )
 
 
 def _check_exp(value: Any, now: float, leeway: float) -> None:

@@ -1,0 +1,313 @@
+"""Settings for the jwtlite service: one frozen dataclass, validated when it is built.
+
+Every refusal is a :class:`~jwtlite.errors.ConfigurationError` naming the setting as its
+environment variable without the ``JWTLITE_`` prefix, so a bad deployment fails at start-up
+with a message that says what to fix. The secret key never appears in a message or a repr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jwtlite._origins import normalize_origin
+from jwtlite.errors import ConfigurationError
+
+__all__ = ["ENV_PREFIX", "LAUNCHER_VARIABLES", "Settings"]
+
+ENV_PREFIX = "JWTLITE_"
+#: Read by ``serve.py`` rather than by :class:`Settings`; ``from_env`` lets them pass.
+LAUNCHER_VARIABLES = frozenset({"JWTLITE_HOST", "JWTLITE_PORT", "JWTLITE_THREADS"})
+
+# Minimum HMAC key length in bytes: the hash output size (RFC 7518 §3.2).
+_HMAC_MIN_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+_ASYMMETRIC = frozenset(
+    f"{family}{size}" for family in ("RS", "PS", "ES") for size in (256, 384, 512)
+) | {"EdDSA"}
+_ALGORITHMS = frozenset(_HMAC_MIN_KEY_BYTES) | _ASYMMETRIC
+
+# Every integer setting: its minimum, and its unit for error messages.
+_INTEGERS = {
+    "access_token_lifetime": (1, " of seconds"),
+    "refresh_token_lifetime": (1, " of seconds"),
+    "leeway": (0, " of seconds"),
+    "cors_preflight_max_age": (0, " of seconds"),
+    "login_max_failures": (1, ""),
+    "login_max_failures_per_address": (1, ""),
+    "login_failure_window": (1, " of seconds"),
+    "max_body_size": (1024, " of bytes"),
+    "password_hash_iterations": (1, ""),
+    "password_hash_lanes": (1, ""),
+    "password_hash_memory_kib": (8, " of KiB"),
+}
+_INTEGER = re.compile(r"-?[0-9]{1,18}").fullmatch
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The service's configuration; every field is checked in ``__post_init__``.
+
+    Build it in code (``Settings(access_token_lifetime=60)``) or from the environment with
+    :meth:`from_env`. Raises :class:`~jwtlite.errors.ConfigurationError` for any invalid or
+    unsafe value.
+    """
+
+    database: str = "jwtlite.sqlite3"
+    algorithm: str = "HS256"
+    secret_key: str | None = None
+    private_key_file: str | None = None
+    access_token_lifetime: int = 10
+    refresh_token_lifetime: int = 30
+    rotate_refresh_tokens: bool = False
+    issuer: str | None = None
+    audience: str | None = None
+    leeway: int = 0
+    cors_allowed_origins: tuple[str, ...] = ("http://localhost:8001",)
+    cors_allowed_origin_regexes: tuple[str, ...] = ()
+    cors_allow_all_origins: bool = False
+    cors_allow_credentials: bool = False
+    cors_preflight_max_age: int = 86400
+    login_max_failures: int = 5
+    login_max_failures_per_address: int = 100
+    login_failure_window: int = 300
+    trusted_proxies: tuple[str, ...] = ()
+    max_body_size: int = 65536
+    password_hash_memory_kib: int = 19456
+    password_hash_iterations: int = 2
+    password_hash_lanes: int = 1
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            _check_type(field.name, field.type, value)
+            if isinstance(value, list):  # keep the instance hashable and immutable
+                object.__setattr__(self, field.name, tuple(value))
+        for field_name in _INTEGERS:
+            _check_minimum(field_name, getattr(self, field_name))
+        _check_algorithm(self.algorithm)
+        if not self.database:
+            raise ConfigurationError("DATABASE", "must not be empty")
+        _check_key(self.algorithm, self.secret_key, self.private_key_file)
+        _check_lifetimes(self.access_token_lifetime, self.refresh_token_lifetime)
+        _check_cors_combination(self.cors_allow_all_origins, self.cors_allow_credentials)
+        _check_regexes(self.cors_allowed_origin_regexes)
+        _check_argon2(self.password_hash_memory_kib, self.password_hash_lanes)
+        # Store the normal forms so every later comparison is a plain equality.
+        object.__setattr__(self, "cors_allowed_origins", _normalize_origins(self))
+        object.__setattr__(self, "trusted_proxies", _normalize_proxies(self.trusted_proxies))
+
+    @property
+    def key_path(self) -> str:
+        """Where the signing key lives: ``private_key_file``, else beside the database."""
+        if self.private_key_file is not None:
+            return self.private_key_file
+        return os.path.splitext(self.database)[0] + ".key"
+
+    def __repr__(self) -> str:
+        parts = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "secret_key" and value is not None:
+                value = "***"
+            parts.append(f"{field.name}={value!r}")
+        return f"Settings({', '.join(parts)})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from ``JWTLITE_*`` variables in ``environ``; other keys are ignored.
+
+        Integers must be plain decimal, booleans one of true/false/1/0/yes/no/on/off, tuples
+        comma-separated (blanks dropped, so an empty value means none). An unknown
+        ``JWTLITE_*`` name is refused so typos do not silently fall back to defaults.
+        """
+        types = {f.name.upper(): (f.name, f.type) for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, raw in environ.items():
+            if not key.startswith(ENV_PREFIX) or key in LAUNCHER_VARIABLES:
+                continue
+            name = key[len(ENV_PREFIX) :]
+            if name not in types:
+                raise ConfigurationError(name, _unknown_message(key, types))
+            field_name, field_type = types[name]
+            values[field_name] = _PARSERS[str(field_type)](field_name, raw)
+        return cls(**values)
+
+
+def _unknown_message(key: str, known: Mapping[str, object]) -> str:
+    message = f"unknown setting {key}"
+    close = difflib.get_close_matches(key[len(ENV_PREFIX) :], list(known), n=1)
+    return f"{message}; did you mean {ENV_PREFIX}{close[0]}?" if close else message
+
+
+def _parse_str(field: str, raw: str) -> str:
+    if not raw:
+        raise ConfigurationError(field.upper(), "must not be empty")
+    return raw
+
+
+def _parse_optional_str(field: str, raw: str) -> str | None:
+    # An empty variable is how a shell unsets an optional value.
+    return raw or None
+
+
+def _parse_int(field: str, raw: str) -> int:
+    if _INTEGER(raw) is None:
+        unit = _INTEGERS[field][1]
+        raise ConfigurationError(field.upper(), f"must be a whole number{unit}, got {raw!r}")
+    return int(raw)
+
+
+def _parse_bool(field: str, raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ConfigurationError(field.upper(), f"must be true or false, got {raw!r}")
+
+
+def _parse_tuple(field: str, raw: str) -> tuple[str, ...]:
+    return tuple(item for item in (part.strip() for part in raw.split(",")) if item)
+
+
+_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "str": _parse_str,
+    "str | None": _parse_optional_str,
+    "int": _parse_int,
+    "bool": _parse_bool,
+    "tuple[str, ...]": _parse_tuple,
+}
+
+
+def _check_type(field: str, annotation: object, value: object) -> None:
+    annotation = str(annotation)
+    if annotation == "bool":
+        ok = isinstance(value, bool)
+    elif annotation == "int":
+        # bool is a subclass of int; True seconds is a mistake, not a lifetime.
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif annotation == "tuple[str, ...]":
+        ok = isinstance(value, (tuple, list)) and all(isinstance(item, str) for item in value)
+    elif annotation == "str | None":
+        ok = value is None or isinstance(value, str)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        shown = "<hidden>" if field == "secret_key" else repr(value)
+        raise ConfigurationError(field.upper(), f"must be of type {annotation}, got {shown}")
+
+
+def _check_minimum(field: str, value: int) -> None:
+    minimum = _INTEGERS[field][0]
+    if value < minimum:
+        raise ConfigurationError(field.upper(), f"must be at least {minimum}, got {value}")
+
+
+def _check_algorithm(algorithm: str) -> None:
+    if algorithm not in _ALGORITHMS:
+        allowed = ", ".join(sorted(_ALGORITHMS))
+        raise ConfigurationError("ALGORITHM", f"must be one of {allowed}, got {algorithm!r}")
+
+
+def _check_key(algorithm: str, secret: str | None, key_file: str | None) -> None:
+    if secret is not None and key_file is not None:
+        raise ConfigurationError("SECRET_KEY", "give SECRET_KEY or PRIVATE_KEY_FILE, not both")
+    if secret is not None:
+        _check_secret(algorithm, secret)
+    if key_file is not None:
+        _check_key_file(key_file)
+
+
+def _check_secret(algorithm: str, secret: str) -> None:
+    minimum = _HMAC_MIN_KEY_BYTES.get(algorithm)
+    if minimum is None:
+        raise ConfigurationError(
+            "SECRET_KEY", f"is only for HS* algorithms; use PRIVATE_KEY_FILE with {algorithm}"
+        )
+    try:
+        length = len(secret.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ConfigurationError("SECRET_KEY", "must be valid UTF-8 text") from None
+    if length < minimum:
+        # The message states sizes only: the secret must never reach a log.
+        raise ConfigurationError(
+            "SECRET_KEY",
+            f"is too short for {algorithm}: {length} bytes, at least {minimum} required",
+        )
+
+
+def _check_key_file(path: str) -> None:
+    try:
+        with open(path, "rb") as key_file:
+            key_file.read(1)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigurationError("PRIVATE_KEY_FILE", f"cannot read {path!r}: {reason}") from None
+
+
+def _check_lifetimes(access: int, refresh: int) -> None:
+    if refresh < access:
+        raise ConfigurationError(
+            "REFRESH_TOKEN_LIFETIME",
+            f"must be at least ACCESS_TOKEN_LIFETIME ({access}), got {refresh}",
+        )
+
+
+def _check_cors_combination(allow_all: bool, credentials: bool) -> None:
+    # Browsers refuse "*" with credentials; echoing every origin instead would let any site
+    # read authenticated responses, so the combination is refused outright.
+    if allow_all and credentials:
+        raise ConfigurationError(
+            "CORS_ALLOW_ALL_ORIGINS", "cannot be combined with CORS_ALLOW_CREDENTIALS"
+        )
+
+
+def _check_regexes(patterns: tuple[str, ...]) -> None:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ConfigurationError(
+                "CORS_ALLOWED_ORIGIN_REGEXES", f"{pattern!r} is not a valid regex: {error}"
+            ) from None
+
+
+def _check_argon2(memory_kib: int, lanes: int) -> None:
+    # Argon2 needs at least 8 KiB of memory per lane (RFC 9106 §3.1).
+    if memory_kib < 8 * lanes:
+        raise ConfigurationError(
+            "PASSWORD_HASH_MEMORY_KIB",
+            f"must be at least 8 * PASSWORD_HASH_LANES ({8 * lanes}), got {memory_kib}",
+        )
+
+
+def _normalize_origins(settings: Settings) -> tuple[str, ...]:
+    normalized: dict[str, None] = {}
+    for origin in settings.cors_allowed_origins:
+        value = normalize_origin(origin)
+        if value is None:
+            hint = "; use CORS_ALLOW_ALL_ORIGINS" if origin.strip() == "*" else ""
+            raise ConfigurationError(
+                "CORS_ALLOWED_ORIGINS",
+                f"{origin!r} is not an origin (scheme://host[:port], no path){hint}",
+            )
+        normalized[value] = None
+    return tuple(normalized)
+
+
+def _normalize_proxies(proxies: tuple[str, ...]) -> tuple[str, ...]:
+    normalized = []
+    for proxy in proxies:
+        try:
+            normalized.append(str(ipaddress.ip_address(proxy)))
+        except ValueError:
+            raise ConfigurationError("TRUSTED_PROXIES", f"{proxy!r} is not an IP address") from None
+    return tuple(normalized)
