@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 __all__ = [
+    "AccessTokenRejectedError",
     "AlgorithmNotAllowedError",
     "AuthenticationError",
     "ConfigurationError",
@@ -24,6 +25,7 @@ __all__ = [
     "JWTError",
     "MalformedTokenError",
     "MissingClaimError",
+    "NotAuthenticatedError",
     "ServiceError",
     "StoreUnavailableError",
     "ThrottledError",
@@ -135,7 +137,34 @@ class AuthenticationError(ServiceError):
 
 
 class InactiveUserError(ServiceError):
-    """A token's user no longer exists or is inactive."""
+    """A token's user no longer exists (``code="user_not_found"``) or is inactive."""
+
+    def __init__(self, code: str = "user_inactive") -> None:
+        super().__init__("No active account found for the given token.")
+        self.code = code
+
+
+class NotAuthenticatedError(ServiceError):
+    """A protected resource was called without usable credentials.
+
+    ``code`` is None when credentials are missing, ``"bad_authorization_header"`` when the
+    ``Authorization`` header is not ``Bearer <token>``.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class AccessTokenRejectedError(JWTError):
+    """A token offered to authenticate a request is not a valid access token.
+
+    ``cause`` is the specific problem (expired, wrong type, bad signature...).
+    """
+
+    def __init__(self, cause: JWTError) -> None:
+        super().__init__("Given token not valid for any token type")
+        self.cause = cause
 
 
 class ThrottledError(ServiceError):

@@ -1,0 +1,205 @@
+"""The WSGI application: routes, middleware, and the one place errors become responses.
+
+``create_app`` returns a plain ``falcon.App`` (a WSGI callable) that any WSGI server can host,
+mounted at the root or under a ``SCRIPT_NAME`` prefix. Every response is JSON in the shapes
+of Django REST framework and djangorestframework-simplejwt, so their clients work unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+import falcon
+
+from jwtlite.cors import CORSMiddleware
+from jwtlite.errors import (
+    AccessTokenRejectedError,
+    AuthenticationError,
+    ExpiredTokenError,
+    InactiveUserError,
+    JWTError,
+    NotAuthenticatedError,
+    StoreUnavailableError,
+    ThrottledError,
+    TokenRevokedError,
+    ValidationError,
+    WrongTokenTypeError,
+)
+from jwtlite.resources import (
+    BodyEndpoint,
+    HealthResource,
+    JWKSResource,
+    LoginResource,
+    MeResource,
+)
+from jwtlite.service import AuthService
+from jwtlite.settings import Settings
+from jwtlite.store import Store
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("jwtlite")
+
+WWW_AUTHENTICATE = 'Bearer realm="api"'
+TOKEN_NOT_VALID = "token_not_valid"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    clock: Callable[[], float] | None = None,
+) -> falcon.App[falcon.Request, falcon.Response]:
+    """Build the authentication service as a WSGI application.
+
+    Args:
+        settings: the configuration; ``Settings()`` defaults when None (read the
+            environment with ``Settings.from_env(os.environ)`` at your entry point).
+        store: the user store; opened from ``settings.database`` when None.
+        clock: returns the current Unix time; ``time.time`` when None.
+
+    Raises:
+        ConfigurationError: the settings or the signing key are unusable.
+        StoreUnavailableError: the database cannot be opened.
+    """
+    settings = settings or Settings()
+    service = AuthService.from_settings(settings, store=store, clock=clock)
+    cors = CORSMiddleware(
+        allowed_origins=settings.cors_allowed_origins,
+        allowed_origin_regexes=settings.cors_allowed_origin_regexes,
+        allow_all_origins=settings.cors_allow_all_origins,
+        allow_credentials=settings.cors_allow_credentials,
+        max_age=settings.cors_preflight_max_age,
+    )
+    app = falcon.App(middleware=[cors])
+    # One route serves "/accounts/token" and "/accounts/token/": a redirect would break a
+    # POST or a preflight.
+    app.req_options.strip_url_path_trailing_slash = True
+    limit = settings.max_body_size
+    routes: dict[str, object] = {
+        "/accounts/register": BodyEndpoint(
+            service.register, max_body_size=limit, status=falcon.HTTP_201
+        ),
+        "/accounts/token": LoginResource(service, max_body_size=limit),
+        "/accounts/token/refresh": BodyEndpoint(
+            service.refresh, max_body_size=limit, carries_tokens=True
+        ),
+        "/accounts/token/verify": BodyEndpoint(service.verify, max_body_size=limit),
+        "/accounts/token/blacklist": BodyEndpoint(service.blacklist, max_body_size=limit),
+        "/accounts/me": MeResource(service),
+        "/.well-known/jwks.json": JWKSResource(service),
+        "/health": HealthResource(service),
+    }
+    for path, resource in routes.items():
+        app.add_route(path, resource)
+    _add_error_handlers(app)
+    return app
+
+
+def _add_error_handlers(app: falcon.App[falcon.Request, falcon.Response]) -> None:
+    # Falcon picks the most specific handler by the exception's class hierarchy.
+    app.add_error_handler(Exception, _unexpected)
+    app.add_error_handler(falcon.HTTPError, _http_error)
+    app.add_error_handler(ValidationError, _validation)
+    app.add_error_handler(JWTError, _token)
+    app.add_error_handler(AccessTokenRejectedError, _access_token)
+    app.add_error_handler(AuthenticationError, _credentials)
+    app.add_error_handler(InactiveUserError, _inactive_user)
+    app.add_error_handler(NotAuthenticatedError, _not_authenticated)
+    app.add_error_handler(ThrottledError, _throttled)
+    app.add_error_handler(StoreUnavailableError, _store_unavailable)
+
+
+def _answer(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
+    resp.status = status
+    resp.media = body
+    resp.cache_control = ["no-store"]
+    if status == HTTPStatus.UNAUTHORIZED:
+        resp.set_header("WWW-Authenticate", WWW_AUTHENTICATE)
+
+
+def _token_message(exc: JWTError) -> str:
+    if isinstance(exc, ExpiredTokenError):
+        return "Token is expired"
+    if isinstance(exc, WrongTokenTypeError):
+        return "Token has wrong type"
+    if isinstance(exc, TokenRevokedError):
+        return "Token is blacklisted"
+    return "Token is invalid"
+
+
+def _validation(req: falcon.Request, resp: falcon.Response, exc: ValidationError, _: Any) -> None:
+    _answer(resp, HTTPStatus.BAD_REQUEST, exc.errors)
+
+
+def _token(req: falcon.Request, resp: falcon.Response, exc: JWTError, _: Any) -> None:
+    _answer(resp, HTTPStatus.UNAUTHORIZED, {"detail": _token_message(exc), "code": TOKEN_NOT_VALID})
+
+
+def _access_token(
+    req: falcon.Request, resp: falcon.Response, exc: AccessTokenRejectedError, _: Any
+) -> None:
+    message = {"token_class": "AccessToken", "token_type": "access"}
+    message["message"] = _token_message(exc.cause)
+    _answer(
+        resp,
+        HTTPStatus.UNAUTHORIZED,
+        {"detail": str(exc), "code": TOKEN_NOT_VALID, "messages": [message]},
+    )
+
+
+def _credentials(
+    req: falcon.Request, resp: falcon.Response, exc: AuthenticationError, _: Any
+) -> None:
+    _answer(resp, HTTPStatus.UNAUTHORIZED, {"detail": str(exc)})
+
+
+def _inactive_user(
+    req: falcon.Request, resp: falcon.Response, exc: InactiveUserError, _: Any
+) -> None:
+    _answer(resp, HTTPStatus.UNAUTHORIZED, {"detail": str(exc), "code": exc.code})
+
+
+def _not_authenticated(
+    req: falcon.Request, resp: falcon.Response, exc: NotAuthenticatedError, _: Any
+) -> None:
+    body = {"detail": str(exc)}
+    if exc.code is not None:
+        body["code"] = exc.code
+    _answer(resp, HTTPStatus.UNAUTHORIZED, body)
+
+
+def _throttled(req: falcon.Request, resp: falcon.Response, exc: ThrottledError, _: Any) -> None:
+    _answer(resp, HTTPStatus.TOO_MANY_REQUESTS, {"detail": str(exc)})
+    resp.set_header("Retry-After", str(exc.retry_after))
+
+
+def _store_unavailable(
+    req: falcon.Request, resp: falcon.Response, exc: StoreUnavailableError, _: Any
+) -> None:
+    log.error("store unavailable: %s", exc)
+    _answer(resp, HTTPStatus.SERVICE_UNAVAILABLE, {"detail": "Service temporarily unavailable."})
+    resp.set_header("Retry-After", "5")
+
+
+def _http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError, _: Any) -> None:
+    status = exc.status_code
+    if status == HTTPStatus.NOT_FOUND:
+        detail = "Not found."
+    elif status == HTTPStatus.METHOD_NOT_ALLOWED:
+        detail = f'Method "{req.method}" not allowed.'
+    else:
+        detail = exc.description or exc.title or HTTPStatus(status).phrase
+    _answer(resp, status, {"detail": detail})
+    if exc.headers:
+        resp.set_headers(exc.headers)
+
+
+def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, _: Any) -> None:
+    # The one place an unforeseen failure is logged: server-side, with its traceback, and
+    # answered with a body that reveals nothing.
+    log.error("unexpected error on %s %s", req.method, req.path, exc_info=exc)
+    _answer(resp, HTTPStatus.INTERNAL_SERVER_ERROR, {"detail": "A server error occurred."})

@@ -1,0 +1,442 @@
+"""The SQLite store: users, refresh-token records and login-failure counters.
+
+This is the only module that speaks SQL. Every statement is parametrised. Each thread gets its
+own connection (SQLite connections must not be shared across threads mid-statement); all of
+them are tracked so :meth:`Store.close` closes every one. Connections run in autocommit mode;
+changes that must be atomic and depend on what is read run inside ``BEGIN IMMEDIATE``, which
+takes the write lock up front so concurrent writers queue on ``busy_timeout`` instead of
+failing mid-transaction.
+
+Durability: ``journal_mode=WAL`` with ``synchronous=FULL``. WAL lets readers proceed while a
+writer commits; FULL (not NORMAL) syncs the WAL on every commit, so a refresh token spent or a
+user created and acknowledged to a client survives a power cut. The cost is one fsync per write
+transaction, small next to an Argon2id hash.
+
+Every :class:`sqlite3.DatabaseError` that escapes a public method becomes
+:class:`~jwtlite.errors.StoreUnavailableError`, chained with ``from``.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import astuple, dataclass
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from jwtlite.errors import StoreUnavailableError
+
+__all__ = ["RefreshRecord", "Store", "User"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+# Each entry moves the schema from version N to N + 1 (PRAGMA user_version). Append, never
+# edit: a database in the field may be at any earlier version.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL,
+            username_key TEXT NOT NULL UNIQUE,
+            email TEXT NOT NULL DEFAULT '',
+            password_hash TEXT NOT NULL,
+            is_active INTEGER NOT NULL DEFAULT 1 CHECK (is_active IN (0, 1)),
+            date_joined REAL NOT NULL,
+            last_login REAL
+        )""",
+        """CREATE TABLE refresh_tokens (
+            jti TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            family TEXT NOT NULL,
+            issued_at INTEGER,
+            expires_at INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('active', 'spent', 'blacklisted'))
+        )""",
+        "CREATE INDEX refresh_tokens_family ON refresh_tokens (family)",
+        "CREATE INDEX refresh_tokens_expires_at ON refresh_tokens (expires_at)",
+        # ON DELETE CASCADE scans the child table by user_id without this index.
+        "CREATE INDEX refresh_tokens_user_id ON refresh_tokens (user_id)",
+        """CREATE TABLE login_failures (
+            id INTEGER PRIMARY KEY,
+            username_key TEXT NOT NULL,
+            address TEXT NOT NULL,
+            at REAL NOT NULL
+        )""",
+        "CREATE INDEX login_failures_username_at ON login_failures (username_key, at)",
+        "CREATE INDEX login_failures_address_at ON login_failures (address, at)",
+        "CREATE INDEX login_failures_at ON login_failures (at)",
+    ),
+)
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_USER_BY_ID = (
+    "SELECT id, username, email, password_hash, is_active, date_joined, last_login"
+    " FROM users WHERE id = ?"
+)
+_USER_BY_KEY = (
+    "SELECT id, username, email, password_hash, is_active, date_joined, last_login"
+    " FROM users WHERE username_key = ?"
+)
+_TOKEN_BY_JTI = (
+    "SELECT jti, user_id, family, issued_at, expires_at, state FROM refresh_tokens WHERE jti = ?"
+)
+_TOKEN_INSERT = (
+    "INSERT INTO refresh_tokens (jti, user_id, family, issued_at, expires_at, state)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A user row. ``password_hash`` is an opaque string for the password hasher."""
+
+    id: int
+    username: str
+    email: str
+    password_hash: str
+    is_active: bool
+    date_joined: float
+    last_login: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRecord:
+    """A refresh token's record; ``state`` is ``"active"``, ``"spent"`` or ``"blacklisted"``.
+
+    ``family`` groups the tokens descended by rotation from one login, so reuse of a spent
+    token can revoke the whole line.
+    """
+
+    jti: str
+    user_id: int
+    family: str
+    issued_at: int
+    expires_at: int
+    state: str
+
+
+def _translating_errors(
+    method: Callable[Concatenate[Store, _P], _R],
+) -> Callable[Concatenate[Store, _P], _R]:
+    """Turn any sqlite3 database error escaping ``method`` into StoreUnavailableError."""
+
+    @functools.wraps(method)
+    def wrapper(self: Store, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as error:
+            raise StoreUnavailableError(f"the user store is unavailable: {error}") from error
+
+    return wrapper
+
+
+@contextmanager
+def _immediate(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction: BEGIN IMMEDIATE, COMMIT on success, ROLLBACK on any error."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+        connection.execute("COMMIT")
+    except BaseException:
+        # A failed COMMIT (disk full, I/O error) can leave the transaction open.
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+def _user(row: tuple[Any, ...] | None) -> User | None:
+    if row is None:
+        return None
+    id_, username, email, password_hash, is_active, date_joined, last_login = row
+    return User(id_, username, email, password_hash, bool(is_active), date_joined, last_login)
+
+
+class Store:
+    """The SQLite store, safe to share between threads.
+
+    Args:
+        path: the database file, created if absent (its directory must exist), or an
+            SQLite ``file:`` URI.
+        busy_timeout_ms: how long a statement waits for another writer's lock.
+
+    Raises:
+        StoreUnavailableError: the file cannot be opened, written or migrated (missing
+            directory, read-only, disk full, not a database, newer schema).
+    """
+
+    @_translating_errors
+    def __init__(self, path: str, *, busy_timeout_ms: int = 5000) -> None:
+        self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._closed = False
+        try:
+            self._migrate(self._connection())
+        except BaseException:
+            self.close()
+            raise
+
+    # -- connections and schema -------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is not None:
+            return connection
+        if self._closed:
+            raise StoreUnavailableError("the user store is closed")
+        # Opened outside the lock: setting WAL may wait on busy_timeout, and other threads
+        # must not queue behind that.
+        connection = self._open()
+        with self._lock:
+            if self._closed:
+                connection.close()
+                raise StoreUnavailableError("the user store is closed")
+            self._connections.append(connection)
+        self._local.connection = connection
+        return connection
+
+    def _open(self) -> sqlite3.Connection:
+        # check_same_thread=False only so close() may close other threads' connections;
+        # each connection is otherwise used by the thread that opened it.
+        connection = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout_ms / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=self._path.startswith("file:"),
+        )
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            connection.execute("PRAGMA foreign_keys = ON")
+            connection.execute("PRAGMA synchronous = FULL")
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode!r})")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    @staticmethod
+    def _migrate(connection: sqlite3.Connection) -> None:
+        # Taking the write lock before reading the version makes two processes starting on
+        # a fresh file apply the migrations exactly once.
+        with _immediate(connection):
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreUnavailableError(
+                    f"the database schema is version {version}, newer than the "
+                    f"{SCHEMA_VERSION} this jwtlite supports"
+                )
+            for number, steps in enumerate(_MIGRATIONS[version:], start=version + 1):
+                for statement in steps:
+                    connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {number}")
+            # Rewriting the version even when nothing changed is a real write: a file
+            # we can read but not write is refused now, not at the first login.
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        """Close every connection opened by any thread; the store is unusable afterwards."""
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
+
+    def _one(self, sql: str, *params: object) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._connection().execute(sql, params).fetchone()
+        return row
+
+    @_translating_errors
+    def ping(self) -> None:
+        """Check that the database answers (for health checks)."""
+        self._connection().execute("SELECT 1").fetchone()
+
+    @_translating_errors
+    def schema_version(self) -> int:
+        """The schema version recorded in the file (``PRAGMA user_version``)."""
+        return int(self._connection().execute("PRAGMA user_version").fetchone()[0])
+
+    # -- users ------------------------------------------------------------------------------
+
+    @_translating_errors
+    def create_user(
+        self, *, username: str, username_key: str, email: str, password_hash: str, now: float
+    ) -> User | None:
+        """Insert a user; return it, or None when ``username_key`` is already taken.
+
+        One INSERT against the UNIQUE constraint, so concurrent registrations of one name
+        (threads or processes) produce exactly one row.
+        """
+        try:
+            cursor = self._connection().execute(
+                "INSERT INTO users (username, username_key, email, password_hash, date_joined)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (username, username_key, email, password_hash, now),
+            )
+        except sqlite3.IntegrityError:
+            return None
+        user_id = cursor.lastrowid
+        assert user_id is not None  # noqa: S101 - an INSERT always sets it
+        return User(user_id, username, email, password_hash, True, now, None)
+
+    @_translating_errors
+    def get_user(self, user_id: int) -> User | None:
+        """Return the user with this id, or None."""
+        return _user(self._one(_USER_BY_ID, user_id))
+
+    @_translating_errors
+    def get_user_by_key(self, username_key: str) -> User | None:
+        """Return the user whose case-insensitive key is ``username_key``, or None."""
+        return _user(self._one(_USER_BY_KEY, username_key))
+
+    @_translating_errors
+    def record_login(self, user_id: int, now: float) -> None:
+        """Set the user's ``last_login``."""
+        self._connection().execute("UPDATE users SET last_login = ? WHERE id = ?", (now, user_id))
+
+    @_translating_errors
+    def update_password_hash(self, user_id: int, password_hash: str) -> None:
+        """Replace the user's password hash (after a rehash or a password change)."""
+        self._connection().execute(
+            "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
+        )
+
+    @_translating_errors
+    def set_active(self, username_key: str, active: bool) -> bool:
+        """Activate or deactivate a user; False when there is no such user."""
+        cursor = self._connection().execute(
+            "UPDATE users SET is_active = ? WHERE username_key = ?", (int(active), username_key)
+        )
+        return cursor.rowcount == 1
+
+    @_translating_errors
+    def delete_user(self, user_id: int) -> bool:
+        """Delete a user and (by cascade) their refresh tokens; False when there was none."""
+        cursor = self._connection().execute("DELETE FROM users WHERE id = ?", (user_id,))
+        return cursor.rowcount == 1
+
+    # -- refresh tokens ---------------------------------------------------------------------
+
+    @_translating_errors
+    def add_refresh_token(self, record: RefreshRecord) -> None:
+        """Record a newly issued refresh token."""
+        self._connection().execute(
+            _TOKEN_INSERT,
+            astuple(record),
+        )
+
+    @_translating_errors
+    def get_refresh_token(self, jti: str) -> RefreshRecord | None:
+        """Return the record of the refresh token ``jti``, or None."""
+        row = self._one(_TOKEN_BY_JTI, jti)
+        return None if row is None else RefreshRecord(*row)
+
+    @_translating_errors
+    def rotate_refresh_token(self, old_jti: str, new: RefreshRecord) -> bool:
+        """Spend ``old_jti`` and record ``new``, atomically.
+
+        Returns:
+            True when the old token was active (it is now spent and ``new`` is stored);
+            False, with nothing changed, when it was missing, spent or blacklisted. Of any
+            number of concurrent rotations of one token, exactly one returns True.
+        """
+        connection = self._connection()
+        with _immediate(connection):
+            cursor = connection.execute(
+                "UPDATE refresh_tokens SET state = 'spent' WHERE jti = ? AND state = 'active'",
+                (old_jti,),
+            )
+            if cursor.rowcount != 1:
+                return False
+            connection.execute(
+                _TOKEN_INSERT,
+                astuple(new),
+            )
+        return True
+
+    @_translating_errors
+    def revoke_family(self, family: str) -> int:
+        """Blacklist every token of ``family``; return how many were not blacklisted yet."""
+        cursor = self._connection().execute(
+            "UPDATE refresh_tokens SET state = 'blacklisted'"
+            " WHERE family = ? AND state != 'blacklisted'",
+            (family,),
+        )
+        return cursor.rowcount
+
+    @_translating_errors
+    def blacklist_refresh_token(self, jti: str) -> bool:
+        """Blacklist one refresh token; False when there is no record of it."""
+        cursor = self._connection().execute(
+            "UPDATE refresh_tokens SET state = 'blacklisted' WHERE jti = ?", (jti,)
+        )
+        return cursor.rowcount == 1
+
+    @_translating_errors
+    def purge_expired(self, now: float, *, failure_window: float = 300.0) -> int:
+        """Delete expired refresh tokens and login failures older than ``failure_window``.
+
+        A refresh token is expired once ``now >= expires_at``; a failure no longer counts
+        once ``at <= now - failure_window`` (see :meth:`login_failures_since`).
+
+        Returns:
+            The number of rows deleted from both tables.
+        """
+        connection = self._connection()
+        with _immediate(connection):
+            tokens = connection.execute(
+                "DELETE FROM refresh_tokens WHERE expires_at <= ?", (now,)
+            ).rowcount
+            failures = connection.execute(
+                "DELETE FROM login_failures WHERE at <= ?", (now - failure_window,)
+            ).rowcount
+        return tokens + failures
+
+    # -- login failures ---------------------------------------------------------------------
+
+    @_translating_errors
+    def record_login_failure(self, *, username_key: str, address: str, now: float) -> None:
+        """Count one failed login for this username key and client address."""
+        self._connection().execute(
+            "INSERT INTO login_failures (username_key, address, at) VALUES (?, ?, ?)",
+            (username_key, address, now),
+        )
+
+    @_translating_errors
+    def login_failures_since(
+        self, *, username_key: str, address: str, since: float
+    ) -> tuple[int, float | None, int, float | None]:
+        """Count failures strictly after ``since``, per username key and per address.
+
+        Returns:
+            ``(username_count, username_oldest, address_count, address_oldest)``; an oldest
+            timestamp is None when its count is 0. One query, each half served by an index.
+        """
+        row = self._one(
+            "SELECT u.n, u.oldest, a.n, a.oldest FROM"
+            " (SELECT count(*) AS n, min(at) AS oldest FROM login_failures"
+            "  WHERE username_key = ? AND at > ?) AS u,"
+            " (SELECT count(*) AS n, min(at) AS oldest FROM login_failures"
+            "  WHERE address = ? AND at > ?) AS a",
+            username_key,
+            since,
+            address,
+            since,
+        )
+        assert row is not None  # noqa: S101 - aggregates always return one row
+        return int(row[0]), row[1], int(row[2]), row[3]
+
+    @_translating_errors
+    def clear_login_failures(self, username_key: str) -> None:
+        """Forget the failures counted against a username key (after a successful login)."""
+        self._connection().execute(
+            "DELETE FROM login_failures WHERE username_key = ?", (username_key,)
+        )
