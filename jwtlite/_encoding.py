@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import math
 import re
 from datetime import datetime
 from typing import Any
@@ -96,7 +97,16 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-_decoder = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_refuse_constant)
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to infinity
+        raise EncodingError("JSON number is out of range")
+    return value
+
+
+_decoder = json.JSONDecoder(
+    object_pairs_hook=_unique_members, parse_constant=_refuse_constant, parse_float=_finite_float
+)
 _loads = _decoder.decode
 _scan = _decoder.scan_once  # type: ignore[attr-defined]
 
