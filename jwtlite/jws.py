@@ -8,6 +8,7 @@ any decoding.
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -98,7 +99,7 @@ def decode_complete(
 ) -> DecodedJWS:
     """Like :func:`decode`, returning the header and signature too."""
     header, payload, signature = verify(token, key, algorithms, max_size=max_size)
-    return DecodedJWS(dict(header), payload, signature)
+    return DecodedJWS(copy.deepcopy(dict(header)), payload, signature)
 
 
 def verify(
@@ -144,7 +145,7 @@ def get_unverified_header(
     Raises:
         MalformedTokenError: the token or its header is malformed.
     """
-    return dict(_parse_header(_split(token, max_size)[0]))
+    return copy.deepcopy(dict(_parse_header(_split(token, max_size)[0])))
 
 
 def _split(token: str | bytes, max_size: int) -> tuple[bytes, bytes, bytes]:
@@ -201,7 +202,7 @@ def _signing_key(key: Any, algorithm: str | None) -> Key:
                 f"the key is for {key.algorithm}, not {algorithm}", algorithm=algorithm
             )
         return key
-    return as_key(key, algorithm or "HS256")
+    return as_key(key, "HS256" if algorithm is None else algorithm)
 
 
 def _verifying_key(key: Any, algorithm: str, header: Mapping[str, Any]) -> Key:

@@ -7,6 +7,7 @@ finite JSON numbers (never booleans or strings); ``exp`` is reached when ``now >
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from jwtlite import jws
-from jwtlite._encoding import EncodingError, json_dumps, json_loads
+from jwtlite._encoding import EncodingError, b64url_decode, json_dumps, json_loads
 from jwtlite.errors import (
     ExpiredTokenError,
     ImmatureTokenError,
@@ -26,7 +27,7 @@ from jwtlite.errors import (
     MissingClaimError,
 )
 
-__all__ = ["Options", "decode", "decode_complete", "encode"]
+__all__ = ["Options", "decode", "decode_complete", "decode_unverified_claims", "encode"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,27 @@ def decode_complete(
         options=Options.from_mapping(options),
         now=time.time() if now is None else now,
     )
-    return {"header": dict(header), "payload": claims, "signature": signature}
+    return {"header": copy.deepcopy(dict(header)), "payload": claims, "signature": signature}
+
+
+def decode_unverified_claims(
+    token: str | bytes, *, max_size: int = jws.DEFAULT_MAX_TOKEN_SIZE
+) -> dict[str, Any]:
+    """Return the claims of ``token`` WITHOUT verifying its signature or any claim.
+
+    For inspecting a token (``python -m jwtlite decode`` without a key); never trust the
+    result. The token must still be well formed, with a header :func:`decode` would parse.
+
+    Raises:
+        MalformedTokenError: the token, its header or its payload is malformed.
+    """
+    jws.get_unverified_header(token, max_size=max_size)  # the same shape checks as decode
+    raw = token.encode("ascii") if isinstance(token, str) else token
+    try:
+        payload = b64url_decode(raw.split(b".")[1])
+    except EncodingError as exc:
+        raise MalformedTokenError("Token payload is not base64url") from exc
+    return _load_claims(payload)
 
 
 def _load_claims(payload: bytes) -> dict[str, Any]:
@@ -199,13 +220,14 @@ def _numeric_date(value: Any, claim: str) -> float:
 
 def _check_exp(value: Any, now: float, leeway: float) -> None:
     exp = _numeric_date(value, "exp")
-    if now >= exp + leeway:
+    # Compare as ``now - leeway`` so a huge integer claim never meets float arithmetic.
+    if now - leeway >= exp:
         raise ExpiredTokenError(exp)
 
 
 def _check_nbf(value: Any, now: float, leeway: float) -> None:
     nbf = _numeric_date(value, "nbf")
-    if nbf > now + leeway:
+    if nbf > now + leeway:  # int/float comparison is exact and cannot overflow
         raise ImmatureTokenError("nbf", nbf)
 
 

@@ -19,7 +19,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from jwtlite._encoding import EncodingError, b64url_decode, b64url_encode, json_dumps, json_loads
+from jwtlite._encoding import EncodingError, b64url_decode, b64url_encode, json_dumps
+from jwtlite._jwk import CURVE_NAMES, EC_ALGORITHMS, jwk_members, material_from_jwk, public_members
 from jwtlite.algorithms import (
     Algorithm,
     ECDSAAlgorithm,
@@ -44,13 +45,6 @@ _NOT_A_SECRET = (
     b"sk-ecdsa-",
     b"{",
 )
-_CURVES: dict[str, type[ec.EllipticCurve]] = {
-    "P-256": ec.SECP256R1,
-    "P-384": ec.SECP384R1,
-    "P-521": ec.SECP521R1,
-}
-_CURVE_NAMES = {curve().name: name for name, curve in _CURVES.items()}
-_EC_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 
 
 class Key:
@@ -94,7 +88,7 @@ class Key:
         alg = get_algorithm(algorithm)
         material: Any
         if isinstance(alg, HMACAlgorithm):
-            material = os.urandom(alg.min_key_length)
+            material = _random_secret(alg.min_key_length)
         elif isinstance(alg, ECDSAAlgorithm):
             material = ec.generate_private_key(alg.curve())
         elif isinstance(alg, EdDSAAlgorithm):
@@ -124,11 +118,11 @@ class Key:
     @classmethod
     def from_jwk(cls, jwk: Mapping[str, Any] | str, algorithm: str | None = None) -> Key:
         """Load a JWK (a dict, or its JSON text); its ``alg`` and ``kid`` are honoured."""
-        members = _jwk_members(jwk)
+        members = jwk_members(jwk)
         declared = members.get("alg")
         if algorithm is not None and declared is not None and declared != algorithm:
             raise InvalidKeyError(f"JWK is for {declared!r}, not {algorithm!r}")
-        material = _material_from_jwk(members)
+        material = material_from_jwk(members)
         name = algorithm or declared or _infer_algorithm(material)
         kid = members.get("kid")
         if kid is not None and not isinstance(kid, str):
@@ -174,7 +168,7 @@ class Key:
         """The public JWK, with ``alg``, ``use`` and ``kid`` (symmetric keys have none)."""
         if self.is_symmetric:
             raise InvalidKeyError("a symmetric key has no public JWK")
-        jwk = _public_members(self._verifying)
+        jwk = public_members(self._verifying)
         jwk.update(alg=self.algorithm, use="sig")
         if self.kid is not None:
             jwk["kid"] = self.kid
@@ -184,7 +178,7 @@ class Key:
         """The RFC 7638 SHA-256 thumbprint of the public key, base64url-encoded."""
         if self.is_symmetric:
             raise InvalidKeyError("thumbprints of secrets are not computed")
-        members = _public_members(self._verifying)
+        members = public_members(self._verifying)
         return b64url_encode(
             hashlib.sha256(json_dumps(dict(sorted(members.items())))).digest()
         ).decode()
@@ -254,7 +248,10 @@ class KeySet:
 
         ``keep`` bounds how many previous keys stay (newest first); ``None`` keeps all.
         """
-        previous = [key for key in reversed(self._keys.values()) if key.kid != new_key.kid]
+        # Newest first: the current key, then the others in the order the set keeps them
+        # (a rotated set keeps them newest first).
+        ordered = [self.current, *(key for key in self._keys.values() if key is not self.current)]
+        previous = [key for key in ordered if key.kid != new_key.kid]
         if keep is not None:
             previous = previous[:keep]
         return KeySet([new_key, *previous], current=new_key.kid)
@@ -361,13 +358,15 @@ def _load_key_file(path: str, algorithm: str) -> Key:
 
 def _prepare(material: Any, alg: Algorithm) -> tuple[Any, Any]:
     """Return (signing material or None, verifying material) for ``alg``, checked."""
+    if isinstance(material, Mapping):
+        material = _material_for(jwk_members(material), alg.name)
+        if isinstance(alg, HMACAlgorithm) and not isinstance(material, bytes):
+            raise InvalidKeyError(f"{alg.name} needs an oct JWK")
     if isinstance(alg, HMACAlgorithm):
         secret = _secret_bytes(material)
         alg.check_key(secret, signing=False)
         return secret, secret
-    if isinstance(material, Mapping):
-        material = _material_from_jwk(_jwk_members(material))
-    elif isinstance(material, bytes | str):
+    if isinstance(material, bytes | str):
         material = _load_pem_or_der(material.encode() if isinstance(material, str) else material)
     signing = isinstance(material, PrivateKey)
     alg.check_key(material, signing=signing)
@@ -376,14 +375,46 @@ def _prepare(material: Any, alg: Algorithm) -> tuple[Any, Any]:
     return None, material
 
 
+def _random_secret(length: int) -> bytes:
+    # About 1 draw in 200 starts like key material ("{", "0", whitespace...), which the HMAC
+    # secret check refuses; draw again rather than hand out a key that cannot be loaded.
+    while True:
+        secret = os.urandom(length)
+        try:
+            return _secret_bytes(secret)
+        except InvalidKeyError:
+            continue
+
+
+def _material_for(members: Mapping[str, Any], algorithm: str) -> Any:
+    """A JWK's key, refusing one whose ``alg`` or ``use`` says it is not for ``algorithm``."""
+    declared = members.get("alg")
+    if declared is not None and declared != algorithm:
+        raise InvalidKeyError(f"the JWK is for {declared!r}, not {algorithm}")
+    if members.get("use", "sig") != "sig":
+        raise InvalidKeyError("the JWK is not a signature key (use is not 'sig')")
+    return material_from_jwk(members)
+
+
 def _secret_bytes(material: Any) -> bytes:
     if isinstance(material, str):
         material = material.encode()
     if not isinstance(material, bytes):
         raise InvalidKeyError("an HMAC key must be a bytes or str secret")
-    if material.lstrip().startswith(_NOT_A_SECRET):
+    if material.lstrip().startswith(_NOT_A_SECRET) or _is_der_key(material):
         raise InvalidKeyError("the HMAC secret looks like an asymmetric key; refusing it")
     return material
+
+
+def _is_der_key(material: bytes) -> bool:
+    # A DER key starts with a SEQUENCE tag (0x30); only then is it worth trying to parse.
+    if not material.startswith(b"\x30"):
+        return False
+    try:
+        _load_pem_or_der(material)
+    except InvalidKeyError:
+        return False
+    return True
 
 
 def _load_pem_or_der(data: bytes) -> Any:
@@ -425,10 +456,10 @@ def _load_pem(data: bytes, password: bytes | None) -> Any:
 
 def _infer_algorithm(material: Any) -> str:
     if isinstance(material, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        name = _CURVE_NAMES.get(material.curve.name)
+        name = CURVE_NAMES.get(material.curve.name)
         if name is None:
             raise InvalidKeyError(f"unsupported curve {material.curve.name}")
-        return _EC_ALGORITHMS[name]
+        return EC_ALGORITHMS[name]
     if isinstance(
         material,
         ed25519.Ed25519PrivateKey
@@ -438,126 +469,3 @@ def _infer_algorithm(material: Any) -> str:
     ):
         return "EdDSA"
     raise InvalidKeyError("the algorithm cannot be inferred from this key; name it")
-
-
-# -- JWK --------------------------------------------------------------------------------------
-
-
-def _jwk_members(jwk: Mapping[str, Any] | str) -> dict[str, Any]:
-    if isinstance(jwk, str):
-        try:
-            jwk = json_loads(jwk.encode())
-        except EncodingError as exc:
-            raise InvalidKeyError("JWK is not valid JSON") from exc
-    if not isinstance(jwk, Mapping):
-        raise InvalidKeyError("JWK must be a JSON object")
-    return dict(jwk)
-
-
-def _jwk_bytes(members: Mapping[str, Any], name: str) -> bytes:
-    value = members.get(name)
-    if not isinstance(value, str):
-        raise InvalidKeyError(f"JWK member {name!r} is missing or not a string")
-    try:
-        return b64url_decode(value.encode())
-    except EncodingError as exc:
-        raise InvalidKeyError(f"JWK member {name!r} is not base64url") from exc
-
-
-def _jwk_int(members: Mapping[str, Any], name: str) -> int:
-    return int.from_bytes(_jwk_bytes(members, name), "big")
-
-
-def _material_from_jwk(members: Mapping[str, Any]) -> Any:
-    kty = members.get("kty")
-    try:
-        if kty == "oct":
-            return _jwk_bytes(members, "k")
-        if kty == "RSA":
-            return _rsa_from_jwk(members)
-        if kty == "EC":
-            return _ec_from_jwk(members)
-        if kty == "OKP":
-            return _okp_from_jwk(members)
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise InvalidKeyError(f"JWK of type {kty} holds an invalid key") from exc
-    raise InvalidKeyError(f"unsupported JWK key type {kty!r}")
-
-
-def _rsa_from_jwk(members: Mapping[str, Any]) -> Any:
-    public = rsa.RSAPublicNumbers(_jwk_int(members, "e"), _jwk_int(members, "n"))
-    if "d" not in members:
-        return public.public_key()
-    d = _jwk_int(members, "d")
-    if all(name in members for name in ("p", "q", "dp", "dq", "qi")):
-        p, q = _jwk_int(members, "p"), _jwk_int(members, "q")
-        dmp1, dmq1, iqmp = (_jwk_int(members, name) for name in ("dp", "dq", "qi"))
-    else:
-        p, q = rsa.rsa_recover_prime_factors(public.n, public.e, d)
-        dmp1, dmq1, iqmp = rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q)
-    return rsa.RSAPrivateNumbers(p, q, d, dmp1, dmq1, iqmp, public).private_key()
-
-
-def _ec_from_jwk(members: Mapping[str, Any]) -> Any:
-    curve = _CURVES.get(members.get("crv"))  # type: ignore[arg-type]
-    if curve is None:
-        raise InvalidKeyError(f"unsupported EC curve {members.get('crv')!r}")
-    size = (curve().key_size + 7) // 8
-    x, y = _jwk_bytes(members, "x"), _jwk_bytes(members, "y")
-    if len(x) != size or len(y) != size:
-        raise InvalidKeyError("EC JWK coordinates have the wrong length")
-    public = ec.EllipticCurvePublicNumbers(
-        int.from_bytes(x, "big"), int.from_bytes(y, "big"), curve()
-    )
-    if "d" not in members:
-        return public.public_key()
-    private = ec.derive_private_key(_jwk_int(members, "d"), curve())
-    if private.public_key().public_numbers() != public:
-        raise InvalidKeyError("EC JWK private key does not match its public part")
-    return private
-
-
-def _okp_from_jwk(members: Mapping[str, Any]) -> Any:
-    crv = members.get("crv")
-    family: Any = {"Ed25519": ed25519, "Ed448": ed448}.get(crv)  # type: ignore[arg-type]
-    if family is None:
-        raise InvalidKeyError(f"unsupported OKP curve {crv!r}")
-    private_cls = family.Ed25519PrivateKey if crv == "Ed25519" else family.Ed448PrivateKey
-    public_cls = family.Ed25519PublicKey if crv == "Ed25519" else family.Ed448PublicKey
-    x = _jwk_bytes(members, "x")
-    if "d" not in members:
-        return public_cls.from_public_bytes(x)
-    private = private_cls.from_private_bytes(_jwk_bytes(members, "d"))
-    public_bytes = private.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
-    if public_bytes != x:
-        raise InvalidKeyError("OKP JWK private key does not match its public part")
-    return private
-
-
-def _public_members(public: Any) -> dict[str, str]:
-    """The RFC 7638 required members of a public key's JWK."""
-
-    def b64(value: bytes) -> str:
-        return b64url_encode(value).decode()
-
-    def uint(value: int, size: int | None = None) -> str:
-        return b64(value.to_bytes(size or max(1, (value.bit_length() + 7) // 8), "big"))
-
-    if isinstance(public, rsa.RSAPublicKey):
-        rsa_numbers = public.public_numbers()
-        return {"e": uint(rsa_numbers.e), "kty": "RSA", "n": uint(rsa_numbers.n)}
-    if isinstance(public, ec.EllipticCurvePublicKey):
-        ec_numbers = public.public_numbers()
-        size = (public.curve.key_size + 7) // 8
-        crv = _CURVE_NAMES[public.curve.name]
-        return {
-            "crv": crv,
-            "kty": "EC",
-            "x": uint(ec_numbers.x, size),
-            "y": uint(ec_numbers.y, size),
-        }
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    crv = "Ed25519" if isinstance(public, ed25519.Ed25519PublicKey) else "Ed448"
-    return {"crv": crv, "kty": "OKP", "x": b64(raw)}
