@@ -17,6 +17,8 @@ REQUIRED = "This field is required."
 NULL = "This field may not be null."
 BLANK = "This field may not be blank."
 NOT_A_STRING = "Not a valid string."
+NULL_CHARACTERS = "Null characters are not allowed."
+SURROGATE_CHARACTERS = "Surrogate characters are not allowed: U+{:X}."
 
 
 class Fields:
@@ -56,8 +58,9 @@ class Fields:
         if not text and not allow_blank:
             self.add(name, BLANK)
             return ""
-        if max_length is not None and len(text) > max_length:
-            self.add(name, f"Ensure this field has no more than {max_length} characters.")
+        problem = _text_problem(text, max_length)
+        if problem is not None:
+            self.add(name, problem)
             return ""
         return text
 
@@ -74,3 +77,17 @@ class Fields:
         """Raise :class:`ValidationError` if any problem was recorded."""
         if self.errors:
             raise ValidationError(self.errors)
+
+
+def _text_problem(text: str, max_length: int | None) -> str | None:
+    if max_length is not None and len(text) > max_length:
+        return f"Ensure this field has no more than {max_length} characters."
+    # DRF's ProhibitNullCharactersValidator and ProhibitSurrogateCharactersValidator: a
+    # lone surrogate (a "\ud800" escape in JSON) cannot even be encoded for the database.
+    if "\x00" in text:
+        return NULL_CHARACTERS
+    if not text.isascii():
+        for char in text:
+            if "\ud800" <= char <= "\udfff":
+                return SURROGATE_CHARACTERS.format(ord(char))
+    return None

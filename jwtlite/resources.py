@@ -209,6 +209,8 @@ class MeResource:
         resp.media = self._service.authenticate(bearer_token(req))
         resp.cache_control = [NO_STORE]
 
+    on_head = on_get  # as Django answers HEAD wherever it answers GET
+
 
 class JWKSResource:
     """``GET /.well-known/jwks.json``: the public keys that verify our tokens."""
@@ -219,6 +221,8 @@ class JWKSResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Publish the JWKS."""
         resp.media = self._service.jwks()
+
+    on_head = on_get
 
 
 class HealthResource:
@@ -231,3 +235,5 @@ class HealthResource:
         """Check the store."""
         resp.media = self._service.health()
         resp.cache_control = [NO_STORE]
+
+    on_head = on_get

@@ -41,6 +41,9 @@ _USERNAME_TAKEN = "A user with that username already exists."
 _PURGE_INTERVAL = 60.0
 # Claims every token we issue carries; a token without them is not ours.
 _REQUIRED_CLAIMS = ("token_type", "exp", "iat", "jti", "user_id")
+# Row ids are SQLite 64-bit integers (at most 19 digits); a longer "id" would overflow the
+# driver or int() itself (5000 digits) and answer 500 instead of 401.
+_MAX_USER_ID_DIGITS = 18
 
 
 def load_signing_keys(settings: Settings) -> Key | KeySet:
@@ -170,7 +173,9 @@ class AuthService:
             AuthenticationError: the credentials do not name an active user.
         """
         fields = Fields(data)
-        username = validators.normalize_username(fields.text("username", trim=False))
+        # Trimmed as DRF's CharField does, so a whitespace-only username is a blank field
+        # (400), not a failed login counted against the username "".
+        username = validators.normalize_username(fields.text("username"))
         password = fields.text("password", trim=False)
         fields.check()
         key = validators.username_key(username)
@@ -242,10 +247,12 @@ class AuthService:
         token = fields.text("refresh")
         fields.check()
         claims = self._decode(token, expected_type=REFRESH)
-        record = self._live_record(claims)
-        user = self.store.get_user(record.user_id)
+        # The user first: deleting a user also deletes their refresh-token records, and the
+        # client must hear "no active account" (as for an inactive one), not "invalid".
+        user = self.store.get_user(int(claims["user_id"]))
         if user is None or not user.is_active:
             raise InactiveUserError("user_inactive")
+        record = self._live_record(claims)
         now = self.clock()
         iat = int(now)
         result = {ACCESS: self._issue(ACCESS, user, iat, self.settings.access_token_lifetime)}
@@ -298,7 +305,12 @@ class AuthService:
         user_id = claims["user_id"]
         if token_type not in (ACCESS, REFRESH) or not isinstance(claims["jti"], str):
             raise MalformedTokenError("Token claims are not ours")
-        if not isinstance(user_id, str) or not user_id.isascii() or not user_id.isdigit():
+        if (
+            not isinstance(user_id, str)
+            or not user_id.isascii()
+            or not user_id.isdigit()
+            or len(user_id) > _MAX_USER_ID_DIGITS
+        ):
             raise MalformedTokenError("Token user_id is not a user id")
         if expected_type is not None and token_type != expected_type:
             raise WrongTokenTypeError(expected_type)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from jwtlite._origins import normalize_origin
 from jwtlite.errors import ConfigurationError
@@ -109,7 +110,11 @@ class Settings:
         """Where the signing key lives: ``private_key_file``, else beside the database."""
         if self.private_key_file is not None:
             return self.private_key_file
-        return os.path.splitext(self.database)[0] + ".key"
+        database = self.database
+        if database.startswith("file:"):
+            # An SQLite URI ("file:/srv/db.sqlite3?mode=rwc"): beside the file it names.
+            database = unquote(urlsplit(database).path)
+        return os.path.splitext(database)[0] + ".key"
 
     def __repr__(self) -> str:
         parts = []

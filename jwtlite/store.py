@@ -19,6 +19,7 @@ Every :class:`sqlite3.DatabaseError` that escapes a public method becomes
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -37,8 +38,10 @@ _R = TypeVar("_R")
 # edit: a database in the field may be at any earlier version.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
+        # AUTOINCREMENT: a deleted user's id is never reused, so its unexpired access
+        # tokens (user_id claim) cannot authenticate as the next user registered.
         """CREATE TABLE users (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             username TEXT NOT NULL,
             username_key TEXT NOT NULL UNIQUE,
             email TEXT NOT NULL DEFAULT '',
@@ -148,6 +151,22 @@ def _immediate(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
 
 
+def _create_private(path: str) -> None:
+    """Create the database file with mode 0600 when it does not exist yet.
+
+    It holds password hashes, and SQLite gives the ``-wal`` and ``-shm`` files it creates
+    the mode of the database file (0644 under the usual umask if SQLite made it).
+    """
+    if path.startswith("file:") or path == ":memory:":
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        # It exists (its mode is the operator's choice), or SQLite will say why not.
+        return
+    os.close(fd)
+
+
 def _user(row: tuple[Any, ...] | None) -> User | None:
     if row is None:
         return None
@@ -176,6 +195,7 @@ class Store:
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
+        _create_private(path)
         try:
             self._migrate(self._connection())
         except BaseException:

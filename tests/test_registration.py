@@ -1,0 +1,291 @@
+"""Registration rules end to end through webtest: unique usernames (case and NFKC), username,
+password and e-mail rules reported at once, normalisation, and SQL-looking input as plain data.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support_contract import USERNAME_TAKEN, assert_error, assert_json, bearer, post
+
+from support import PASSWORD, login, register
+
+REGISTER = "/accounts/register/"
+TOKEN = "/accounts/token/"
+ME = "/accounts/me/"
+
+# Written with escapes: these are look-alikes on purpose.
+FULLWIDTH_ALICE = "\uff41\uff4c\uff49\uff43\uff45"  # NFKC: "alice"
+CYRILLIC_A_DMIN = "\u0430dmin"  # Cyrillic small a (U+0430), then Latin "dmin"
+SQL = "alice'; DROP TABLE users;--"
+
+CHARACTERS = (
+    "Enter a valid username. This value may contain only letters, numbers, "
+    "and @/./+/-/_ characters."
+)
+MIXED_SCRIPTS = "Enter a valid username. Letters from more than one script are not allowed."
+TOO_LONG = "Ensure this field has no more than 150 characters."
+SHORT = "This password is too short. It must contain at least 8 characters."
+LONG = "This password is too long. It must contain at most 4096 bytes."
+LIKE_USERNAME = "The password is too similar to the username."
+LIKE_EMAIL = "The password is too similar to the email address."
+COMMON = "This password is too common."
+NUMERIC = "This password is entirely numeric."
+BAD_EMAIL = "Enter a valid email address."
+
+
+def _register(client: Any, username: str, password: str = PASSWORD, **extra: Any) -> Any:
+    return post(client, REGISTER, {"username": username, "password": password, **extra})
+
+
+def _user_count(db_path: Path) -> int:
+    connection = sqlite3.connect(db_path)
+    try:
+        return int(connection.execute("SELECT count(*) FROM users").fetchone()[0])
+    finally:
+        connection.close()
+
+
+# -- unique usernames ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("alice", "alice"),
+        ("alice", "Alice"),
+        ("Alice", "ALICE"),
+        ("alice", " alice "),
+        ("alice", FULLWIDTH_ALICE),
+        (FULLWIDTH_ALICE, "alice"),
+        ("straße", "STRASSE"),
+    ],
+    ids=["same", "capitalised", "upper", "padded", "fullwidth", "fullwidth-first", "casefold"],
+)
+def test_duplicate_username(client: Any, db_path: Path, first: str, second: str) -> None:
+    register(client, first)
+    assert_error(_register(client, second), 400, USERNAME_TAKEN)
+    assert _user_count(db_path) == 1
+
+
+def test_username_stored_in_nfkc_form(client: Any) -> None:
+    body = register(client, FULLWIDTH_ALICE)
+    assert body["username"] == "alice"
+    assert client.store.get_user_by_key("alice").username == "alice"
+
+
+def test_username_case_kept_for_display(client: Any) -> None:
+    assert register(client, "Alice")["username"] == "Alice"
+    access = login(client, "alice")["access"]
+    assert client.get(ME, headers=bearer(access)).json["username"] == "Alice"
+
+
+# -- username rules --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("username", "messages"),
+    [
+        ("al ice", [CHARACTERS]),
+        ("a/b", [CHARACTERS]),
+        ("ali\nce", [CHARACTERS]),
+        ("a:b", [CHARACTERS]),
+        ("<script>", [CHARACTERS]),
+        ("alice\u200b", [CHARACTERS]),
+        ("a" * 151, [TOO_LONG]),
+        (CYRILLIC_A_DMIN, [MIXED_SCRIPTS]),
+        ("p\u0430ypal", [MIXED_SCRIPTS]),
+        (SQL, [CHARACTERS]),
+        ("   ", ["This field may not be blank."]),
+    ],
+    ids=[
+        "space",
+        "slash",
+        "newline",
+        "colon",
+        "markup",
+        "zero-width-space",
+        "151-chars",
+        "latin-cyrillic",
+        "cyrillic-inside",
+        "sql",
+        "whitespace",
+    ],
+)
+def test_bad_username(client: Any, db_path: Path, username: str, messages: list[str]) -> None:
+    assert_error(_register(client, username), 400, {"username": messages})
+    assert _user_count(db_path) == 0
+
+
+@pytest.mark.parametrize(
+    "username",
+    ["a", "a" * 150, "alice.smith+tag@x-y_z", "José", "田中", "ユーザー名", "Σωκράτης", "123"],
+    ids=["one-char", "150-chars", "punctuation", "accented", "cjk", "katakana", "greek", "digits"],
+)
+def test_good_username(client: Any, username: str) -> None:
+    assert register(client, username)["username"] == username
+    assert login(client, username)["access"]
+
+
+# -- password rules --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "email", "messages"),
+    [
+        ("alice", "k9#Lm2", "", [SHORT]),
+        ("alice", "83920174", "", [NUMERIC]),
+        ("alice", "Password", "", [COMMON]),
+        ("alice", "7", "", [SHORT, COMMON, NUMERIC]),
+        ("margaret.thatcher", "margaretthatcher", "", [LIKE_USERNAME]),
+        ("bob", "nightingale42", "nightingale42@example.com", [LIKE_EMAIL]),
+        ("abc", "abc", "abc@x.io", [SHORT, LIKE_USERNAME, LIKE_EMAIL, COMMON]),
+        ("alice", "a" * 4097, "", [LONG]),
+        ("alice", "é" * 2049, "", [LONG]),
+        ("alice", "1" * 4097, "", [LONG, NUMERIC]),
+    ],
+    ids=[
+        "short",
+        "numeric",
+        "common",
+        "short-common-numeric",
+        "like-username",
+        "like-email",
+        "short-like-both-common",
+        "4097-bytes",
+        "4098-bytes-multibyte",
+        "long-numeric",
+    ],
+)
+def test_password_rules_reported_at_once(
+    client: Any, username: str, password: str, email: str, messages: list[str]
+) -> None:
+    response = _register(client, username, password, email=email)
+    assert_error(response, 400, {"password": messages})
+    assert password not in response.text
+    assert client.store.get_user_by_key(username) is None
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["é" * 2048, "x" * 4096, "correct horse battery staple", "пароль-надёжный-42"],
+    ids=["4096-bytes-multibyte", "4096-bytes", "spaces", "cyrillic"],
+)
+def test_acceptable_password_logs_in(client: Any, password: str) -> None:
+    register(client, password=password)
+    assert login(client, password=password)["refresh"]
+    wrong = post(client, TOKEN, {"username": "alice", "password": password[:-1]})
+    assert wrong.status_int == 401
+
+
+def test_every_field_reported_at_once(client: Any) -> None:
+    response = _register(client, CYRILLIC_A_DMIN, "1", email="not-an-email")
+    assert_error(
+        response,
+        400,
+        {"username": [MIXED_SCRIPTS], "email": [BAD_EMAIL], "password": [SHORT, COMMON, NUMERIC]},
+    )
+
+
+# -- e-mail ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "x",
+        "a@b",
+        "a@@b.com",
+        "a b@c.com",
+        "@x.com",
+        "a@x.c",
+        "a@-x.com",
+        "a@x..com",
+        "alice@example.com\u200b",
+        "alice@example.123",
+        "alice@localhost",
+        "a@" + "x" * 250 + ".com",
+    ],
+    ids=[
+        "no-at",
+        "no-dot",
+        "two-ats",
+        "space",
+        "no-local",
+        "one-letter-tld",
+        "hyphen-label",
+        "empty-label",
+        "zero-width-space",
+        "numeric-tld",
+        "single-label",
+        "too-long",
+    ],
+)
+def test_invalid_email(client: Any, email: str) -> None:
+    assert_error(_register(client, "alice", email=email), 400, {"email": [BAD_EMAIL]})
+
+
+@pytest.mark.parametrize(
+    ("email", "stored"),
+    [
+        ("", ""),
+        (" Alice@EXAMPLE.COM ", "Alice@example.com"),
+        ("a.b+c@Sub.Example.co.uk", "a.b+c@sub.example.co.uk"),
+        ("alice@bücher.de", "alice@bücher.de"),
+        ("o'brien@example.com", "o'brien@example.com"),
+    ],
+    ids=["empty", "domain-lowercased", "subdomains", "idn", "apostrophe"],
+)
+def test_email_normalised(client: Any, email: str, stored: str) -> None:
+    assert register(client, email=email)["email"] == stored
+    assert client.store.get_user_by_key("alice").email == stored
+    access = login(client)["access"]
+    assert client.get(ME, headers=bearer(access)).json["email"] == stored
+
+
+# -- login ignores case; extra fields ignored ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["alice", "ALICE", "aLiCe", " alice ", FULLWIDTH_ALICE],
+    ids=["lower", "upper", "mixed", "padded", "fullwidth"],
+)
+def test_login_ignores_username_case(client: Any, typed: str) -> None:
+    register(client, "Alice")
+    pair = login(client, typed)
+    assert client.get(ME, headers=bearer(pair["access"])).json["id"] == 1
+
+
+def test_unknown_fields_ignored(client: Any) -> None:
+    response = _register(client, "alice", id=99, is_active=False, is_staff=True)
+    assert response.status_int == 201
+    assert assert_json(response) == {"id": 1, "username": "alice", "email": ""}
+    assert login(client)["access"]
+
+
+# -- SQL-looking input is data ---------------------------------------------------------------
+
+
+def test_sql_looking_password_is_just_data(client: Any, db_path: Path) -> None:
+    register(client, "bob")
+    assert_error(_register(client, SQL), 400, {"username": [CHARACTERS]})
+    register(client, "alice", password=SQL)
+    assert _user_count(db_path) == 2
+    assert login(client, "alice", SQL)["access"]
+    refused = post(client, TOKEN, {"username": SQL, "password": SQL})
+    assert refused.status_int == 401
+    assert login(client, "bob")["access"]
+    assert _user_count(db_path) == 2
+    stored = client.store.get_user_by_key("alice").password_hash
+    assert stored.startswith("$argon2id$")
+    assert SQL not in stored
+
+
+def test_sql_looking_email_is_just_data(client: Any) -> None:
+    email = "x'--@example.com"
+    assert register(client, email=email)["email"] == email
+    assert client.store.get_user_by_key("alice").email == email
