@@ -28,6 +28,7 @@ from jwtlite.errors import (
     ValidationError,
     WrongTokenTypeError,
 )
+from jwtlite.openapi import OpenAPIResource
 from jwtlite.resources import (
     BodyEndpoint,
     HealthResource,
@@ -92,6 +93,7 @@ def create_app(
         "/accounts/me": MeResource(service),
         "/.well-known/jwks.json": JWKSResource(service),
         "/health": HealthResource(service),
+        "/openapi.json": OpenAPIResource(),
     }
     for path, resource in routes.items():
         app.add_route(path, resource)

@@ -13,10 +13,15 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
+from jwtlite.demo_server import DEFAULT_DEMO_PORT
 from jwtlite.errors import ConfigurationError, StoreUnavailableError
 
-__all__ = ["add_arguments", "main", "run"]
+if TYPE_CHECKING:
+    from jwtlite.demo_server import DemoServer
+
+__all__ = ["add_arguments", "add_demo_arguments", "demo_options", "main", "run"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -45,6 +50,31 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
     )
 
 
+def add_demo_arguments(parser: argparse.ArgumentParser, *, switch: bool = True) -> None:
+    """Add the demo front-end's options: ``--demo``, ``--demo-port``, ``--api-url``.
+
+    With ``switch=False`` there is no ``--demo`` flag (a ``demo`` sub-command is the switch).
+    Read them back with :func:`demo_options`.
+    """
+    if switch:
+        parser.add_argument(
+            "--demo", action="store_true", help="also serve the demo page on a second origin"
+        )
+    else:
+        parser.set_defaults(demo=True)
+    parser.add_argument(
+        "--demo-port",
+        type=int,
+        default=None,
+        help=f"port for the demo page (default {DEFAULT_DEMO_PORT})",
+    )
+    parser.add_argument(
+        "--api-url",
+        default=None,
+        help="the API's URL as the demo page should call it (default: where it is bound)",
+    )
+
+
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
     value = environ.get(name)
     if value is None:
@@ -57,8 +87,20 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         ) from None
 
 
-def run(host: str, port: int, threads: int, environ: Mapping[str, str]) -> int:
-    """Serve until SIGINT or SIGTERM; return the process exit code."""
+def run(
+    host: str,
+    port: int,
+    threads: int,
+    environ: Mapping[str, str],
+    *,
+    demo_port: int | None = None,
+    api_url: str | None = None,
+) -> int:
+    """Serve until SIGINT or SIGTERM; return the process exit code.
+
+    With ``demo_port`` set, the demo page is also served on ``host:demo_port`` (a second
+    origin), told to call the API at ``api_url`` (default: the address the API is bound to).
+    """
     import waitress  # noqa: PLC0415 - the library must not import the server
 
     from jwtlite.app import create_app  # noqa: PLC0415
@@ -67,9 +109,13 @@ def run(host: str, port: int, threads: int, environ: Mapping[str, str]) -> int:
 
     try:
         settings = Settings.from_env(environ)
-        store = Store(settings.database)
-    except (ConfigurationError, StoreUnavailableError) as exc:
+    except ConfigurationError as exc:
         return _fail(str(exc))
+    try:
+        store = Store(settings.database)
+    except StoreUnavailableError as exc:
+        # Name the setting to fix, as every other start-up refusal does.
+        return _fail(f"DATABASE: {settings.database}: {exc}")
     try:
         app = create_app(settings, store=store)
         server = waitress.create_server(
@@ -79,6 +125,9 @@ def run(host: str, port: int, threads: int, environ: Mapping[str, str]) -> int:
             threads=threads,
             ident="jwtlite",
             max_request_body_size=max(WAITRESS_BODY_LIMIT, settings.max_body_size),
+            # waitress 3 strips X-Forwarded-For unless told otherwise, which silently made
+            # TRUSTED_PROXIES useless; the app believes it only from a trusted peer.
+            clear_untrusted_proxy_headers=False,
         )
     except (ConfigurationError, StoreUnavailableError) as exc:
         store.close()
@@ -87,17 +136,64 @@ def run(host: str, port: int, threads: int, environ: Mapping[str, str]) -> int:
         store.close()
         return _fail(f"cannot listen on {host}:{port}: {exc.strerror}")
     bound_host, bound_port = server.effective_host, server.effective_port
-    print(
-        f"jwtlite listening on http://{_url_host(str(bound_host))}:{bound_port} "
-        f"(database {settings.database}, algorithm {settings.algorithm})",
-        flush=True,
-    )
+    demo = None
+    if demo_port is not None:
+        try:
+            demo = _start_demo(host, demo_port, api_url or _api_url(str(bound_host), bound_port))
+        except ConfigurationError as exc:
+            server.close()
+            store.close()
+            return _fail(str(exc))
+    # Handlers before the banner: whoever reads the banner may signal at once.
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    # Set explicitly: a process started in the background by a non-interactive shell
+    # inherits SIGINT as ignored, and Python then never raises KeyboardInterrupt.
+    signal.signal(signal.SIGINT, _exit_on_signal)
     try:
+        print(
+            f"jwtlite listening on http://{_url_host(str(bound_host))}:{bound_port} "
+            f"(database {settings.database}, algorithm {settings.algorithm})",
+            flush=True,
+        )
+        if demo is not None:
+            print(f"jwtlite demo on {_demo_url(demo)} (API at {demo.api_url})", flush=True)
         server.run()  # returns after SIGINT/SIGTERM, once waitress has shut its workers down
     finally:
+        if demo is not None:
+            demo.stop()
         store.close()
     return 0
+
+
+def demo_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``run``'s keyword arguments for the options :func:`add_demo_arguments` added."""
+    if not args.demo:
+        return {}
+    port = DEFAULT_DEMO_PORT if args.demo_port is None else int(args.demo_port)
+    return {"demo_port": port, "api_url": args.api_url}
+
+
+def _api_url(bound_host: str, bound_port: int) -> str:
+    # A wildcard bind is not an address a browser can call; the loopback name is.
+    host = "localhost" if bound_host in {"0.0.0.0", "::"} else _url_host(bound_host)  # noqa: S104
+    return f"http://{host}:{bound_port}"
+
+
+def _start_demo(host: str, demo_port: int, api_url: str) -> DemoServer:
+    from jwtlite.demo_server import start_demo_server  # noqa: PLC0415
+
+    try:
+        return start_demo_server(api_url, host=host, port=demo_port)
+    except OSError as exc:
+        raise ConfigurationError(
+            "--demo-port", f"cannot listen on {host}:{demo_port}: {exc.strerror}"
+        ) from None
+
+
+def _demo_url(demo: DemoServer) -> str:
+    # The default CORS allowlist names http://localhost:8001, so show the loopback name.
+    loopback = demo.host.startswith("127.") or demo.host in {"::1", "0.0.0.0", "::"}  # noqa: S104
+    return f"http://localhost:{demo.port}" if loopback else demo.url
 
 
 def _url_host(host: str) -> str:
@@ -124,5 +220,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         add_arguments(parser, environ)
     except ConfigurationError as exc:
         return _fail(str(exc))
+    add_demo_arguments(parser)
     args = parser.parse_args(argv)
-    return run(args.host, args.port, args.threads, environ)
+    if not args.demo and (args.demo_port is not None or args.api_url is not None):
+        parser.error("--demo-port and --api-url need --demo")
+    return run(args.host, args.port, args.threads, environ, **demo_options(args))

@@ -91,6 +91,8 @@ class ServerProcess:
     url: str = ""
     banner: str = ""
     started_in: float = 0.0
+    error_output: str = ""
+    _drain: threading.Thread | None = None
 
     def start(self, timeout: float = 15.0) -> ServerProcess:
         env = {**os.environ, "JWTLITE_DATABASE": str(self.database), **self.env}
@@ -104,12 +106,15 @@ class ServerProcess:
             text=True,
         )
         assert self.process.stdout is not None
+        # Drain stderr all along: a server that logs into a full pipe would block.
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
         reader = threading.Thread(target=self._read_banner, daemon=True)
         reader.start()
         reader.join(timeout)
         if not self.banner:
             self.stop()
-            raise RuntimeError(f"serve.py did not start: {self.stderr()}")
+            raise RuntimeError(f"serve.py did not start: {self.error_output}")
         self.started_in = time.monotonic() - began
         port = int(self.banner.split("http://127.0.0.1:", 1)[1].split()[0])
         self.url = f"http://127.0.0.1:{port}"
@@ -120,10 +125,17 @@ class ServerProcess:
         assert self.process.stdout is not None
         self.banner = self.process.stdout.readline().strip()
 
+    def _read_stderr(self) -> None:
+        assert self.process is not None
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.error_output += line
+
     def stderr(self) -> str:
-        if self.process is None or self.process.poll() is None or self.process.stderr is None:
-            return ""
-        return self.process.stderr.read()
+        """What the server has written on stderr so far (all of it once it has stopped)."""
+        if self.process is not None and self.process.poll() is not None and self._drain:
+            self._drain.join(5)
+        return self.error_output
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
         if self.process is None:
@@ -135,6 +147,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout)
+        self.stderr()  # wait for the drain to read everything before the pipes close
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()

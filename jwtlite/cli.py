@@ -1,0 +1,371 @@
+"""``python -m jwtlite``: serve the API, manage users, make keys, inspect tokens.
+
+This is an entry point, so it reads ``os.environ`` (``JWTLITE_*`` settings, as the server
+does) and argv. Exit codes: 0 success, 1 an operational failure (unknown user, invalid
+token, existing file, unusable database), 2 a usage or configuration error (as argparse).
+Every error is one line on stderr: ``jwtlite: error: ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn
+
+from jwtlite import __version__, server
+from jwtlite._encoding import EncodingError, b64url_decode, b64url_encode
+from jwtlite.algorithms import ALGORITHMS, HMACAlgorithm, get_algorithm
+from jwtlite.errors import (
+    ConfigurationError,
+    InvalidKeyError,
+    JWTError,
+    StoreUnavailableError,
+    ValidationError,
+)
+from jwtlite.jws import get_unverified_header
+from jwtlite.jwt import decode_complete, decode_unverified_claims
+from jwtlite.keys import Key, KeySet
+from jwtlite.service import AuthService, load_signing_keys
+from jwtlite.settings import Settings
+from jwtlite.store import Store
+from jwtlite.validators import normalize_username, username_key
+
+__all__ = ["CommandError", "UsageError", "build_parser", "main"]
+
+PROG = "jwtlite"
+UNVERIFIED_BANNER = (
+    "UNVERIFIED: the signature and claims of this token were NOT checked; "
+    "do not trust them (give --key to verify)"
+)
+
+Environ = Mapping[str, str]
+Handler = Callable[[argparse.Namespace, Environ], int]
+
+
+class CommandError(Exception):
+    """An operational failure: reported on one line, exit code 1."""
+
+
+class UsageError(Exception):
+    """The command was called wrongly in a way argparse cannot see: exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser(environ: Environ) -> argparse.ArgumentParser:
+    """The ``jwtlite`` argument parser with every sub-command.
+
+    ``environ`` gives the defaults of ``serve``'s options (``JWTLITE_HOST`` and so on).
+    """
+    parser = _Parser(
+        prog=PROG,
+        description="jwtlite: a JWT authentication service and its tools. Settings come "
+        "from JWTLITE_* environment variables.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    serve = _command(commands, "serve", _serve, "serve the API with waitress (as serve.py)")
+    try:
+        server.add_arguments(_Parser(add_help=False), environ)
+    except ConfigurationError as exc:
+        # A bad JWTLITE_PORT must not break every other command: only serve refuses it.
+        serve.set_defaults(handler=_refuse(exc))
+        environ = {}
+    server.add_arguments(serve, environ)
+    server.add_demo_arguments(serve)
+    _add_database(serve)
+
+    demo = _command(commands, "demo", _serve, "serve the API and the demo page (serve --demo)")
+    server.add_arguments(demo, environ)
+    server.add_demo_arguments(demo, switch=False)
+    _add_database(demo)
+
+    create = _command(commands, "createuser", _createuser, "create a user")
+    create.add_argument("username", metavar="USERNAME")
+    create.add_argument("--email", default=None, help="the user's e-mail address")
+    create.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin, even on a terminal "
+        "(without a terminal, stdin is always used)",
+    )
+    _add_database(create)
+
+    for name, active in (("activate", True), ("deactivate", False)):
+        what = "let a user log in again" if active else "stop a user from logging in"
+        toggle = _command(commands, name, _set_active(active), what)
+        toggle.add_argument("username", metavar="USERNAME")
+        _add_database(toggle)
+
+    keygen = _command(commands, "keygen", _keygen, "generate a signing key")
+    keygen.add_argument("algorithm", metavar="ALG", choices=sorted(ALGORITHMS), help="%(choices)s")
+    keygen.add_argument(
+        "--out", metavar="FILE", help="write the key to FILE (mode 0600) instead of stdout"
+    )
+    keygen.add_argument("--force", action="store_true", help="replace FILE if it exists")
+
+    decode = _command(commands, "decode", _decode, "print a token's header and claims")
+    decode.add_argument("token", metavar="TOKEN", help="the token, or - to read it from stdin")
+    decode.add_argument(
+        "--key",
+        metavar="FILE",
+        help="verify with this key: PEM, JWK, JWKS, or an HS* key file (base64url secret)",
+    )
+    decode.add_argument(
+        "--algorithm",
+        metavar="ALG",
+        choices=sorted(ALGORITHMS),
+        help="the algorithm the key serves (needed for HS* and RSA keys)",
+    )
+    decode.add_argument("--audience", help="the expected aud claim")
+    decode.add_argument("--issuer", help="the expected iss claim")
+    decode.add_argument("--leeway", type=int, default=0, help="seconds of clock skew allowed")
+
+    jwks = _command(commands, "jwks", _jwks, "print the service's public JWKS")
+    _add_database(jwks)
+
+    flush = _command(
+        commands, "flush-expired", _flush_expired, "delete expired tokens and login failures"
+    )
+    _add_database(flush)
+    return parser
+
+
+def _command(
+    commands: argparse._SubParsersAction[_Parser], name: str, handler: Handler, summary: str
+) -> _Parser:
+    parser = commands.add_parser(name, help=summary, description=summary[0].upper() + summary[1:])
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _refuse(exc: ConfigurationError) -> Handler:
+    def handler(args: argparse.Namespace, environ: Environ) -> int:
+        raise exc
+
+    return handler
+
+
+def _add_database(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database", metavar="FILE", help="the SQLite file (default: JWTLITE_DATABASE)"
+    )
+
+
+def main(argv: Sequence[str] | None = None, environ: Environ | None = None) -> int:
+    """Run one command; return its exit code."""
+    environ = os.environ if environ is None else environ
+    args = build_parser(environ).parse_args(argv)
+    if getattr(args, "database", None) is not None:
+        environ = {**environ, "JWTLITE_DATABASE": args.database}
+    handler: Handler = args.handler
+    try:
+        return handler(args, environ)
+    except (ConfigurationError, UsageError) as exc:
+        return _error(str(exc), 2)
+    except (CommandError, StoreUnavailableError, JWTError, ValidationError) as exc:
+        return _error(str(exc), 1)
+    except OSError as exc:
+        return _error(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), 1)
+    except BrokenPipeError:
+        # The reader went away (| head): nothing left to say, and nowhere to say it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        return _error("interrupted", 1)
+
+
+def _error(message: str, code: int) -> int:
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+    return code
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2))
+
+
+# -- serve --------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace, environ: Environ) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not args.demo and (args.demo_port is not None or args.api_url is not None):
+        print(f"{PROG}: error: --demo-port and --api-url need --demo", file=sys.stderr)
+        return 2
+    return server.run(args.host, args.port, args.threads, environ, **server.demo_options(args))
+
+
+# -- users --------------------------------------------------------------------------------
+
+
+def _createuser(args: argparse.Namespace, environ: Environ) -> int:
+    settings = Settings.from_env(environ)
+    password = _read_password(from_stdin=args.password_stdin or not sys.stdin.isatty())
+    data = {"username": args.username, "password": password}
+    if args.email is not None:
+        data["email"] = args.email
+    service = AuthService.from_settings(settings)
+    try:
+        user = service.register(data)  # the API's rules, exactly
+    finally:
+        service.store.close()
+    _print_json(user)
+    return 0
+
+
+def _read_password(*, from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise CommandError("no password on stdin")
+        return line.removesuffix("\n").removesuffix("\r")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Password (again): ") != password:
+        raise CommandError("the passwords do not match")
+    return password
+
+
+def _set_active(active: bool) -> Handler:
+    def handler(args: argparse.Namespace, environ: Environ) -> int:
+        store = _existing_store(Settings.from_env(environ))
+        try:
+            found = store.set_active(username_key(normalize_username(args.username)), active)
+        finally:
+            store.close()
+        if not found:
+            raise CommandError(f"no user named {args.username!r}")
+        print(f"{args.username}: {'active' if active else 'inactive'}")
+        return 0
+
+    return handler
+
+
+def _existing_store(settings: Settings) -> Store:
+    # Store() would create an empty database; a typo in --database should be an error.
+    if not os.path.exists(settings.database):
+        raise CommandError(f"database {settings.database} does not exist")
+    return Store(settings.database)
+
+
+def _flush_expired(args: argparse.Namespace, environ: Environ) -> int:
+    settings = Settings.from_env(environ)
+    store = _existing_store(settings)
+    try:
+        count = store.purge_expired(time.time(), failure_window=settings.login_failure_window)
+    finally:
+        store.close()
+    print(count)
+    return 0
+
+
+# -- keys ---------------------------------------------------------------------------------
+
+
+def _keygen(args: argparse.Namespace, environ: Environ) -> int:
+    data = _new_key_file_content(args.algorithm)
+    if args.out is None:
+        sys.stdout.write(data.decode("ascii"))
+        return 0
+    if args.force:
+        # A fresh file, so mode 0600 holds whatever was there (and a link is not followed).
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(args.out)
+    try:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise CommandError(f"{args.out} exists; give --force to replace it") from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    print(f"{args.out}: new {args.algorithm} key (mode 0600)", file=sys.stderr)
+    return 0
+
+
+def _new_key_file_content(algorithm: str) -> bytes:
+    """A new key in the service's key-file format (see ``keys.load_or_create_key_file``)."""
+    alg = get_algorithm(algorithm)
+    if isinstance(alg, HMACAlgorithm):
+        secret = secrets.token_bytes(alg.min_key_length)
+        return b64url_encode(secret) + b"\n"
+    return Key.generate(algorithm).private_pem()
+
+
+def _jwks(args: argparse.Namespace, environ: Environ) -> int:
+    settings = Settings.from_env(environ)
+    if settings.secret_key is None and not os.path.exists(settings.key_path):
+        # Not created here: the key is the server's to make on its first run.
+        raise CommandError(f"no signing key at {settings.key_path} yet")
+    keys = load_signing_keys(settings)
+    _print_json(keys.jwks() if isinstance(keys, KeySet) else {"keys": []})
+    return 0
+
+
+# -- tokens -------------------------------------------------------------------------------
+
+
+def _decode(args: argparse.Namespace, environ: Environ) -> int:
+    token = sys.stdin.readline().strip() if args.token == "-" else args.token
+    if args.key is None:
+        if args.algorithm or args.audience or args.issuer:
+            raise UsageError("--algorithm, --audience and --issuer need --key")
+        header = get_unverified_header(token)
+        claims = decode_unverified_claims(token)
+        print(f"{PROG}: warning: {UNVERIFIED_BANNER}", file=sys.stderr, flush=True)
+        _print_json({"verified": False, "header": header, "claims": claims})
+        return 0
+    key = _verifying_key(args.key, args.algorithm)
+    algorithms = sorted({k.algorithm for k in key}) if isinstance(key, KeySet) else [key.algorithm]
+    decoded = decode_complete(
+        token,
+        key,
+        algorithms,
+        audience=args.audience,
+        issuer=args.issuer,
+        leeway=args.leeway,
+    )
+    _print_json({"verified": True, "header": decoded["header"], "claims": decoded["payload"]})
+    return 0
+
+
+def _verifying_key(path: str, algorithm: str | None) -> Key | KeySet:
+    with open(path, "rb") as handle:
+        data = handle.read()
+    start = data.lstrip()[:16]
+    if start.startswith(b"{"):
+        return _key_from_json(data, algorithm)
+    if start.startswith(b"-----BEGIN"):
+        return Key.from_pem(data, algorithm)
+    if algorithm is None or not isinstance(get_algorithm(algorithm), HMACAlgorithm):
+        raise UsageError(f"{path} holds a secret: give --algorithm HS256, HS384 or HS512")
+    try:
+        secret = b64url_decode(data.strip())
+    except EncodingError:
+        raise CommandError(f"{path} does not hold a base64url secret") from None
+    return Key(secret, algorithm)
+
+
+def _key_from_json(data: bytes, algorithm: str | None) -> Key | KeySet:
+    try:
+        members = json.loads(data)
+    except ValueError:
+        raise InvalidKeyError("the key file is not valid JSON") from None
+    if isinstance(members, dict) and isinstance(members.get("keys"), list):
+        return KeySet(Key.from_jwk(jwk, algorithm) for jwk in members["keys"])
+    return Key.from_jwk(members, algorithm)

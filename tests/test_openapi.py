@@ -1,0 +1,578 @@
+"""The OpenAPI document (``jwtlite/openapi.json``): valid, complete, served, and true.
+
+"True" means every real response of every documented status, produced here through the WSGI
+app, matches the document: status listed, media type listed, required headers present and
+matching, body valid against the schema. ``test_schemathesis.py`` then fuzzes a live server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from falcon import inspect
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+
+import jwtlite
+from jwtlite.errors import StoreUnavailableError
+from jwtlite.openapi import OpenAPIResource, load_document
+
+from support import FakeClock, login, register
+
+DOCUMENT_PATH = Path(jwtlite.__file__).parent / "openapi.json"
+DOC: dict[str, Any] = json.loads(DOCUMENT_PATH.read_text())
+OPERATIONS = [
+    (path, method)
+    for path, item in DOC["paths"].items()
+    for method in item
+    if method != "parameters"
+]
+OPERATION_IDS = [f"{method.upper()} {path}" for path, method in OPERATIONS]
+POSTS = [(path, method) for path, method in OPERATIONS if method == "post"]
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
+
+def resolve(node: dict[str, Any]) -> dict[str, Any]:
+    """Follow local ``$ref``s (``#/components/...``) to the object they name."""
+    for _ in range(10):
+        if "$ref" not in node:
+            return node
+        target: Any = DOC
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    raise AssertionError(f"$ref chain too long at {node}")
+
+
+def schema_validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """A JSON Schema 2020-12 validator for a schema of the document (its $refs resolve)."""
+    return Draft202012Validator(
+        {**schema, "components": DOC["components"]},
+        format_checker=Draft202012Validator.FORMAT_CHECKER,
+    )
+
+
+def assert_conforms(response_spec: dict[str, Any], response: Any) -> None:
+    """``response`` (webtest) has the documented media type, headers and body."""
+    spec = resolve(response_spec)
+    if "content" in spec:
+        assert response.content_type in spec["content"], response.content_type
+        body_schema = spec["content"][response.content_type]["schema"]
+        errors = [e.message for e in schema_validator(body_schema).iter_errors(response.json)]
+        assert not errors, (response.json, errors)
+    else:  # HEAD
+        assert response.body == b""
+    for name, header_spec in spec.get("headers", {}).items():
+        header = resolve(header_spec)
+        value = response.headers.get(name)
+        if header.get("required"):
+            assert value is not None, f"missing {name}"
+        if value is None:
+            continue
+        instance: Any = int(value) if header["schema"].get("type") == "integer" else value
+        assert schema_validator(header["schema"]).is_valid(instance), (name, value)
+
+
+def assert_documented(method: str, path: str, response: Any) -> None:
+    """``response`` to ``method path`` is one the document lists, and conforms to it."""
+    responses = DOC["paths"][path][method]["responses"]
+    status = str(response.status_int)
+    assert status in responses, f"{method.upper()} {path} answered undocumented {status}"
+    assert_conforms(responses[status], response)
+
+
+# -- the document itself ----------------------------------------------------------------------
+
+
+def test_document_is_valid_openapi_3_1() -> None:
+    validate(DOC)
+    assert DOC["openapi"].startswith("3.1.")
+
+
+def test_document_version_is_the_package_version() -> None:
+    assert DOC["info"]["version"] == jwtlite.__version__
+
+
+def test_every_schema_is_valid_json_schema_2020_12() -> None:
+    for schema in DOC["components"]["schemas"].values():
+        Draft202012Validator.check_schema(schema)
+
+
+def test_every_ref_resolves() -> None:
+    refs: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                refs.append(node["$ref"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(DOC)
+    assert refs
+    for ref in refs:
+        assert resolve({"$ref": ref}) is not None
+
+
+def test_served_document_is_the_shipped_one(client: Any) -> None:
+    for path in ("/openapi.json", "/openapi.json/"):
+        response = client.get(path, status=200)
+        assert response.content_type == JSON
+        assert response.json == DOC
+    assert load_document() == DOCUMENT_PATH.read_bytes()
+
+
+def test_resource_reads_the_document_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    resource = OpenAPIResource()
+    calls: list[str] = []
+    monkeypatch.setattr("jwtlite.openapi.load_document", lambda: calls.append("read") or b"")
+    resource.on_get(None, _Response())  # type: ignore[arg-type]  # neither is read
+    assert calls == []
+
+
+class _Response:
+    data: bytes = b""
+    content_type: str = ""
+
+
+def test_every_route_is_documented_and_every_operation_routed(
+    make_client: Callable[..., Any],
+) -> None:
+    app = make_client().app
+    routed = {
+        (route.path.rstrip("/") or "/", info.method.lower())
+        for route in inspect.inspect_routes(app)
+        for info in route.methods
+        if not info.internal
+    }
+    documented = {(path.rstrip("/") or "/", method) for path, method in OPERATIONS}
+    assert routed == documented
+
+
+def test_trailing_slash_paths_are_canonical() -> None:
+    for path in DOC["paths"]:
+        if path.startswith("/accounts/"):
+            assert path.endswith("/"), path
+
+
+@pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=OPERATION_IDS)
+def test_every_operation_is_served_with_and_without_trailing_slash(
+    client: Any, path: str, method: str
+) -> None:
+    other = path.rstrip("/") if path.endswith("/") else path + "/"
+    for variant in (path, other):
+        response = client.request(variant, method=method.upper(), expect_errors=True)
+        assert response.status_int not in (404, 405), (variant, response.status)
+
+
+@pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=OPERATION_IDS)
+def test_every_operation_documents_the_server_error(path: str, method: str) -> None:
+    operation = DOC["paths"][path][method]
+    assert "500" in operation["responses"]
+    assert operation["operationId"]
+    assert operation["summary"]
+
+
+@pytest.mark.parametrize(("path", "method"), POSTS, ids=[f"POST {p}" for p, _ in POSTS])
+def test_every_body_endpoint_takes_json_and_forms_and_documents_body_errors(
+    path: str, method: str
+) -> None:
+    operation = DOC["paths"][path][method]
+    assert set(operation["requestBody"]["content"]) == {JSON, FORM}
+    assert {"400", "413", "415"} <= set(operation["responses"])
+    bad_request = resolve(operation["responses"]["400"])["content"][JSON]["schema"]
+    validator = schema_validator(bad_request)
+    for shape in (
+        {"username": ["This field is required."], "password": ["This field is required."]},
+        {"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]},
+        {"detail": "JSON parse error - JSON is invalid"},
+    ):
+        assert validator.is_valid(shape), shape
+
+
+def test_every_401_carries_www_authenticate_and_every_error_no_store() -> None:
+    for path, method in OPERATIONS:
+        for status, response in DOC["paths"][path][method]["responses"].items():
+            headers = resolve(response).get("headers", {})
+            if status == "401":
+                assert "WWW-Authenticate" in headers, (path, status)
+            if status in ("429", "503"):
+                assert "Retry-After" in headers, (path, status)
+            if int(status) >= 400:
+                assert "Cache-Control" in headers, (path, status)
+
+
+def test_only_me_needs_the_bearer_scheme() -> None:
+    assert DOC["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "An access token from /accounts/token/.",
+    }
+    secured = {path for path, method in OPERATIONS if DOC["paths"][path][method].get("security")}
+    assert secured == {"/accounts/me/"}
+
+
+# -- real responses conform -------------------------------------------------------------------
+
+Scenario = Callable[[Callable[..., Any], FakeClock, pytest.MonkeyPatch], tuple[str, str, Any]]
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(func: Scenario) -> Scenario:
+    SCENARIOS[func.__name__.replace("_", "-")] = func
+    return func
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@scenario
+def register_201(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    return (
+        "post",
+        "/accounts/register/",
+        make().post_json(
+            "/accounts/register/", {"username": "alice", "password": "correct-horse-7"}, status=201
+        ),
+    )
+
+
+@scenario
+def register_201_form(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    return (
+        "post",
+        "/accounts/register/",
+        make().post(
+            "/accounts/register/",
+            {"username": "alice", "password": "correct-horse-7", "email": "a@example.com"},
+            status=201,
+        ),
+    )
+
+
+@scenario
+def register_400_missing(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    return "post", "/accounts/register/", make().post_json("/accounts/register/", {}, status=400)
+
+
+@scenario
+def register_400_rules(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    body = {"username": "al ice", "password": "1234", "email": "nope"}
+    return "post", "/accounts/register/", make().post_json("/accounts/register/", body, status=400)
+
+
+@scenario
+def register_400_not_object(
+    make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch
+) -> Any:
+    return "post", "/accounts/register/", make().post_json("/accounts/register/", [], status=400)
+
+
+@scenario
+def register_400_bad_json(
+    make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch
+) -> Any:
+    return (
+        "post",
+        "/accounts/register/",
+        make().post("/accounts/register/", b"{", content_type=JSON, status=400),
+    )
+
+
+@scenario
+def register_413(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client = make(max_body_size=1024)
+    body = {"username": "alice", "password": "x" * 2000}
+    return "post", "/accounts/register/", client.post_json("/accounts/register/", body, status=413)
+
+
+@scenario
+def register_415(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    return (
+        "post",
+        "/accounts/register/",
+        make().post("/accounts/register/", b"alice", content_type="text/plain", status=415),
+    )
+
+
+@scenario
+def login_200(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client = make()
+    register(client)
+    body = {"username": "alice", "password": "correct-horse-battery-7"}
+    return "post", "/accounts/token/", client.post_json("/accounts/token/", body, status=200)
+
+
+@scenario
+def login_401(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    body = {"username": "nobody", "password": "wrong-password"}
+    return "post", "/accounts/token/", make().post_json("/accounts/token/", body, status=401)
+
+
+@scenario
+def login_429(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client = make(login_max_failures=1)
+    body = {"username": "nobody", "password": "wrong-password"}
+    client.post_json("/accounts/token/", body, status=401)
+    return "post", "/accounts/token/", client.post_json("/accounts/token/", body, status=429)
+
+
+@scenario
+def refresh_200(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client = make()
+    register(client)
+    body = {"refresh": login(client)["refresh"]}
+    reply = client.post_json("/accounts/token/refresh/", body, status=200)
+    assert set(reply.json) == {"access"}
+    return "post", "/accounts/token/refresh/", reply
+
+
+@scenario
+def refresh_200_rotation(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client = make(rotate_refresh_tokens=True)
+    register(client)
+    body = {"refresh": login(client)["refresh"]}
+    reply = client.post_json("/accounts/token/refresh/", body, status=200)
+    assert set(reply.json) == {"access", "refresh"}
+    return "post", "/accounts/token/refresh/", reply
+
+
+@scenario
+def refresh_401_wrong_type(
+    make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch
+) -> Any:
+    client = make()
+    register(client)
+    body = {"refresh": login(client)["access"]}
+    return (
+        "post",
+        "/accounts/token/refresh/",
+        client.post_json("/accounts/token/refresh/", body, status=401),
+    )
+
+
+@scenario
+def refresh_401_inactive(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client = make()
+    register(client)
+    body = {"refresh": login(client)["refresh"]}
+    client.store.set_active("alice", False)
+    reply = client.post_json("/accounts/token/refresh/", body, status=401)
+    assert reply.json["code"] == "user_inactive"
+    return "post", "/accounts/token/refresh/", reply
+
+
+@scenario
+def verify_200(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client = make()
+    register(client)
+    body = {"token": login(client)["access"]}
+    return (
+        "post",
+        "/accounts/token/verify/",
+        client.post_json("/accounts/token/verify/", body, status=200),
+    )
+
+
+@scenario
+def verify_401_expired(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client = make()
+    register(client)
+    body = {"token": login(client)["access"]}
+    clock.advance(client.settings.access_token_lifetime)
+    reply = client.post_json("/accounts/token/verify/", body, status=401)
+    assert reply.json["detail"] == "Token is expired"
+    return "post", "/accounts/token/verify/", reply
+
+
+@scenario
+def blacklist_200(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client = make()
+    register(client)
+    body = {"refresh": login(client)["refresh"]}
+    return (
+        "post",
+        "/accounts/token/blacklist/",
+        client.post_json("/accounts/token/blacklist/", body, status=200),
+    )
+
+
+@scenario
+def blacklist_401_twice(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client = make()
+    register(client)
+    body = {"refresh": login(client)["refresh"]}
+    client.post_json("/accounts/token/blacklist/", body, status=200)
+    return (
+        "post",
+        "/accounts/token/blacklist/",
+        client.post_json("/accounts/token/blacklist/", body, status=401),
+    )
+
+
+@scenario
+def me_200(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client = make()
+    register(client)
+    headers = bearer(login(client)["access"])
+    return "get", "/accounts/me/", client.get("/accounts/me/", headers=headers, status=200)
+
+
+@scenario
+def me_401_no_header(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    return "get", "/accounts/me/", make().get("/accounts/me/", status=401)
+
+
+@scenario
+def me_401_bad_header(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    headers = {"Authorization": "Bearer a b"}
+    return "get", "/accounts/me/", make().get("/accounts/me/", headers=headers, status=401)
+
+
+@scenario
+def me_401_refresh_token(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client = make()
+    register(client)
+    headers = bearer(login(client)["refresh"])
+    reply = client.get("/accounts/me/", headers=headers, status=401)
+    assert reply.json["messages"][0]["message"] == "Token has wrong type"
+    return "get", "/accounts/me/", reply
+
+
+@scenario
+def me_401_inactive(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client = make()
+    register(client)
+    headers = bearer(login(client)["access"])
+    client.store.set_active("alice", False)
+    return "get", "/accounts/me/", client.get("/accounts/me/", headers=headers, status=401)
+
+
+@scenario
+def jwks_200_hmac(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    return "get", "/.well-known/jwks.json", make().get("/.well-known/jwks.json", status=200)
+
+
+@scenario
+def jwks_200_ec(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    reply = make(algorithm="ES256").get("/.well-known/jwks.json", status=200)
+    assert len(reply.json["keys"]) == 1
+    return "get", "/.well-known/jwks.json", reply
+
+
+@scenario
+def health_200(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    return "get", "/health", make().get("/health", status=200)
+
+
+@scenario
+def health_503(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client = make()
+
+    def unavailable(self: object) -> None:
+        raise StoreUnavailableError("disk I/O error")
+
+    mp.setattr("jwtlite.store.Store.ping", unavailable)
+    return "get", "/health", client.get("/health", status=503)
+
+
+@scenario
+def health_500(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client = make()
+
+    def broken(self: object) -> None:
+        raise RuntimeError("unforeseen")
+
+    mp.setattr("jwtlite.service.AuthService.health", broken)
+    reply = client.get("/health", status=500)
+    assert "unforeseen" not in reply.text
+    return "get", "/health", reply
+
+
+@scenario
+def openapi_200(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    return "get", "/openapi.json", make().get("/openapi.json", status=200)
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS), ids=list(SCENARIOS))
+def test_real_responses_conform(
+    make_client: Callable[..., Any],
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+) -> None:
+    method, path, response = SCENARIOS[name](make_client, clock, monkeypatch)
+    assert_documented(method, path, response)
+
+
+def test_scenarios_cover_every_documented_status_but_the_unforced() -> None:
+    covered = {(name.split("-")[0], name.split("-")[1]) for name in SCENARIOS}
+    by_operation = {
+        "register": "/accounts/register/",
+        "login": "/accounts/token/",
+        "refresh": "/accounts/token/refresh/",
+        "verify": "/accounts/token/verify/",
+        "blacklist": "/accounts/token/blacklist/",
+        "me": "/accounts/me/",
+        "jwks": "/.well-known/jwks.json",
+        "health": "/health",
+        "openapi": "/openapi.json",
+    }
+    assert set(by_operation.values()) == set(DOC["paths"])
+    for short, path in by_operation.items():
+        (operation,) = (op for method, op in DOC["paths"][path].items() if method != "head")
+        documented = set(operation["responses"])
+        seen = {status for name, status in covered if name == short}
+        # 413/415/429/503/500 share their shape across operations: one scenario each suffices.
+        assert documented - seen <= {"413", "415", "429", "503", "500", "400"}, (
+            path,
+            documented - seen,
+        )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "component"),
+    [
+        ("GET", "/nowhere", 404, "NotFound"),
+        ("GET", "/accounts/token/", 405, "MethodNotAllowed"),
+        ("DELETE", "/health", 405, "MethodNotAllowed"),
+    ],
+    ids=["unknown-path", "get-on-post", "delete-on-get"],
+)
+def test_undocumented_paths_and_methods_answer_the_documented_components(
+    client: Any, method: str, path: str, status: int, component: str
+) -> None:
+    response = client.request(path, method=method, expect_errors=True)
+    assert response.status_int == status
+    assert_conforms(DOC["components"]["responses"][component], response)
+
+
+HEADS = [(path, method) for path, method in OPERATIONS if method == "head"]
+
+
+@pytest.mark.parametrize(("path", "method"), HEADS, ids=[f"HEAD {p}" for p, _ in HEADS])
+def test_head_answers_as_get_without_a_body(
+    make_client: Callable[..., Any], path: str, method: str
+) -> None:
+    client = make_client()
+    register(client)
+    headers = bearer(login(client)["access"])
+    assert set(DOC["paths"][path]["head"]["responses"]) == set(
+        DOC["paths"][path]["get"]["responses"]
+    )
+    response = client.head(path, headers=headers, status=200)
+    assert_documented("head", path, response)
+    get = client.get(path, headers=headers, status=200)
+    assert response.headers.get("Cache-Control") == get.headers.get("Cache-Control")
+    if path == "/accounts/me/":
+        assert_documented("head", path, client.head(path, status=401))
