@@ -25,12 +25,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import jwt as pyjwt  # noqa: E402
-from cryptography.hazmat.primitives import hashes  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec, padding  # noqa: E402
+import jwt as pyjwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
 
-import jwtlite  # noqa: E402
-from jwtlite import Key  # noqa: E402
+import jwtlite
+from jwtlite import Key
 
 TARGETS = {
     # (operation, algorithm): (max ratio to floor, max ratio to PyJWT or None)
@@ -102,7 +102,9 @@ def bare_calls(key: Key, token: str) -> tuple[Callable[[], Any], ...]:
     return (lambda: private.sign(signing_input), lambda: public.verify(signature, signing_input))
 
 
-def measure(candidates: dict[str, Callable[[], Any]], rounds: int, budget: float) -> dict[str, float]:
+def measure(
+    candidates: dict[str, Callable[[], Any]], rounds: int, budget: float
+) -> dict[str, float]:
     """Median µs per call of each candidate, over interleaved rounds."""
     numbers = {}
     for name, fn in candidates.items():  # calibrate: each round should last ~budget/rounds
@@ -199,9 +201,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (median)")
     parser.add_argument("--seconds", type=float, default=1.0, help="time per row and candidate")
     args = parser.parse_args()
-    print(f"jwtlite {jwtlite.__version__}, PyJWT {pyjwt.__version__}, Python {sys.version.split()[0]}")
+    print(
+        f"jwtlite {jwtlite.__version__}, PyJWT {pyjwt.__version__}, Python {sys.version.split()[0]}"
+    )
     print(f"median of {args.rounds} interleaved rounds; µs per operation\n")
-    header = f"{'op':7}{'alg':7}{'jwtlite':>10}{'PyJWT':>10}{'floor':>10}{'÷floor':>9}{'÷PyJWT':>9}  target"
+    header = (
+        f"{'op':7}{'alg':7}{'jwtlite':>10}{'PyJWT':>10}{'floor':>10}"
+        f"{'/floor':>9}{'/PyJWT':>9}  target"
+    )
     print(header)
     print("-" * len(header))
     missed = 0
@@ -211,10 +218,10 @@ def main() -> int:
         max_floor, max_pyjwt = TARGETS[(op, algorithm)]
         met = to_floor <= max_floor and (max_pyjwt is None or to_pyjwt <= max_pyjwt)
         missed += not met
-        target = f"≤{max_floor}×floor" + (f", ≤{max_pyjwt}×PyJWT" if max_pyjwt else "")
+        target = f"≤{max_floor}xfloor" + (f", ≤{max_pyjwt}xPyJWT" if max_pyjwt else "")
         print(
             f"{op:7}{algorithm:7}{figures['jwtlite']:10.2f}{figures['PyJWT']:10.2f}"
-            f"{figures['floor']:10.2f}{to_floor:8.2f}×{to_pyjwt:8.2f}×  {target} "
+            f"{figures['floor']:10.2f}{to_floor:8.2f}x{to_pyjwt:8.2f}x  {target} "
             f"{'met' if met else 'MISSED'}"
         )
     print(f"\n{len(TARGETS) - missed}/{len(TARGETS)} targets met")
