@@ -116,7 +116,7 @@ def verify(
     """
     if isinstance(algorithms, str | bytes) or not algorithms:
         raise TypeError("algorithms must be a non-empty list of algorithm names")
-    header_segment, payload_segment, signature_segment = _split(token, max_size)
+    signing_input, header_segment, payload_segment, signature_segment = _split(token, max_size)
     header = _parse_header(header_segment)
     algorithm = header["alg"]
     if algorithm not in algorithms:
@@ -128,7 +128,7 @@ def verify(
         signature = b64url_decode(signature_segment)
     except EncodingError as exc:
         raise MalformedTokenError("Token signature is not base64url") from exc
-    if not verifying_key.verify(header_segment + b"." + payload_segment, signature):
+    if not verifying_key.verify(signing_input, signature):
         raise InvalidSignatureError("Signature verification failed")
     try:
         payload = b64url_decode(payload_segment)
@@ -145,10 +145,11 @@ def get_unverified_header(
     Raises:
         MalformedTokenError: the token or its header is malformed.
     """
-    return copy.deepcopy(dict(_parse_header(_split(token, max_size)[0])))
+    return copy.deepcopy(dict(_parse_header(_split(token, max_size)[1])))
 
 
-def _split(token: str | bytes, max_size: int) -> tuple[bytes, bytes, bytes]:
+def _split(token: str | bytes, max_size: int) -> tuple[bytes, bytes, bytes, bytes]:
+    """(signing input, header, payload, signature) segments of a compact token."""
     if isinstance(token, str):
         if len(token) > max_size:
             raise MalformedTokenError(f"Token is larger than {max_size} bytes")
@@ -160,10 +161,11 @@ def _split(token: str | bytes, max_size: int) -> tuple[bytes, bytes, bytes]:
         raise MalformedTokenError("Token must be a str or bytes")
     if len(token) > max_size:
         raise MalformedTokenError(f"Token is larger than {max_size} bytes")
-    if token.count(b".") != 2:
+    signing_input, _, signature = token.rpartition(b".")
+    header, dot, payload = signing_input.partition(b".")
+    if not dot or b"." in payload:
         raise MalformedTokenError("Token must have exactly three segments")
-    header, payload, signature = token.split(b".")
-    return header, payload, signature
+    return signing_input, header, payload, signature
 
 
 @functools.lru_cache(maxsize=256)
