@@ -155,6 +155,13 @@ def wrk(
     return figures
 
 
+def median_of(runs: list[tuple[dict[str, float], dict[str, float]]], side: int) -> dict[str, float]:
+    """Per-figure medians over rounds of one side (0: the service, 1: the ceiling)."""
+    return {
+        figure: statistics.median(run[side][figure] for run in runs) for figure in runs[0][side]
+    }
+
+
 def hashing_ceiling(threads: int, seconds: float) -> float:
     """Password verifications per second with ``threads`` threads calling Argon2id directly."""
     hasher = PasswordHasher()
@@ -177,7 +184,8 @@ def hashing_ceiling(threads: int, seconds: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=8, help="wrk duration per row")
+    parser.add_argument("--seconds", type=int, default=3, help="wrk duration per row and round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument("--threads", type=int, default=8, help="waitress threads (both servers)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     args = parser.parse_args()
@@ -222,27 +230,32 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
             "login": ("/accounts/token/", {"username": "bench", "password": PASSWORD}),
             "tampered": ("/accounts/token/verify/", {"token": tampered}),
         }
-        rows = {}
-        for name, (path, body) in workloads.items():
-            # The ceiling is measured right before each row, so drift hits both alike.
-            top = wrk(
-                f"http://127.0.0.1:{ceiling_port}{path}",
-                body,
-                args.seconds,
-                args.connections,
-                workdir,
-            )
-            got = wrk(f"{api}{path}", body, args.seconds, args.connections, workdir)
-            rows[name] = (got, top)
+        samples: dict[str, list[tuple[dict[str, float], dict[str, float]]]] = {
+            name: [] for name in workloads
+        }
+        for _ in range(args.rounds):
+            for name, (path, body) in workloads.items():
+                # Ceiling and service alternate row by row, so drift hits both alike.
+                top = wrk(
+                    f"http://127.0.0.1:{ceiling_port}{path}",
+                    body,
+                    args.seconds,
+                    args.connections,
+                    workdir,
+                )
+                got = wrk(f"{api}{path}", body, args.seconds, args.connections, workdir)
+                samples[name].append((got, top))
+        rows = {name: (median_of(runs, 0), median_of(runs, 1)) for name, runs in samples.items()}
         loaded_rss = rss_mb(service.pid)
     finally:
         stop(service)
         stop(ceiling)
-    hash_rate = hashing_ceiling(args.threads, args.seconds)
+    hash_rate = hashing_ceiling(args.threads, args.seconds * args.rounds)
 
     print(
         f"waitress threads={args.threads}, wrk -t1 -c{args.connections} "
-        f"-d{round(args.seconds)}s, {os.cpu_count()} CPUs"
+        f"-d{round(args.seconds)}s, median of {args.rounds} interleaved rounds, "
+        f"{os.cpu_count()} CPUs"
     )
     print(
         f"\n{'workload':10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"

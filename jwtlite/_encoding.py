@@ -21,6 +21,7 @@ __all__ = [
     "b64url_encode",
     "json_dumps",
     "json_loads",
+    "json_text",
 ]
 
 MAX_JSON_DEPTH = 32
@@ -93,8 +94,13 @@ def json_dumps(value: Any) -> bytes:
         TypeError: a value JSON cannot carry.
         ValueError: NaN, an infinity, or a circular reference.
     """
+    return json_text(value).encode()
+
+
+def json_text(value: Any) -> str:
+    """Like :func:`json_dumps`, as ``str`` (for HTTP response bodies)."""
     try:
-        return "".join(_encode_chunks(value, 0)).encode()
+        return "".join(_encode_chunks(value, 0))
     except RecursionError as exc:
         raise ValueError("the value is circular or nested too deeply") from exc
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import falcon
 
+from jwtlite._encoding import json_text
 from jwtlite.cors import CORSMiddleware
 from jwtlite.errors import (
     AccessTokenRejectedError,
@@ -76,6 +77,8 @@ def create_app(
         max_age=settings.cors_preflight_max_age,
     )
     app = falcon.App(middleware=[cors])
+    # Compact JSON as DRF renders it, from an encoder built once rather than per response.
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(dumps=json_text)
     # One route serves "/accounts/token" and "/accounts/token/": a redirect would break a
     # POST or a preflight.
     app.req_options.strip_url_path_trailing_slash = True

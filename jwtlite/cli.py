@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import getpass
 import json
-import logging
 import os
 import secrets
 import sys
@@ -202,9 +201,6 @@ def _print_json(value: Any) -> None:
 
 
 def _serve(args: argparse.Namespace, environ: Environ) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     if not args.demo and (args.demo_port is not None or args.api_url is not None):
         print(f"{PROG}: error: --demo-port and --api-url need --demo", file=sys.stderr)
         return 2

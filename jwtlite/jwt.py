@@ -42,10 +42,15 @@ class Options:
     require: tuple[str, ...] = ()
 
     @classmethod
-    def from_mapping(cls, options: Mapping[str, Any] | None) -> Options:
-        """Build options from PyJWT-style keys; unknown keys are refused, not ignored."""
+    def from_mapping(cls, options: Mapping[str, Any] | Options | None) -> Options:
+        """Build options from PyJWT-style keys; unknown keys are refused, not ignored.
+
+        An ``Options`` instance is returned as it is (callers on a hot path build one once).
+        """
         if not options:
             return _DEFAULT_OPTIONS
+        if isinstance(options, Options):
+            return options
         unknown = set(options) - {*cls.__slots__}
         if unknown:
             raise ValueError(f"unknown decode options: {sorted(unknown)}")
@@ -90,7 +95,7 @@ def decode(
     audience: str | Iterable[str] | None = None,
     issuer: str | Sequence[str] | None = None,
     leeway: float | timedelta = 0,
-    options: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | Options | None = None,
     now: float | None = None,
     max_size: int = jws.DEFAULT_MAX_TOKEN_SIZE,
 ) -> dict[str, Any]:
@@ -132,7 +137,7 @@ def decode_complete(
     audience: str | Iterable[str] | None = None,
     issuer: str | Sequence[str] | None = None,
     leeway: float | timedelta = 0,
-    options: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | Options | None = None,
     now: float | None = None,
     max_size: int = jws.DEFAULT_MAX_TOKEN_SIZE,
 ) -> dict[str, Any]:

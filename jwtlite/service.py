@@ -40,7 +40,7 @@ REFRESH = "refresh"
 _USERNAME_TAKEN = "A user with that username already exists."
 _PURGE_INTERVAL = 60.0
 # Claims every token we issue carries; a token without them is not ours.
-_REQUIRED_CLAIMS = ("token_type", "exp", "iat", "jti", "user_id")
+_OPTIONS = jwt.Options(require=("token_type", "exp", "iat", "jti", "user_id"))
 # Row ids are SQLite 64-bit integers (at most 19 digits); a longer "id" would overflow the
 # driver or int() itself (5000 digits) and answer 500 instead of 401.
 _MAX_USER_ID_DIGITS = 18
@@ -183,19 +183,27 @@ class AuthService:
         self._check_throttle(key, address, now)
         user = self.store.get_user_by_key(key)
         if user is None:
-            self.hasher.dummy_verify(password)
-        if user is None or not self.hasher.verify(password, user.password_hash):
+            self.hasher.dummy_verify(password)  # the same cost as a real verification
+            valid = False
+        else:
+            # Verified even for an inactive user, so that refusal takes the same time.
+            valid = self.hasher.verify(password, user.password_hash) and user.is_active
+        if user is None or not valid:
             self.store.record_login_failure(username_key=key, address=address, now=now)
             raise AuthenticationError("No active account found with the given credentials")
-        if not user.is_active:
-            self.store.record_login_failure(username_key=key, address=address, now=now)
-            raise AuthenticationError("No active account found with the given credentials")
-        self.store.clear_login_failures(key)
+        rehashed = None
         if self.hasher.needs_rehash(user.password_hash):
-            self.store.update_password_hash(user.id, self.hasher.hash(password))
-        self.store.record_login(user.id, now)
+            rehashed = self.hasher.hash(password)
+        iat = int(now)
+        refresh, record = self._new_refresh(user, iat, family=None)
+        self.store.start_session(
+            user.id, username_key=key, now=now, refresh=record, password_hash=rehashed
+        )
         self._purge_now_and_then(now)
-        return self._issue_pair(user, now)
+        return {
+            REFRESH: refresh,
+            ACCESS: self._issue(ACCESS, user, iat, self.settings.access_token_lifetime),
+        }
 
     def authenticate(self, token: str) -> dict[str, Any]:
         """The user an access token names, as the public ``me`` document.
@@ -247,12 +255,17 @@ class AuthService:
         token = fields.text("refresh")
         fields.check()
         claims = self._decode(token, expected_type=REFRESH)
-        # The user first: deleting a user also deletes their refresh-token records, and the
-        # client must hear "no active account" (as for an inactive one), not "invalid".
-        user = self.store.get_user(int(claims["user_id"]))
-        if user is None or not user.is_active:
+        found = self.store.get_refresh_token_and_user(claims["jti"])
+        if found is None:
+            # Deleting a user deletes their refresh-token records too, and the client must
+            # hear "no active account" (as for an inactive one), not "invalid".
+            if self.store.get_user(int(claims["user_id"])) is None:
+                raise InactiveUserError("user_inactive")
+            raise MalformedTokenError("Refresh token is not on record")
+        record, user = found
+        if not user.is_active:
             raise InactiveUserError("user_inactive")
-        record = self._live_record(claims)
+        self._check_record(record, claims)
         now = self.clock()
         iat = int(now)
         result = {ACCESS: self._issue(ACCESS, user, iat, self.settings.access_token_lifetime)}
@@ -298,7 +311,7 @@ class AuthService:
             audience=self.settings.audience,
             issuer=self.settings.issuer,
             leeway=self.settings.leeway,
-            options={"require": _REQUIRED_CLAIMS},
+            options=_OPTIONS,
             now=self.clock(),
         )
         token_type = claims["token_type"]
@@ -319,25 +332,21 @@ class AuthService:
     def _live_record(self, claims: Mapping[str, Any]) -> RefreshRecord:
         """The refresh token's record, refusing unknown, revoked and spent tokens."""
         record = self.store.get_refresh_token(claims["jti"])
-        if record is None or str(record.user_id) != claims["user_id"]:
+        if record is None:
             # Signed by our key yet unknown to the store (a restored key, a wiped database):
             # fail closed.
+            raise MalformedTokenError("Refresh token is not on record")
+        self._check_record(record, claims)
+        return record
+
+    def _check_record(self, record: RefreshRecord, claims: Mapping[str, Any]) -> None:
+        if str(record.user_id) != claims["user_id"]:  # a record of someone else: not ours
             raise MalformedTokenError("Refresh token is not on record")
         if record.state == "spent":
             self.store.revoke_family(record.family)
             raise TokenRevokedError(record.jti)
         if record.state != "active":
             raise TokenRevokedError(record.jti)
-        return record
-
-    def _issue_pair(self, user: User, now: float) -> dict[str, str]:
-        iat = int(now)
-        refresh, record = self._new_refresh(user, iat, family=None)
-        self.store.add_refresh_token(record)
-        return {
-            REFRESH: refresh,
-            ACCESS: self._issue(ACCESS, user, iat, self.settings.access_token_lifetime),
-        }
 
     def _new_refresh(
         self, user: User, iat: int, *, family: str | None

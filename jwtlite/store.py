@@ -87,6 +87,11 @@ _USER_BY_KEY = (
 _TOKEN_BY_JTI = (
     "SELECT jti, user_id, family, issued_at, expires_at, state FROM refresh_tokens WHERE jti = ?"
 )
+_TOKEN_AND_USER_BY_JTI = (
+    "SELECT t.jti, t.user_id, t.family, t.issued_at, t.expires_at, t.state,"
+    " u.id, u.username, u.email, u.password_hash, u.is_active, u.date_joined, u.last_login"
+    " FROM refresh_tokens AS t JOIN users AS u ON u.id = t.user_id WHERE t.jti = ?"
+)
 _TOKEN_INSERT = (
     "INSERT INTO refresh_tokens (jti, user_id, family, issued_at, expires_at, state)"
     " VALUES (?, ?, ?, ?, ?, ?)"
@@ -318,18 +323,6 @@ class Store:
         return _user(self._one(_USER_BY_KEY, username_key))
 
     @_translating_errors
-    def record_login(self, user_id: int, now: float) -> None:
-        """Set the user's ``last_login``."""
-        self._connection().execute("UPDATE users SET last_login = ? WHERE id = ?", (now, user_id))
-
-    @_translating_errors
-    def update_password_hash(self, user_id: int, password_hash: str) -> None:
-        """Replace the user's password hash (after a rehash or a password change)."""
-        self._connection().execute(
-            "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
-        )
-
-    @_translating_errors
     def set_active(self, username_key: str, active: bool) -> bool:
         """Activate or deactivate a user; False when there is no such user."""
         cursor = self._connection().execute(
@@ -358,6 +351,41 @@ class Store:
         """Return the record of the refresh token ``jti``, or None."""
         row = self._one(_TOKEN_BY_JTI, jti)
         return None if row is None else RefreshRecord(*row)
+
+    @_translating_errors
+    def start_session(
+        self,
+        user_id: int,
+        *,
+        username_key: str,
+        now: float,
+        refresh: RefreshRecord,
+        password_hash: str | None = None,
+    ) -> None:
+        """Record a successful login in one transaction, so one disk sync.
+
+        Forgets the username's failed logins, sets ``last_login`` (and a rehashed password
+        when given) and records the session's first refresh token.
+        """
+        with _immediate(self._connection()) as connection:
+            connection.execute("DELETE FROM login_failures WHERE username_key = ?", (username_key,))
+            if password_hash is not None:
+                connection.execute(
+                    "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
+                )
+            connection.execute("UPDATE users SET last_login = ? WHERE id = ?", (now, user_id))
+            connection.execute(_TOKEN_INSERT, astuple(refresh))
+
+    @_translating_errors
+    def get_refresh_token_and_user(self, jti: str) -> tuple[RefreshRecord, User] | None:
+        """The record of refresh token ``jti`` and its user, in one indexed lookup, or None
+        (no such token; a deleted user's tokens are deleted with the user)."""
+        row = self._one(_TOKEN_AND_USER_BY_JTI, jti)
+        if row is None:
+            return None
+        user = _user(row[6:])
+        assert user is not None  # noqa: S101 - the join found the user row
+        return RefreshRecord(*row[:6]), user
 
     @_translating_errors
     def rotate_refresh_token(self, old_jti: str, new: RefreshRecord) -> bool:
@@ -453,10 +481,3 @@ class Store:
         )
         assert row is not None  # noqa: S101 - aggregates always return one row
         return int(row[0]), row[1], int(row[2]), row[3]
-
-    @_translating_errors
-    def clear_login_failures(self, username_key: str) -> None:
-        """Forget the failures counted against a username key (after a successful login)."""
-        self._connection().execute(
-            "DELETE FROM login_failures WHERE username_key = ?", (username_key,)
-        )

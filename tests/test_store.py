@@ -279,10 +279,18 @@ def test_processes_register_one_name(store: Store, db_path: str) -> None:
     assert _query(db_path, "SELECT count(*) FROM users WHERE username_key = 'proc'") == [(1,)]
 
 
-def test_record_login_update_hash_and_activation(store: Store) -> None:
+def test_start_session_update_hash_and_activation(store: Store) -> None:
     user = _add_user(store)
-    store.record_login(user.id, NOW + 5)
-    store.update_password_hash(user.id, "$new")
+    store.record_login_failure(username_key="alice", address="1.2.3.4", now=NOW)
+    store.start_session(
+        user.id,
+        username_key="alice",
+        now=NOW + 5,
+        refresh=_token(user, "j1"),
+        password_hash="$new",
+    )
+    assert store.login_failures_since(username_key="alice", address="1.2.3.4", since=0)[0] == 0
+    assert store.get_refresh_token("j1") == _token(user, "j1")
     assert store.set_active("alice", False) is True
     assert store.set_active("nobody", False) is False
     reread = store.get_user(user.id)
@@ -435,7 +443,8 @@ def test_login_failure_counters(store: Store) -> None:
         2,
         NOW + 2,
     )
-    store.clear_login_failures("alice")
+    user = _add_user(store)
+    store.start_session(user.id, username_key="alice", now=NOW + 3, refresh=_token(user, "j1"))
     assert store.login_failures_since(username_key="alice", address="1.2.3.4", since=0) == (
         0,
         None,
