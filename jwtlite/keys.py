@@ -61,7 +61,15 @@ class Key:
         AlgorithmNotAllowedError: ``algorithm`` is not supported.
     """
 
-    __slots__ = ("_algorithm", "_signing", "_verifying", "algorithm", "kid")
+    __slots__ = (
+        "_algorithm",
+        "_sign_with",
+        "_signing",
+        "_verify_with",
+        "_verifying",
+        "algorithm",
+        "kid",
+    )
 
     algorithm: str
     kid: str | None
@@ -76,6 +84,8 @@ class Key:
         self._algorithm = alg
         self._signing = signing
         self._verifying = verifying
+        self._sign_with = None if signing is None else alg.prepare(signing)
+        self._verify_with = alg.prepare(verifying)
 
     # -- construction ---------------------------------------------------------------------
 
@@ -150,13 +160,13 @@ class Key:
 
     def sign(self, data: bytes) -> bytes:
         """Sign ``data``. Raises :class:`InvalidKeyError` for a public or too-short key."""
-        if self._signing is None:
+        if self._sign_with is None:
             raise InvalidKeyError(f"this {self.algorithm} key cannot sign")
-        return self._algorithm.sign(self._signing, data)
+        return self._algorithm.sign(self._sign_with, data)
 
     def verify(self, data: bytes, signature: bytes) -> bool:
         """Return whether ``signature`` over ``data`` is valid for this key."""
-        return self._algorithm.verify(self._verifying, data, signature)
+        return self._algorithm.verify(self._verify_with, data, signature)
 
     def public_key(self) -> Key:
         """This key without its private part (an HMAC key is returned as it is)."""
