@@ -14,7 +14,6 @@ import stat
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
@@ -450,6 +449,10 @@ def _der_private(data: bytes) -> Any:
 def _load_pem(data: bytes, password: bytes | None) -> Any:
     if b"CERTIFICATE" in data.split(b"\n", 1)[0]:
         try:
+            # Imported here: cryptography.x509 costs ~40 ms and a few MB, and only a
+            # certificate needs it.
+            from cryptography import x509  # noqa: PLC0415
+
             return x509.load_pem_x509_certificate(data).public_key()
         except ValueError as exc:
             raise InvalidKeyError("unreadable PEM certificate") from exc
