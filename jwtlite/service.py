@@ -181,6 +181,10 @@ class AuthService:
         key = validators.username_key(username)
         now = self.clock()
         self._check_throttle(key, address, now)
+        # Counted as a failure before the password is checked, and forgotten on success:
+        # parallel guesses then see each other at once instead of all slipping through the
+        # throttle during the tens of milliseconds a hash takes.
+        self.store.record_login_failure(username_key=key, address=address, now=now)
         user = self.store.get_user_by_key(key)
         if user is None:
             self.hasher.dummy_verify(password)  # the same cost as a real verification
@@ -189,7 +193,6 @@ class AuthService:
             # Verified even for an inactive user, so that refusal takes the same time.
             valid = self.hasher.verify(password, user.password_hash) and user.is_active
         if user is None or not valid:
-            self.store.record_login_failure(username_key=key, address=address, now=now)
             raise AuthenticationError("No active account found with the given credentials")
         rehashed = None
         if self.hasher.needs_rehash(user.password_hash):
@@ -381,7 +384,10 @@ class AuthService:
         waits = []
         if by_user >= self.settings.login_max_failures and user_oldest is not None:
             waits.append(user_oldest + window - now)
-        if by_address >= self.settings.login_max_failures_per_address and address_oldest:
+        if (
+            by_address >= self.settings.login_max_failures_per_address
+            and address_oldest is not None
+        ):
             waits.append(address_oldest + window - now)
         if waits:
             raise ThrottledError(max(1, math.ceil(max(waits))))

@@ -7,7 +7,7 @@ an expired refresh token asks to log in again), and the blacklisting logout. A s
 the logged-in page is kept in ``test-artifacts/``.
 
 Browser tests skip where ``/usr/bin/chromium`` or ``/usr/bin/chromedriver`` is missing, and
-fail instead when ``JWTLITE_REQUIRE_BROWSER=1`` (CI installs them). The demo server's own
+fail instead when ``REQUIRE_BROWSER_TESTS=1`` (CI installs them). The demo server's own
 HTTP behaviour is tested without a browser at the end.
 """
 
@@ -64,11 +64,11 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def browser_available() -> None:
-    """Skip (or fail, under ``JWTLITE_REQUIRE_BROWSER=1``) without Chromium and its driver."""
+    """Skip (or fail, under ``REQUIRE_BROWSER_TESTS=1``) without Chromium and its driver."""
     if CHROMIUM.exists() and CHROMEDRIVER.exists():
         return
-    if os.environ.get("JWTLITE_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"JWTLITE_REQUIRE_BROWSER=1 but {MISSING_BROWSER}")
+    if os.environ.get("REQUIRE_BROWSER_TESTS") == "1":
+        pytest.fail(f"REQUIRE_BROWSER_TESTS=1 but {MISSING_BROWSER}")
     pytest.skip(MISSING_BROWSER)
 
 
