@@ -23,9 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from support_load import STORM_ENV, Audit, Ledger, audit, write_storm  # noqa: E402
-
 from support import FAST_HASH_ENV, ServerProcess  # noqa: E402
+from support_load import STORM_ENV, Audit, Ledger, audit, write_storm  # noqa: E402
 
 
 def storm_then_kill(

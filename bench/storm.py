@@ -31,11 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from support_load import Client, percentile  # noqa: E402
-
 from jwtlite.passwords import PasswordHasher  # noqa: E402
 
 from support import PASSWORD, ServerProcess  # noqa: E402
+from support_load import Client, percentile  # noqa: E402
 
 SERVER_ENV = {
     # The default Argon2id cost: no JWTLITE_PASSWORD_HASH_* override.

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support_load import Client, Reply, percentile, post_together, read_only
 
 from support import FAST_HASH_ENV, PASSWORD, ServerProcess, http
+from support_load import Client, Reply, percentile, post_together, read_only
 
 pytestmark = pytest.mark.slow
 

@@ -17,6 +17,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+
+import jwtlite
+from jwtlite._encoding import b64url_decode
+
+from support import PASSWORD, FakeClock, login, register
 from support_contract import (
     NO_ACCOUNT,
     REQUIRED,
@@ -35,11 +40,6 @@ from support_contract import (
     header,
     post,
 )
-
-import jwtlite
-from jwtlite._encoding import b64url_decode
-
-from support import PASSWORD, FakeClock, login, register
 
 REGISTER = "/accounts/register"
 TOKEN = "/accounts/token"

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
-from support_load import STORM_ENV, Ledger, audit, write_storm
 
 from support import FAST_HASH_ENV, ServerProcess
+from support_load import STORM_ENV, Ledger, audit, write_storm
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,6 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 
 import pytest
 import webtest
-from support_server import clean_environ, free_port, header, unverified_segment
 
 from jwtlite import decode
 from jwtlite.app import create_app
@@ -41,6 +40,7 @@ from support import (
     login,
     register,
 )
+from support_server import clean_environ, free_port, header, unverified_segment
 
 WSGIApp = Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]
 GENERIC_500 = {"detail": "A server error occurred."}

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support_load import read_only
 
 from support import FAST_HASH, FAST_HASH_ENV, PASSWORD, SERVE, ServerProcess, http, login, register
+from support_load import read_only
 
 with warnings.catch_warnings():  # webob imports the deprecated cgi module on Python 3.11
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -6,11 +6,12 @@ from typing import Any, NamedTuple
 
 import jwt as pyjwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 import jwtlite
 from jwtlite import InvalidSignatureError, Key
+
+from support_keys import private_pem, public_pem
 
 RSA_PRIVATE = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 NOW = 1_700_000_000
@@ -33,18 +34,6 @@ class Pair(NamedTuple):
     signing: Any
     verifying: Any
     stranger: Any
-
-
-def private_pem(private_key: Any) -> bytes:
-    return private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def public_pem(private_key: Any) -> bytes:
-    return private_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
 
 
 def asymmetric_rows(name: str, algorithm: str, private_key: Any, stranger: Any) -> list[Any]:

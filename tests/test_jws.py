@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 import jwtlite
@@ -20,6 +19,8 @@ from jwtlite import (
     MalformedTokenError,
     jws,
 )
+
+from support_keys import private_pem, public_der, public_pem
 
 SECRETS = {"HS256": b"a" * 32, "HS384": b"b" * 48, "HS512": b"c" * 64}
 RSA_PRIVATE = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -59,24 +60,6 @@ def segments(token: str) -> list[bytes]:
 def header_of(token: str) -> dict[str, Any]:
     header: dict[str, Any] = json.loads(segments(token)[0])
     return header
-
-
-def pem_public(private_key: Any) -> bytes:
-    return private_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def pem_private(private_key: Any) -> bytes:
-    return private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def der_public(private_key: Any) -> bytes:
-    return private_key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
 
 
 # -- round trips -----------------------------------------------------------------------------
@@ -283,10 +266,10 @@ def verifier_forms(algorithm: str, signer: Any, verifier: Any) -> dict[str, Any]
     return {
         "private-object": signer,
         "public-object": verifier,
-        "public-pem-bytes": pem_public(signer),
-        "public-pem-str": pem_public(signer).decode(),
-        "private-pem": pem_private(signer),
-        "public-der": der_public(signer),
+        "public-pem-bytes": public_pem(signer),
+        "public-pem-str": public_pem(signer).decode(),
+        "private-pem": private_pem(signer),
+        "public-der": public_der(signer),
         "key": Key(verifier, algorithm),
         "jwk-dict": jwk_of(signer, algorithm),
     }
@@ -314,9 +297,9 @@ def test_decode_accepts_every_key_form(
     ids=["rsa", "ec", "ed25519"],
 )
 def test_encode_accepts_private_pem(algorithm: str, signer: Any) -> None:
-    token = jws.encode(b"p", pem_private(signer), algorithm)
+    token = jws.encode(b"p", private_pem(signer), algorithm)
     assert jws.decode(token, signer.public_key(), [algorithm]) == b"p"
-    token = jws.encode(b"p", pem_private(signer).decode(), algorithm)
+    token = jws.encode(b"p", private_pem(signer).decode(), algorithm)
     assert jws.decode(token, signer.public_key(), [algorithm]) == b"p"
 
 

@@ -20,6 +20,8 @@ from jwtlite import AlgorithmNotAllowedError, InvalidKeyError, Key, KeySet
 from jwtlite._encoding import b64url_encode
 from jwtlite.keys import load_or_create_key_file
 
+from support_keys import openssh_public, private_der, private_pem, public_der, public_pem
+
 # Generated once per module: RSA generation is the slow part of this file.
 RSA_PRIVATE = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 EC_PRIVATE = {
@@ -70,41 +72,6 @@ def private_key_for(algorithm: str) -> Any:
     if algorithm.startswith("ES"):
         return EC_PRIVATE[algorithm]
     return ED25519_PRIVATE
-
-
-def private_pem(private_key: Any, password: bytes | None = None) -> bytes:
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password)
-        if password
-        else serialization.NoEncryption()
-    )
-    return private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
-
-
-def public_pem(private_key: Any) -> bytes:
-    return private_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def public_der(private_key: Any) -> bytes:
-    return private_key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def private_der(private_key: Any) -> bytes:
-    return private_key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def openssh_public(private_key: Any) -> bytes:
-    return private_key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
 
 
 def self_signed_certificate_pem(private_key: Any) -> bytes:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support_contract import USERNAME_TAKEN, assert_error, assert_json, bearer, post
 
 from support import PASSWORD, login, register
+from support_contract import USERNAME_TAKEN, assert_error, assert_json, bearer, post
 
 REGISTER = "/accounts/register/"
 TOKEN = "/accounts/token/"

@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+import jwtlite
+
+from support import PASSWORD, FakeClock, login, register
 from support_contract import (
     NO_ACCOUNT,
     TOKEN_BLACKLISTED,
@@ -25,10 +29,6 @@ from support_contract import (
     claims,
     post,
 )
-
-import jwtlite
-
-from support import PASSWORD, FakeClock, login, register
 
 TOKEN = "/accounts/token/"
 REFRESH = "/accounts/token/refresh/"

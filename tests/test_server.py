@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support_server import clean_environ, header, unverified_segment
 
 from support import FAST_HASH_ENV, PASSWORD, SERVE, ServerProcess, http
+from support_server import clean_environ, header, unverified_segment
 
 ORIGIN = "http://localhost:8001"
 TOKEN_NOT_VALID = "token_not_valid"
