@@ -9,18 +9,15 @@ Every error is one line on stderr: ``jwtlite: error: ...``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import getpass
 import json
 import os
-import secrets
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from jwtlite import __version__, server
-from jwtlite._encoding import EncodingError, b64url_decode, b64url_encode
 from jwtlite.algorithms import ALGORITHMS, HMACAlgorithm, get_algorithm
 from jwtlite.errors import (
     ConfigurationError,
@@ -31,6 +28,7 @@ from jwtlite.errors import (
 )
 from jwtlite.jws import get_unverified_header
 from jwtlite.jwt import decode_complete, decode_unverified_claims
+from jwtlite.keyfile import key_file_content, load_key_file, write_key_file
 from jwtlite.keys import Key, KeySet
 from jwtlite.service import AuthService, load_signing_keys
 from jwtlite.settings import Settings
@@ -274,33 +272,16 @@ def _flush_expired(args: argparse.Namespace, environ: Environ) -> int:
 
 
 def _keygen(args: argparse.Namespace, environ: Environ) -> int:
-    data = _new_key_file_content(args.algorithm)
+    key = Key.generate(args.algorithm)
     if args.out is None:
-        sys.stdout.write(data.decode("ascii"))
+        sys.stdout.write(key_file_content(key).decode("ascii"))
         return 0
-    if args.force:
-        # A fresh file, so mode 0600 holds whatever was there (and a link is not followed).
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(args.out)
     try:
-        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_key_file(args.out, key, replace=args.force)
     except FileExistsError:
         raise CommandError(f"{args.out} exists; give --force to replace it") from None
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
     print(f"{args.out}: new {args.algorithm} key (mode 0600)", file=sys.stderr)
     return 0
-
-
-def _new_key_file_content(algorithm: str) -> bytes:
-    """A new key in the service's key-file format (see ``keys.load_or_create_key_file``)."""
-    alg = get_algorithm(algorithm)
-    if isinstance(alg, HMACAlgorithm):
-        secret = secrets.token_bytes(alg.min_key_length)
-        return b64url_encode(secret) + b"\n"
-    return Key.generate(algorithm).private_pem()
 
 
 def _jwks(args: argparse.Namespace, environ: Environ) -> int:
@@ -350,11 +331,7 @@ def _verifying_key(path: str, algorithm: str | None) -> Key | KeySet:
         return Key.from_pem(data, algorithm)
     if algorithm is None or not isinstance(get_algorithm(algorithm), HMACAlgorithm):
         raise UsageError(f"{path} holds a secret: give --algorithm HS256, HS384 or HS512")
-    try:
-        secret = b64url_decode(data.strip())
-    except EncodingError:
-        raise CommandError(f"{path} does not hold a base64url secret") from None
-    return Key(secret, algorithm)
+    return load_key_file(path, algorithm)
 
 
 def _key_from_json(data: bytes, algorithm: str | None) -> Key | KeySet:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import stat
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -18,7 +17,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from jwtlite._encoding import EncodingError, b64url_decode, b64url_encode, json_dumps
+from jwtlite._encoding import b64url_encode, json_dumps
 from jwtlite._jwk import CURVE_NAMES, EC_ALGORITHMS, jwk_members, material_from_jwk, public_members
 from jwtlite.algorithms import (
     Algorithm,
@@ -30,7 +29,7 @@ from jwtlite.algorithms import (
 )
 from jwtlite.errors import AlgorithmNotAllowedError, InvalidKeyError
 
-__all__ = ["Key", "KeySet", "as_key", "load_or_create_key_file"]
+__all__ = ["Key", "KeySet", "as_key"]
 
 # Secrets that look like asymmetric key material are refused as HMAC secrets: accepting a
 # public key as a shared secret is the classic algorithm-confusion attack (RFC 8725 §2.1).
@@ -192,6 +191,12 @@ class Key:
             hashlib.sha256(json_dumps(dict(sorted(members.items())))).digest()
         ).decode()
 
+    def secret(self) -> bytes:
+        """The HMAC secret (for key files kept with mode 0600)."""
+        if not self.is_symmetric:
+            raise InvalidKeyError("only an HMAC key has a secret")
+        return bytes(self._signing)
+
     def private_pem(self) -> bytes:
         """The private key as unencrypted PKCS#8 PEM (for key files kept with mode 0600)."""
         if self.is_symmetric or self._signing is None:
@@ -304,62 +309,6 @@ def _cached_key(material: Any, algorithm: str) -> Key:
     # Parsing PEM or deriving a public key costs far more than a signature check; callers
     # that pass the same raw key on every call get the prepared Key back instead.
     return Key(material, algorithm)
-
-
-def load_or_create_key_file(path: str, algorithm: str, *, create: bool) -> Key:
-    """Load the signing key kept at ``path``, or make one there (mode 0600) when allowed.
-
-    HMAC key files hold the secret as text; others hold a PKCS#8 PEM private key.
-
-    Raises:
-        InvalidKeyError: the file is missing (and ``create`` is false), unreadable, readable
-            by other users, or does not hold a key for ``algorithm``.
-    """
-    try:
-        return _load_key_file(path, algorithm)
-    except FileNotFoundError:
-        if not create:
-            raise InvalidKeyError(f"key file {path} does not exist") from None
-    key = Key.generate(algorithm)
-    secret = key._signing if key.is_symmetric else key.private_pem()
-    data = b64url_encode(secret) if key.is_symmetric else secret
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use theirs
-        return _load_key_file(path, algorithm)
-    except OSError as exc:
-        raise InvalidKeyError(f"cannot create key file {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data + b"\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    return _load_key_file(path, algorithm)
-
-
-def _load_key_file(path: str, algorithm: str) -> Key:
-    try:
-        with open(path, "rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            data = handle.read()
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise InvalidKeyError(f"cannot read key file {path}: {exc.strerror}") from exc
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise InvalidKeyError(
-            f"key file {path} is accessible to other users (mode {stat.S_IMODE(mode):o}); "
-            "run chmod 600 on it"
-        )
-    if isinstance(get_algorithm(algorithm), HMACAlgorithm):
-        try:
-            secret = b64url_decode(data.strip())
-        except EncodingError as exc:
-            raise InvalidKeyError(f"key file {path} does not hold a base64url secret") from exc
-        return Key(secret, algorithm)
-    try:
-        return Key.from_pem(data, algorithm)
-    except InvalidKeyError as exc:
-        raise InvalidKeyError(f"key file {path}: {exc}") from exc
 
 
 # -- preparation ------------------------------------------------------------------------------

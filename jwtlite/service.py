@@ -28,7 +28,8 @@ from jwtlite.errors import (
     WrongTokenTypeError,
 )
 from jwtlite.fields import Fields
-from jwtlite.keys import Key, KeySet, load_or_create_key_file
+from jwtlite.keyfile import load_or_create_key_file
+from jwtlite.keys import Key, KeySet
 from jwtlite.passwords import PasswordHasher
 from jwtlite.settings import Settings
 from jwtlite.store import RefreshRecord, Store, User

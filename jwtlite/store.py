@@ -173,8 +173,10 @@ def _create_private(path: str) -> None:
 
 
 def _user(row: tuple[Any, ...] | None) -> User | None:
-    if row is None:
-        return None
+    return None if row is None else _user_from(row)
+
+
+def _user_from(row: tuple[Any, ...]) -> User:
     id_, username, email, password_hash, is_active, date_joined, last_login = row
     return User(id_, username, email, password_hash, bool(is_active), date_joined, last_login)
 
@@ -383,9 +385,7 @@ class Store:
         row = self._one(_TOKEN_AND_USER_BY_JTI, jti)
         if row is None:
             return None
-        user = _user(row[6:])
-        assert user is not None  # noqa: S101 - the join found the user row
-        return RefreshRecord(*row[:6]), user
+        return RefreshRecord(*row[:6]), _user_from(row[6:])
 
     @_translating_errors
     def rotate_refresh_token(self, old_jti: str, new: RefreshRecord) -> bool:
