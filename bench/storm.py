@@ -34,7 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from jwtlite.passwords import PasswordHasher  # noqa: E402
 
 from support import PASSWORD, ServerProcess  # noqa: E402
-from support_load import Client, percentile  # noqa: E402
+from support_load import Client, percentile, python_progress_during_hashes  # noqa: E402
 
 SERVER_ENV = {
     # The default Argon2id cost: no JWTLITE_PASSWORD_HASH_* override.
@@ -127,36 +127,6 @@ def hashes_per_second(hasher: PasswordHasher, threads: int, seconds: float) -> f
     for worker in workers:
         worker.join(seconds + 30)
     return sum(counts) / seconds
-
-
-def python_progress_during_hashes(hasher: PasswordHasher, rounds: int = 3) -> list[int]:
-    """Steps a pure-Python thread made during each hash, with a 100 s switch interval (so it
-    can only run if the hash released the GIL)."""
-    count = 0
-    done = threading.Event()
-
-    def spin() -> None:
-        nonlocal count
-        while not done.is_set():
-            count += 1
-            if count % 1000 == 0:
-                time.sleep(0)
-
-    progress = []
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(100.0)
-    spinner = threading.Thread(target=spin)
-    try:
-        spinner.start()
-        for _ in range(rounds):
-            before = count
-            hasher.hash(PASSWORD)
-            progress.append(count - before)
-    finally:
-        done.set()
-        spinner.join(30)
-        sys.setswitchinterval(previous)
-    return progress
 
 
 def main() -> int:

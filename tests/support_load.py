@@ -12,6 +12,7 @@ import http.client
 import json
 import math
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -309,3 +310,33 @@ def read_only(path: Path) -> Iterator[sqlite3.Connection]:
         yield connection
     finally:
         connection.close()
+
+
+def python_progress_during_hashes(hasher: Any, rounds: int = 3) -> list[int]:
+    """Steps a pure-Python thread made during each hash, with a 100 s switch interval (so it
+    can only run if the hash released the GIL)."""
+    count = 0
+    done = threading.Event()
+
+    def spin() -> None:
+        nonlocal count
+        while not done.is_set():
+            count += 1
+            if count % 1000 == 0:
+                time.sleep(0)  # a voluntary release, so the hashing thread gets back in
+
+    progress = []
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)
+    spinner = threading.Thread(target=spin)
+    try:
+        spinner.start()
+        for _ in range(rounds):
+            before = count
+            hasher.hash(PASSWORD)
+            progress.append(count - before)
+    finally:
+        done.set()
+        spinner.join(30)
+        sys.setswitchinterval(previous)
+    return progress

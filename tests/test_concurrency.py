@@ -8,9 +8,7 @@ rules), and proof that Argon2id hashing releases the GIL. Loopback only.
 from __future__ import annotations
 
 import re
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +17,14 @@ from typing import Any
 import pytest
 
 from support import FAST_HASH_ENV, PASSWORD, ServerProcess, http
-from support_load import Client, Reply, percentile, post_together, read_only
+from support_load import (
+    Client,
+    Reply,
+    percentile,
+    post_together,
+    python_progress_during_hashes,
+    read_only,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -309,31 +314,7 @@ def test_argon2id_hashing_releases_the_gil() -> None:
     """
     from jwtlite.passwords import PasswordHasher
 
-    hasher = PasswordHasher()  # the defaults: 19 MiB, 2 passes
-    count = 0
-    done = threading.Event()
-
-    def spin() -> None:
-        nonlocal count
-        while not done.is_set():
-            count += 1
-            if count % 1000 == 0:
-                time.sleep(0)  # a voluntary release, so the hashing thread gets back in
-
-    progress = []
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(100.0)
-    spinner = threading.Thread(target=spin)
-    try:
-        spinner.start()
-        for _ in range(3):
-            before = count
-            hasher.hash(PASSWORD)
-            progress.append(count - before)
-    finally:
-        done.set()
-        spinner.join(30)
-        sys.setswitchinterval(previous)
+    progress = python_progress_during_hashes(PasswordHasher())  # default cost: 19 MiB, 2 passes
     assert min(progress) > 1000, progress
 
 
