@@ -12,6 +12,8 @@ from importlib import resources
 
 import falcon
 
+from jwtlite.resources import Resource
+
 __all__ = ["OPENAPI_DOCUMENT", "OpenAPIResource", "load_document"]
 
 OPENAPI_DOCUMENT = "openapi.json"
@@ -29,7 +31,7 @@ def load_document() -> bytes:
     return data
 
 
-class OpenAPIResource:
+class OpenAPIResource(Resource):
     """``GET /openapi.json`` (and ``HEAD``): the document, read once at construction."""
 
     def __init__(self) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "JWKSResource",
     "LoginResource",
     "MeResource",
+    "Resource",
     "client_address",
     "read_body",
 ]
@@ -31,6 +32,7 @@ __all__ = [
 JSON_TYPES = frozenset({"application/json"})
 FORM_TYPE = "application/x-www-form-urlencoded"
 NO_STORE = "no-store"
+PARSES = [falcon.MEDIA_JSON, FORM_TYPE]
 
 
 def read_body(req: falcon.Request, max_size: int) -> Mapping[str, Any]:
@@ -154,7 +156,21 @@ def bearer_token(req: falcon.Request) -> str:
     return parts[1]
 
 
-class BodyEndpoint:
+class Resource:
+    """Base of every resource: answers a plain ``OPTIONS`` (a CORS preflight never gets
+    here: the middleware answers it first) with JSON, as DRF does, instead of Falcon's
+    empty body."""
+
+    def on_options(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Describe the allowed methods and the media types."""
+        allowed = sorted(
+            name.removeprefix("on_").upper() for name in dir(self) if name.startswith("on_")
+        )
+        resp.set_header("Allow", ", ".join(allowed))
+        resp.media = {"allow": allowed, "renders": [falcon.MEDIA_JSON], "parses": PARSES}
+
+
+class BodyEndpoint(Resource):
     """POST a body to one service call and answer its result as JSON.
 
     Args:
@@ -185,7 +201,7 @@ class BodyEndpoint:
             resp.cache_control = [NO_STORE]
 
 
-class LoginResource:
+class LoginResource(Resource):
     """``POST accounts/token/``: credentials in, a token pair out (throttled per address)."""
 
     def __init__(self, service: AuthService, *, max_body_size: int) -> None:
@@ -201,7 +217,7 @@ class LoginResource:
         resp.cache_control = [NO_STORE]
 
 
-class MeResource:
+class MeResource(Resource):
     """``GET accounts/me/``: the user of a Bearer access token."""
 
     def __init__(self, service: AuthService) -> None:
@@ -215,7 +231,7 @@ class MeResource:
     on_head = on_get  # as Django answers HEAD wherever it answers GET
 
 
-class JWKSResource:
+class JWKSResource(Resource):
     """``GET /.well-known/jwks.json``: the public keys that verify our tokens."""
 
     def __init__(self, service: AuthService) -> None:
@@ -228,7 +244,7 @@ class JWKSResource:
     on_head = on_get
 
 
-class HealthResource:
+class HealthResource(Resource):
     """``GET /health``: 200 when the database answers."""
 
     def __init__(self, service: AuthService) -> None:

@@ -791,3 +791,39 @@ def test_no_response_leaks_secrets(make_client: Callable[..., Any], configured: 
         text = response.text
         for forbidden in [PASSWORD, "$argon2id$", stored.rsplit("$", 1)[1], "Traceback", *secrets]:
             assert forbidden not in text, (response.status, text)
+
+
+# -- OPTIONS without a preflight: JSON like every other answer ---------------------------------
+
+PLAIN_OPTIONS = [
+    (REGISTER, ["OPTIONS", "POST"]),
+    (TOKEN, ["OPTIONS", "POST"]),
+    (REFRESH, ["OPTIONS", "POST"]),
+    (VERIFY, ["OPTIONS", "POST"]),
+    (BLACKLIST, ["OPTIONS", "POST"]),
+    (ME, ["GET", "HEAD", "OPTIONS"]),
+    (JWKS, ["GET", "HEAD", "OPTIONS"]),
+    (HEALTH, ["GET", "HEAD", "OPTIONS"]),
+    ("/openapi.json", ["GET", "HEAD", "OPTIONS"]),
+]
+
+
+@pytest.mark.parametrize(("path", "allowed"), PLAIN_OPTIONS, ids=[p for p, _ in PLAIN_OPTIONS])
+def test_plain_options_answers_json_with_allow(client: Any, path: str, allowed: list[str]) -> None:
+    response = client.options(path + "/" if path.startswith("/accounts") else path)
+    assert response.status_int == 200
+    assert response.content_type == "application/json"
+    assert response.json == {
+        "allow": allowed,
+        "renders": ["application/json"],
+        "parses": ["application/json", "application/x-www-form-urlencoded"],
+    }
+    assert response.headers["Allow"] == ", ".join(allowed)
+
+
+def test_preflight_still_answered_by_cors_with_an_empty_body(client: Any) -> None:
+    headers = {"Origin": "http://localhost:8001", "Access-Control-Request-Method": "POST"}
+    response = client.options(TOKEN + "/", headers=headers)
+    assert response.status_int == 200
+    assert response.body == b""
+    assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:8001"
