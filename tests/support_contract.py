@@ -19,6 +19,24 @@ USER_INACTIVE = {"detail": "No active account found for the given token.", "code
 REQUIRED = "This field is required."
 USERNAME_TAKEN = {"username": ["A user with that username already exists."]}
 
+# The registration rules' messages, in Django's wording.
+BLANK = "This field may not be blank."
+TOO_LONG = "Ensure this field has no more than 150 characters."
+USERNAME_CHARACTERS = (
+    "Enter a valid username. This value may contain only letters, numbers, "
+    "and @/./+/-/_ characters."
+)
+USERNAME_MIXED_SCRIPTS = (
+    "Enter a valid username. Letters from more than one script are not allowed."
+)
+BAD_EMAIL = "Enter a valid email address."
+SHORT = "This password is too short. It must contain at least 8 characters."
+LONG = "This password is too long. It must contain at most 4096 bytes."
+LIKE_USERNAME = "The password is too similar to the username."
+LIKE_EMAIL = "The password is too similar to the email address."
+COMMON = "This password is too common."
+NUMERIC = "This password is entirely numeric."
+
 
 def segment(token: str, index: int) -> dict[str, Any]:
     """Decode one JSON segment of a compact JWT without verifying it (order preserved)."""

@@ -11,7 +11,23 @@ from typing import Any
 import pytest
 
 from support import PASSWORD, login, register
-from support_contract import USERNAME_TAKEN, assert_error, assert_json, bearer, post
+from support_contract import (
+    BAD_EMAIL,
+    COMMON,
+    LIKE_EMAIL,
+    LIKE_USERNAME,
+    LONG,
+    NUMERIC,
+    SHORT,
+    TOO_LONG,
+    USERNAME_CHARACTERS,
+    USERNAME_MIXED_SCRIPTS,
+    USERNAME_TAKEN,
+    assert_error,
+    assert_json,
+    bearer,
+    post,
+)
 
 REGISTER = "/accounts/register/"
 TOKEN = "/accounts/token/"
@@ -21,20 +37,6 @@ ME = "/accounts/me/"
 FULLWIDTH_ALICE = "\uff41\uff4c\uff49\uff43\uff45"  # NFKC: "alice"
 CYRILLIC_A_DMIN = "\u0430dmin"  # Cyrillic small a (U+0430), then Latin "dmin"
 SQL = "alice'; DROP TABLE users;--"
-
-CHARACTERS = (
-    "Enter a valid username. This value may contain only letters, numbers, "
-    "and @/./+/-/_ characters."
-)
-MIXED_SCRIPTS = "Enter a valid username. Letters from more than one script are not allowed."
-TOO_LONG = "Ensure this field has no more than 150 characters."
-SHORT = "This password is too short. It must contain at least 8 characters."
-LONG = "This password is too long. It must contain at most 4096 bytes."
-LIKE_USERNAME = "The password is too similar to the username."
-LIKE_EMAIL = "The password is too similar to the email address."
-COMMON = "This password is too common."
-NUMERIC = "This password is entirely numeric."
-BAD_EMAIL = "Enter a valid email address."
 
 
 def _register(client: Any, username: str, password: str = PASSWORD, **extra: Any) -> Any:
@@ -89,16 +91,16 @@ def test_username_case_kept_for_display(client: Any) -> None:
 @pytest.mark.parametrize(
     ("username", "messages"),
     [
-        ("al ice", [CHARACTERS]),
-        ("a/b", [CHARACTERS]),
-        ("ali\nce", [CHARACTERS]),
-        ("a:b", [CHARACTERS]),
-        ("<script>", [CHARACTERS]),
-        ("alice\u200b", [CHARACTERS]),
+        ("al ice", [USERNAME_CHARACTERS]),
+        ("a/b", [USERNAME_CHARACTERS]),
+        ("ali\nce", [USERNAME_CHARACTERS]),
+        ("a:b", [USERNAME_CHARACTERS]),
+        ("<script>", [USERNAME_CHARACTERS]),
+        ("alice\u200b", [USERNAME_CHARACTERS]),
         ("a" * 151, [TOO_LONG]),
-        (CYRILLIC_A_DMIN, [MIXED_SCRIPTS]),
-        ("p\u0430ypal", [MIXED_SCRIPTS]),
-        (SQL, [CHARACTERS]),
+        (CYRILLIC_A_DMIN, [USERNAME_MIXED_SCRIPTS]),
+        ("p\u0430ypal", [USERNAME_MIXED_SCRIPTS]),
+        (SQL, [USERNAME_CHARACTERS]),
         ("   ", ["This field may not be blank."]),
     ],
     ids=[
@@ -186,7 +188,11 @@ def test_every_field_reported_at_once(client: Any) -> None:
     assert_error(
         response,
         400,
-        {"username": [MIXED_SCRIPTS], "email": [BAD_EMAIL], "password": [SHORT, COMMON, NUMERIC]},
+        {
+            "username": [USERNAME_MIXED_SCRIPTS],
+            "email": [BAD_EMAIL],
+            "password": [SHORT, COMMON, NUMERIC],
+        },
     )
 
 
@@ -272,7 +278,7 @@ def test_unknown_fields_ignored(client: Any) -> None:
 
 def test_sql_looking_password_is_just_data(client: Any, db_path: Path) -> None:
     register(client, "bob")
-    assert_error(_register(client, SQL), 400, {"username": [CHARACTERS]})
+    assert_error(_register(client, SQL), 400, {"username": [USERNAME_CHARACTERS]})
     register(client, "alice", password=SQL)
     assert _user_count(db_path) == 2
     assert login(client, "alice", SQL)["access"]
