@@ -198,13 +198,11 @@ def _check_header(header: Mapping[str, Any]) -> None:
 def _signing_key(key: Any, algorithm: str | None) -> Key:
     if isinstance(key, KeySet):
         key = key.current
-    if isinstance(key, Key):
-        if algorithm is not None and algorithm != key.algorithm:
-            raise AlgorithmNotAllowedError(
-                f"the key is for {key.algorithm}, not {algorithm}", algorithm=algorithm
-            )
-        return key
-    return as_key(key, "HS256" if algorithm is None else algorithm)
+    if algorithm is None:
+        # A Key signs with its own algorithm; a raw key defaults to HS256. An explicit
+        # algorithm that is not a Key's own is refused by as_key.
+        return key if isinstance(key, Key) else as_key(key, "HS256")
+    return as_key(key, algorithm)
 
 
 def _verifying_key(key: Any, algorithm: str, header: Mapping[str, Any]) -> Key:
