@@ -453,6 +453,7 @@ WRONG_METHODS = [
     ("POST", ME, "GET"),
     ("DELETE", ME, "GET"),
     ("POST", JWKS, "GET"),
+    ("DELETE", JWKS, "GET"),
     ("POST", HEALTH, "GET"),
 ]
 

@@ -258,36 +258,6 @@ def test_body_exactly_at_the_limit_is_read(app: Any, endpoint: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "allow"),
-    [
-        ("GET", REGISTER, "POST"),
-        ("PUT", TOKEN, "POST"),
-        ("DELETE", REFRESH, "POST"),
-        ("PATCH", VERIFY, "POST"),
-        ("GET", BLACKLIST, "POST"),
-        ("POST", ME, "GET"),
-        ("DELETE", JWKS, "GET"),
-        ("POST", HEALTH, "GET"),
-    ],
-    ids=[
-        "get-register",
-        "put-token",
-        "delete-refresh",
-        "patch-verify",
-        "get-blacklist",
-        "post-me",
-        "delete-jwks",
-        "post-health",
-    ],
-)
-def test_wrong_method_is_405_with_allow(app: Any, method: str, path: str, allow: str) -> None:
-    """405 ``{"detail": 'Method "X" not allowed.'}`` and an ``Allow`` header."""
-    response = app.request(path, method=method, expect_errors=True)
-    assert answer(response, 405) == {"detail": f'Method "{method}" not allowed.'}
-    assert allow in response.headers["Allow"]
-
-
-@pytest.mark.parametrize(
     "path",
     [
         "/accounts/token/../register/",
