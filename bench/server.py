@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from jwtlite.passwords import PasswordHasher  # noqa: E402
+from jwtlite.service.passwords import PasswordHasher  # noqa: E402
 
 CEILING_APP = """
 import logging

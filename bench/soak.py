@@ -252,9 +252,9 @@ def report_latencies(results: Results, elapsed: float) -> int:
 
 def purge_as_of(database: Path, now: float) -> int:
     """``Store.purge_expired`` as of ``now``; returns the rows deleted."""
-    from jwtlite.store import Store
+    from jwtlite.store.sqlite import SQLiteStore
 
-    store = Store(str(database))
+    store = SQLiteStore(str(database))
     try:
         return store.purge_expired(now, failure_window=300)
     finally:

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from jwtlite.passwords import PasswordHasher  # noqa: E402
+from jwtlite.service.passwords import PasswordHasher  # noqa: E402
 
 from support import PASSWORD, ServerProcess  # noqa: E402
 from support_load import Client, percentile, python_progress_during_hashes  # noqa: E402

@@ -28,12 +28,12 @@ from jwtlite.errors import (
 )
 from jwtlite.jws import get_unverified_header
 from jwtlite.jwt import decode_complete, decode_unverified_claims
-from jwtlite.keyfile import key_file_content, load_key_file, write_key_file
 from jwtlite.keys import Key, KeySet
-from jwtlite.service import AuthService, load_signing_keys
-from jwtlite.settings import Settings
-from jwtlite.store import Store
-from jwtlite.validators import normalize_username, username_key
+from jwtlite.service.auth import AuthService, load_signing_keys
+from jwtlite.service.keyfile import key_file_content, load_key_file, write_key_file
+from jwtlite.service.settings import Settings
+from jwtlite.service.validators import normalize_username, username_key
+from jwtlite.store import Store, open_store
 
 __all__ = ["CommandError", "UsageError", "build_parser", "main"]
 
@@ -254,7 +254,7 @@ def _existing_store(settings: Settings) -> Store:
     # Store() would create an empty database; a typo in --database should be an error.
     if not os.path.exists(settings.database):
         raise CommandError(f"database {settings.database} does not exist")
-    return Store(settings.database)
+    return open_store(settings.database)
 
 
 def _flush_expired(args: argparse.Namespace, environ: Environ) -> int:

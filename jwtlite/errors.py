@@ -2,7 +2,7 @@
 
 Token problems derive from :class:`JWTError`; the service's own refusals derive from
 :class:`ServiceError`; :class:`ConfigurationError` is raised at start-up. No exception here
-knows about HTTP: ``jwtlite.app`` maps them to responses in one place.
+knows about HTTP: ``jwtlite.web.app`` maps them to responses in one place.
 """
 
 from __future__ import annotations

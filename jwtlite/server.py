@@ -15,11 +15,11 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from jwtlite.demo_server import DEFAULT_DEMO_PORT
+from jwtlite.demo.server import DEFAULT_DEMO_PORT
 from jwtlite.errors import ConfigurationError, StoreUnavailableError
 
 if TYPE_CHECKING:
-    from jwtlite.demo_server import DemoServer
+    from jwtlite.demo.server import DemoServer
 
 __all__ = ["add_arguments", "add_demo_arguments", "demo_options", "main", "run"]
 
@@ -104,16 +104,16 @@ def run(
     _configure_logging()
     import waitress  # noqa: PLC0415 - the library must not import the server
 
-    from jwtlite.app import create_app  # noqa: PLC0415
-    from jwtlite.settings import Settings  # noqa: PLC0415
-    from jwtlite.store import Store  # noqa: PLC0415
+    from jwtlite.service.settings import Settings  # noqa: PLC0415
+    from jwtlite.store import open_store  # noqa: PLC0415
+    from jwtlite.web.app import create_app  # noqa: PLC0415
 
     try:
         settings = Settings.from_env(environ)
     except ConfigurationError as exc:
         return _fail(str(exc))
     try:
-        store = Store(settings.database)
+        store = open_store(settings.database)
     except StoreUnavailableError as exc:
         # Name the setting to fix, as every other start-up refusal does.
         return _fail(f"DATABASE: {settings.database}: {exc}")
@@ -181,7 +181,7 @@ def _api_url(bound_host: str, bound_port: int) -> str:
 
 
 def _start_demo(host: str, demo_port: int, api_url: str) -> DemoServer:
-    from jwtlite.demo_server import start_demo_server  # noqa: PLC0415
+    from jwtlite.demo.server import start_demo_server  # noqa: PLC0415
 
     try:
         return start_demo_server(api_url, host=host, port=demo_port)

@@ -35,16 +35,16 @@ def make_client(db_path: Path, clock: FakeClock) -> Iterator[Callable[..., Any]]
 
     Cheap password hashing unless overridden; every store is closed at teardown.
     """
-    from jwtlite.app import create_app
-    from jwtlite.settings import Settings
-    from jwtlite.store import Store
+    from jwtlite.service.settings import Settings
+    from jwtlite.store.sqlite import SQLiteStore
+    from jwtlite.web.app import create_app
 
-    stores: list[Store] = []
+    stores: list[SQLiteStore] = []
 
     def build(**overrides: Any) -> Any:
         options = {"database": str(db_path), **FAST_HASH, **overrides}
         settings = Settings(**options)
-        store = Store(settings.database)
+        store = SQLiteStore(settings.database)
         stores.append(store)
         client = webtest.TestApp(create_app(settings, store=store, clock=clock))
         client.store = store

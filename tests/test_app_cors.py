@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import webtest
 
-from jwtlite.app import create_app
 from jwtlite.errors import ConfigurationError
-from jwtlite.settings import Settings
-from jwtlite.store import Store
+from jwtlite.service.settings import Settings
+from jwtlite.store.sqlite import SQLiteStore
+from jwtlite.web.app import create_app
 
 from support import FAST_HASH, PASSWORD, FakeClock, login, register
 
@@ -206,7 +206,7 @@ def test_unauthorized_keeps_its_challenge_with_cors(user_client: Client) -> None
 
 
 def test_server_error_carries_cors(db_path: Path, clock: FakeClock) -> None:
-    class BrokenStore(Store):
+    class BrokenStore(SQLiteStore):
         def ping(self) -> None:
             raise RuntimeError("disk on fire")
 

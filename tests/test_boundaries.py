@@ -1,4 +1,9 @@
-"""Layer boundaries: the token library never loads the service's dependencies."""
+"""Layer boundaries (DESIGN.md): each folder imports only the layers below it.
+
+Two kinds of proof: a static scan of every ``import`` in every module of a layer against
+that layer's forbidden list, and fresh interpreters that import a layer and report which
+heavy dependencies it loaded.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +12,94 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import jwtlite
 
 PACKAGE_DIR = Path(jwtlite.__file__).parent
-LIBRARY_MODULES = ["_encoding", "algorithms", "keys", "jws", "jwt", "errors"]
-SERVICE_DEPENDENCIES = {"falcon", "waitress", "sqlite3"}
-# Modules of the service layer (DESIGN.md): the library layer must not import them.
-SERVICE_MODULES = {
-    "app",
-    "cli",
-    "cors",
-    "passwords",
-    "resources",
-    "server",
-    "service",
-    "settings",
-    "store",
-    "validators",
-    "_origins",
+LAUNCHERS = {"cli", "server", "__main__"}
+LIBRARY_MODULES = sorted(
+    path.stem for path in PACKAGE_DIR.glob("*.py") if path.stem not in LAUNCHERS | {"__init__"}
+)
+DRIVERS = {"sqlite3", "psycopg", "psycopg_pool"}
+SERVERS = {"falcon", "waitress"}
+SERVICE_DEPENDENCIES = SERVERS | DRIVERS
+
+# What each layer must never import: third-party top-level names, and our own modules (a
+# name forbids it and everything under it).
+FORBIDDEN: dict[str, tuple[set[str], set[str]]] = {
+    "library": (
+        SERVICE_DEPENDENCIES,
+        {
+            "jwtlite.store",
+            "jwtlite.service",
+            "jwtlite.web",
+            "jwtlite.demo",
+            "jwtlite.cli",
+            "jwtlite.server",
+        },
+    ),
+    "store": (
+        SERVERS,
+        {
+            "jwtlite.service",
+            "jwtlite.web",
+            "jwtlite.demo",
+            "jwtlite.cli",
+            "jwtlite.server",
+            "jwtlite.keys",
+            "jwtlite.jws",
+            "jwtlite.jwt",
+            "jwtlite.algorithms",
+        },
+    ),
+    "service": (
+        SERVICE_DEPENDENCIES,
+        {
+            "jwtlite.web",
+            "jwtlite.demo",
+            "jwtlite.cli",
+            "jwtlite.server",
+            "jwtlite.store.sqlite",
+            "jwtlite.store.postgres",
+        },
+    ),
+    "web": (
+        DRIVERS,
+        {
+            "jwtlite.demo",
+            "jwtlite.cli",
+            "jwtlite.server",
+            "jwtlite.store.sqlite",
+            "jwtlite.store.postgres",
+            "jwtlite.service.passwords",
+        },
+    ),
+    "demo": (
+        DRIVERS | {"falcon"},
+        {"jwtlite.store", "jwtlite.service", "jwtlite.web", "jwtlite.cli", "jwtlite.server"},
+    ),
 }
-LIBRARY_NAMES = [name for name in jwtlite.__all__ if name != "create_app"]
+SUBPACKAGES = ["store", "service", "web", "demo"]
 
 
-def run_fresh(code: str) -> dict[str, object]:
+def layer_files(layer: str) -> list[Path]:
+    if layer == "library":
+        return [PACKAGE_DIR / f"{name}.py" for name in [*LIBRARY_MODULES, "__init__"]]
+    return sorted((PACKAGE_DIR / layer).rglob("*.py"))
+
+
+LAYER_FILES = [
+    pytest.param(layer, path, id=f"{layer}:{path.name}")
+    for layer in FORBIDDEN
+    for path in layer_files(layer)
+]
+LIBRARY_NAMES = list(jwtlite.__all__)
+
+
+def run_fresh(code: str) -> Any:
     """Run ``code`` in a new interpreter; it must print one JSON document as its last line."""
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -43,8 +110,7 @@ def run_fresh(code: str) -> dict[str, object]:
         cwd=PACKAGE_DIR.parent,
     )
     assert result.returncode == 0, result.stderr
-    document: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
-    return document
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 USE_THE_LIBRARY = """
@@ -80,8 +146,8 @@ def test_importing_jwtlite_loads_no_service_module() -> None:
         "modules = sorted(name for name in sys.modules if name.startswith('jwtlite.'))\n"
         "print(json.dumps({'modules': modules}))"
     )
-    loaded = {name.split(".", 1)[1] for name in run_fresh(code)["modules"]}
-    assert not loaded & SERVICE_MODULES, sorted(loaded & SERVICE_MODULES)
+    loaded = {name.split(".")[1] for name in run_fresh(code)["modules"]}
+    assert loaded <= set(LIBRARY_MODULES), sorted(loaded - set(LIBRARY_MODULES))
 
 
 @pytest.mark.parametrize("name", LIBRARY_NAMES)
@@ -108,7 +174,6 @@ def test_public_names_cover_the_documented_api() -> None:
         "InvalidIssuerError",
         "MissingClaimError",
         "InvalidClaimError",
-        "create_app",
     }
     assert documented <= set(jwtlite.__all__)
     assert len(jwtlite.__all__) == len(set(jwtlite.__all__))
@@ -125,24 +190,11 @@ def test_every_public_name_resolves_in_a_fresh_interpreter() -> None:
     code = (
         "import json, sys\n"
         "import jwtlite\n"
-        "library = [n for n in jwtlite.__all__ if n != 'create_app']\n"
-        "missing = [n for n in library if getattr(jwtlite, n, None) is None]\n"
-        "before = sorted(n for n in ('falcon', 'waitress', 'sqlite3') if n in sys.modules)\n"
-        "app = jwtlite.create_app\n"
-        "print(json.dumps({'missing': missing, 'before': before, 'app': callable(app)}))"
+        "missing = [n for n in jwtlite.__all__ if getattr(jwtlite, n, None) is None]\n"
+        "loaded = sorted(n for n in ('falcon', 'waitress', 'sqlite3') if n in sys.modules)\n"
+        "print(json.dumps({'missing': missing, 'loaded': loaded}))"
     )
-    assert run_fresh(code) == {"missing": [], "before": [], "app": True}
-
-
-def test_create_app_is_resolved_lazily() -> None:
-    code = (
-        "import json, sys\n"
-        "import jwtlite\n"
-        "lazy = 'jwtlite.app' not in sys.modules and 'falcon' not in sys.modules\n"
-        "jwtlite.create_app\n"
-        "print(json.dumps({'lazy': lazy, 'loaded': 'jwtlite.app' in sys.modules}))"
-    )
-    assert run_fresh(code) == {"lazy": True, "loaded": True}
+    assert run_fresh(code) == {"missing": [], "loaded": []}
 
 
 def test_unknown_attribute_is_an_attribute_error() -> None:
@@ -169,18 +221,64 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("module", LIBRARY_MODULES)
-def test_library_module_imports_no_service_dependency(module: str) -> None:
-    imports = imported_modules(PACKAGE_DIR / f"{module}.py")
-    top_level = {name.split(".")[0] for name in imports}
-    assert not top_level & SERVICE_DEPENDENCIES, sorted(top_level & SERVICE_DEPENDENCIES)
+def test_the_layer_table_covers_every_module() -> None:
+    every = set(PACKAGE_DIR.rglob("*.py"))
+    covered = {path for layer in FORBIDDEN for path in layer_files(layer)}
+    launchers = {PACKAGE_DIR / f"{name}.py" for name in LAUNCHERS}
+    assert every - covered - launchers == set()
+    assert {"store", "service", "web", "demo"} <= {p.name for p in PACKAGE_DIR.iterdir()}
 
 
-@pytest.mark.parametrize("module", LIBRARY_MODULES)
-def test_library_module_imports_no_service_module(module: str) -> None:
-    imports = imported_modules(PACKAGE_DIR / f"{module}.py")
-    ours = {name.split(".")[1] for name in imports if name.startswith("jwtlite.")}
-    assert not ours & SERVICE_MODULES, sorted(ours & SERVICE_MODULES)
+@pytest.mark.parametrize(("layer", "path"), LAYER_FILES)
+def test_module_imports_only_what_its_layer_may(layer: str, path: Path) -> None:
+    packages, ours = FORBIDDEN[layer]
+    imports = imported_modules(path)
+    assert not {name.split(".")[0] for name in imports} & packages
+    bad = {n for n in imports for f in ours if n == f or n.startswith(f + ".")}
+    assert not bad, sorted(bad)
+
+
+@pytest.mark.parametrize("package", SUBPACKAGES)
+def test_each_subpackage_says_what_it_owns_and_must_never_import(package: str) -> None:
+    doc = ast.get_docstring(ast.parse((PACKAGE_DIR / package / "__init__.py").read_text()))
+    assert doc is not None
+    assert "owns" in doc.lower() or "holds" in doc.lower()
+    assert "never" in doc
+
+
+def test_only_the_store_speaks_sql() -> None:
+    for path in PACKAGE_DIR.rglob("*.py"):
+        if path.parent.name == "store":
+            continue
+        text = path.read_text(encoding="utf-8")
+        for statement in ("SELECT ", "INSERT INTO", "UPDATE ", "DELETE FROM", "CREATE TABLE"):
+            assert statement not in text, (path.name, statement)
+
+
+LOADED = "print(json.dumps(sorted(n for n in {names!r} if n in sys.modules)))"
+
+
+@pytest.mark.parametrize(
+    ("module", "must_not_load"),
+    [
+        ("jwtlite", SERVICE_DEPENDENCIES),
+        ("jwtlite.store", SERVERS | {"psycopg", "psycopg_pool"}),
+        ("jwtlite.service", SERVERS | {"psycopg", "psycopg_pool"}),
+        ("jwtlite.web", {"psycopg", "psycopg_pool"}),
+    ],
+)
+def test_importing_a_layer_loads_nothing_above_it(module: str, must_not_load: set[str]) -> None:
+    code = f"import json, sys\nimport {module}\n" + LOADED.format(names=sorted(must_not_load))
+    assert run_fresh(code) == []
+
+
+def test_opening_the_default_store_loads_no_postgres_driver(tmp_path: Path) -> None:
+    code = (
+        "import json, sys\nfrom jwtlite.store import open_store\n"
+        f"open_store({str(tmp_path / 'db.sqlite3')!r}).close()\n"
+        + LOADED.format(names=["psycopg", "psycopg_pool", "falcon", "waitress"])
+    )
+    assert run_fresh(code) == []
 
 
 def test_errors_and_encoding_import_nothing_from_jwtlite() -> None:

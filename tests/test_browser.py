@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from jwtlite.demo_server import DemoServer, start_demo_server
+from jwtlite.demo.server import DemoServer, start_demo_server
 from jwtlite.errors import ConfigurationError
 
 from support import FAST_HASH_ENV, PASSWORD, ROOT, SERVE, ServerProcess, http

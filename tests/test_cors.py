@@ -1,4 +1,4 @@
-"""Tests for jwtlite.cors: the CORS rules of CONTRACT.md on a tiny Falcon app."""
+"""Tests for jwtlite.web.cors: the CORS rules of CONTRACT.md on a tiny Falcon app."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import falcon
 import pytest
 
-from jwtlite.cors import CORSMiddleware
 from jwtlite.errors import ConfigurationError
+from jwtlite.web.cors import CORSMiddleware
 
 with warnings.catch_warnings():
     # webob, under webtest, imports the deprecated cgi module; warnings are errors here.

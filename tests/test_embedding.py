@@ -1,8 +1,8 @@
 """``create_app`` hosted by other WSGI servers and mounted under a path prefix.
 
 The app is a plain WSGI callable: these tests serve it with ``wsgiref`` in a thread, under a
-``SCRIPT_NAME`` prefix, and with gunicorn (``jwtlite.wsgi:application``) in a subprocess,
-and check the lazy ``jwtlite.create_app``, injection of store and clock, and the generic 500.
+``SCRIPT_NAME`` prefix, and with gunicorn (``jwtlite.web.wsgi:application``) in a subprocess,
+and check the documented entry points, injection of store and clock, and the generic 500.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import pytest
 import webtest
 
 from jwtlite import decode
-from jwtlite.app import create_app
 from jwtlite.keys import Key
-from jwtlite.settings import Settings
-from jwtlite.store import Store
+from jwtlite.service.settings import Settings
+from jwtlite.store.sqlite import SQLiteStore
+from jwtlite.web.app import create_app
 
 from support import (
     FAST_HASH,
@@ -111,15 +111,15 @@ def settings(db_path: Path) -> Settings:
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
+def store(settings: Settings) -> Iterator[SQLiteStore]:
     """The test database's store, closed at teardown."""
-    opened = Store(settings.database)
+    opened = SQLiteStore(settings.database)
     yield opened
     opened.close()
 
 
 @pytest.fixture
-def app(settings: Settings, store: Store, clock: FakeClock) -> WSGIApp:
+def app(settings: Settings, store: SQLiteStore, clock: FakeClock) -> WSGIApp:
     """The service on the test's store and fake clock."""
     return create_app(settings, store=store, clock=clock)
 
@@ -230,7 +230,7 @@ needs_gunicorn = pytest.mark.skipif(
 
 def _gunicorn(port: int, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     command = [
-        sys.executable, "-m", "gunicorn", "jwtlite.wsgi:application",
+        sys.executable, "-m", "gunicorn", "jwtlite.web.wsgi:application",
         "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2",
         "--pythonpath", str(ROOT), "--graceful-timeout", "5", "--log-level", "warning",
     ]  # fmt: skip
@@ -301,22 +301,17 @@ def test_gunicorn_refuses_bad_settings(db_path: Path) -> None:
 # -- the package and the factory -------------------------------------------------------------
 
 
-def test_create_app_resolves_lazily() -> None:
+def test_documented_entry_points_resolve() -> None:
     script = """
 import sys
 import jwtlite
 assert "falcon" not in sys.modules and "sqlite3" not in sys.modules, "eager import"
-assert "create_app" in jwtlite.__all__
-factory = jwtlite.create_app
-assert "falcon" in sys.modules
-from jwtlite.app import create_app
-assert factory is create_app
-try:
-    jwtlite.no_such_name
-except AttributeError as exc:
-    assert "no_such_name" in str(exc)
-else:
-    raise AssertionError("unknown attribute resolved")
+assert not hasattr(jwtlite, "create_app"), "the library must not reach up into the web layer"
+from jwtlite.web import create_app
+from jwtlite.web.app import create_app as defined
+from jwtlite.service import AuthService, Settings
+from jwtlite.store import Store, open_store
+assert create_app is defined and "falcon" in sys.modules
 print("ok")
 """
     result = subprocess.run(
@@ -332,7 +327,7 @@ print("ok")
 
 
 def test_create_app_uses_injected_store_and_clock(
-    settings: Settings, store: Store, clock: FakeClock
+    settings: Settings, store: SQLiteStore, clock: FakeClock
 ) -> None:
     client = webtest.TestApp(create_app(settings, store=store, clock=clock))
     created = register(client)
@@ -363,11 +358,11 @@ def test_create_app_defaults_to_settings_database(
 # -- the generic 500 -------------------------------------------------------------------------
 
 
-def _broken_store(db_path: Path, method: str) -> Store:
+def _broken_store(db_path: Path, method: str) -> SQLiteStore:
     def fail(*args: object, **kwargs: object) -> Any:
         raise RuntimeError("secret internal detail: /var/lib/db")
 
-    store = Store(str(db_path))
+    store = SQLiteStore(str(db_path))
     setattr(store, method, fail)
     return store
 

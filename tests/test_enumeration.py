@@ -26,7 +26,7 @@ BAD_CREDENTIALS = {"detail": "No active account found with the given credentials
 
 def default_hash_settings() -> dict[str, Any]:
     """The Argon2 fields of ``Settings`` at their defaults (overriding the tests' FAST_HASH)."""
-    from jwtlite.settings import Settings
+    from jwtlite.service.settings import Settings
 
     return {
         field.name: field.default

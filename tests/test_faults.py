@@ -70,9 +70,9 @@ def assert_refused(result: subprocess.CompletedProcess[str], *fragments: str) ->
 
 def make_database(path: Path) -> None:
     """Create a valid, migrated jwtlite database at ``path``."""
-    from jwtlite.store import Store
+    from jwtlite.store.sqlite import SQLiteStore
 
-    Store(str(path)).close()
+    SQLiteStore(str(path)).close()
 
 
 def hmac_key_text(size: int = 32) -> bytes:
@@ -238,11 +238,11 @@ def test_database_wal_shm_and_key_files_are_created_private(tmp_path: Path) -> N
 
 
 def test_an_existing_database_keeps_the_mode_its_operator_gave_it(db_path: Path) -> None:
-    from jwtlite.store import Store
+    from jwtlite.store.sqlite import SQLiteStore
 
     make_database(db_path)
     db_path.chmod(0o640)
-    Store(str(db_path)).close()
+    SQLiteStore(str(db_path)).close()
     assert stat.S_IMODE(db_path.stat().st_mode) == 0o640
 
 
@@ -404,11 +404,11 @@ def test_a_failed_rotation_leaves_the_refresh_token_unspent(
 
 
 def test_a_write_lock_held_too_long_answers_503_and_recovers(db_path: Path, clock: Any) -> None:
-    from jwtlite.app import create_app
-    from jwtlite.settings import Settings
-    from jwtlite.store import Store
+    from jwtlite.service.settings import Settings
+    from jwtlite.store.sqlite import SQLiteStore
+    from jwtlite.web.app import create_app
 
-    store = Store(str(db_path), busy_timeout_ms=100)
+    store = SQLiteStore(str(db_path), busy_timeout_ms=100)
     client = webtest.TestApp(
         create_app(Settings(database=str(db_path), **FAST_HASH), store=store, clock=clock)
     )
@@ -429,11 +429,11 @@ def test_a_write_lock_held_too_long_answers_503_and_recovers(db_path: Path, cloc
 
 
 def failing_store(path: str) -> Any:
-    """A :class:`~jwtlite.store.Store` whose every statement fails with ``store.fault`` while
+    """A :class:`~jwtlite.store.sqlite.Store` whose every statement fails with ``store.fault`` while
     it is set (an I/O error, the file gone), as if the disk had vanished."""
-    from jwtlite.store import Store
+    from jwtlite.store.sqlite import SQLiteStore
 
-    class FailingStore(Store):
+    class FailingStore(SQLiteStore):
         fault: str | None = None
 
         def _connection(self) -> sqlite3.Connection:
@@ -452,8 +452,8 @@ def failing_store(path: str) -> Any:
 def test_a_store_that_fails_on_every_statement_answers_503_and_recovers(
     db_path: Path, clock: Any, fault: str
 ) -> None:
-    from jwtlite.app import create_app
-    from jwtlite.settings import Settings
+    from jwtlite.service.settings import Settings
+    from jwtlite.web.app import create_app
 
     store = failing_store(str(db_path))
     client = webtest.TestApp(

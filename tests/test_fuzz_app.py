@@ -56,9 +56,9 @@ FUZZ = settings(
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One app for every example: cheap hashing, generous throttling, alice registered."""
-    from jwtlite.app import create_app
-    from jwtlite.settings import Settings
-    from jwtlite.store import Store
+    from jwtlite.service.settings import Settings
+    from jwtlite.store.sqlite import SQLiteStore
+    from jwtlite.web.app import create_app
 
     directory: Path = tmp_path_factory.mktemp("fuzz")
     options: dict[str, Any] = {
@@ -68,7 +68,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         **FAST_HASH,
     }
     app_settings = Settings(**options)
-    store = Store(app_settings.database)
+    store = SQLiteStore(app_settings.database)
     test_app = webtest.TestApp(create_app(app_settings, store=store, clock=FakeClock()))
     register(test_app)
     yield test_app

@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 import jwtlite
 from jwtlite import AlgorithmNotAllowedError, InvalidKeyError, Key, KeySet
 from jwtlite._encoding import b64url_encode
-from jwtlite.keyfile import load_or_create_key_file
+from jwtlite.service.keyfile import load_or_create_key_file
 
 from support_keys import openssh_public, private_der, private_pem, public_der, public_pem
 

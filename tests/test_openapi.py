@@ -1,4 +1,4 @@
-"""The OpenAPI document (``jwtlite/openapi.json``): valid, complete, served, and true.
+"""The OpenAPI document (``jwtlite/web/openapi.json``): valid, complete, served, and true.
 
 "True" means every real response of every documented status, produced here through the WSGI
 app, matches the document: status listed, media type listed, required headers present and
@@ -19,11 +19,11 @@ from openapi_spec_validator import validate
 
 import jwtlite
 from jwtlite.errors import StoreUnavailableError
-from jwtlite.openapi import OpenAPIResource, load_document
+from jwtlite.web.openapi import OpenAPIResource, load_document
 
 from support import FakeClock, login, register
 
-DOCUMENT_PATH = Path(jwtlite.__file__).parent / "openapi.json"
+DOCUMENT_PATH = Path(jwtlite.__file__).parent / "web" / "openapi.json"
 DOC: dict[str, Any] = json.loads(DOCUMENT_PATH.read_text())
 OPERATIONS = [
     (path, method)
@@ -133,7 +133,7 @@ def test_served_document_is_the_shipped_one(client: Any) -> None:
 def test_resource_reads_the_document_once(monkeypatch: pytest.MonkeyPatch) -> None:
     resource = OpenAPIResource()
     calls: list[str] = []
-    monkeypatch.setattr("jwtlite.openapi.load_document", lambda: calls.append("read") or b"")
+    monkeypatch.setattr("jwtlite.web.openapi.load_document", lambda: calls.append("read") or b"")
     resource.on_get(None, _Response())  # type: ignore[arg-type]  # neither is read
     assert calls == []
 
@@ -482,7 +482,7 @@ def health_503(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatc
     def unavailable(self: object) -> None:
         raise StoreUnavailableError("disk I/O error")
 
-    mp.setattr("jwtlite.store.Store.ping", unavailable)
+    mp.setattr("jwtlite.store.sqlite.SQLiteStore.ping", unavailable)
     return "get", "/health", client.get("/health", status=503)
 
 
@@ -493,7 +493,7 @@ def health_500(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatc
     def broken(self: object) -> None:
         raise RuntimeError("unforeseen")
 
-    mp.setattr("jwtlite.service.AuthService.health", broken)
+    mp.setattr("jwtlite.service.auth.AuthService.health", broken)
     reply = client.get("/health", status=500)
     assert "unforeseen" not in reply.text
     return "get", "/health", reply

@@ -1,4 +1,4 @@
-"""Tests for jwtlite._origins: strict origin parsing of hostile Origin values."""
+"""Tests for jwtlite.service.origins: strict origin parsing of hostile Origin values."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jwtlite._origins import MAX_ORIGIN_LENGTH, normalize_origin
+from jwtlite.service.origins import MAX_ORIGIN_LENGTH, normalize_origin
 
 NORMALISED = [
     ("http://localhost:8001", "http://localhost:8001"),

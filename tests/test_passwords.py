@@ -1,4 +1,4 @@
-"""Tests for jwtlite.passwords: Argon2id PHC hashing, verification, rehash and dummy verify."""
+"""Tests for jwtlite.service.passwords: Argon2id PHC hashes, verification, rehash, dummy verify."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from jwtlite.passwords import PasswordHasher
+from jwtlite.service.passwords import PasswordHasher
 
 CHEAP = {"memory_kib": 1024, "iterations": 1}
 

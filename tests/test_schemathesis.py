@@ -24,7 +24,7 @@ from schemathesis.checks import (
 
 from support import FAST_HASH_ENV, PASSWORD, ServerProcess, http
 
-DOCUMENT = Path(__file__).resolve().parent.parent / "jwtlite" / "openapi.json"
+DOCUMENT = Path(__file__).resolve().parent.parent / "jwtlite" / "web" / "openapi.json"
 MAX_EXAMPLES = 25
 CHECKS = [
     not_a_server_error,

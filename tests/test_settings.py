@@ -1,4 +1,4 @@
-"""Tests for jwtlite.settings: defaults, environment parsing and refused configurations."""
+"""Tests for jwtlite.service.settings: defaults, environment parsing and refused configurations."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from jwtlite.errors import ConfigurationError
-from jwtlite.settings import LAUNCHER_VARIABLES, Settings
+from jwtlite.service.settings import LAUNCHER_VARIABLES, Settings
 
 STRONG = "s" * 32
 

@@ -1,4 +1,4 @@
-"""Tests for jwtlite.store: schema, users, refresh tokens, login failures, failure modes."""
+"""Tests for jwtlite.store.sqlite: schema, users, refresh tokens, login failures, failure modes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import TypeVar
 import pytest
 
 from jwtlite.errors import StoreUnavailableError
-from jwtlite.store import SCHEMA_VERSION, RefreshRecord, Store, User
+from jwtlite.store import RefreshRecord, User
+from jwtlite.store.sqlite import SCHEMA_VERSION, SQLiteStore
 
 T = TypeVar("T")
 NOW = 1_700_000_000.0
@@ -25,13 +26,13 @@ def db_path(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(db_path: str) -> Iterator[Store]:
-    store = Store(db_path)
+def store(db_path: str) -> Iterator[SQLiteStore]:
+    store = SQLiteStore(db_path)
     yield store
     store.close()
 
 
-def _add_user(store: Store, name: str = "alice") -> User:
+def _add_user(store: SQLiteStore, name: str = "alice") -> User:
     user = store.create_user(
         username=name, username_key=name.casefold(), email="", password_hash="h", now=NOW
     )
@@ -83,7 +84,7 @@ def _query(path: str, sql: str) -> list[tuple[object, ...]]:
 # -- schema and connections -----------------------------------------------------------------
 
 
-def test_fresh_file_is_migrated(store: Store, db_path: str) -> None:
+def test_fresh_file_is_migrated(store: SQLiteStore, db_path: str) -> None:
     assert store.schema_version() == SCHEMA_VERSION == 1
     assert _query(db_path, "PRAGMA user_version") == [(1,)]
     tables = {
@@ -102,7 +103,7 @@ def test_fresh_file_is_migrated(store: Store, db_path: str) -> None:
     } <= indexes
 
 
-def test_pragmas(store: Store, db_path: str) -> None:
+def test_pragmas(store: SQLiteStore, db_path: str) -> None:
     connection = store._connection()
     assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert connection.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
@@ -112,12 +113,12 @@ def test_pragmas(store: Store, db_path: str) -> None:
 
 
 def test_reopening_is_idempotent_and_keeps_data(db_path: str) -> None:
-    first = Store(db_path)
+    first = SQLiteStore(db_path)
     try:
         _add_user(first)
     finally:
         first.close()
-    second = Store(db_path)
+    second = SQLiteStore(db_path)
     try:
         assert second.schema_version() == 1
         user = second.get_user_by_key("alice")
@@ -128,7 +129,7 @@ def test_reopening_is_idempotent_and_keeps_data(db_path: str) -> None:
 
 
 def test_two_stores_open_a_fresh_file_concurrently(db_path: str) -> None:
-    stores = _in_threads(8, lambda _: Store(db_path))
+    stores = _in_threads(8, lambda _: SQLiteStore(db_path))
     try:
         assert {store.schema_version() for store in stores} == {1}
     finally:
@@ -137,25 +138,25 @@ def test_two_stores_open_a_fresh_file_concurrently(db_path: str) -> None:
 
 
 def test_newer_schema_is_refused(db_path: str) -> None:
-    Store(db_path).close()
+    SQLiteStore(db_path).close()
     connection = sqlite3.connect(db_path)
     connection.execute("PRAGMA user_version = 99")
     connection.close()
     with pytest.raises(StoreUnavailableError, match="newer"):
-        Store(db_path)
+        SQLiteStore(db_path)
 
 
-def test_integrity_check_ok(store: Store, db_path: str) -> None:
+def test_integrity_check_ok(store: SQLiteStore, db_path: str) -> None:
     _add_user(store)
     assert _query(db_path, "PRAGMA integrity_check") == [("ok",)]
     assert _query(db_path, "PRAGMA foreign_key_check") == []
 
 
-def test_ping(store: Store) -> None:
+def test_ping(store: SQLiteStore) -> None:
     assert store.ping() is None
 
 
-def test_close_closes_every_threads_connection(store: Store) -> None:
+def test_close_closes_every_threads_connection(store: SQLiteStore) -> None:
     connections = _in_threads(5, lambda _: store._connection())
     assert len({id(c) for c in connections}) == 5
     store.close()
@@ -192,19 +193,19 @@ def _not_a_database(tmp_path: Path) -> str:
 )
 def test_unopenable_database(tmp_path: Path, make_path: Callable[[Path], str]) -> None:
     with pytest.raises(StoreUnavailableError, match="unavailable") as info:
-        Store(make_path(tmp_path))
+        SQLiteStore(make_path(tmp_path))
     assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
 
 
 def test_read_only_file_through_uri_is_unavailable(db_path: str) -> None:
     # Works as root too: SQLite itself refuses to write through a read-only open, and the
     # store finds out at construction although no migration is pending.
-    Store(db_path).close()
+    SQLiteStore(db_path).close()
     with pytest.raises(StoreUnavailableError, match="readonly"):
-        Store(f"file:{db_path}?mode=ro")
+        SQLiteStore(f"file:{db_path}?mode=ro")
 
 
-def test_disk_full_is_unavailable(store: Store) -> None:
+def test_disk_full_is_unavailable(store: SQLiteStore) -> None:
     _add_user(store)
     # Cap the file at its current size: the next page allocation fails like a full disk.
     connection = store._connection()
@@ -224,7 +225,7 @@ def test_disk_full_is_unavailable(store: Store) -> None:
 # -- users ----------------------------------------------------------------------------------
 
 
-def test_create_and_read_user(store: Store) -> None:
+def test_create_and_read_user(store: SQLiteStore) -> None:
     created = store.create_user(
         username="Alice", username_key="alice", email="a@example.com", password_hash="$h", now=NOW
     )
@@ -235,7 +236,7 @@ def test_create_and_read_user(store: Store) -> None:
     assert store.get_user_by_key("Alice") is None
 
 
-def test_usernames_are_unique_by_key(store: Store) -> None:
+def test_usernames_are_unique_by_key(store: SQLiteStore) -> None:
     _add_user(store, "alice")
     again = store.create_user(
         username="ALICE", username_key="alice", email="", password_hash="h", now=NOW
@@ -247,7 +248,7 @@ def test_usernames_are_unique_by_key(store: Store) -> None:
     )
 
 
-def test_fifty_threads_register_one_name(store: Store, db_path: str) -> None:
+def test_fifty_threads_register_one_name(store: SQLiteStore, db_path: str) -> None:
     results = _in_threads(
         50,
         lambda i: store.create_user(
@@ -260,7 +261,7 @@ def test_fifty_threads_register_one_name(store: Store, db_path: str) -> None:
 
 
 def _create_in_process(path: str, index: int) -> bool:
-    store = Store(path)
+    store = SQLiteStore(path)
     try:
         created = store.create_user(
             username=f"Proc{index}", username_key="proc", email="", password_hash="h", now=NOW
@@ -270,7 +271,7 @@ def _create_in_process(path: str, index: int) -> bool:
     return created is not None
 
 
-def test_processes_register_one_name(store: Store, db_path: str) -> None:
+def test_processes_register_one_name(store: SQLiteStore, db_path: str) -> None:
     # "spawn": a forked child of a threaded pytest process may inherit held locks.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(8, mp_context=context) as pool:
@@ -279,7 +280,7 @@ def test_processes_register_one_name(store: Store, db_path: str) -> None:
     assert _query(db_path, "SELECT count(*) FROM users WHERE username_key = 'proc'") == [(1,)]
 
 
-def test_start_session_update_hash_and_activation(store: Store) -> None:
+def test_start_session_update_hash_and_activation(store: SQLiteStore) -> None:
     user = _add_user(store)
     store.record_login_failure(username_key="alice", address="1.2.3.4", now=NOW)
     store.start_session(
@@ -300,7 +301,7 @@ def test_start_session_update_hash_and_activation(store: Store) -> None:
     assert store.get_user(user.id) == User(user.id, "alice", "", "$new", True, NOW, NOW + 5)
 
 
-def test_delete_user_cascades_to_tokens(store: Store) -> None:
+def test_delete_user_cascades_to_tokens(store: SQLiteStore) -> None:
     user = _add_user(store)
     store.add_refresh_token(_token(user, "j1"))
     assert store.delete_user(user.id) is True
@@ -312,7 +313,7 @@ def test_delete_user_cascades_to_tokens(store: Store) -> None:
 # -- refresh tokens -------------------------------------------------------------------------
 
 
-def test_add_and_get_refresh_token(store: Store) -> None:
+def test_add_and_get_refresh_token(store: SQLiteStore) -> None:
     user = _add_user(store)
     record = _token(user, "j1")
     store.add_refresh_token(record)
@@ -320,12 +321,12 @@ def test_add_and_get_refresh_token(store: Store) -> None:
     assert store.get_refresh_token("nope") is None
 
 
-def test_refresh_token_for_unknown_user_is_refused(store: Store) -> None:
+def test_refresh_token_for_unknown_user_is_refused(store: SQLiteStore) -> None:
     with pytest.raises(StoreUnavailableError):
         store.add_refresh_token(RefreshRecord("j1", 999, "f", 1, 2, "active"))
 
 
-def test_rotation_spends_old_and_stores_new(store: Store) -> None:
+def test_rotation_spends_old_and_stores_new(store: SQLiteStore) -> None:
     user = _add_user(store)
     store.add_refresh_token(_token(user, "j1"))
     assert store.rotate_refresh_token("j1", _token(user, "j2")) is True
@@ -339,20 +340,20 @@ def test_rotation_spends_old_and_stores_new(store: Store) -> None:
 
 
 @pytest.mark.parametrize("state", ["spent", "blacklisted"], ids=["spent", "blacklisted"])
-def test_rotation_of_inactive_token_fails(store: Store, state: str) -> None:
+def test_rotation_of_inactive_token_fails(store: SQLiteStore, state: str) -> None:
     user = _add_user(store)
     store.add_refresh_token(RefreshRecord("j1", user.id, "f1", 1, 2_000_000_000, state))
     assert store.rotate_refresh_token("j1", _token(user, "j2")) is False
     assert store.get_refresh_token("j2") is None
 
 
-def test_rotation_of_unknown_token_fails(store: Store) -> None:
+def test_rotation_of_unknown_token_fails(store: SQLiteStore) -> None:
     user = _add_user(store)
     assert store.rotate_refresh_token("ghost", _token(user, "j2")) is False
     assert store.get_refresh_token("j2") is None
 
 
-def test_failed_insert_rolls_back_the_spend(store: Store) -> None:
+def test_failed_insert_rolls_back_the_spend(store: SQLiteStore) -> None:
     user = _add_user(store)
     store.add_refresh_token(_token(user, "j1"))
     store.add_refresh_token(_token(user, "taken"))
@@ -364,7 +365,7 @@ def test_failed_insert_rolls_back_the_spend(store: Store) -> None:
     assert not store._connection().in_transaction
 
 
-def test_twenty_threads_rotate_one_token(store: Store) -> None:
+def test_twenty_threads_rotate_one_token(store: SQLiteStore) -> None:
     user = _add_user(store)
     store.add_refresh_token(_token(user, "j0"))
     results = _in_threads(20, lambda i: store.rotate_refresh_token("j0", _token(user, f"n{i}")))
@@ -373,7 +374,7 @@ def test_twenty_threads_rotate_one_token(store: Store) -> None:
     assert dict(rows.fetchall()) == {"spent": 1, "active": 1}
 
 
-def test_revoke_family(store: Store) -> None:
+def test_revoke_family(store: SQLiteStore) -> None:
     user = _add_user(store)
     store.add_refresh_token(_token(user, "a1", family="A"))
     store.add_refresh_token(_token(user, "b1", family="B"))
@@ -388,7 +389,7 @@ def test_revoke_family(store: Store) -> None:
     }
 
 
-def test_blacklist_refresh_token(store: Store) -> None:
+def test_blacklist_refresh_token(store: SQLiteStore) -> None:
     user = _add_user(store)
     store.add_refresh_token(_token(user, "j1"))
     assert store.blacklist_refresh_token("j1") is True
@@ -399,7 +400,7 @@ def test_blacklist_refresh_token(store: Store) -> None:
     assert store.rotate_refresh_token("j1", _token(user, "j2")) is False
 
 
-def test_purge_expired(store: Store) -> None:
+def test_purge_expired(store: SQLiteStore) -> None:
     user = _add_user(store)
     store.add_refresh_token(_token(user, "old", expires_at=int(NOW) - 1))
     store.add_refresh_token(_token(user, "edge", expires_at=int(NOW)))
@@ -423,7 +424,7 @@ def test_purge_expired(store: Store) -> None:
 # -- login failures -------------------------------------------------------------------------
 
 
-def test_login_failure_counters(store: Store) -> None:
+def test_login_failure_counters(store: SQLiteStore) -> None:
     empty = store.login_failures_since(username_key="alice", address="1.2.3.4", since=0)
     assert empty == (0, None, 0, None)
     store.record_login_failure(username_key="alice", address="1.2.3.4", now=NOW)
@@ -453,7 +454,7 @@ def test_login_failure_counters(store: Store) -> None:
     )
 
 
-def test_login_failure_queries_use_indexes(store: Store) -> None:
+def test_login_failure_queries_use_indexes(store: SQLiteStore) -> None:
     plan = store._connection().execute(
         "EXPLAIN QUERY PLAN SELECT count(*), min(at) FROM login_failures"
         " WHERE username_key = ? AND at > ?",

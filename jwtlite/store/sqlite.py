@@ -1,11 +1,11 @@
 """The SQLite store: users, refresh-token records and login-failure counters.
 
-This is the only module that speaks SQL. Every statement is parametrised. Each thread gets its
-own connection (SQLite connections must not be shared across threads mid-statement); all of
-them are tracked so :meth:`Store.close` closes every one. Connections run in autocommit mode;
-changes that must be atomic and depend on what is read run inside ``BEGIN IMMEDIATE``, which
-takes the write lock up front so concurrent writers queue on ``busy_timeout`` instead of
-failing mid-transaction.
+The embedded default backend of :class:`~jwtlite.store.base.Store`. Every statement is
+parametrised. Each thread gets its own connection (SQLite connections must not be shared
+across threads mid-statement); all of them are tracked so :meth:`SQLiteStore.close` closes
+every one. Connections run in autocommit mode; changes that must be atomic and depend on what
+is read run inside ``BEGIN IMMEDIATE``, which takes the write lock up front so concurrent
+writers queue on ``busy_timeout`` instead of failing mid-transaction.
 
 Durability: ``journal_mode=WAL`` with ``synchronous=FULL``. WAL lets readers proceed while a
 writer commits; FULL (not NORMAL) syncs the WAL on every commit, so a refresh token spent or a
@@ -24,12 +24,13 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import astuple, dataclass
+from dataclasses import astuple
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from jwtlite.errors import StoreUnavailableError
+from jwtlite.store.base import RefreshRecord, User
 
-__all__ = ["RefreshRecord", "Store", "User"]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -98,42 +99,13 @@ _TOKEN_INSERT = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class User:
-    """A user row. ``password_hash`` is an opaque string for the password hasher."""
-
-    id: int
-    username: str
-    email: str
-    password_hash: str
-    is_active: bool
-    date_joined: float
-    last_login: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshRecord:
-    """A refresh token's record; ``state`` is ``"active"``, ``"spent"`` or ``"blacklisted"``.
-
-    ``family`` groups the tokens descended by rotation from one login, so reuse of a spent
-    token can revoke the whole line.
-    """
-
-    jti: str
-    user_id: int
-    family: str
-    issued_at: int
-    expires_at: int
-    state: str
-
-
 def _translating_errors(
-    method: Callable[Concatenate[Store, _P], _R],
-) -> Callable[Concatenate[Store, _P], _R]:
+    method: Callable[Concatenate[SQLiteStore, _P], _R],
+) -> Callable[Concatenate[SQLiteStore, _P], _R]:
     """Turn any sqlite3 database error escaping ``method`` into StoreUnavailableError."""
 
     @functools.wraps(method)
-    def wrapper(self: Store, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    def wrapper(self: SQLiteStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as error:
@@ -181,8 +153,8 @@ def _user_from(row: tuple[Any, ...]) -> User:
     return User(id_, username, email, password_hash, bool(is_active), date_joined, last_login)
 
 
-class Store:
-    """The SQLite store, safe to share between threads.
+class SQLiteStore:
+    """The SQLite backend of :class:`~jwtlite.store.base.Store`, safe to share between threads.
 
     Args:
         path: the database file, created if absent (its directory must exist), or an

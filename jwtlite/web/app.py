@@ -15,7 +15,6 @@ from typing import Any
 import falcon
 
 from jwtlite._encoding import json_text
-from jwtlite.cors import CORSMiddleware
 from jwtlite.errors import (
     AccessTokenRejectedError,
     AuthenticationError,
@@ -29,17 +28,18 @@ from jwtlite.errors import (
     ValidationError,
     WrongTokenTypeError,
 )
-from jwtlite.openapi import OpenAPIResource
-from jwtlite.resources import (
+from jwtlite.service.auth import AuthService
+from jwtlite.service.settings import Settings
+from jwtlite.store import Store
+from jwtlite.web.cors import CORSMiddleware
+from jwtlite.web.openapi import OpenAPIResource
+from jwtlite.web.resources import (
     BodyEndpoint,
     HealthResource,
     JWKSResource,
     LoginResource,
     MeResource,
 )
-from jwtlite.service import AuthService
-from jwtlite.settings import Settings
-from jwtlite.store import Store
 
 __all__ = ["create_app"]
 

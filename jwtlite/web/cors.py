@@ -1,6 +1,6 @@
-"""CORS for Falcon 4, resolved once at construction (behaviour: ``CONTRACT.md``, "CORS").
+"""CORS for Falcon 4, resolved once at construction (behaviour: ``docs/api.md``, "CORS").
 
-Origins are compared exactly after normalisation (``jwtlite._origins``); regexes must match
+Origins are compared exactly after normalisation (``jwtlite.service.origins``); regexes must match
 the whole origin. A preflight is answered in ``process_request``, before routing, so it works
 for every path; all headers are added in ``process_response``, which Falcon runs after its
 error handlers, so 401/404/405/413/415/500 responses carry them too. A disallowed origin gets
@@ -16,8 +16,8 @@ from collections.abc import Iterable
 
 import falcon
 
-from jwtlite._origins import normalize_origin
 from jwtlite.errors import ConfigurationError
+from jwtlite.service.origins import normalize_origin
 
 __all__ = ["DEFAULT_ALLOW_HEADERS", "DEFAULT_ALLOW_METHODS", "CORSMiddleware"]
 

@@ -1,4 +1,4 @@
-"""WSGI entry point for other servers: ``gunicorn 'jwtlite.wsgi:application'``.
+"""WSGI entry point for other servers: ``gunicorn 'jwtlite.web.wsgi:application'``.
 
 This is an entry point, so it reads ``JWTLITE_*`` from ``os.environ`` (see ``Settings``) when
 imported; a bad setting raises :class:`~jwtlite.errors.ConfigurationError` at import, so the
@@ -11,8 +11,8 @@ import os
 
 import falcon
 
-from jwtlite.app import create_app
-from jwtlite.settings import Settings
+from jwtlite.service.settings import Settings
+from jwtlite.web.app import create_app
 
 __all__ = ["application"]
 

@@ -1,7 +1,7 @@
 """Falcon resources: read the request, make one service call, write JSON.
 
 Resources know HTTP (bodies, media types, headers, client addresses) and nothing of SQL or
-cryptography; the rules live in :mod:`jwtlite.service`.
+cryptography; the rules live in :mod:`jwtlite.service.auth`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import falcon
 
 from jwtlite._encoding import EncodingError, json_loads
 from jwtlite.errors import NotAuthenticatedError, ValidationError
-from jwtlite.service import AuthService
+from jwtlite.service.auth import AuthService
 
 __all__ = [
     "BodyEndpoint",

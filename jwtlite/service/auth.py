@@ -2,7 +2,7 @@
 
 Knows users, tokens and throttling; knows nothing of HTTP or SQL text. Request bodies arrive
 as plain mappings and leave as plain dicts; every refusal is an exception from
-:mod:`jwtlite.errors`, which ``jwtlite.app`` maps to responses.
+:mod:`jwtlite.errors`, which ``jwtlite.web.app`` maps to responses.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jwtlite import jwt, validators
+from jwtlite import jwt
 from jwtlite.errors import (
     AccessTokenRejectedError,
     AuthenticationError,
@@ -27,12 +27,13 @@ from jwtlite.errors import (
     ValidationError,
     WrongTokenTypeError,
 )
-from jwtlite.fields import Fields
-from jwtlite.keyfile import load_or_create_key_file
 from jwtlite.keys import Key, KeySet
-from jwtlite.passwords import PasswordHasher
-from jwtlite.settings import Settings
-from jwtlite.store import RefreshRecord, Store, User
+from jwtlite.service import validators
+from jwtlite.service.fields import Fields
+from jwtlite.service.keyfile import load_or_create_key_file
+from jwtlite.service.passwords import PasswordHasher
+from jwtlite.service.settings import Settings
+from jwtlite.store import RefreshRecord, Store, User, open_store
 
 __all__ = ["AuthService", "load_signing_keys"]
 
@@ -124,7 +125,7 @@ class AuthService:
         keys = load_signing_keys(settings)
         return cls(
             settings,
-            store if store is not None else Store(settings.database),
+            store if store is not None else open_store(settings.database),
             keys,
             hasher,
             clock or time.time,

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from jwtlite._origins import normalize_origin
 from jwtlite.errors import ConfigurationError
+from jwtlite.service.origins import normalize_origin
 
 __all__ = ["ENV_PREFIX", "LAUNCHER_VARIABLES", "Settings"]
 

@@ -1,6 +1,6 @@
 """``GET /openapi.json``: the OpenAPI 3.1 description of the service, shipped as data.
 
-The document is ``jwtlite/openapi.json``, written by hand and kept in step with CONTRACT.md
+The document is ``jwtlite/web/openapi.json``, written by hand and kept in step with docs/api.md
 by the tests (``tests/test_openapi.py`` and ``tests/test_schemathesis.py``). It is read once,
 when the resource is built, and served as the same bytes on every request.
 """
@@ -12,7 +12,7 @@ from importlib import resources
 
 import falcon
 
-from jwtlite.resources import Resource
+from jwtlite.web.resources import Resource
 
 __all__ = ["OPENAPI_DOCUMENT", "OpenAPIResource", "load_document"]
 
@@ -25,9 +25,9 @@ def load_document() -> bytes:
     Raises:
         ValueError: the shipped file is not a JSON object (a packaging mistake).
     """
-    data = resources.files("jwtlite").joinpath(OPENAPI_DOCUMENT).read_bytes()
+    data = resources.files("jwtlite.web").joinpath(OPENAPI_DOCUMENT).read_bytes()
     if not isinstance(json.loads(data), dict):
-        raise ValueError(f"jwtlite/{OPENAPI_DOCUMENT} is not a JSON object")
+        raise ValueError(f"jwtlite/web/{OPENAPI_DOCUMENT} is not a JSON object")
     return data
 
 
