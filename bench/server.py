@@ -99,6 +99,7 @@ def start_service(workdir: Path, port: int, threads: int) -> tuple[subprocess.Po
         "JWTLITE_REFRESH_TOKEN_LIFETIME": "86400",
         "JWTLITE_LOGIN_MAX_FAILURES": "1000000000",
         "JWTLITE_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000000000",
+        "JWTLITE_LOGIN_MAX_FAILURES_PER_USERNAME": "1000000000",
     }
     began = time.monotonic()
     process = subprocess.Popen(

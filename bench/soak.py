@@ -215,12 +215,12 @@ def db_size(database: Path) -> str:
 
 
 def row_counts(database: Path) -> str:
-    """``users=N refresh_tokens=N login_failures=N``."""
+    """``users=N refresh_tokens=N attempts=N``."""
     connection = sqlite3.connect(database)
     try:
         counts = [
             f"{table}={connection.execute(f'SELECT count(*) FROM {table}').fetchone()[0]}"  # noqa: S608
-            for table in ("users", "refresh_tokens", "login_failures")
+            for table in ("users", "refresh_tokens", "attempts")
         ]
     finally:
         connection.close()
@@ -256,7 +256,9 @@ def purge_as_of(database: Path, now: float) -> int:
 
     store = SQLiteStore(str(database))
     try:
-        return store.purge_expired(now, failure_window=300)
+        return store.purge_expired(
+            tokens_before=now, attempts_before={"login": now - 300, "register": now - 3600}
+        )
     finally:
         store.close()
 
@@ -310,6 +312,8 @@ def main() -> int:
         "JWTLITE_REFRESH_TOKEN_LIFETIME": str(LIFETIME),
         "JWTLITE_LOGIN_MAX_FAILURES": "1000000",
         "JWTLITE_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000000",
+        "JWTLITE_LOGIN_MAX_FAILURES_PER_USERNAME": "1000000",
+        "JWTLITE_REGISTRATION_MAX_PER_ADDRESS": "1000000",
         **({} if args.real_hash else FAST_HASH_ENV),
     }
     warmup = min(5.0, max(1.0, args.seconds / 10))

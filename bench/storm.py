@@ -12,6 +12,11 @@ What it shows: Argon2id runs in Rust/OpenSSL code that releases the GIL, so
 - in-process, two threads hash nearly twice as fast as one on two cores, and a pure-Python
   thread keeps running during each hash even with a 100 s interpreter switch interval.
 
+- memory stays bounded after a burst of logins: hashes run on a pool of one thread per core
+  (``PASSWORD_HASH_CONCURRENCY``), so only that many 19 MiB Argon2 buffers ever exist. The
+  reference, in the same run, is the same burst with the pool as large as waitress's eight
+  request threads (what every login hashing on its own thread did before).
+
 Throttling limits are raised for the run so that every login of the storm pays for a hash
 (a throttled login answers 429 without hashing). The suite's version with a generous bound
 is ``tests/test_concurrency.py``.
@@ -40,6 +45,8 @@ SERVER_ENV = {
     # The default Argon2id cost: no JWTLITE_PASSWORD_HASH_* override.
     "JWTLITE_LOGIN_MAX_FAILURES": "1000000",
     "JWTLITE_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000000",
+    "JWTLITE_LOGIN_MAX_FAILURES_PER_USERNAME": "1000000",
+    "JWTLITE_REGISTRATION_MAX_PER_ADDRESS": "1000000",
     "JWTLITE_ACCESS_TOKEN_LIFETIME": "3600",
     "JWTLITE_REFRESH_TOKEN_LIFETIME": "3600",
 }
@@ -111,6 +118,32 @@ def phase(
     return figures
 
 
+def rss_mib(pid: int) -> float:
+    """The resident set size of process ``pid`` in MiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def rss_after_burst(directory: str, pool: str, seconds: float) -> tuple[float, float]:
+    """RSS of a fresh ``serve.py --threads 8`` before and after an 8-thread login burst,
+    with ``PASSWORD_HASH_CONCURRENCY=pool``."""
+    database = Path(directory) / f"burst-{pool}.sqlite3"
+    env = {**SERVER_ENV, "JWTLITE_PASSWORD_HASH_CONCURRENCY": pool}
+    with ServerProcess(database=database, env=env, args=["--threads", "8"]) as server:
+        assert server.process is not None
+        client = Client(server.url)
+        for name in [f"storm{i}" for i in range(LOGIN_USERS)]:
+            body = {"username": name, "password": PASSWORD}
+            assert client.post("/accounts/register/", body).status == 201
+        client.close()
+        idle = rss_mib(server.process.pid)
+        phase(server.url, seconds, 0, 8, "")
+        time.sleep(0.5)
+        return idle, rss_mib(server.process.pid)
+
+
 def hashes_per_second(hasher: PasswordHasher, threads: int, seconds: float) -> float:
     """Default-cost hashes per second on ``threads`` threads, in this process."""
     counts = [0] * threads
@@ -155,6 +188,8 @@ def main() -> int:
             alone = phase(server.url, args.seconds, args.verify_threads, 0, access)
             storm = phase(server.url, args.seconds, args.verify_threads, args.login_threads, access)
             single = phase(server.url, args.seconds / 2, 0, 1, access)
+        pooled = rss_after_burst(directory, "0", args.seconds / 2)
+        unpooled = rss_after_burst(directory, "8", args.seconds / 2)
     one = hashes_per_second(hasher, 1, 1.5)
     two = hashes_per_second(hasher, 2, 1.5)
     progress = python_progress_during_hashes(hasher)
@@ -181,6 +216,16 @@ def main() -> int:
         f"(x{two / one:.2f})"
     )
     print(f"pure-Python thread steps during each hash (0 if the GIL were held): {progress}")
+    print()
+    print("RSS of serve.py --threads 8 before and after an 8-thread login burst:")
+    print(
+        f"  hashing pool of {os.cpu_count()} (the default)   {pooled[0]:6.1f} MiB -> "
+        f"{pooled[1]:6.1f} MiB"
+    )
+    print(
+        f"  reference: pool of 8 (one per request)  {unpooled[0]:6.1f} MiB -> "
+        f"{unpooled[1]:6.1f} MiB"
+    )
     bad = alone["bad"] + storm["bad"] + single["bad"]
     print(f"answers other than 200/401: {bad:.0f}")
     return 1 if bad or min(progress) == 0 else 0

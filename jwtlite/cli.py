@@ -29,7 +29,7 @@ from jwtlite.errors import (
 from jwtlite.jws import get_unverified_header
 from jwtlite.jwt import decode_complete, decode_unverified_claims
 from jwtlite.keys import Key, KeySet
-from jwtlite.service.auth import AuthService, load_signing_keys
+from jwtlite.service.auth import AuthService, load_signing_keys, purge_expired
 from jwtlite.service.keyfile import key_file_content, load_key_file, write_key_file
 from jwtlite.service.settings import Settings
 from jwtlite.service.validators import normalize_username, username_key
@@ -216,7 +216,7 @@ def _createuser(args: argparse.Namespace, environ: Environ) -> int:
         data["email"] = args.email
     service = AuthService.from_settings(settings)
     try:
-        user = service.register(data)  # the API's rules, exactly
+        user = service.register(data, address=None)  # the API's rules, unthrottled
     finally:
         service.store.close()
     _print_json(user)
@@ -261,7 +261,7 @@ def _flush_expired(args: argparse.Namespace, environ: Environ) -> int:
     settings = Settings.from_env(environ)
     store = _existing_store(settings)
     try:
-        count = store.purge_expired(time.time(), failure_window=settings.login_failure_window)
+        count = purge_expired(store, settings, time.time())
     finally:
         store.close()
     print(count)

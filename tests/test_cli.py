@@ -336,9 +336,12 @@ def test_flush_expired_counts_what_it_deleted(
     # flush-expired uses the real clock: two expired refresh tokens and one failure older
     # than the window go; a live token and a recent failure stay.
     now = time.time()
-    client.store.record_login_failure(username_key="alice", address="10.0.0.1", now=now - 10_000)
-    client.store.record_login_failure(username_key="alice", address="10.0.0.1", now=now)
-    from jwtlite.store import RefreshRecord
+    from jwtlite.store import AttemptLimits, RefreshRecord
+
+    for at in (now - 10_000, now):
+        client.store.take_attempt(
+            kind="login", subject="s", address="10.0.0.1", now=at, since=0, limits=AttemptLimits()
+        )
 
     client.store.add_refresh_token(RefreshRecord("a" * 32, 1, "a" * 32, 0, int(now) - 5, "active"))
     client.store.add_refresh_token(RefreshRecord("b" * 32, 1, "b" * 32, 0, int(now) - 5, "spent"))

@@ -463,11 +463,20 @@ def test_a_store_that_fails_on_every_statement_answers_503_and_recovers(
     calls = Calls(client)
     store.fault = fault
     try:
-        # Only verifying an access token does without the database.
-        check_all(calls, dict.fromkeys(HEALTHY, 503) | {"verify_access": 200})
+        # Verifying an access token needs its user's state too (fail closed): only what this
+        # process read within USER_STATE_CACHE_SECONDS may answer without the database, and
+        # the clock has moved past that.
+        clock.advance(1)
+        check_all(calls, dict.fromkeys(HEALTHY, 503))
     finally:
         store.fault = None
     check_all(calls, HEALTHY)
+    store.fault = fault
+    try:
+        # Just read (the clock has not moved): inside the bound, the access token verifies.
+        check_all(calls, dict.fromkeys(HEALTHY, 503) | {"verify_access": 200})
+    finally:
+        store.fault = None
     store.close()
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from jwtlite.service import passwords
 from jwtlite.service.passwords import PasswordHasher
 
 CHEAP = {"memory_kib": 1024, "iterations": 1}
@@ -192,3 +196,53 @@ def test_bad_parameters_are_refused_at_construction(parameters: dict[str, int]) 
 def test_parameters_are_keyword_only() -> None:
     with pytest.raises(TypeError):
         PasswordHasher(1024)  # type: ignore[call-arg]
+
+
+# -- the hashing pool (hardening issue, item 12) ---------------------------------------------
+
+
+def test_hashes_run_on_a_pool_of_the_configured_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight request threads verifying at once use two hashing threads, never more: the
+    bound on concurrent Argon2 buffers (~19 MiB each at the default cost)."""
+    lock = threading.Lock()
+    active = 0
+    peak = 0
+    threads: set[str] = set()
+    original = passwords._matches
+
+    def spy(secret: bytes, encoded: str) -> bool:
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+            threads.add(threading.current_thread().name)
+        try:
+            return original(secret, encoded)
+        finally:
+            with lock:
+                active -= 1
+
+    monkeypatch.setattr(passwords, "_matches", spy)
+    hasher = PasswordHasher(memory_kib=4096, iterations=1, concurrency=2)
+    encoded = hasher.hash("password")
+    barrier = threading.Barrier(8)
+
+    def login(_: int) -> list[bool]:
+        barrier.wait(10)
+        return [hasher.verify("password", encoded) for _ in range(3)]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = [ok for batch in pool.map(login, range(8)) for ok in batch]
+    assert results == [True] * 24
+    assert peak == 2
+    assert len(threads) == 2
+    assert all(name.startswith("jwtlite-hash") for name in threads)
+
+
+def test_default_pool_is_one_thread_per_core() -> None:
+    assert PasswordHasher(memory_kib=1024, iterations=1).concurrency == (os.cpu_count() or 1)
+
+
+def test_negative_concurrency_is_refused() -> None:
+    with pytest.raises(ValueError, match="concurrency"):
+        PasswordHasher(concurrency=-1)

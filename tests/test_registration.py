@@ -73,6 +73,47 @@ def test_duplicate_username(client: Any, db_path: Path, first: str, second: str)
     assert _user_count(db_path) == 1
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("ace", "\u0430\u0441\u0435"),
+        ("\u0430\u0441\u0435", "ACE"),
+        ("payee", "\u0440\u0430\u0443\u0435\u0435"),
+        ("abe", "\u0391\u0392\u0395"),
+        ("alice", "aIice"),
+        ("bob", "b0b"),
+        ("mary", "rnary"),
+        ("\U0001d5ba\U0001d5c5\U0001d5c2\U0001d5bc\U0001d5be", "alice"),
+    ],
+    ids=[
+        "cyrillic-ace",
+        "cyrillic-first",
+        "cyrillic-payee",
+        "greek-capitals",
+        "capital-i-for-l",
+        "zero-for-o",
+        "rn-for-m",
+        "math-sans-serif",
+    ],
+)
+def test_lookalike_username_is_taken(client: Any, db_path: Path, first: str, second: str) -> None:
+    """Whole-script and character look-alikes (Unicode TR39 skeletons) count as the same
+    name, as case variants do; item 10 of the hardening issue."""
+    register(client, first)
+    assert_error(_register(client, second), 400, USERNAME_TAKEN)
+    assert _user_count(db_path) == 1
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("alice", "alicia"), ("iron", "lron"), ("vvolf", "wolf"), ("clone", "done")],
+    ids=["different-name", "dotted-i", "vv-is-not-w", "cl-is-not-d"],
+)
+def test_different_usernames_are_not_lookalikes(client: Any, first: str, second: str) -> None:
+    register(client, first)
+    assert register(client, second)["username"] == second
+
+
 def test_username_stored_in_nfkc_form(client: Any) -> None:
     body = register(client, FULLWIDTH_ALICE)
     assert body["username"] == "alice"

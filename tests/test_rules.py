@@ -382,6 +382,7 @@ def test_success_clears_the_username_counter(client: Any) -> None:
 
 
 PROXY = "127.0.0.1"
+LOGIN_ADDRESSES = "SELECT DISTINCT address FROM attempts WHERE kind = 'login'"
 
 
 def _via(peer: str, forwarded: str | None) -> dict[str, Any]:
@@ -404,7 +405,9 @@ def test_trusted_proxy_forwarded_address_counts(
     _assert_throttled(_login(client, **_via(PROXY, "203.0.113.5")), WINDOW)
     # Another client behind the same proxy is another address.
     assert _login(client, **_via(PROXY, "203.0.113.6")).status_int == 200
-    addresses = _rows(Path(client.settings.database), "SELECT DISTINCT address FROM login_failures")
+    addresses = _rows(
+        Path(client.settings.database), "SELECT DISTINCT address FROM attempts WHERE kind = 'login'"
+    )
     assert addresses == [("203.0.113.5",)]
 
 
@@ -416,7 +419,9 @@ def test_untrusted_peer_forwarded_header_ignored(make_client: Callable[..., Any]
         forged = f"203.0.113.{index}"
         assert_unauthorized(_fail_login(client, name, **_via(peer, forged)), NO_ACCOUNT)
     _assert_throttled(_login(client, **_via(peer, "203.0.113.200")), WINDOW)
-    addresses = _rows(Path(client.settings.database), "SELECT DISTINCT address FROM login_failures")
+    addresses = _rows(
+        Path(client.settings.database), "SELECT DISTINCT address FROM attempts WHERE kind = 'login'"
+    )
     assert addresses == [(peer,)]
 
 
@@ -460,7 +465,7 @@ def test_expired_rows_are_purged(client: Any, clock: FakeClock, db_path: Path) -
     assert client.store.get_refresh_token(claims(new["refresh"])["jti"]) is not None
     clock.advance(WINDOW)
     login(client)
-    assert _rows(db_path, "SELECT count(*) FROM login_failures") == [(0,)]
+    assert _rows(db_path, "SELECT count(*) FROM attempts WHERE kind = 'login'") == [(0,)]
 
 
 def test_last_login_set_at_login(client: Any, clock: FakeClock) -> None:

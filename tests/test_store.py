@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -13,8 +14,8 @@ from typing import TypeVar
 import pytest
 
 from jwtlite.errors import StoreUnavailableError
-from jwtlite.store import RefreshRecord, User
-from jwtlite.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from jwtlite.store import AttemptLimits, RefreshRecord, User
+from jwtlite.store.sqlite import _MIGRATIONS, PURGE_BATCH, SCHEMA_VERSION, SQLiteStore
 
 T = TypeVar("T")
 NOW = 1_700_000_000.0
@@ -34,7 +35,12 @@ def store(db_path: str) -> Iterator[SQLiteStore]:
 
 def _add_user(store: SQLiteStore, name: str = "alice") -> User:
     user = store.create_user(
-        username=name, username_key=name.casefold(), email="", password_hash="h", now=NOW
+        username=name,
+        username_key=name.casefold(),
+        username_skeleton=name.casefold(),
+        email="",
+        password_hash="h",
+        now=NOW,
     )
     assert user is not None
     return user
@@ -85,22 +91,53 @@ def _query(path: str, sql: str) -> list[tuple[object, ...]]:
 
 
 def test_fresh_file_is_migrated(store: SQLiteStore, db_path: str) -> None:
-    assert store.schema_version() == SCHEMA_VERSION == 1
-    assert _query(db_path, "PRAGMA user_version") == [(1,)]
+    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert _query(db_path, "PRAGMA user_version") == [(2,)]
     tables = {
         row[0] for row in _query(db_path, "SELECT name FROM sqlite_master WHERE type='table'")
     }
-    assert {"users", "refresh_tokens", "login_failures"} <= tables
+    assert {"users", "refresh_tokens", "attempts"} <= tables
+    assert "login_failures" not in tables  # it kept usernames in clear
     indexes = {
         row[0] for row in _query(db_path, "SELECT name FROM sqlite_master WHERE type='index'")
     }
     assert {
         "refresh_tokens_family",
         "refresh_tokens_expires_at",
-        "login_failures_username_at",
-        "login_failures_address_at",
-        "login_failures_at",
+        "attempts_pair",
+        "attempts_subject",
+        "attempts_address",
+        "attempts_at",
+        "users_username_skeleton",
     } <= indexes
+
+
+def test_version_one_database_is_migrated(db_path: str) -> None:
+    """A database of the first schema keeps its users and loses its clear-text counters."""
+    connection = sqlite3.connect(db_path, isolation_level=None)
+    for statement in _MIGRATIONS[0]:
+        connection.execute(statement)
+    connection.execute(
+        "INSERT INTO users (username, username_key, password_hash, date_joined)"
+        " VALUES ('alice', 'alice', 'h', 1)"
+    )
+    connection.execute(
+        "INSERT INTO login_failures (username_key, address, at) VALUES ('hunter2', 'a', 1)"
+    )
+    connection.execute("PRAGMA user_version = 1")
+    connection.close()
+    store = SQLiteStore(db_path)
+    try:
+        assert store.schema_version() == 2
+        user = store.get_user_by_key("alice")
+        assert user is not None
+        assert user.username == "alice"
+        # Its skeleton is unknown (NULL), so it blocks nothing and nothing blocks it.
+        assert _add_user(store, "bob").id == user.id + 1
+    finally:
+        store.close()
+    tables = {row[0] for row in _query(db_path, "SELECT name FROM sqlite_master")}
+    assert "login_failures" not in tables
 
 
 def test_pragmas(store: SQLiteStore, db_path: str) -> None:
@@ -120,7 +157,7 @@ def test_reopening_is_idempotent_and_keeps_data(db_path: str) -> None:
         first.close()
     second = SQLiteStore(db_path)
     try:
-        assert second.schema_version() == 1
+        assert second.schema_version() == SCHEMA_VERSION
         user = second.get_user_by_key("alice")
         assert user is not None
         assert user.username == "alice"
@@ -131,7 +168,7 @@ def test_reopening_is_idempotent_and_keeps_data(db_path: str) -> None:
 def test_two_stores_open_a_fresh_file_concurrently(db_path: str) -> None:
     stores = _in_threads(8, lambda _: SQLiteStore(db_path))
     try:
-        assert {store.schema_version() for store in stores} == {1}
+        assert {store.schema_version() for store in stores} == {SCHEMA_VERSION}
     finally:
         for store in stores:
             store.close()
@@ -214,7 +251,14 @@ def test_disk_full_is_unavailable(store: SQLiteStore) -> None:
 
     def fill() -> None:
         for i in range(1000):
-            store.record_login_failure(username_key="x" * 500, address=f"10.0.0.{i}", now=NOW)
+            store.take_attempt(
+                kind="login",
+                subject="x" * 500,
+                address=f"10.0.0.{i}",
+                now=NOW,
+                since=0,
+                limits=AttemptLimits(),
+            )
 
     with pytest.raises(StoreUnavailableError, match="full") as info:
         fill()
@@ -227,7 +271,12 @@ def test_disk_full_is_unavailable(store: SQLiteStore) -> None:
 
 def test_create_and_read_user(store: SQLiteStore) -> None:
     created = store.create_user(
-        username="Alice", username_key="alice", email="a@example.com", password_hash="$h", now=NOW
+        username="Alice",
+        username_key="alice",
+        username_skeleton="alice",
+        email="a@example.com",
+        password_hash="$h",
+        now=NOW,
     )
     assert created == User(1, "Alice", "a@example.com", "$h", True, NOW, None)
     assert store.get_user(1) == created
@@ -239,20 +288,58 @@ def test_create_and_read_user(store: SQLiteStore) -> None:
 def test_usernames_are_unique_by_key(store: SQLiteStore) -> None:
     _add_user(store, "alice")
     again = store.create_user(
-        username="ALICE", username_key="alice", email="", password_hash="h", now=NOW
+        username="ALICE",
+        username_key="alice",
+        username_skeleton="alice",
+        email="",
+        password_hash="h",
+        now=NOW,
     )
     assert again is None
     assert (
-        store.create_user(username="bob", username_key="bob", email="", password_hash="h", now=NOW)
+        store.create_user(
+            username="bob",
+            username_key="bob",
+            username_skeleton="bob",
+            email="",
+            password_hash="h",
+            now=NOW,
+        )
         is not None
     )
+
+
+def test_lookalike_usernames_collide_on_the_skeleton(store: SQLiteStore) -> None:
+    first = store.create_user(
+        username="ace",
+        username_key="ace",
+        username_skeleton="ace",
+        email="",
+        password_hash="h",
+        now=NOW,
+    )
+    assert first is not None
+    lookalike = store.create_user(
+        username="\u0430\u0441\u0435",
+        username_key="\u0430\u0441\u0435",
+        username_skeleton="ace",
+        email="",
+        password_hash="h",
+        now=NOW,
+    )
+    assert lookalike is None
 
 
 def test_fifty_threads_register_one_name(store: SQLiteStore, db_path: str) -> None:
     results = _in_threads(
         50,
         lambda i: store.create_user(
-            username=f"Same{i}", username_key="same", email="", password_hash="h", now=NOW
+            username=f"Same{i}",
+            username_key="same",
+            username_skeleton="same",
+            email="",
+            password_hash="h",
+            now=NOW,
         ),
     )
     assert len(results) == 50
@@ -264,7 +351,12 @@ def _create_in_process(path: str, index: int) -> bool:
     store = SQLiteStore(path)
     try:
         created = store.create_user(
-            username=f"Proc{index}", username_key="proc", email="", password_hash="h", now=NOW
+            username=f"Proc{index}",
+            username_key="proc",
+            username_skeleton="proc",
+            email="",
+            password_hash="h",
+            now=NOW,
         )
     finally:
         store.close()
@@ -282,15 +374,16 @@ def test_processes_register_one_name(store: SQLiteStore, db_path: str) -> None:
 
 def test_start_session_update_hash_and_activation(store: SQLiteStore) -> None:
     user = _add_user(store)
-    store.record_login_failure(username_key="alice", address="1.2.3.4", now=NOW)
+    _attempt(store, "alice", "1.2.3.4", NOW)
     store.start_session(
         user.id,
-        username_key="alice",
+        subject="alice",
+        address="1.2.3.4",
         now=NOW + 5,
         refresh=_token(user, "j1"),
         password_hash="$new",
     )
-    assert store.login_failures_since(username_key="alice", address="1.2.3.4", since=0)[0] == 0
+    assert _attempt(store, "alice", "1.2.3.4", NOW, limit=AttemptLimits(per_pair=1)) is None
     assert store.get_refresh_token("j1") == _token(user, "j1")
     assert store.set_active("alice", False) is True
     assert store.set_active("nobody", False) is False
@@ -400,64 +493,153 @@ def test_blacklist_refresh_token(store: SQLiteStore) -> None:
     assert store.rotate_refresh_token("j1", _token(user, "j2")) is False
 
 
-def test_purge_expired(store: SQLiteStore) -> None:
+def _attempt(
+    store: SQLiteStore,
+    subject: str,
+    address: str,
+    now: float,
+    *,
+    limit: AttemptLimits | None = None,
+    since: float = 0,
+    kind: str = "login",
+) -> float | None:
+    return store.take_attempt(
+        kind=kind,
+        subject=subject,
+        address=address,
+        now=now,
+        since=since,
+        limits=limit or AttemptLimits(),
+    )
+
+
+def _attempt_count(db_path: str) -> int:
+    return int(_query(db_path, "SELECT count(*) FROM attempts")[0][0])
+
+
+def test_purge_expired(store: SQLiteStore, db_path: str) -> None:
     user = _add_user(store)
     store.add_refresh_token(_token(user, "old", expires_at=int(NOW) - 1))
     store.add_refresh_token(_token(user, "edge", expires_at=int(NOW)))
     store.add_refresh_token(_token(user, "live", expires_at=int(NOW) + 1))
-    store.record_login_failure(username_key="alice", address="a", now=NOW - 301)
-    store.record_login_failure(username_key="alice", address="a", now=NOW - 300)
-    store.record_login_failure(username_key="alice", address="a", now=NOW - 299)
-    assert store.purge_expired(NOW, failure_window=300) == 4
+    for at in (NOW - 301, NOW - 300, NOW - 299):
+        _attempt(store, "alice", "a", at)
+    assert store.purge_expired(tokens_before=NOW, attempts_before={"login": NOW - 300}) == 4
     assert store.get_refresh_token("old") is None
     assert store.get_refresh_token("edge") is None
     assert store.get_refresh_token("live") is not None
-    assert store.login_failures_since(username_key="alice", address="a", since=0) == (
-        1,
-        NOW - 299,
-        1,
-        NOW - 299,
-    )
-    assert store.purge_expired(NOW, failure_window=300) == 0
+    assert _query(db_path, "SELECT at FROM attempts") == [(NOW - 299,)]
+    _attempt(store, "alice", "a", NOW - 1000, kind="register")
+    assert store.purge_expired(tokens_before=NOW, attempts_before={"login": NOW - 300}) == 0
+    assert store.purge_expired(tokens_before=NOW, attempts_before={"register": NOW - 999}) == 1
 
 
-# -- login failures -------------------------------------------------------------------------
-
-
-def test_login_failure_counters(store: SQLiteStore) -> None:
-    empty = store.login_failures_since(username_key="alice", address="1.2.3.4", since=0)
-    assert empty == (0, None, 0, None)
-    store.record_login_failure(username_key="alice", address="1.2.3.4", now=NOW)
-    store.record_login_failure(username_key="alice", address="5.6.7.8", now=NOW + 1)
-    store.record_login_failure(username_key="bob", address="1.2.3.4", now=NOW + 2)
-    store.record_login_failure(username_key="alice", address="1.2.3.4", now=NOW + 3)
-    assert store.login_failures_since(username_key="alice", address="1.2.3.4", since=NOW - 1) == (
-        3,
-        NOW,
-        3,
-        NOW,
-    )
-    # Strictly after ``since``: the failure at exactly NOW has left the window.
-    assert store.login_failures_since(username_key="alice", address="1.2.3.4", since=NOW) == (
-        2,
-        NOW + 1,
-        2,
-        NOW + 2,
-    )
+def test_purge_works_in_batches(store: SQLiteStore, db_path: str) -> None:
     user = _add_user(store)
-    store.start_session(user.id, username_key="alice", now=NOW + 3, refresh=_token(user, "j1"))
-    assert store.login_failures_since(username_key="alice", address="1.2.3.4", since=0) == (
-        0,
-        None,
-        1,
-        NOW + 2,
-    )
+    total = 2 * PURGE_BATCH + 7
+    for i in range(total):
+        store.add_refresh_token(_token(user, f"t{i}", expires_at=int(NOW) - 1))
+    traced: list[str] = []
+    store._connection().set_trace_callback(traced.append)
+    try:
+        assert store.purge_expired(tokens_before=NOW, attempts_before={}) == total
+    finally:
+        store._connection().set_trace_callback(None)
+    commits = [sql for sql in traced if sql == "COMMIT"]
+    assert len(commits) >= 3  # one short transaction per batch, never one long lock
+    assert _query(db_path, "SELECT count(*) FROM refresh_tokens") == [(0,)]
 
 
-def test_login_failure_queries_use_indexes(store: SQLiteStore) -> None:
+# -- throttling -------------------------------------------------------------------------------
+
+
+def test_attempts_are_counted_per_bucket(store: SQLiteStore) -> None:
+    limits = AttemptLimits(per_pair=2, per_subject=3, per_address=4)
+    assert _attempt(store, "alice", "1.1.1.1", NOW, limit=limits) is None
+    assert _attempt(store, "alice", "1.1.1.1", NOW + 1, limit=limits) is None
+    # The pair is full; the oldest of its attempts says when it frees up.
+    assert _attempt(store, "alice", "1.1.1.1", NOW + 2, limit=limits) == NOW
+    # Another address may still try alice, until the subject's own bar.
+    assert _attempt(store, "alice", "2.2.2.2", NOW + 3, limit=limits) is None
+    assert _attempt(store, "alice", "3.3.3.3", NOW + 4, limit=limits) == NOW
+    # The address's bar counts every subject.
+    assert _attempt(store, "bob", "1.1.1.1", NOW + 5, limit=limits) is None
+    assert _attempt(store, "carol", "1.1.1.1", NOW + 6, limit=limits) is None
+    assert _attempt(store, "dave", "1.1.1.1", NOW + 7, limit=limits) == NOW
+    # Kinds never mix, and only attempts after ``since`` count.
+    assert _attempt(store, "alice", "1.1.1.1", NOW, limit=limits, kind="register") is None
+    assert _attempt(store, "alice", "1.1.1.1", NOW + 8, limit=limits, since=NOW) is None
+
+
+def test_refused_attempts_are_not_counted(store: SQLiteStore, db_path: str) -> None:
+    limits = AttemptLimits(per_pair=1)
+    assert _attempt(store, "alice", "a", NOW, limit=limits) is None
+    for offset in range(1, 10):
+        assert _attempt(store, "alice", "a", NOW + offset, limit=limits) == NOW
+    assert _attempt_count(db_path) == 1
+
+
+def test_fifty_threads_take_exactly_the_limit(store: SQLiteStore, db_path: str) -> None:
+    limits = AttemptLimits(per_pair=5, per_subject=100, per_address=100)
+    results = _in_threads(50, lambda i: _attempt(store, "alice", "a", NOW + i / 100, limit=limits))
+    assert sum(result is None for result in results) == 5
+    assert _attempt_count(db_path) == 5
+
+
+def _take_in_process(path: str, index: int) -> bool:
+    store = SQLiteStore(path)
+    try:
+        taken = _attempt(store, "alice", "a", NOW + index, limit=AttemptLimits(per_pair=5))
+    finally:
+        store.close()
+    return taken is None
+
+
+def test_processes_take_exactly_the_limit(store: SQLiteStore, db_path: str) -> None:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(8, mp_context=context) as pool:
+        results = list(pool.map(_take_in_process, [db_path] * 24, range(24)))
+    assert sum(results) == 5
+    assert _attempt_count(db_path) == 5
+
+
+def test_a_login_forgets_only_its_own_pair(store: SQLiteStore, db_path: str) -> None:
+    user = _add_user(store)
+    for subject, address in [("alice", "a"), ("alice", "a"), ("alice", "b"), ("bob", "a")]:
+        _attempt(store, subject, address, NOW)
+    store.start_session(user.id, subject="alice", address="a", now=NOW, refresh=_token(user, "j"))
+    rows = _query(db_path, "SELECT subject, address FROM attempts ORDER BY subject, address")
+    assert rows == [("alice", "b"), ("bob", "a")]
+
+
+@pytest.mark.parametrize(
+    ("condition", "params", "index"),
+    [
+        ("subject = ? AND address = ?", ("s", "a"), "attempts_pair"),
+        ("subject = ?", ("s",), "attempts_subject"),
+        ("address = ?", ("a",), "attempts_address"),
+    ],
+    ids=["pair", "subject", "address"],
+)
+def test_throttle_queries_use_indexes(
+    store: SQLiteStore, condition: str, params: tuple[str, ...], index: str
+) -> None:
     plan = store._connection().execute(
-        "EXPLAIN QUERY PLAN SELECT count(*), min(at) FROM login_failures"
-        " WHERE username_key = ? AND at > ?",
-        ("a", 0),
+        "EXPLAIN QUERY PLAN SELECT count(*), min(at) FROM attempts"  # noqa: S608
+        f" WHERE kind = ? AND {condition} AND at > ?",
+        ("login", *params, 0),
     )
-    assert "login_failures_username_at" in " ".join(str(row) for row in plan.fetchall())
+    assert index in " ".join(str(row) for row in plan.fetchall())
+
+
+def test_file_uri_database_is_created_private(tmp_path: Path) -> None:
+    path = tmp_path / "uri.sqlite3"
+    store = SQLiteStore(f"file:{path}?mode=rwc")
+    try:
+        _add_user(store)
+        files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+        assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {
+            f.name: 0o600 for f in files
+        }
+    finally:
+        store.close()

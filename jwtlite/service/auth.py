@@ -7,7 +7,7 @@ as plain mappings and leave as plain dicts; every refusal is an exception from
 
 from __future__ import annotations
 
-import math
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -22,20 +22,22 @@ from jwtlite.errors import (
     InvalidKeyError,
     JWTError,
     MalformedTokenError,
-    ThrottledError,
     TokenRevokedError,
     ValidationError,
     WrongTokenTypeError,
 )
 from jwtlite.keys import Key, KeySet
 from jwtlite.service import validators
+from jwtlite.service.confusables import username_skeleton
 from jwtlite.service.fields import Fields
 from jwtlite.service.keyfile import load_or_create_key_file
 from jwtlite.service.passwords import PasswordHasher
 from jwtlite.service.settings import Settings
+from jwtlite.service.throttle import LOGIN, REGISTER, Throttle, address_group
+from jwtlite.service.userstate import UserStateCache
 from jwtlite.store import RefreshRecord, Store, User, open_store
 
-__all__ = ["AuthService", "load_signing_keys"]
+__all__ = ["AuthService", "load_signing_keys", "purge_expired"]
 
 ACCESS = "access"
 REFRESH = "refresh"
@@ -43,9 +45,12 @@ _USERNAME_TAKEN = "A user with that username already exists."
 _PURGE_INTERVAL = 60.0
 # Claims every token we issue carries; a token without them is not ours.
 _OPTIONS = jwt.Options(require=("token_type", "exp", "iat", "jti", "user_id"))
-# Row ids are SQLite 64-bit integers (at most 19 digits); a longer "id" would overflow the
-# driver or int() itself (5000 digits) and answer 500 instead of 401.
-_MAX_USER_ID_DIGITS = 18
+# What we put in the claims, exactly: a user id is the canonical decimal of a positive
+# 64-bit row id (no sign, no leading zero: "01" is not user 1; at most 18 digits so int()
+# and the drivers never overflow), a jti is 32 lower-case hex digits. Anything else,
+# even correctly signed, is not ours.
+_USER_ID = re.compile(r"[1-9][0-9]{0,17}").fullmatch
+_JTI = re.compile(r"[0-9a-f]{32}").fullmatch
 
 
 def load_signing_keys(settings: Settings) -> Key | KeySet:
@@ -107,6 +112,8 @@ class AuthService:
         self._signing_key = keys.current if isinstance(keys, KeySet) else keys
         self._jwks = keys.jwks() if isinstance(keys, KeySet) else {"keys": []}
         self._next_purge = 0.0
+        self.throttle = Throttle(settings, store, pepper=_pepper(self._signing_key))
+        self.users = UserStateCache(store, clock, ttl=settings.user_state_cache_seconds)
 
     @classmethod
     def from_settings(
@@ -121,6 +128,7 @@ class AuthService:
             memory_kib=settings.password_hash_memory_kib,
             iterations=settings.password_hash_iterations,
             lanes=settings.password_hash_lanes,
+            concurrency=settings.password_hash_concurrency,
         )
         keys = load_signing_keys(settings)
         return cls(
@@ -133,11 +141,14 @@ class AuthService:
 
     # -- users ------------------------------------------------------------------------------
 
-    def register(self, data: Mapping[str, Any]) -> dict[str, Any]:
+    def register(self, data: Mapping[str, Any], *, address: str | None) -> dict[str, Any]:
         """Create a user from ``{"username", "password", "email"?}``.
 
         Returns ``{"id", "username", "email"}``. Raises :class:`ValidationError` listing
-        every broken rule (duplicate username, weak password, bad email, bad username).
+        every broken rule (duplicate or look-alike username, weak password, bad email, bad
+        username), or :class:`ThrottledError` when ``address`` registered too often (checked
+        before the password is hashed, so a refused registration costs no hash). ``address``
+        None is a trusted local caller (the command line), never throttled.
         """
         fields = Fields(data)
         username = validators.normalize_username(fields.text("username", trim=False))
@@ -152,10 +163,13 @@ class AuthService:
                 "password", validators.password_problems(password, username=username, email=email)
             )
         fields.check()
+        if address is not None:
+            self.throttle.take_registration(address, self.clock())
         password_hash = self.hasher.hash(password)
         user = self.store.create_user(
             username=username,
             username_key=validators.username_key(username),
+            username_skeleton=username_skeleton(username),
             email=email,
             password_hash=password_hash,
             now=self.clock(),
@@ -182,11 +196,11 @@ class AuthService:
         fields.check()
         key = validators.username_key(username)
         now = self.clock()
-        self._check_throttle(key, address, now)
-        # Counted as a failure before the password is checked, and forgotten on success:
-        # parallel guesses then see each other at once instead of all slipping through the
-        # throttle during the tens of milliseconds a hash takes.
-        self.store.record_login_failure(username_key=key, address=address, now=now)
+        # Counted before the password is checked (atomically with the check of the limits),
+        # and forgotten on success: parallel guesses see each other at once instead of all
+        # slipping through during the tens of milliseconds a hash takes.
+        subject = self.throttle.subject(key)
+        self.throttle.take_login(subject, address, now)
         user = self.store.get_user_by_key(key)
         if user is None:
             self.hasher.dummy_verify(password)  # the same cost as a real verification
@@ -202,7 +216,12 @@ class AuthService:
         iat = int(now)
         refresh, record = self._new_refresh(user, iat, family=None)
         self.store.start_session(
-            user.id, username_key=key, now=now, refresh=record, password_hash=rehashed
+            user.id,
+            subject=subject,
+            address=address_group(address),
+            now=now,
+            refresh=record,
+            password_hash=rehashed,
         )
         self._purge_now_and_then(now)
         return {
@@ -237,13 +256,24 @@ class AuthService:
     # -- tokens -----------------------------------------------------------------------------
 
     def verify(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        """Check ``{"token"}``: a valid access token, or a valid refresh token not revoked."""
+        """Check ``{"token"}``: what ``/accounts/me/`` or refresh would accept.
+
+        An access token must name an active user (known to this process for at most
+        ``USER_STATE_CACHE_SECONDS``, see :mod:`jwtlite.service.userstate`); a refresh
+        token must be on record, neither spent nor blacklisted, and its user active.
+
+        Raises:
+            JWTError: the token is invalid, expired, revoked or not ours.
+            InactiveUserError: its user was deleted or deactivated.
+        """
         fields = Fields(data)
         token = fields.text("token")
         fields.check()
         claims = self._decode(token)
         if claims["token_type"] == REFRESH:
-            self._live_record(claims)
+            self._live_record_and_user(claims)
+        elif not self.users.is_active(int(claims["user_id"])):
+            raise InactiveUserError("user_inactive")
         return {}
 
     def refresh(self, data: Mapping[str, Any]) -> dict[str, str]:
@@ -260,17 +290,7 @@ class AuthService:
         token = fields.text("refresh")
         fields.check()
         claims = self._decode(token, expected_type=REFRESH)
-        found = self.store.get_refresh_token_and_user(claims["jti"])
-        if found is None:
-            # Deleting a user deletes their refresh-token records too, and the client must
-            # hear "no active account" (as for an inactive one), not "invalid".
-            if self.store.get_user(int(claims["user_id"])) is None:
-                raise InactiveUserError("user_inactive")
-            raise MalformedTokenError("Refresh token is not on record")
-        record, user = found
-        if not user.is_active:
-            raise InactiveUserError("user_inactive")
-        self._check_record(record, claims)
+        record, user = self._live_record_and_user(claims)
         now = self.clock()
         iat = int(now)
         result = {ACCESS: self._issue(ACCESS, user, iat, self.settings.access_token_lifetime)}
@@ -321,18 +341,34 @@ class AuthService:
         )
         token_type = claims["token_type"]
         user_id = claims["user_id"]
-        if token_type not in (ACCESS, REFRESH) or not isinstance(claims["jti"], str):
+        jti = claims["jti"]
+        if token_type not in (ACCESS, REFRESH) or not isinstance(jti, str) or not _JTI(jti):
             raise MalformedTokenError("Token claims are not ours")
-        if (
-            not isinstance(user_id, str)
-            or not user_id.isascii()
-            or not user_id.isdigit()
-            or len(user_id) > _MAX_USER_ID_DIGITS
-        ):
+        if not isinstance(user_id, str) or not _USER_ID(user_id):
             raise MalformedTokenError("Token user_id is not a user id")
         if expected_type is not None and token_type != expected_type:
             raise WrongTokenTypeError(expected_type)
         return claims
+
+    def _live_record_and_user(self, claims: Mapping[str, Any]) -> tuple[RefreshRecord, User]:
+        """The refresh token's record and its active user, in one lookup.
+
+        Raises:
+            InactiveUserError: the user was deleted or deactivated.
+            JWTError: the token is not on record, spent (its family is revoked) or revoked.
+        """
+        found = self.store.get_refresh_token_and_user(claims["jti"])
+        if found is None:
+            # Deleting a user deletes their refresh-token records too, and the client must
+            # hear "no active account" (as for an inactive one), not "invalid".
+            if self.store.get_user(int(claims["user_id"])) is None:
+                raise InactiveUserError("user_inactive")
+            raise MalformedTokenError("Refresh token is not on record")
+        record, user = found
+        if not user.is_active:
+            raise InactiveUserError("user_inactive")
+        self._check_record(record, claims)
+        return record, user
 
     def _live_record(self, claims: Mapping[str, Any]) -> RefreshRecord:
         """The refresh token's record, refusing unknown, revoked and spent tokens."""
@@ -378,28 +414,34 @@ class AuthService:
             claims["aud"] = self.settings.audience
         return jwt.encode(claims, self._signing_key)
 
-    def _check_throttle(self, key: str, address: str, now: float) -> None:
-        window = self.settings.login_failure_window
-        by_user, user_oldest, by_address, address_oldest = self.store.login_failures_since(
-            username_key=key, address=address, since=now - window
-        )
-        waits = []
-        if by_user >= self.settings.login_max_failures and user_oldest is not None:
-            waits.append(user_oldest + window - now)
-        if (
-            by_address >= self.settings.login_max_failures_per_address
-            and address_oldest is not None
-        ):
-            waits.append(address_oldest + window - now)
-        if waits:
-            raise ThrottledError(max(1, math.ceil(max(waits))))
-
     def _purge_now_and_then(self, now: float) -> None:
         # Expired rows go as the service runs, at most once a minute; a race between two
         # threads only means one extra, harmless DELETE.
         if now >= self._next_purge:
             self._next_purge = now + _PURGE_INTERVAL
-            self.store.purge_expired(now, failure_window=self.settings.login_failure_window)
+            purge_expired(self.store, self.settings, now)
+
+
+def purge_expired(store: Store, settings: Settings, now: float) -> int:
+    """Delete what no check can use any more; return the number of rows deleted.
+
+    A refresh token stays on record until no check could accept it (its expiry plus the
+    leeway): a spent token purged inside the leeway would be refused as unknown instead of
+    revoking its family. Attempts go once they count toward no throttle window.
+    """
+    return store.purge_expired(
+        tokens_before=now - settings.leeway,
+        attempts_before={
+            LOGIN: now - settings.login_failure_window,
+            REGISTER: now - settings.registration_window,
+        },
+    )
+
+
+def _pepper(key: Key) -> bytes:
+    """Secret material every instance sharing the signing key shares, never stored with the
+    data: the key of the hash that stands for usernames in the throttle's counters."""
+    return key.secret() if key.is_symmetric else key.private_pem()
 
 
 def _iso8601(timestamp: float) -> str:

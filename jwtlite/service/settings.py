@@ -41,7 +41,12 @@ _INTEGERS = {
     "cors_preflight_max_age": (0, " of seconds"),
     "login_max_failures": (1, ""),
     "login_max_failures_per_address": (1, ""),
+    "login_max_failures_per_username": (1, ""),
     "login_failure_window": (1, " of seconds"),
+    "registration_max_per_address": (1, ""),
+    "registration_window": (1, " of seconds"),
+    "user_state_cache_seconds": (0, " of seconds"),
+    "password_hash_concurrency": (0, ""),
     "max_body_size": (1024, " of bytes"),
     "password_hash_iterations": (1, ""),
     "password_hash_lanes": (1, ""),
@@ -78,12 +83,17 @@ class Settings:
     cors_preflight_max_age: int = 86400
     login_max_failures: int = 5
     login_max_failures_per_address: int = 100
+    login_max_failures_per_username: int = 100
     login_failure_window: int = 300
+    registration_max_per_address: int = 50
+    registration_window: int = 3600
+    user_state_cache_seconds: int = 1
     trusted_proxies: tuple[str, ...] = ()
     max_body_size: int = 65536
     password_hash_memory_kib: int = 19456
     password_hash_iterations: int = 2
     password_hash_lanes: int = 1
+    password_hash_concurrency: int = 0
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

@@ -8,9 +8,9 @@ module; it must never import falcon, waitress, password hashing or token code.
 
 from __future__ import annotations
 
-from jwtlite.store.base import RefreshRecord, Store, User
+from jwtlite.store.base import AttemptLimits, RefreshRecord, Store, User
 
-__all__ = ["RefreshRecord", "Store", "User", "open_store"]
+__all__ = ["AttemptLimits", "RefreshRecord", "Store", "User", "open_store"]
 
 
 def open_store(database: str) -> Store:

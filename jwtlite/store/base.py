@@ -10,10 +10,11 @@ that escapes a method, so the service fails closed whatever the backend.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["RefreshRecord", "Store", "User"]
+__all__ = ["AttemptLimits", "RefreshRecord", "Store", "User"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,19 @@ class RefreshRecord:
     state: str
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptLimits:
+    """How many attempts a throttle allows in its window, per bucket; None: no limit.
+
+    ``per_pair`` counts one subject from one address, ``per_subject`` one subject from
+    anywhere, ``per_address`` one address whatever the subject.
+    """
+
+    per_pair: int | None = None
+    per_subject: int | None = None
+    per_address: int | None = None
+
+
 class Store(Protocol):
     """Users, refresh-token records and login-failure counters, safe to share between threads.
 
@@ -64,9 +78,17 @@ class Store(Protocol):
     # -- users ------------------------------------------------------------------------------
 
     def create_user(
-        self, *, username: str, username_key: str, email: str, password_hash: str, now: float
+        self,
+        *,
+        username: str,
+        username_key: str,
+        username_skeleton: str,
+        email: str,
+        password_hash: str,
+        now: float,
     ) -> User | None:
-        """Insert a user; return it, or None when ``username_key`` is already taken."""
+        """Insert a user; return it, or None when ``username_key`` or ``username_skeleton``
+        is taken (a unique index decides, so concurrent registrations make one row)."""
 
     def get_user(self, user_id: int) -> User | None:
         """Return the user with this id, or None."""
@@ -95,13 +117,15 @@ class Store(Protocol):
         self,
         user_id: int,
         *,
-        username_key: str,
+        subject: str,
+        address: str,
         now: float,
         refresh: RefreshRecord,
         password_hash: str | None = None,
     ) -> None:
-        """Record a successful login atomically: forget the username's failures, set
-        ``last_login`` (and a rehashed password when given), store the first refresh token."""
+        """Record a successful login atomically: forget this subject's login attempts from
+        this address, set ``last_login`` (and a rehashed password when given), store the
+        first refresh token."""
 
     def rotate_refresh_token(self, old_jti: str, new: RefreshRecord) -> bool:
         """Spend ``old_jti`` and record ``new`` atomically; False (nothing changed) when the
@@ -113,16 +137,24 @@ class Store(Protocol):
     def blacklist_refresh_token(self, jti: str) -> bool:
         """Blacklist one refresh token; False when there is no record of it."""
 
-    def purge_expired(self, now: float, *, failure_window: float = 300.0) -> int:
-        """Delete expired refresh tokens and stale login failures; return the rows deleted."""
+    def purge_expired(self, *, tokens_before: float, attempts_before: Mapping[str, float]) -> int:
+        """Delete refresh tokens with ``expires_at <= tokens_before`` and attempts of each
+        kind with ``at <= attempts_before[kind]``, in small batches; return the rows deleted."""
 
-    # -- login failures ---------------------------------------------------------------------
+    # -- throttling -------------------------------------------------------------------------
 
-    def record_login_failure(self, *, username_key: str, address: str, now: float) -> None:
-        """Count one failed login for this username key and client address."""
+    def take_attempt(
+        self,
+        *,
+        kind: str,
+        subject: str,
+        address: str,
+        now: float,
+        since: float,
+        limits: AttemptLimits,
+    ) -> float | None:
+        """Atomically count one attempt of ``kind`` unless a bucket is at its limit.
 
-    def login_failures_since(
-        self, *, username_key: str, address: str, since: float
-    ) -> tuple[int, float | None, int, float | None]:
-        """``(username_count, username_oldest, address_count, address_oldest)`` of failures
-        strictly after ``since``."""
+        Returns None when the attempt was counted, else (counting nothing) the time of the
+        oldest attempt after ``since`` in a full bucket.
+        """

@@ -22,13 +22,14 @@ import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import astuple
 from typing import Any, Concatenate, ParamSpec, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from jwtlite.errors import StoreUnavailableError
-from jwtlite.store.base import RefreshRecord, User
+from jwtlite.store.base import AttemptLimits, RefreshRecord, User
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -73,7 +74,32 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX login_failures_address_at ON login_failures (address, at)",
         "CREATE INDEX login_failures_at ON login_failures (at)",
     ),
+    (
+        # Throttling counts attempts by kind ('login', 'register'), by subject (a keyed hash
+        # of the username: a password typed into the username field must not sit on disk in
+        # clear) and by client address (an IPv6 client's /64). The old table kept usernames
+        # in clear; its rows only ever mattered for a few minutes.
+        "DROP TABLE login_failures",
+        """CREATE TABLE attempts (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            address TEXT NOT NULL,
+            at REAL NOT NULL
+        )""",
+        "CREATE INDEX attempts_pair ON attempts (kind, subject, address, at)",
+        "CREATE INDEX attempts_subject ON attempts (kind, subject, at)",
+        "CREATE INDEX attempts_address ON attempts (kind, address, at)",
+        "CREATE INDEX attempts_at ON attempts (kind, at)",
+        # The UTS #39 skeleton of the username: whole-script look-alikes (a Cyrillic spelling
+        # of a Latin name) collide on this unique index as case variants do on username_key.
+        # Rows older than this migration have none (NULLs never collide).
+        "ALTER TABLE users ADD COLUMN username_skeleton TEXT",
+        "CREATE UNIQUE INDEX users_username_skeleton ON users (username_skeleton)",
+    ),
 )
+# Rows deleted per statement when purging, so no purge holds the write lock for long.
+PURGE_BATCH = 500
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -134,14 +160,26 @@ def _create_private(path: str) -> None:
     It holds password hashes, and SQLite gives the ``-wal`` and ``-shm`` files it creates
     the mode of the database file (0644 under the usual umask if SQLite made it).
     """
-    if path.startswith("file:") or path == ":memory:":
+    file = _file_path(path)
+    if file is None:
         return
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError:
         # It exists (its mode is the operator's choice), or SQLite will say why not.
         return
     os.close(fd)
+
+
+def _file_path(database: str) -> str | None:
+    """The file a database string names, or None for an in-memory database."""
+    if not database.startswith("file:"):
+        return None if database in ("", ":memory:") else database
+    parts = urlsplit(database)
+    if parse_qs(parts.query).get("mode") == ["memory"]:
+        return None
+    path = unquote(parts.path)
+    return None if path in ("", ":memory:") else path
 
 
 def _user(row: tuple[Any, ...] | None) -> User | None:
@@ -267,18 +305,27 @@ class SQLiteStore:
 
     @_translating_errors
     def create_user(
-        self, *, username: str, username_key: str, email: str, password_hash: str, now: float
+        self,
+        *,
+        username: str,
+        username_key: str,
+        username_skeleton: str,
+        email: str,
+        password_hash: str,
+        now: float,
     ) -> User | None:
-        """Insert a user; return it, or None when ``username_key`` is already taken.
+        """Insert a user; return it, or None when ``username_key`` or ``username_skeleton``
+        is already taken.
 
-        One INSERT against the UNIQUE constraint, so concurrent registrations of one name
-        (threads or processes) produce exactly one row.
+        One INSERT against the UNIQUE constraints, so concurrent registrations of one name
+        or of two look-alikes (threads or processes) produce exactly one row.
         """
         try:
             cursor = self._connection().execute(
-                "INSERT INTO users (username, username_key, email, password_hash, date_joined)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (username, username_key, email, password_hash, now),
+                "INSERT INTO users"
+                " (username, username_key, username_skeleton, email, password_hash, date_joined)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (username, username_key, username_skeleton, email, password_hash, now),
             )
         except sqlite3.IntegrityError:
             return None
@@ -331,18 +378,22 @@ class SQLiteStore:
         self,
         user_id: int,
         *,
-        username_key: str,
+        subject: str,
+        address: str,
         now: float,
         refresh: RefreshRecord,
         password_hash: str | None = None,
     ) -> None:
         """Record a successful login in one transaction, so one disk sync.
 
-        Forgets the username's failed logins, sets ``last_login`` (and a rehashed password
-        when given) and records the session's first refresh token.
+        Forgets the login attempts of this subject from this address, sets ``last_login``
+        (and a rehashed password when given) and records the session's first refresh token.
         """
         with _immediate(self._connection()) as connection:
-            connection.execute("DELETE FROM login_failures WHERE username_key = ?", (username_key,))
+            connection.execute(
+                "DELETE FROM attempts WHERE kind = 'login' AND subject = ? AND address = ?",
+                (subject, address),
+            )
             if password_hash is not None:
                 connection.execute(
                     "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
@@ -401,55 +452,103 @@ class SQLiteStore:
         return cursor.rowcount == 1
 
     @_translating_errors
-    def purge_expired(self, now: float, *, failure_window: float = 300.0) -> int:
-        """Delete expired refresh tokens and login failures older than ``failure_window``.
+    def purge_expired(self, *, tokens_before: float, attempts_before: Mapping[str, float]) -> int:
+        """Delete refresh tokens with ``expires_at <= tokens_before`` and attempts of each
+        kind with ``at <= attempts_before[kind]``, in batches of :data:`PURGE_BATCH` rows a
+        transaction.
 
-        A refresh token is expired once ``now >= expires_at``; a failure no longer counts
-        once ``at <= now - failure_window`` (see :meth:`login_failures_since`).
+        The caller chooses the cut-offs: a token must outlive every check that could still
+        accept it (its expiry plus the leeway), or a spent token would lose the record that
+        lets its reuse revoke the family.
 
         Returns:
-            The number of rows deleted from both tables.
+            The number of rows deleted.
+        """
+        connection = self._connection()
+        deleted = 0
+        work: list[tuple[str, tuple[object, ...]]] = [(_PURGE_TOKENS, (tokens_before,))]
+        work += [(_PURGE_ATTEMPTS, (kind, at)) for kind, at in attempts_before.items()]
+        for statement, params in work:
+            while True:
+                with _immediate(connection):
+                    count = connection.execute(statement, (*params, PURGE_BATCH)).rowcount
+                deleted += count
+                if count < PURGE_BATCH:
+                    break
+        return deleted
+
+    # -- throttling -------------------------------------------------------------------------
+
+    @_translating_errors
+    def take_attempt(
+        self,
+        *,
+        kind: str,
+        subject: str,
+        address: str,
+        now: float,
+        since: float,
+        limits: AttemptLimits,
+    ) -> float | None:
+        """Count one attempt unless a limit is already reached, atomically.
+
+        Counts the attempts of ``kind`` made after ``since``: of this subject from this
+        address, of this subject, and from this address. When none of those counts has
+        reached its limit, records the attempt and returns None; otherwise records nothing
+        and returns the time of the oldest attempt in a full bucket (the caller's wait
+        is until it ages out). One ``BEGIN IMMEDIATE`` transaction, so of any number of
+        concurrent attempts (threads or processes) exactly as many as the limit allows get
+        through.
         """
         connection = self._connection()
         with _immediate(connection):
-            tokens = connection.execute(
-                "DELETE FROM refresh_tokens WHERE expires_at <= ?", (now,)
-            ).rowcount
-            failures = connection.execute(
-                "DELETE FROM login_failures WHERE at <= ?", (now - failure_window,)
-            ).rowcount
-        return tokens + failures
+            blocked = _full_bucket(
+                connection,
+                kind=kind,
+                subject=subject,
+                address=address,
+                since=since,
+                limits=limits,
+            )
+            if blocked is None:
+                connection.execute(
+                    "INSERT INTO attempts (kind, subject, address, at) VALUES (?, ?, ?, ?)",
+                    (kind, subject, address, now),
+                )
+        return blocked
 
-    # -- login failures ---------------------------------------------------------------------
 
-    @_translating_errors
-    def record_login_failure(self, *, username_key: str, address: str, now: float) -> None:
-        """Count one failed login for this username key and client address."""
-        self._connection().execute(
-            "INSERT INTO login_failures (username_key, address, at) VALUES (?, ?, ?)",
-            (username_key, address, now),
-        )
+def _full_bucket(
+    connection: sqlite3.Connection,
+    *,
+    kind: str,
+    subject: str,
+    address: str,
+    since: float,
+    limits: AttemptLimits,
+) -> float | None:
+    """The oldest attempt time of the first bucket at its limit, or None."""
+    buckets = (
+        (limits.per_pair, "subject = ? AND address = ?", (subject, address)),
+        (limits.per_subject, "subject = ?", (subject,)),
+        (limits.per_address, "address = ?", (address,)),
+    )
+    oldest: float | None = None
+    for limit, condition, params in buckets:
+        if limit is None:
+            continue
+        # The condition is one of the fixed fragments above; every value is a parameter.
+        query = f"SELECT count(*), min(at) FROM attempts WHERE kind = ? AND {condition} AND at > ?"  # noqa: S608
+        count, first = connection.execute(query, (kind, *params, since)).fetchone()
+        if count >= limit and first is not None:
+            oldest = first if oldest is None else max(oldest, first)
+    return oldest
 
-    @_translating_errors
-    def login_failures_since(
-        self, *, username_key: str, address: str, since: float
-    ) -> tuple[int, float | None, int, float | None]:
-        """Count failures strictly after ``since``, per username key and per address.
 
-        Returns:
-            ``(username_count, username_oldest, address_count, address_oldest)``; an oldest
-            timestamp is None when its count is 0. One query, each half served by an index.
-        """
-        row = self._one(
-            "SELECT u.n, u.oldest, a.n, a.oldest FROM"
-            " (SELECT count(*) AS n, min(at) AS oldest FROM login_failures"
-            "  WHERE username_key = ? AND at > ?) AS u,"
-            " (SELECT count(*) AS n, min(at) AS oldest FROM login_failures"
-            "  WHERE address = ? AND at > ?) AS a",
-            username_key,
-            since,
-            address,
-            since,
-        )
-        assert row is not None  # noqa: S101 - aggregates always return one row
-        return int(row[0]), row[1], int(row[2]), row[3]
+_PURGE_TOKENS = (
+    "DELETE FROM refresh_tokens WHERE jti IN"
+    " (SELECT jti FROM refresh_tokens WHERE expires_at <= ? LIMIT ?)"
+)
+_PURGE_ATTEMPTS = (
+    "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE kind = ? AND at <= ? LIMIT ?)"
+)

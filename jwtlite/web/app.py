@@ -37,8 +37,8 @@ from jwtlite.web.resources import (
     BodyEndpoint,
     HealthResource,
     JWKSResource,
-    LoginResource,
     MeResource,
+    ThrottledEndpoint,
 )
 
 __all__ = ["create_app"]
@@ -83,11 +83,14 @@ def create_app(
     # POST or a preflight.
     app.req_options.strip_url_path_trailing_slash = True
     limit = settings.max_body_size
+    proxies = settings.trusted_proxies
     routes: dict[str, object] = {
-        "/accounts/register": BodyEndpoint(
-            service.register, max_body_size=limit, status=falcon.HTTP_201
+        "/accounts/register": ThrottledEndpoint(
+            service.register, trusted_proxies=proxies, max_body_size=limit, status=falcon.HTTP_201
         ),
-        "/accounts/token": LoginResource(service, max_body_size=limit),
+        "/accounts/token": ThrottledEndpoint(
+            service.login, trusted_proxies=proxies, max_body_size=limit, carries_tokens=True
+        ),
         "/accounts/token/refresh": BodyEndpoint(
             service.refresh, max_body_size=limit, carries_tokens=True
         ),

@@ -1,0 +1,130 @@
+"""Throttling of logins and registrations, counted in the store.
+
+The model (the README's security notes say the same):
+
+* **Logins** are counted *before* the password is checked and forgotten when it was right,
+  so parallel guesses see each other at once. An attempt is refused (429) when, within
+  ``LOGIN_FAILURE_WINDOW`` seconds, there were already
+
+  - ``LOGIN_MAX_FAILURES`` attempts at this username from this client address: a guesser
+    is stopped, but cannot lock the owner out from elsewhere;
+  - ``LOGIN_MAX_FAILURES_PER_USERNAME`` attempts at this username from anywhere: guessing
+    spread over many addresses is stopped too, at a much higher bar;
+  - ``LOGIN_MAX_FAILURES_PER_ADDRESS`` attempts from this address at any username.
+
+* **Registrations** are counted per client address, ``REGISTRATION_MAX_PER_ADDRESS`` per
+  ``REGISTRATION_WINDOW`` seconds, before the password is hashed: a refused registration
+  costs no hash, and "that username exists" stops being an unlimited oracle.
+
+Check and count are one atomic store operation, so the limits are exact under any
+concurrency, across threads and processes. Usernames reach the store only as a keyed hash
+(a password typed into the username field must not sit on disk), and IPv6 clients are
+counted by their /64, the block one subscriber usually holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import math
+
+from jwtlite.errors import ThrottledError
+from jwtlite.service.settings import Settings
+from jwtlite.store import AttemptLimits, Store
+
+__all__ = ["LOGIN", "REGISTER", "Throttle", "address_group"]
+
+LOGIN = "login"
+REGISTER = "register"
+_IPV6_GROUP_PREFIX = 64
+
+
+def address_group(address: str) -> str:
+    """The bucket an address is counted in: itself for IPv4, its /64 network for IPv6.
+
+    An IPv4-mapped IPv6 address counts as its IPv4 address; anything unparsable (a Unix
+    socket peer, say) counts as itself.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, _IPV6_GROUP_PREFIX), strict=False))
+    return str(ip)
+
+
+class Throttle:
+    """Counts attempts in the store and refuses the ones over a limit.
+
+    Args:
+        settings: the limits and windows.
+        store: where attempts are counted (shared by every thread and process).
+        pepper: the key of the hash that stands for a username in the store.
+    """
+
+    def __init__(self, settings: Settings, store: Store, *, pepper: bytes) -> None:
+        self._store = store
+        self._pepper = hmac.new(pepper, b"jwtlite throttle subject", hashlib.sha256).digest()
+        self._login_window = settings.login_failure_window
+        self._login_limits = AttemptLimits(
+            per_pair=settings.login_max_failures,
+            per_subject=settings.login_max_failures_per_username,
+            per_address=settings.login_max_failures_per_address,
+        )
+        self._registration_window = settings.registration_window
+        self._registration_limits = AttemptLimits(per_address=settings.registration_max_per_address)
+
+    def subject(self, username_key: str) -> str:
+        """The store's name for a username: a keyed hash, never the name itself."""
+        mac = hmac.new(self._pepper, username_key.encode("utf-8", "surrogatepass"), "sha256")
+        return mac.hexdigest()
+
+    def take_login(self, subject: str, address: str, now: float) -> None:
+        """Count a login attempt at ``subject`` from ``address`` (grouped), or refuse it.
+
+        Raises:
+            ThrottledError: a limit is reached; nothing was counted.
+        """
+        self._take(
+            LOGIN, subject, address, now=now, window=self._login_window, limits=self._login_limits
+        )
+
+    def take_registration(self, address: str, now: float) -> None:
+        """Count a registration from ``address`` (grouped), or refuse it.
+
+        Raises:
+            ThrottledError: the address's limit is reached; nothing was counted.
+        """
+        self._take(
+            REGISTER,
+            "",
+            address,
+            now=now,
+            window=self._registration_window,
+            limits=self._registration_limits,
+        )
+
+    def _take(
+        self,
+        kind: str,
+        subject: str,
+        address: str,
+        *,
+        now: float,
+        window: int,
+        limits: AttemptLimits,
+    ) -> None:
+        oldest = self._store.take_attempt(
+            kind=kind,
+            subject=subject,
+            address=address_group(address),
+            now=now,
+            since=now - window,
+            limits=limits,
+        )
+        if oldest is not None:
+            raise ThrottledError(max(1, math.ceil(oldest + window - now)))
