@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from falcon import inspect
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
@@ -186,6 +188,8 @@ def test_every_body_endpoint_takes_json_and_forms_and_documents_body_errors(
     path: str, method: str
 ) -> None:
     operation = DOC["paths"][path][method]
+    # Required: without a body each required field is missing, and a 400 follows.
+    assert operation["requestBody"]["required"] is True
     assert set(operation["requestBody"]["content"]) == {JSON, FORM}
     assert {"400", "413", "415"} <= set(operation["responses"])
     bad_request = resolve(operation["responses"]["400"])["content"][JSON]["schema"]
@@ -208,6 +212,79 @@ def test_every_401_carries_www_authenticate_and_every_error_no_store() -> None:
                 assert "Retry-After" in headers, (path, status)
             if int(status) >= 400:
                 assert "Cache-Control" in headers, (path, status)
+
+
+# Characters the service trims (Python's str.isspace, as DRF's CharField), NUL, and some
+# look-alikes that are not white space.
+TRICKY_CHARACTERS = [chr(c) for c in range(0x3001) if chr(c).isspace()] + [
+    "\x00", "a", "0", "\u200b", "\ufeff", "\u180e", "\u00ad", "\U0001f600",
+]  # fmt: skip
+# Lone surrogates are left out (codec): no pattern can state them; a test below covers them.
+CHARACTERS = st.one_of(st.sampled_from(TRICKY_CHARACTERS), st.characters(codec="utf-8"))
+TEXT = st.text(st.sampled_from(TRICKY_CHARACTERS), max_size=4) | st.text(CHARACTERS, max_size=6)
+# Fields whose every rule the document states: for these, schema-valid means not refused.
+STATED_FIELDS = [
+    ("/accounts/token/", "LoginRequest", "username"),
+    ("/accounts/token/", "LoginRequest", "password"),
+    ("/accounts/token/refresh/", "RefreshRequest", "refresh"),
+    ("/accounts/token/verify/", "VerifyRequest", "token"),
+    ("/accounts/token/blacklist/", "BlacklistRequest", "refresh"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "schema", "field"), STATED_FIELDS, ids=[f"{s}.{f}" for _, s, f in STATED_FIELDS]
+)
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(value=TEXT)
+def test_a_field_is_refused_exactly_when_its_schema_says_so(
+    client: Any, path: str, schema: str, field: str, value: str
+) -> None:
+    """Login leaves out the other field, so it never reaches the password check."""
+    response = client.post_json(path, {field: value}, expect_errors=True)
+    refused = response.status_int == 400 and field in response.json
+    property_schema = DOC["components"]["schemas"][schema]["properties"][field]
+    assert refused != schema_validator(property_schema).is_valid(value), response.json
+
+
+REGISTRATION_REFUSALS = {
+    "username-blank": ("username", ""),
+    "username-white-space": ("username", " \u3000\t"),
+    "username-nul": ("username", "al\x00ice"),
+    "username-long": ("username", "a" * 151),
+    "password-short": ("password", "Tr0ub4d"),
+    "password-nul": ("password", "correct\x00horse-7"),
+    "password-long": ("password", "p" * 4097),
+    "email-nul": ("email", "a\x00@example.com"),
+    "email-long": ("email", "a" * 64 + "@" + "b" * 186 + ".com"),
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), list(REGISTRATION_REFUSALS.values()), ids=list(REGISTRATION_REFUSALS)
+)
+def test_what_the_registration_schema_refuses_the_api_refuses(
+    client: Any, field: str, value: str
+) -> None:
+    body = {"username": "alice", "password": "correct-horse-7", field: value}
+    property_schema = DOC["components"]["schemas"]["RegisterRequest"]["properties"][field]
+    assert not schema_validator(property_schema).is_valid(value)
+    assert field in client.post_json("/accounts/register/", body, status=400).json
+
+
+@pytest.mark.parametrize(
+    ("path", "schema", "field"), STATED_FIELDS, ids=[f"{s}.{f}" for _, s, f in STATED_FIELDS]
+)
+def test_a_lone_surrogate_is_refused_and_the_description_says_so(
+    client: Any, path: str, schema: str, field: str
+) -> None:
+    """A "\\ud800" escape is no Unicode character (I-JSON forbids it); no pattern can say it."""
+    response = client.post(path, f'{{"{field}": "ab\\ud800"}}', content_type=JSON, status=400)
+    assert field in response.json
+    description = DOC["components"]["schemas"][schema]["properties"][field]["description"]
+    assert "no lone surrogate" in description
 
 
 def test_only_me_needs_the_bearer_scheme() -> None:
