@@ -188,9 +188,19 @@ def test_every_body_endpoint_takes_json_and_forms_and_documents_body_errors(
     path: str, method: str
 ) -> None:
     operation = DOC["paths"][path][method]
-    # Required: without a body each required field is missing, and a 400 follows.
-    assert operation["requestBody"]["required"] is True
-    assert set(operation["requestBody"]["content"]) == {JSON, FORM}
+    body = operation["requestBody"]
+    assert body["required"] is True
+    assert set(body["content"]) == {JSON, FORM}
+    # Each media type has its own named schema, so a generated client can send either: the
+    # form's is the JSON one's fields (allOf) with string values.
+    json_ref = body["content"][JSON]["schema"]["$ref"]
+    form_ref = body["content"][FORM]["schema"]["$ref"]
+    assert json_ref.endswith("Request")
+    assert form_ref == json_ref.removesuffix("Request") + "Form"
+    assert resolve({"$ref": form_ref})["allOf"] == [
+        {"$ref": json_ref},
+        {"type": "object", "additionalProperties": {"type": "string"}},
+    ]
     assert {"400", "413", "415"} <= set(operation["responses"])
     bad_request = resolve(operation["responses"]["400"])["content"][JSON]["schema"]
     validator = schema_validator(bad_request)
@@ -212,6 +222,61 @@ def test_every_401_carries_www_authenticate_and_every_error_no_store() -> None:
                 assert "Retry-After" in headers, (path, status)
             if int(status) >= 400:
                 assert "Cache-Control" in headers, (path, status)
+
+
+@pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=OPERATION_IDS)
+def test_every_operation_lists_not_found_and_method_not_allowed(path: str, method: str) -> None:
+    """So that a generated client parses them (a wrong base URL, a rewritten method)."""
+    responses = DOC["paths"][path][method]["responses"]
+    if method == "head":
+        assert "content" not in responses["404"]
+        assert "Allow" in responses["405"]["headers"]
+    else:
+        assert responses["404"] == {"$ref": "#/components/responses/NotFound"}
+        assert responses["405"] == {"$ref": "#/components/responses/MethodNotAllowed"}
+
+
+def unnamed_types(node: Any, where: str, *, top: bool = True) -> list[str]:
+    """Enums, unions and objects with properties nested in ``node`` instead of named by a $ref."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        named_kind = "enum" in node or "oneOf" in node or "properties" in node
+        if named_kind and not top:
+            found.append(where)
+        for key, value in node.items():
+            if key != "not":  # validation only: no type of its own
+                found += unnamed_types(value, f"{where}/{key}", top=False)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += unnamed_types(value, f"{where}/{index}", top=False)
+    return found
+
+
+def content_schemas(node: Any, where: str) -> list[tuple[str, Any]]:
+    """Every ``content/<media type>/schema`` under ``node``, with where it is."""
+    found: list[tuple[str, Any]] = []
+    if isinstance(node, dict):
+        for media_type, spec in node.get("content", {}).items():
+            found.append((f"{where}/content/{media_type}", spec.get("schema")))
+        for key, value in node.items():
+            if key != "content":
+                found += content_schemas(value, f"{where}/{key}")
+    return found
+
+
+def test_every_enum_union_and_object_is_a_named_component() -> None:
+    """Generated clients name types after components; inline ones get names like ``Code``."""
+    nested = [
+        path
+        for name, schema in DOC["components"]["schemas"].items()
+        for path in unnamed_types(schema, name)
+    ]
+    bodies = content_schemas(DOC["paths"], "paths") + content_schemas(
+        DOC["components"]["responses"], "responses"
+    )
+    assert bodies
+    inline = [where for where, schema in bodies if set(schema) != {"$ref"}]
+    assert (nested, inline) == ([], [])
 
 
 # Characters the service trims (Python's str.isspace, as DRF's CharField), NUL, and some
@@ -612,8 +677,9 @@ def test_scenarios_cover_every_documented_status_but_the_unforced() -> None:
         )
         documented = set(operation["responses"])
         seen = {status for name, status in covered if name == short}
-        # 413/415/429/503/500 share their shape across operations: one scenario each suffices.
-        assert documented - seen <= {"413", "415", "429", "503", "500", "400"}, (
+        # 413/415/429/503/500 share their shape across operations: one scenario each suffices;
+        # 404 and 405 are the components every operation lists (tested below).
+        assert documented - seen <= {"404", "405", "413", "415", "429", "503", "500", "400"}, (
             path,
             documented - seen,
         )
