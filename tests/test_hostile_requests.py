@@ -4,7 +4,7 @@ Every table row names one attack and states the answer the service gives: a stat
 body shape (see /work/shared/CONTRACT.md). Attacks a WSGI test client cannot express (a lying
 ``Content-Length``, chunked bodies, repeated headers, bare CR/LF, huge headers) go over raw
 sockets to a real ``serve.py`` on 127.0.0.1. Where waitress refuses a request before our app
-sees it, its answer is plain text and the row says so; every answer of our own app is JSON.
+sees it, the row says so; serve.py makes those answers JSON too, so every answer is JSON.
 """
 
 from __future__ import annotations
@@ -735,8 +735,11 @@ def chunked(body: bytes, size: int = 7) -> bytes:
     return b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts) + b"0\r\n\r\n"
 
 
-# id: (raw request, status, JSON body expected, or None where waitress answers in plain text)
-RAW_ATTACKS: dict[str, tuple[bytes, int, dict[str, Any] | None]] = {
+# Beyond this size waitress refuses a body itself (serve.py's WAITRESS_BODY_LIMIT).
+SERVER_LIMIT = 1024 * 1024
+
+# id: (raw request, status, JSON body expected: members compared exactly, "detail" by prefix)
+RAW_ATTACKS: dict[str, tuple[bytes, int, dict[str, Any]]] = {
     # Fewer bytes than the body: the app reads 5 bytes, which are not JSON.
     "content-length-too-small": (
         request("POST", TOKEN, [CTYPE, ("Content-Length", "5")], CREDENTIALS),
@@ -763,17 +766,6 @@ RAW_ATTACKS: dict[str, tuple[bytes, int, dict[str, Any] | None]] = {
         413,
         {"detail": "Request body is larger than the limit of 65536 bytes."},
     ),
-    # Both framings: waitress follows Transfer-Encoding (RFC 9112 §6.3), the body is empty.
-    "content-length-and-chunked": (
-        request(
-            "POST",
-            TOKEN,
-            [CTYPE, ("Content-Length", "40"), ("Transfer-Encoding", "chunked")],
-            b"0\r\n\r\n",
-        ),
-        400,
-        {"username": [REQUIRED], "password": [REQUIRED]},
-    ),
     "authorization-100k": (
         request("GET", ME, [("Authorization", "Bearer " + "a" * 100 * 1024)]),
         401,
@@ -789,72 +781,203 @@ RAW_ATTACKS: dict[str, tuple[bytes, int, dict[str, Any] | None]] = {
         200,
         {"status": "ok"},
     ),
-    # waitress answers these itself, in text/plain, before the app is called:
-    "invalid-chunk-size": (  # waitress: 400 "Invalid chunk size"
+    # waitress answers these itself, before the app is called (serve.py makes them JSON):
+    "invalid-chunk-size": (
         request("POST", TOKEN, [CTYPE, ("Transfer-Encoding", "chunked")], b"zz\r\n{}\r\n0\r\n\r\n"),
         400,
-        None,
+        {"detail": "Bad Request: Invalid chunk size"},
     ),
-    "two-content-lengths": (  # waitress: 400 "Content-Length is invalid"
+    "two-content-lengths": (
         request("POST", TOKEN, [CTYPE, ("Content-Length", "2"), ("Content-Length", "3")], b"{} "),
         400,
-        None,
+        {"detail": "Bad Request: Content-Length is invalid"},
     ),
-    "negative-content-length": (  # waitress: 400 "Content-Length is invalid"
+    "negative-content-length": (
         request("POST", TOKEN, [CTYPE, ("Content-Length", "-1")], b"{}"),
         400,
-        None,
+        {"detail": "Bad Request: Content-Length is invalid"},
     ),
-    "bare-cr-in-header-value": (  # waitress: 400 "Bare CR or LF found in header line"
+    # Both framings (RFC 9112 §6.1): refused, where waitress alone would follow the chunks.
+    "content-length-and-chunked": (
+        request(
+            "POST",
+            TOKEN,
+            [CTYPE, ("Content-Length", "40"), ("Transfer-Encoding", "chunked")],
+            b"0\r\n\r\n",
+        ),
+        400,
+        {"detail": "Bad Request: Content-Length and Transfer-Encoding together"},
+    ),
+    "chunked-in-http-1.0": (
+        request("POST", TOKEN, [CTYPE, ("Transfer-Encoding", "chunked")], b"0\r\n\r\n").replace(
+            b"HTTP/1.1", b"HTTP/1.0", 1
+        ),
+        400,
+        {"detail": "Bad Request: Transfer-Encoding in an HTTP/1.0 request"},
+    ),
+    "unsupported-transfer-encoding": (
+        request("POST", TOKEN, [CTYPE, ("Transfer-Encoding", "gzip, chunked")], b"0\r\n\r\n"),
+        501,
+        {"detail": "Not Implemented: Transfer-Encoding requested is not supported."},
+    ),
+    "content-length-over-server-limit": (  # refused before a byte of the body is read
+        request("POST", TOKEN, [CTYPE, ("Content-Length", str(SERVER_LIMIT))]),
+        413,
+        {"detail": f"Request Entity Too Large: exceeds max_body of {SERVER_LIMIT}"},
+    ),
+    "chunked-over-server-limit": (  # one chunk of exactly the limit, no last chunk
+        request("POST", TOKEN, [CTYPE, ("Transfer-Encoding", "chunked")], b"100000\r\n")
+        + b" " * SERVER_LIMIT,
+        413,
+        {"detail": f"Request Entity Too Large: exceeds max_body of {SERVER_LIMIT}"},
+    ),
+    "bare-cr-in-header-value": (
         request("GET", HEALTH, [("Origin", f"{ALLOWED}\rX-Injected: 1")]),
         400,
-        None,
+        {"detail": "Bad Request: Bare CR or LF found in header line"},
     ),
-    "bare-lf-in-header-value": (  # waitress: 400 "Bare CR or LF found in header line"
+    "bare-lf-in-header-value": (
         request("GET", HEALTH, [("Origin", f"{ALLOWED}\nX-Injected: 1")]),
         400,
-        None,
+        {"detail": "Bad Request: Bare CR or LF found in header line"},
     ),
-    "nul-in-header-value": (  # waitress: 400 "Invalid header"
+    "nul-in-header-value": (
         request("GET", HEALTH, [("Origin", f"{ALLOWED}\x00")]),
         400,
-        None,
+        {"detail": "Bad Request: Invalid header"},
     ),
-    "header-fields-300k": (  # waitress: 431 "Request Header Fields Too Large"
+    "header-fields-300k": (
         request("GET", ME, [("Authorization", "Bearer " + "a" * 300 * 1024)]),
         431,
-        None,
+        {"detail": "Request Header Fields Too Large: exceeds max_header of 262144"},
     ),
-    "invalid-utf8-in-path": (  # waitress: 400 "Bad URI"
+    "invalid-utf8-in-path": (
         b"GET /accounts/\xff/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
         400,
-        None,
+        {"detail": "Bad Request: Bad URI"},
     ),
 }
+# The rows above that waitress answers itself, before the app.
+WAITRESS_ANSWERS = [
+    "invalid-chunk-size",
+    "two-content-lengths",
+    "negative-content-length",
+    "content-length-and-chunked",
+    "chunked-in-http-1.0",
+    "unsupported-transfer-encoding",
+    "content-length-over-server-limit",
+    "chunked-over-server-limit",
+    "bare-cr-in-header-value",
+    "bare-lf-in-header-value",
+    "nul-in-header-value",
+    "header-fields-300k",
+    "invalid-utf8-in-path",
+]
 
 
 @pytest.mark.parametrize(
     ("raw", "status", "expected"), list(RAW_ATTACKS.values()), ids=list(RAW_ATTACKS)
 )
 def test_raw_hostile_request_gets_its_documented_answer(
-    server: ServerProcess, raw: bytes, status: int, expected: dict[str, Any] | None
+    server: ServerProcess, raw: bytes, status: int, expected: dict[str, Any]
 ) -> None:
-    """Our app's answers are JSON (compared key by key, ``detail`` by prefix); waitress's own
-    refusals are plain text. Either way the server keeps serving."""
+    """Every answer is JSON, waitress's own refusals included (compared key by key, ``detail``
+    by prefix), and the server keeps serving."""
     got_status, headers, body = parse(exchange(port_of(server), raw))
     assert got_status == status, body[:300]
-    if expected is None:
-        assert headers["content-type"].startswith("text/plain")
-    else:
-        assert headers["content-type"] == JSON
-        document = json.loads(body)
-        for name, value in expected.items():
-            if name == "detail":
-                assert document[name].startswith(value)
-            else:
-                assert document[name] == value
+    assert headers["content-type"] == JSON
+    document = json.loads(body)
+    for name, value in expected.items():
+        if name == "detail":
+            assert document[name].startswith(value)
+        else:
+            assert document[name] == value
     assert "x-injected" not in headers
     assert_still_serving(server)
+
+
+@pytest.mark.parametrize("name", WAITRESS_ANSWERS)
+def test_waitress_answers_like_the_app_and_closes_the_connection(
+    server: ServerProcess, name: str
+) -> None:
+    """waitress's own refusals keep its status, are JSON that must not be stored, say
+    ``Connection: close`` and close: the client need not close first (close_write=False)."""
+    raw, status, _ = RAW_ATTACKS[name]
+    got_status, headers, body = parse(exchange(port_of(server), raw, close_write=False))
+    assert got_status == status
+    assert (headers["content-type"], headers["cache-control"]) == (JSON, "no-store")
+    assert headers["connection"] == "close"
+    assert set(json.loads(body)) == {"detail"}
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Read exactly one response (with a ``Content-Length``) from a kept-alive connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before a whole response: {data!r}"
+        data += chunk
+    status, headers, body = parse(data)
+    while len(body) < int(headers["content-length"]):
+        chunk = sock.recv(65536)
+        assert chunk, "closed inside a body"
+        body += chunk
+    return status, headers, body
+
+
+def kept_alive(method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    """A raw HTTP/1.1 request without ``Connection: close`` (keep-alive is the default)."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+SMUGGLED = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def test_content_length_with_transfer_encoding_is_refused_and_the_connection_closed(
+    server: ServerProcess,
+) -> None:
+    """The classic smuggling shape: a front end that believes Content-Length forwards the
+    whole body; waitress alone would end the body at the last chunk and answer the request
+    hidden after it on the same connection. Now: one 400, then the server closes."""
+    body = b"0\r\n\r\n" + SMUGGLED
+    raw = kept_alive(
+        "POST",
+        VERIFY,
+        [CTYPE, ("Content-Length", str(len(body))), ("Transfer-Encoding", "chunked")],
+        body,
+    )
+    answer = exchange(port_of(server), raw, close_write=False, timeout=5.0)
+    assert answer.count(b"HTTP/1.1 ") == 1, answer  # the hidden request got no answer
+    status, headers, document = parse(answer)
+    assert (status, headers["connection"]) == (400, "close")
+    assert json.loads(document) == {
+        "detail": "Bad Request: Content-Length and Transfer-Encoding together"
+    }
+
+
+def test_plain_chunked_and_plain_length_requests_keep_the_connection_alive(
+    server: ServerProcess,
+) -> None:
+    """The refusal is narrow: either framing alone is served, several on one connection."""
+    token = b'{"token":"a.b.c"}'
+    requests = [
+        kept_alive("POST", VERIFY, [CTYPE, ("Transfer-Encoding", "chunked")], chunked(token)),
+        kept_alive("POST", VERIFY, [CTYPE, ("Content-Length", str(len(token)))], token),
+        kept_alive("GET", HEALTH, [], b""),
+    ]
+    with socket.create_connection(("127.0.0.1", port_of(server)), timeout=5) as sock:
+        answers = []
+        for raw in requests:
+            sock.sendall(raw)
+            status, headers, body = read_response(sock)
+            assert "connection" not in headers
+            answers.append((status, json.loads(body)))
+        sock.settimeout(0.5)
+        with pytest.raises(TimeoutError):  # still open: nothing to read, no end of stream
+            sock.recv(1)
+    assert answers == [(401, INVALID), (401, INVALID), (200, {"status": "ok"})]
 
 
 def assert_still_serving(server: ServerProcess) -> None:

@@ -15,12 +15,16 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import waitress
+
+from jwtlite.server import _json_error_channel
 
 from support import FAST_HASH_ENV, PASSWORD, SERVE, ServerProcess, http
 from support_server import clean_environ, header, unverified_segment
@@ -363,3 +367,43 @@ def test_port_in_use(tmp_path: Path, db_path: Path) -> None:
     ]
     # The database was opened and closed cleanly on the way out.
     assert not Path(f"{db_path}-wal").exists()
+
+
+# -- waitress's own answers ------------------------------------------------------------------
+# Its 400/413/431/501 and the Content-Length + Transfer-Encoding refusal are checked over raw
+# sockets against serve.py in test_hostile_requests.py; its 500 needs a broken application.
+
+
+def test_waitress_own_server_error_is_json_and_reveals_nothing() -> None:
+    """waitress answers 500 itself when an application breaks the WSGI rules; with the JSON
+    channel serve.py installs, that is the app's generic JSON 500, even where waitress is told
+    to expose tracebacks."""
+
+    def broken(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("X-Broken", "line\nfeed")])  # waitress refuses the header
+        return [b"never sent"]
+
+    server = waitress.create_server(
+        broken, map={}, host="127.0.0.1", port=0, threads=1, expose_tracebacks=True
+    )
+    server.channel_class = _json_error_channel()
+    runner = threading.Thread(target=server.run, daemon=True)
+    runner.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.effective_port), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):  # the server closes after an error
+                answer += chunk
+    finally:
+        server.close()
+        runner.join(5)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0] == "HTTP/1.1 500 Internal Server Error"
+    assert {
+        "Content-Type: application/json",
+        "Cache-Control: no-store",
+        "Connection: close",
+    } <= set(lines[1:])
+    assert body == b'{"detail":"A server error occurred."}'
