@@ -13,6 +13,7 @@ __all__ = [
     "AccessTokenRejectedError",
     "AlgorithmNotAllowedError",
     "AuthenticationError",
+    "BusyError",
     "ConfigurationError",
     "ExpiredTokenError",
     "ImmatureTokenError",
@@ -177,6 +178,11 @@ class ThrottledError(ServiceError):
 
 class StoreUnavailableError(ServiceError):
     """The user store cannot be read or written (disk full, read-only, missing)."""
+
+
+class BusyError(ServiceError):
+    """Too many requests already wait for a password hash: shed this one now rather than
+    let it hold a server thread that other requests need."""
 
 
 class ConfigurationError(ValueError):

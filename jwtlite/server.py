@@ -7,17 +7,15 @@ place that reads ``os.environ``.
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import os
-import re
 import signal
 import sys
 from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from jwtlite._encoding import json_text
+from jwtlite import http_channel
 from jwtlite.demo.server import DEFAULT_DEMO_PORT
 from jwtlite.errors import ConfigurationError, StoreUnavailableError
 
@@ -30,11 +28,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_THREADS = 8
 # waitress refuses larger bodies itself, before our app sees them (in JSON: see
-# _json_error_channel); our own 413 answers everything between the app's limit and this.
+# jwtlite.http_channel); our own 413 answers everything between the app's limit and this.
 WAITRESS_BODY_LIMIT = 1024 * 1024
-# The app's answer to its own failures, which waitress's 500 repeats.
-SERVER_ERROR = "A server error occurred."
-_TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding:", re.IGNORECASE)
 
 
 def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
@@ -134,6 +129,10 @@ def run(
             threads=threads,
             ident="jwtlite",
             max_request_body_size=max(WAITRESS_BODY_LIMIT, settings.max_body_size),
+            max_request_header_size=http_channel.MAX_HEADER_BYTES,
+            connection_limit=http_channel.CONNECTION_LIMIT,
+            channel_timeout=http_channel.CHANNEL_TIMEOUT_SECONDS,
+            cleanup_interval=5,
             # waitress 3 strips X-Forwarded-For unless told otherwise, which silently made
             # TRUSTED_PROXIES useless; the app believes it only from a trusted peer.
             clear_untrusted_proxy_headers=False,
@@ -145,7 +144,9 @@ def run(
         store.close()
         return _fail(f"cannot listen on {host}:{port}: {exc.strerror}")
     # Before the loop runs, so every connection gets it (the listeners accept only in run()).
-    channel = _json_error_channel()
+    channel = http_channel.hardened_channel(
+        frozenset(settings.trusted_proxies), http_channel.MAX_CONNECTIONS_PER_CLIENT
+    )
     for listener in sockets.values():
         if isinstance(listener, waitress.server.BaseWSGIServer):
             listener.channel_class = channel
@@ -177,63 +178,6 @@ def run(
             demo.stop()
         store.close()
     return 0
-
-
-@functools.cache
-def _json_error_channel() -> type[Any]:
-    """waitress's ``HTTPChannel``, with two changes for the requests waitress answers itself.
-
-    * Its own answers (400 malformed request, 413 body of ``max_request_body_size`` or more,
-      431 header section too large, 501 unsupported transfer coding, 500 its own failure)
-      are ``{"detail": ...}`` JSON with ``Cache-Control: no-store``, as every answer of the
-      app, instead of text/plain; the status and ``Connection: close`` stay waitress's.
-    * A request that carries both ``Content-Length`` and ``Transfer-Encoding`` (or, in
-      HTTP/1.0, any ``Transfer-Encoding``) is refused with 400 and the connection closed,
-      as RFC 9112 section 6.1 allows: waitress 3.0.2 follows the chunked framing and keeps
-      the connection open, and a front end that believed ``Content-Length`` would then see
-      a different request boundary (request smuggling).
-
-    waitress is imported here, not with this module: ``jwtlite.cli`` imports this module
-    and its other commands work without the server extra.
-    """
-    from waitress.channel import HTTPChannel  # noqa: PLC0415
-    from waitress.parser import HTTPRequestParser, ParsingError  # noqa: PLC0415
-    from waitress.task import ErrorTask  # noqa: PLC0415
-
-    class FramingCheckedParser(HTTPRequestParser):  # type: ignore[misc]
-        def parse_header(self, header_plus: bytes) -> None:
-            super().parse_header(header_plus)
-            # Both framings are still known here: Content-Length in the headers, and the raw
-            # header block (waitress has already removed Transfer-Encoding from the headers
-            # of an HTTP/1.1 request, and ignores it in HTTP/1.0, where it frames by length).
-            if _TRANSFER_ENCODING.search(header_plus):
-                if "CONTENT_LENGTH" in self.headers:
-                    raise ParsingError("Content-Length and Transfer-Encoding together")
-                if self.version != "1.1":
-                    raise ParsingError("Transfer-Encoding in an HTTP/1.0 request")
-
-    class JSONErrorTask(ErrorTask):  # type: ignore[misc]
-        def execute(self) -> None:
-            error = self.request.error
-            # A 500's text may be a traceback (waitress's expose_tracebacks): never sent.
-            detail = SERVER_ERROR if error.code == 500 else f"{error.reason}: {error.body}"
-            body = json_text({"detail": detail}).encode()
-            self.status = f"{error.code} {error.reason}"
-            self.response_headers.extend(
-                [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
-            )
-            self.set_close_on_finish()  # adds Connection: close, as waitress's own does
-            # ...and only that: waitress would also announce Keep-Alive to an HTTP/1.0 client
-            # that asked for it, on a connection it is about to close.
-            self.request.headers.pop("CONNECTION", None)
-            self.content_length = len(body)
-            self.write(body)
-
-    class JSONErrorChannel(HTTPChannel):  # type: ignore[misc]
-        parser_class = FramingCheckedParser
-        error_task_class = JSONErrorTask
-
-    return JSONErrorChannel
 
 
 def demo_options(args: argparse.Namespace) -> dict[str, Any]:

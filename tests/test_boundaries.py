@@ -19,7 +19,7 @@ import pytest
 import jwtlite
 
 PACKAGE_DIR = Path(jwtlite.__file__).parent
-LAUNCHERS = {"cli", "server", "__main__"}
+LAUNCHERS = {"cli", "server", "http_channel", "__main__"}
 LIBRARY_MODULES = sorted(
     path.stem for path in PACKAGE_DIR.glob("*.py") if path.stem not in LAUNCHERS | {"__init__"}
 )

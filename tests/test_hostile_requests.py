@@ -10,6 +10,7 @@ sees it, the row says so; serve.py makes those answers JSON too, so every answer
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -691,7 +692,10 @@ def exchange(port: int, data: bytes, *, close_write: bool = True, timeout: float
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(data)
         if close_write:
-            sock.shutdown(socket.SHUT_WR)
+            # The server may already have answered and closed (a header section over its
+            # limit is refused before the client has finished sending it).
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
         while time.monotonic() < deadline:
             try:
                 chunk = sock.recv(65536)
@@ -766,10 +770,15 @@ RAW_ATTACKS: dict[str, tuple[bytes, int, dict[str, Any]]] = {
         413,
         {"detail": "Request body is larger than the limit of 65536 bytes."},
     ),
-    "authorization-100k": (
-        request("GET", ME, [("Authorization", "Bearer " + "a" * 100 * 1024)]),
+    "authorization-20k": (
+        request("GET", ME, [("Authorization", "Bearer " + "a" * 20 * 1024)]),
         401,
         {"detail": "Given token not valid for any token type", "code": "token_not_valid"},
+    ),
+    "authorization-100k": (
+        request("GET", ME, [("Authorization", "Bearer " + "a" * 100 * 1024)]),
+        431,
+        {"detail": "Request Header Fields Too Large: exceeds max_header of 32768"},
     ),
     "authorization-not-utf8": (
         request("GET", ME, []).replace(b"\r\n\r\n", b"\r\nAuthorization: Bearer \xff\xfe\r\n\r\n"),
@@ -846,10 +855,10 @@ RAW_ATTACKS: dict[str, tuple[bytes, int, dict[str, Any]]] = {
         400,
         {"detail": "Bad Request: Invalid header"},
     ),
-    "header-fields-300k": (
-        request("GET", ME, [("Authorization", "Bearer " + "a" * 300 * 1024)]),
+    "header-lines-40k": (
+        request("GET", ME, [("X-A", "1")] * 5000),
         431,
-        {"detail": "Request Header Fields Too Large: exceeds max_header of 262144"},
+        {"detail": "Request Header Fields Too Large: exceeds max_header of 32768"},
     ),
     "invalid-utf8-in-path": (
         b"GET /accounts/\xff/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
@@ -870,7 +879,8 @@ WAITRESS_ANSWERS = [
     "bare-cr-in-header-value",
     "bare-lf-in-header-value",
     "nul-in-header-value",
-    "header-fields-300k",
+    "header-lines-40k",
+    "authorization-100k",
     "invalid-utf8-in-path",
 ]
 

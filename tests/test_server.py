@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import waitress
 
-from jwtlite.server import _json_error_channel
+from jwtlite.http_channel import hardened_channel
 
 from support import FAST_HASH_ENV, PASSWORD, SERVE, ServerProcess, http
 from support_server import clean_environ, header, unverified_segment
@@ -386,7 +386,7 @@ def test_waitress_own_server_error_is_json_and_reveals_nothing() -> None:
     server = waitress.create_server(
         broken, map={}, host="127.0.0.1", port=0, threads=1, expose_tracebacks=True
     )
-    server.channel_class = _json_error_channel()
+    server.channel_class = hardened_channel(frozenset(), 64)
     runner = threading.Thread(target=server.run, daemon=True)
     runner.start()
     try:

@@ -608,8 +608,11 @@ def test_a_login_forgets_only_its_own_pair(store: SQLiteStore, db_path: str) -> 
     for subject, address in [("alice", "a"), ("alice", "a"), ("alice", "b"), ("bob", "a")]:
         _attempt(store, subject, address, NOW)
     store.start_session(user.id, subject="alice", address="a", now=NOW, refresh=_token(user, "j"))
-    rows = _query(db_path, "SELECT subject, address FROM attempts ORDER BY subject, address")
-    assert rows == [("alice", "b"), ("bob", "a")]
+    rows = _query(
+        db_path, "SELECT kind, subject, address FROM attempts ORDER BY kind, subject, address"
+    )
+    # The pair's attempts are gone and its success is remembered (one row per pair).
+    assert rows == [("login", "alice", "b"), ("login", "bob", "a"), ("login-ok", "alice", "a")]
 
 
 @pytest.mark.parametrize(

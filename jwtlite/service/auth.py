@@ -7,6 +7,7 @@ as plain mappings and leave as plain dicts; every refusal is an exception from
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -22,6 +23,7 @@ from jwtlite.errors import (
     InvalidKeyError,
     JWTError,
     MalformedTokenError,
+    StoreUnavailableError,
     TokenRevokedError,
     ValidationError,
     WrongTokenTypeError,
@@ -33,11 +35,20 @@ from jwtlite.service.fields import Fields
 from jwtlite.service.keyfile import load_or_create_key_file
 from jwtlite.service.passwords import PasswordHasher
 from jwtlite.service.settings import Settings
-from jwtlite.service.throttle import LOGIN, REGISTER, Throttle, address_group
+from jwtlite.service.throttle import (
+    LOGIN,
+    REGISTER,
+    TRUSTED,
+    TRUSTED_ADDRESS_SECONDS,
+    Throttle,
+    address_group,
+)
 from jwtlite.service.userstate import UserStateCache
 from jwtlite.store import RefreshRecord, Store, User, open_store
 
 __all__ = ["AuthService", "load_signing_keys", "purge_expired"]
+
+log = logging.getLogger("jwtlite")
 
 ACCESS = "access"
 REFRESH = "refresh"
@@ -51,6 +62,9 @@ _OPTIONS = jwt.Options(require=("token_type", "exp", "iat", "jti", "user_id"))
 # even correctly signed, is not ours.
 _USER_ID = re.compile(r"[1-9][0-9]{0,17}").fullmatch
 _JTI = re.compile(r"[0-9a-f]{32}").fullmatch
+# exp and iat are whole seconds we wrote: integers (not floats, not booleans) below the
+# year 5000, never a 4,000-digit number that would keep a leaked token alive for ever.
+_MAX_NUMERIC_DATE = 95_000_000_000
 
 
 def load_signing_keys(settings: Settings) -> Key | KeySet:
@@ -129,6 +143,7 @@ class AuthService:
             iterations=settings.password_hash_iterations,
             lanes=settings.password_hash_lanes,
             concurrency=settings.password_hash_concurrency,
+            queue=settings.password_hash_queue,
         )
         keys = load_signing_keys(settings)
         return cls(
@@ -159,13 +174,21 @@ class AuthService:
         if "email" not in fields.errors:
             fields.extend("email", validators.email_problems(email))
         if "password" not in fields.errors:
+            # Compared only with a username and e-mail that passed their own rules: a
+            # refused one is not kept, and a long one would make the comparison slow.
             fields.extend(
-                "password", validators.password_problems(password, username=username, email=email)
+                "password",
+                validators.password_problems(
+                    password,
+                    username="" if "username" in fields.errors else username,
+                    email="" if "email" in fields.errors else email,
+                ),
             )
         fields.check()
-        if address is not None:
-            self.throttle.take_registration(address, self.clock())
-        password_hash = self.hasher.hash(password)
+        with self.hasher.admission():
+            if address is not None:
+                self.throttle.take_registration(address, self.clock())
+            password_hash = self.hasher.hash(password)
         user = self.store.create_user(
             username=username,
             username_key=validators.username_key(username),
@@ -185,6 +208,7 @@ class AuthService:
 
         Raises:
             ValidationError: a field is missing or not a string.
+            BusyError: too many password hashes are in flight (nothing was counted).
             ThrottledError: too many recent failures for this username or address.
             AuthenticationError: the credentials do not name an active user.
         """
@@ -194,25 +218,15 @@ class AuthService:
         username = validators.normalize_username(fields.text("username"))
         password = fields.text("password", trim=False)
         fields.check()
+        if len(username) > validators.USERNAME_MAX_LENGTH:
+            # No account can have this name: refused at once, before the throttle's hash of
+            # a name that may be 64 KB and before any password hash.
+            raise AuthenticationError("No active account found with the given credentials")
         key = validators.username_key(username)
         now = self.clock()
-        # Counted before the password is checked (atomically with the check of the limits),
-        # and forgotten on success: parallel guesses see each other at once instead of all
-        # slipping through during the tens of milliseconds a hash takes.
         subject = self.throttle.subject(key)
-        self.throttle.take_login(subject, address, now)
-        user = self.store.get_user_by_key(key)
-        if user is None:
-            self.hasher.dummy_verify(password)  # the same cost as a real verification
-            valid = False
-        else:
-            # Verified even for an inactive user, so that refusal takes the same time.
-            valid = self.hasher.verify(password, user.password_hash) and user.is_active
-        if user is None or not valid:
-            raise AuthenticationError("No active account found with the given credentials")
-        rehashed = None
-        if self.hasher.needs_rehash(user.password_hash):
-            rehashed = self.hasher.hash(password)
+        with self.hasher.admission():
+            user, rehashed = self._check_credentials(key, password, subject, address, now)
         iat = int(now)
         refresh, record = self._new_refresh(user, iat, family=None)
         self.store.start_session(
@@ -228,6 +242,29 @@ class AuthService:
             REFRESH: refresh,
             ACCESS: self._issue(ACCESS, user, iat, self.settings.access_token_lifetime),
         }
+
+    def _check_credentials(
+        self, key: str, password: str, subject: str, address: str, now: float
+    ) -> tuple[User, str | None]:
+        """The active user these credentials name, and the password's new hash when its
+        parameters changed; :class:`AuthenticationError` for any other outcome."""
+        # Counted before the password is checked (atomically with the check of the limits),
+        # and forgotten on success: parallel guesses see each other at once instead of all
+        # slipping through during the tens of milliseconds a hash takes.
+        self.throttle.take_login(subject, address, now)
+        user = self.store.get_user_by_key(key)
+        if user is None:
+            self.hasher.dummy_verify(password)  # the same cost as a real verification
+            valid = False
+        else:
+            # Verified even for an inactive user, so that refusal takes the same time.
+            valid = self.hasher.verify(password, user.password_hash) and user.is_active
+        if user is None or not valid:
+            raise AuthenticationError("No active account found with the given credentials")
+        rehashed = None
+        if self.hasher.needs_rehash(user.password_hash):
+            rehashed = self.hasher.hash(password)
+        return user, rehashed
 
     def authenticate(self, token: str) -> dict[str, Any]:
         """The user an access token names, as the public ``me`` document.
@@ -346,6 +383,8 @@ class AuthService:
             raise MalformedTokenError("Token claims are not ours")
         if not isinstance(user_id, str) or not _USER_ID(user_id):
             raise MalformedTokenError("Token user_id is not a user id")
+        if not all(_is_our_date(claims[name]) for name in ("exp", "iat")):
+            raise MalformedTokenError("Token dates are not ours")
         if expected_type is not None and token_type != expected_type:
             raise WrongTokenTypeError(expected_type)
         return claims
@@ -416,10 +455,16 @@ class AuthService:
 
     def _purge_now_and_then(self, now: float) -> None:
         # Expired rows go as the service runs, at most once a minute; a race between two
-        # threads only means one extra, harmless DELETE.
+        # threads only means one extra, harmless DELETE. It runs after the request's own
+        # work has committed, so its failure must not fail the request: a refresh whose
+        # rotation committed but answered 503 would leave the client holding only a spent
+        # token, and its retry would revoke the whole family.
         if now >= self._next_purge:
             self._next_purge = now + _PURGE_INTERVAL
-            purge_expired(self.store, self.settings, now)
+            try:
+                purge_expired(self.store, self.settings, now)
+            except StoreUnavailableError as exc:
+                log.warning("purge of expired rows failed, will retry: %s", exc)
 
 
 def purge_expired(store: Store, settings: Settings, now: float) -> int:
@@ -434,8 +479,13 @@ def purge_expired(store: Store, settings: Settings, now: float) -> int:
         attempts_before={
             LOGIN: now - settings.login_failure_window,
             REGISTER: now - settings.registration_window,
+            TRUSTED: now - TRUSTED_ADDRESS_SECONDS,
         },
     )
+
+
+def _is_our_date(value: object) -> bool:
+    return type(value) is int and 0 < value < _MAX_NUMERIC_DATE
 
 
 def _pepper(key: Key) -> bytes:

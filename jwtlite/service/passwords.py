@@ -12,15 +12,19 @@ left a process at ~200 MiB after a login burst. The pool bounds both.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+from jwtlite.errors import BusyError
 
 __all__ = ["PasswordHasher"]
 
@@ -96,6 +100,9 @@ class PasswordHasher:
         hash_length: bytes of output (at least 4).
         concurrency: how many hashes may run at once (the size of the hashing pool); None
             or 0 means one per core.
+        queue: how many more callers :meth:`admission` lets wait for a hashing thread;
+            past that a caller is refused at once (a login burst then costs the server a
+            few threads, not all of them).
 
     Raises:
         ValueError: a parameter is out of range.
@@ -110,6 +117,7 @@ class PasswordHasher:
         salt_length: int = 16,
         hash_length: int = 32,
         concurrency: int | None = None,
+        queue: int = 2,
     ) -> None:
         if not 1 <= lanes <= _MAX_LANES:
             raise ValueError(f"lanes must be between 1 and {_MAX_LANES}")
@@ -123,12 +131,29 @@ class PasswordHasher:
             raise ValueError("hash_length must be at least 4")
         if concurrency is not None and concurrency < 0:
             raise ValueError("concurrency must be at least 0")
+        if queue < 0:
+            raise ValueError("queue must be at least 0")
         self._parameters = _Parameters(memory_kib, iterations, lanes, salt_length, hash_length)
         self.concurrency = concurrency or os.cpu_count() or 1
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="jwtlite-hash")
+        self._admitted = threading.BoundedSemaphore(self.concurrency + queue)
         # A hash of a random password with our own parameters: verifying against it costs
         # exactly what a real verification costs, so an unknown user is not told apart by time.
         self._dummy_hash = self.hash(os.urandom(16).hex())
+
+    @contextlib.contextmanager
+    def admission(self) -> Iterator[None]:
+        """Hold one of the places for a caller that will hash (running or waiting).
+
+        Raises:
+            BusyError: every place is taken; nothing was hashed.
+        """
+        if not self._admitted.acquire(blocking=False):
+            raise BusyError("too many password hashes in flight")
+        try:
+            yield
+        finally:
+            self._admitted.release()
 
     def _in_pool(self, work: Callable[[], _T]) -> _T:
         return self._pool.submit(work).result()

@@ -47,6 +47,7 @@ _INTEGERS = {
     "registration_window": (1, " of seconds"),
     "user_state_cache_seconds": (0, " of seconds"),
     "password_hash_concurrency": (0, ""),
+    "password_hash_queue": (0, ""),
     "max_body_size": (1024, " of bytes"),
     "password_hash_iterations": (1, ""),
     "password_hash_lanes": (1, ""),
@@ -94,6 +95,7 @@ class Settings:
     password_hash_iterations: int = 2
     password_hash_lanes: int = 1
     password_hash_concurrency: int = 0
+    password_hash_queue: int = 2
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

@@ -9,7 +9,9 @@ The model (the README's security notes say the same):
   - ``LOGIN_MAX_FAILURES`` attempts at this username from this client address: a guesser
     is stopped, but cannot lock the owner out from elsewhere;
   - ``LOGIN_MAX_FAILURES_PER_USERNAME`` attempts at this username from anywhere: guessing
-    spread over many addresses is stopped too, at a much higher bar;
+    spread over many addresses is stopped too, at a much higher bar — except from an address
+    where this username logged in successfully within the last 30 days, so strangers who
+    reach that bar cannot lock the owner out of the places they use;
   - ``LOGIN_MAX_FAILURES_PER_ADDRESS`` attempts from this address at any username.
 
 * **Registrations** are counted per client address, ``REGISTRATION_MAX_PER_ADDRESS`` per
@@ -19,11 +21,13 @@ The model (the README's security notes say the same):
 Check and count are one atomic store operation, so the limits are exact under any
 concurrency, across threads and processes. Usernames reach the store only as a keyed hash
 (a password typed into the username field must not sit on disk), and IPv6 clients are
-counted by their /64, the block one subscriber usually holds.
+counted by their /64, the block one subscriber usually holds (an address that embeds an
+IPv4 client — IPv4-mapped, or NAT64's 64:ff9b::/96 — counts as that IPv4 address).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import ipaddress
@@ -32,12 +36,17 @@ import math
 from jwtlite.errors import ThrottledError
 from jwtlite.service.settings import Settings
 from jwtlite.store import AttemptLimits, Store
+from jwtlite.store.base import LOGIN_ATTEMPT, LOGIN_SUCCESS, REGISTRATION
 
-__all__ = ["LOGIN", "REGISTER", "Throttle", "address_group"]
+__all__ = ["LOGIN", "REGISTER", "TRUSTED", "TRUSTED_ADDRESS_SECONDS", "Throttle", "address_group"]
 
-LOGIN = "login"
-REGISTER = "register"
+LOGIN = LOGIN_ATTEMPT
+REGISTER = REGISTRATION
+TRUSTED = LOGIN_SUCCESS
+#: How long a successful login keeps its address open to its owner past the per-username bar.
+TRUSTED_ADDRESS_SECONDS = 30 * 24 * 3600
 _IPV6_GROUP_PREFIX = 64
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 def address_group(address: str) -> str:
@@ -53,6 +62,8 @@ def address_group(address: str) -> str:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
+        if ip in _NAT64:
+            return str(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
         return str(ipaddress.IPv6Network((ip, _IPV6_GROUP_PREFIX), strict=False))
     return str(ip)
 
@@ -89,9 +100,10 @@ class Throttle:
         Raises:
             ThrottledError: a limit is reached; nothing was counted.
         """
-        self._take(
-            LOGIN, subject, address, now=now, window=self._login_window, limits=self._login_limits
+        limits = dataclasses.replace(
+            self._login_limits, trusted_since=now - TRUSTED_ADDRESS_SECONDS
         )
+        self._take(LOGIN, subject, address, now=now, window=self._login_window, limits=limits)
 
     def take_registration(self, address: str, now: float) -> None:
         """Count a registration from ``address`` (grouped), or refuse it.

@@ -26,6 +26,9 @@ __all__ = [
 ]
 
 USERNAME_MAX_LENGTH = 150
+# Past this, no NFKC can bring a value back under USERNAME_MAX_LENGTH that the other rules
+# would accept (normalisation composes at most a few code points into one).
+_RAW_USERNAME_MAX_LENGTH = 4 * USERNAME_MAX_LENGTH
 EMAIL_MAX_LENGTH = 254
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_BYTES = 4096
@@ -82,8 +85,16 @@ _COMMON_PASSWORDS_FILE = "common-passwords.txt.gz"
 
 
 def normalize_username(value: str) -> str:
-    """Strip surrounding whitespace and apply NFKC (fullwidth ``admin`` becomes ``admin``)."""
-    return unicodedata.normalize("NFKC", value.strip())
+    """Strip surrounding whitespace and apply NFKC (fullwidth ``admin`` becomes ``admin``).
+
+    A value too long to be a username once normalised is returned stripped but otherwise as
+    it is: NFKC can multiply a string's length by 18 (U+FDFA is 18 letters), so 63 KB of it
+    cost two seconds of CPU per request before any length rule could refuse it.
+    """
+    value = value.strip()
+    if len(value) > _RAW_USERNAME_MAX_LENGTH:
+        return value
+    return unicodedata.normalize("NFKC", value)
 
 
 def username_key(normalised: str) -> str:
@@ -92,7 +103,12 @@ def username_key(normalised: str) -> str:
 
 
 def username_problems(username: str) -> list[str]:
-    """Return the rules broken by a (normalised) username; empty when it is acceptable."""
+    """Return the rules broken by a (normalised) username; empty when it is acceptable.
+
+    Every broken rule is reported, as Django REST framework does, except that the per-letter
+    script check (Python code) is skipped for a value too long to be a username at all: it
+    is not to be run over an attacker's 64 KB.
+    """
     if not username:
         return [_BLANK]
     problems = []
@@ -100,7 +116,9 @@ def username_problems(username: str) -> list[str]:
         problems.append(_USERNAME_TOO_LONG)
     if not _USERNAME_CHARS.fullmatch(username):
         problems.append(_USERNAME_CHARACTERS)
-    if not _scripts_compatible(_letter_scripts(username)):
+    if len(username) <= _RAW_USERNAME_MAX_LENGTH and not _scripts_compatible(
+        _letter_scripts(username)
+    ):
         problems.append(_USERNAME_MIXED_SCRIPTS)
     return problems
 
@@ -194,8 +212,9 @@ def password_problems(password: str, *, username: str = "", email: str = "") -> 
 
 
 def _too_similar(password: str, attribute: str) -> bool:
-    """Django's UserAttributeSimilarityValidator test for one attribute."""
-    if not attribute:
+    """Django's UserAttributeSimilarityValidator test for one attribute (the caller passes
+    only attributes that passed their own rules, so both are bounded in length)."""
+    if not attribute or len(attribute) > max(USERNAME_MAX_LENGTH, EMAIL_MAX_LENGTH):
         return False
     password = password.lower()
     value = attribute.lower()

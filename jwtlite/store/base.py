@@ -14,7 +14,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["AttemptLimits", "RefreshRecord", "Store", "User"]
+__all__ = [
+    "LOGIN_ATTEMPT",
+    "LOGIN_SUCCESS",
+    "REGISTRATION",
+    "AttemptLimits",
+    "RefreshRecord",
+    "Store",
+    "User",
+]
+
+#: Kinds of counted events. A login attempt is counted before the password is checked and
+#: forgotten when it was right; a success is remembered per (subject, address) so the owner's
+#: own addresses stay open when strangers exhaust the per-subject limit.
+LOGIN_ATTEMPT = "login"
+LOGIN_SUCCESS = "login-ok"
+REGISTRATION = "register"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +72,10 @@ class AttemptLimits:
     per_pair: int | None = None
     per_subject: int | None = None
     per_address: int | None = None
+    #: When set, a (subject, address) pair with a :data:`LOGIN_SUCCESS` after this time is
+    #: not held to ``per_subject``: guesses spread over other addresses cannot lock the
+    #: subject's owner out of an address they have used.
+    trusted_since: float | None = None
 
 
 class Store(Protocol):
@@ -124,8 +143,8 @@ class Store(Protocol):
         password_hash: str | None = None,
     ) -> None:
         """Record a successful login atomically: forget this subject's login attempts from
-        this address, set ``last_login`` (and a rehashed password when given), store the
-        first refresh token."""
+        this address, remember the success (:data:`LOGIN_SUCCESS`, one row per pair), set
+        ``last_login`` (and a rehashed password when given), store the first refresh token."""
 
     def rotate_refresh_token(self, old_jti: str, new: RefreshRecord) -> bool:
         """Spend ``old_jti`` and record ``new`` atomically; False (nothing changed) when the

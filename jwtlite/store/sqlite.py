@@ -29,7 +29,13 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from jwtlite.errors import StoreUnavailableError
-from jwtlite.store.base import AttemptLimits, RefreshRecord, User
+from jwtlite.store.base import (
+    LOGIN_ATTEMPT,
+    LOGIN_SUCCESS,
+    AttemptLimits,
+    RefreshRecord,
+    User,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -386,13 +392,18 @@ class SQLiteStore:
     ) -> None:
         """Record a successful login in one transaction, so one disk sync.
 
-        Forgets the login attempts of this subject from this address, sets ``last_login``
-        (and a rehashed password when given) and records the session's first refresh token.
+        Forgets the login attempts of this subject from this address and remembers the
+        success (one :data:`LOGIN_SUCCESS` row per pair), sets ``last_login`` (and a
+        rehashed password when given) and records the session's first refresh token.
         """
         with _immediate(self._connection()) as connection:
             connection.execute(
-                "DELETE FROM attempts WHERE kind = 'login' AND subject = ? AND address = ?",
-                (subject, address),
+                "DELETE FROM attempts WHERE kind IN (?, ?) AND subject = ? AND address = ?",
+                (LOGIN_ATTEMPT, LOGIN_SUCCESS, subject, address),
+            )
+            connection.execute(
+                "INSERT INTO attempts (kind, subject, address, at) VALUES (?, ?, ?, ?)",
+                (LOGIN_SUCCESS, subject, address, now),
             )
             if password_hash is not None:
                 connection.execute(
@@ -528,9 +539,12 @@ def _full_bucket(
     limits: AttemptLimits,
 ) -> float | None:
     """The oldest attempt time of the first bucket at its limit, or None."""
+    per_subject = limits.per_subject
+    if per_subject is not None and _trusted(connection, subject, address, limits):
+        per_subject = None
     buckets = (
         (limits.per_pair, "subject = ? AND address = ?", (subject, address)),
-        (limits.per_subject, "subject = ?", (subject,)),
+        (per_subject, "subject = ?", (subject,)),
         (limits.per_address, "address = ?", (address,)),
     )
     oldest: float | None = None
@@ -543,6 +557,18 @@ def _full_bucket(
         if count >= limit and first is not None:
             oldest = first if oldest is None else max(oldest, first)
     return oldest
+
+
+def _trusted(
+    connection: sqlite3.Connection, subject: str, address: str, limits: AttemptLimits
+) -> bool:
+    if limits.trusted_since is None:
+        return False
+    row = connection.execute(
+        "SELECT 1 FROM attempts WHERE kind = ? AND subject = ? AND address = ? AND at > ?",
+        (LOGIN_SUCCESS, subject, address, limits.trusted_since),
+    ).fetchone()
+    return row is not None
 
 
 _PURGE_TOKENS = (

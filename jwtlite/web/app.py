@@ -18,6 +18,7 @@ from jwtlite._encoding import json_text
 from jwtlite.errors import (
     AccessTokenRejectedError,
     AuthenticationError,
+    BusyError,
     ExpiredTokenError,
     InactiveUserError,
     JWTError,
@@ -119,6 +120,7 @@ def _add_error_handlers(app: falcon.App[falcon.Request, falcon.Response]) -> Non
     app.add_error_handler(NotAuthenticatedError, _not_authenticated)
     app.add_error_handler(ThrottledError, _throttled)
     app.add_error_handler(StoreUnavailableError, _store_unavailable)
+    app.add_error_handler(BusyError, _busy)
 
 
 def _answer(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
@@ -191,6 +193,11 @@ def _store_unavailable(
     log.error("store unavailable: %s", exc)
     _answer(resp, HTTPStatus.SERVICE_UNAVAILABLE, {"detail": "Service temporarily unavailable."})
     resp.set_header("Retry-After", "5")
+
+
+def _busy(req: falcon.Request, resp: falcon.Response, exc: BusyError, _: Any) -> None:
+    _answer(resp, HTTPStatus.SERVICE_UNAVAILABLE, {"detail": "Service temporarily unavailable."})
+    resp.set_header("Retry-After", "1")
 
 
 def _http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError, _: Any) -> None:

@@ -1,0 +1,149 @@
+"""waitress's connection handling, hardened for ``serve.py`` (a launcher module, like it).
+
+waitress answers some requests itself and reads every request at the client's pace. Its
+``HTTPChannel`` is replaced by one that:
+
+* answers like the app: its own errors (400 malformed request, 413 body of
+  ``max_request_body_size`` or more, 431 header section too large, 501 unsupported transfer
+  coding, 500 its own failure) are ``{"detail": ...}`` JSON with ``Cache-Control:
+  no-store`` instead of text/plain; the status and ``Connection: close`` stay waitress's;
+* refuses ambiguous framing: a request with both ``Content-Length`` and
+  ``Transfer-Encoding`` (or, in HTTP/1.0, any ``Transfer-Encoding``) gets 400 and its
+  connection closed, as RFC 9112 section 6.1 allows — waitress 3.0.2 follows the chunks and
+  keeps the connection open, so a front end that believed ``Content-Length`` would see
+  another request boundary (request smuggling);
+* bounds slow clients: a request must arrive whole within :data:`REQUEST_READ_SECONDS` of
+  its first byte (waitress resets its idle timer on every byte, so a client sending one
+  byte every 20 s held a connection for ever), and one client address (an IPv6 /64) may
+  hold at most ``max_per_peer`` connections (trusted proxies excepted), so a hundred slow
+  connections from one place no longer use up every connection the server accepts.
+
+Nothing here imports waitress at module level: ``jwtlite.cli`` imports the launcher, and its
+other commands work without the server extra.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import re
+import threading
+import time
+from typing import Any
+
+from jwtlite._encoding import json_text
+from jwtlite.service.throttle import address_group
+
+__all__ = [
+    "CHANNEL_TIMEOUT_SECONDS",
+    "CONNECTION_LIMIT",
+    "MAX_CONNECTIONS_PER_CLIENT",
+    "MAX_HEADER_BYTES",
+    "REQUEST_READ_SECONDS",
+    "SERVER_ERROR",
+    "hardened_channel",
+]
+
+#: The app's answer to its own failures, which waitress's 500 repeats.
+SERVER_ERROR = "A server error occurred."
+#: A request (headers and body) must arrive within this long of its first byte.
+REQUEST_READ_SECONDS = 10.0
+#: An idle keep-alive connection (or a silent one) is closed after this long.
+CHANNEL_TIMEOUT_SECONDS = 30
+#: Connections one client address may hold at once (trusted proxies excepted).
+MAX_CONNECTIONS_PER_CLIENT = 64
+#: Connections the server holds at once, all clients together (waitress's default is 100).
+CONNECTION_LIMIT = 1000
+#: The largest header section accepted (431 past it). jwtlite's requests carry a token or
+#: two; waitress's default of 256 KiB let a client make its single I/O thread parse 50,000
+#: header lines (a quarter of a second) per request.
+MAX_HEADER_BYTES = 32 * 1024
+_TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding:", re.IGNORECASE)
+
+
+@functools.cache
+def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type[Any]:
+    """The channel class for a waitress listener (see the module's docstring).
+
+    Args:
+        trusted_proxies: peers exempt from ``max_per_peer`` (a reverse proxy multiplexes
+            every client over its own connections).
+        max_per_peer: connections one client address (IPv6: its /64) may hold at once.
+    """
+    from waitress.channel import HTTPChannel  # noqa: PLC0415
+    from waitress.parser import HTTPRequestParser, ParsingError  # noqa: PLC0415
+    from waitress.task import ErrorTask  # noqa: PLC0415
+
+    class FramingCheckedParser(HTTPRequestParser):  # type: ignore[misc]
+        def parse_header(self, header_plus: bytes) -> None:
+            super().parse_header(header_plus)
+            # Both framings are still known here: Content-Length in the headers, and the raw
+            # header block (waitress has already removed Transfer-Encoding from the headers
+            # of an HTTP/1.1 request, and ignores it in HTTP/1.0, where it frames by length).
+            if _TRANSFER_ENCODING.search(header_plus):
+                if "CONTENT_LENGTH" in self.headers:
+                    raise ParsingError("Content-Length and Transfer-Encoding together")
+                if self.version != "1.1":
+                    raise ParsingError("Transfer-Encoding in an HTTP/1.0 request")
+
+    class JSONErrorTask(ErrorTask):  # type: ignore[misc]
+        def execute(self) -> None:
+            error = self.request.error
+            # A 500's text may be a traceback (waitress's expose_tracebacks): never sent.
+            detail = SERVER_ERROR if error.code == 500 else f"{error.reason}: {error.body}"
+            body = json_text({"detail": detail}).encode()
+            self.status = f"{error.code} {error.reason}"
+            self.response_headers.extend(
+                [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+            )
+            self.set_close_on_finish()  # adds Connection: close, as waitress's own does
+            # ...and only that: waitress would also announce Keep-Alive to an HTTP/1.0 client
+            # that asked for it, on a connection it is about to close.
+            self.request.headers.pop("CONNECTION", None)
+            self.content_length = len(body)
+            self.write(body)
+
+    peers: collections.Counter[str] = collections.Counter()
+    peers_lock = threading.Lock()
+
+    class HardenedChannel(HTTPChannel):  # type: ignore[misc]
+        parser_class = FramingCheckedParser
+        error_task_class = JSONErrorTask
+
+        def __init__(self, server: Any, sock: Any, addr: Any, adj: Any, map: Any = None) -> None:
+            super().__init__(server, sock, addr, adj, map)
+            self._peer: str | None = None
+            self._request_began = 0.0
+            host = str(addr[0]) if isinstance(addr, tuple) and addr else ""
+            if host in trusted_proxies:
+                return
+            self._peer = address_group(host)
+            with peers_lock:
+                peers[self._peer] += 1
+                over = peers[self._peer] > max_per_peer
+            if over:
+                self.logger.warning("too many connections from one client, closing one")
+                self.handle_close()
+
+        def handle_read(self) -> None:
+            began = self._request_began if self.request is not None else time.time()
+            super().handle_read()
+            if self.request is None:
+                return  # nothing half-read: the next request starts its own clock
+            self._request_began = began
+            # A partial request does not count as activity, so waitress's idle sweep closes
+            # a silent one; one that keeps dribbling is closed here, at its next byte.
+            self.last_activity = began
+            if time.time() - began > REQUEST_READ_SECONDS:
+                self.will_close = True
+
+        def del_channel(self, map: Any = None) -> None:
+            super().del_channel(map)
+            peer, self._peer = getattr(self, "_peer", None), None
+            if peer is not None:
+                with peers_lock:
+                    peers[peer] -= 1
+                    if peers[peer] <= 0:
+                        del peers[peer]
+
+    return HardenedChannel
