@@ -437,3 +437,8 @@ def test_account_deletion_checks_the_token_before_the_body(deletable: Any) -> No
         ME, params=b"{not json", content_type="application/json", expect_errors=True
     )
     assert_unauthorized(response, NOT_PROVIDED)
+
+
+def test_plain_options_on_a_session_path(client: Any) -> None:
+    response = client.options(SESSIONS + "0123456789abcdef/")
+    assert response.json["allow"] == ["DELETE", "OPTIONS"]

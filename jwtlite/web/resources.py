@@ -82,8 +82,9 @@ class Resource:
     here: the middleware answers it first) with JSON, as DRF does, instead of Falcon's
     empty body."""
 
-    def on_options(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Describe the allowed methods and the media types."""
+    def on_options(self, req: falcon.Request, resp: falcon.Response, **params: str) -> None:
+        """Describe the allowed methods and the media types (``params``: the path's fields,
+        as ``{session_id}``)."""
         allowed = sorted(
             name.removeprefix("on_").upper() for name in dir(self) if name.startswith("on_")
         )
