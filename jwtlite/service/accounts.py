@@ -137,6 +137,10 @@ class AccountService:
 
     # -- by username (the command line) -----------------------------------------------------
 
+    def close(self) -> None:
+        """Close the store (the command line's service is its only user)."""
+        self._store.close()
+
     def user_sessions(self, username: str) -> list[Session]:
         """The live sessions of ``username``, newest first.
 
