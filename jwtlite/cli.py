@@ -23,14 +23,17 @@ from jwtlite.errors import (
     ConfigurationError,
     InvalidKeyError,
     JWTError,
+    NotFoundError,
     StoreUnavailableError,
     ValidationError,
 )
 from jwtlite.jws import get_unverified_header
 from jwtlite.jwt import decode_complete, decode_unverified_claims
 from jwtlite.keys import Key, KeySet
+from jwtlite.service.accounts import AccountService
 from jwtlite.service.auth import AuthService, load_signing_keys, purge_expired
 from jwtlite.service.keyfile import key_file_content, load_key_file, write_key_file
+from jwtlite.service.sessions import session_document
 from jwtlite.service.settings import Settings
 from jwtlite.service.validators import normalize_username, username_key
 from jwtlite.store import Store, open_store
@@ -108,6 +111,8 @@ def build_parser(environ: Environ) -> argparse.ArgumentParser:
         toggle.add_argument("username", metavar="USERNAME")
         _add_database(toggle)
 
+    _add_session_commands(commands)
+
     keygen = _command(commands, "keygen", _keygen, "generate a signing key")
     keygen.add_argument("algorithm", metavar="ALG", choices=sorted(ALGORITHMS), help="%(choices)s")
     keygen.add_argument(
@@ -142,6 +147,30 @@ def build_parser(environ: Environ) -> argparse.ArgumentParser:
     return parser
 
 
+def _add_session_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
+    """``sessions``, ``end-sessions`` and ``set-password`` (the account lifecycle)."""
+    listing = _command(commands, "sessions", _sessions, "list a user's live sessions")
+    listing.add_argument("username", metavar="USERNAME")
+    listing.add_argument("--json", action="store_true", help="one JSON object a line")
+    _add_database(listing)
+    ending = _command(
+        commands, "end-sessions", _end_sessions, "end every session of a user (log out everywhere)"
+    )
+    ending.add_argument("username", metavar="USERNAME")
+    _add_database(ending)
+    setpw = _command(
+        commands, "set-password", _set_password, "set a user's password and end their sessions"
+    )
+    setpw.add_argument("username", metavar="USERNAME")
+    setpw.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin, even on a terminal "
+        "(without a terminal, stdin is always used)",
+    )
+    _add_database(setpw)
+
+
 def _command(
     commands: argparse._SubParsersAction[_Parser], name: str, handler: Handler, summary: str
 ) -> _Parser:
@@ -174,7 +203,7 @@ def main(argv: Sequence[str] | None = None, environ: Environ | None = None) -> i
         return handler(args, environ)
     except (ConfigurationError, UsageError) as exc:
         return _error(str(exc), 2)
-    except (CommandError, StoreUnavailableError, JWTError, ValidationError) as exc:
+    except (CommandError, StoreUnavailableError, JWTError, ValidationError, NotFoundError) as exc:
         return _error(str(exc), 1)
     except OSError as exc:
         return _error(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), 1)
@@ -248,6 +277,54 @@ def _set_active(active: bool) -> Handler:
         return 0
 
     return handler
+
+
+def _accounts(environ: Environ) -> AccountService:
+    settings = Settings.from_env(environ)
+    return AccountService(AuthService.from_settings(settings, store=_existing_store(settings)))
+
+
+def _sessions(args: argparse.Namespace, environ: Environ) -> int:
+    accounts = _accounts(environ)
+    try:
+        found = accounts.user_sessions(args.username)
+    finally:
+        accounts.close()
+    for session in found:
+        document = session_document(session, current=None)
+        del document["current"]
+        if args.json:
+            print(json.dumps(document))
+        else:
+            print(
+                f"{session.id}  created {document['created']}  last used "
+                f"{document['last_used']}  {session.address or '-'}  {session.user_agent or '-'}"
+            )
+    if not found and not args.json:
+        print(f"{args.username}: no live sessions", file=sys.stderr)
+    return 0
+
+
+def _end_sessions(args: argparse.Namespace, environ: Environ) -> int:
+    accounts = _accounts(environ)
+    try:
+        count = accounts.end_user_sessions(args.username)
+    finally:
+        accounts.close()
+    print(f"{args.username}: {count} session{'' if count == 1 else 's'} ended")
+    return 0
+
+
+def _set_password(args: argparse.Namespace, environ: Environ) -> int:
+    accounts = _accounts(environ)
+    try:
+        accounts.user_sessions(args.username)  # an unknown user fails before the prompt
+        password = _read_password(from_stdin=args.password_stdin or not sys.stdin.isatty())
+        count = accounts.set_password(args.username, password)
+    finally:
+        accounts.close()
+    print(f"{args.username}: password set, {count} session{'' if count == 1 else 's'} ended")
+    return 0
 
 
 def _existing_store(settings: Settings) -> Store:

@@ -27,6 +27,7 @@ __all__ = [
     "MalformedTokenError",
     "MissingClaimError",
     "NotAuthenticatedError",
+    "NotFoundError",
     "ServiceError",
     "StoreUnavailableError",
     "ThrottledError",
@@ -155,6 +156,11 @@ class NotAuthenticatedError(ServiceError):
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+class NotFoundError(ServiceError):
+    """What a request names does not exist for its caller (an unknown session id, or
+    another user's: the same answer, so ids cannot be probed)."""
 
 
 class AccessTokenRejectedError(JWTError):

@@ -34,7 +34,14 @@ OPERATIONS = [
     if method != "parameters"
 ]
 OPERATION_IDS = [f"{method.upper()} {path}" for path, method in OPERATIONS]
-POSTS = [(path, method) for path, method in OPERATIONS if method == "post"]
+# Every POST but log out everywhere, which reads no body.
+POSTS = [
+    (path, method)
+    for path, method in OPERATIONS
+    if method == "post" and "requestBody" in DOC["paths"][path][method]
+]
+# DELETE /accounts/me/ is served only when account deletion is allowed.
+EVERYTHING = {"allow_account_deletion": True}
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 
@@ -148,7 +155,7 @@ class _Response:
 def test_every_route_is_documented_and_every_operation_routed(
     make_client: Callable[..., Any],
 ) -> None:
-    app = make_client().app
+    app = make_client(**EVERYTHING).app
     routed = {
         (route.path.rstrip("/") or "/", info.method.lower())
         for route in inspect.inspect_routes(app)
@@ -167,8 +174,9 @@ def test_trailing_slash_paths_are_canonical() -> None:
 
 @pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=OPERATION_IDS)
 def test_every_operation_is_served_with_and_without_trailing_slash(
-    client: Any, path: str, method: str
+    make_client: Callable[..., Any], path: str, method: str
 ) -> None:
+    client = make_client(**EVERYTHING)
     other = path.rstrip("/") if path.endswith("/") else path + "/"
     for variant in (path, other):
         response = client.request(variant, method=method.upper(), expect_errors=True)
@@ -352,7 +360,7 @@ def test_a_lone_surrogate_is_refused_and_the_description_says_so(
     assert "no lone surrogate" in description
 
 
-def test_only_me_needs_the_bearer_scheme() -> None:
+def test_only_the_account_endpoints_need_the_bearer_scheme() -> None:
     assert DOC["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",
         "scheme": "bearer",
@@ -360,7 +368,13 @@ def test_only_me_needs_the_bearer_scheme() -> None:
         "description": "An access token from /accounts/token/.",
     }
     secured = {path for path, method in OPERATIONS if DOC["paths"][path][method].get("security")}
-    assert secured == {"/accounts/me/"}
+    assert secured == {
+        "/accounts/me/",
+        "/accounts/password/",
+        "/accounts/logout-all/",
+        "/accounts/sessions/",
+        "/accounts/sessions/{session_id}/",
+    }
 
 
 # -- real responses conform -------------------------------------------------------------------
@@ -646,6 +660,138 @@ def openapi_200(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPat
     return "get", "/openapi.json", make().get("/openapi.json", status=200)
 
 
+# -- the account lifecycle (issue 11) --
+
+
+def _signed_in(make: Callable[..., Any], **settings: Any) -> tuple[Any, dict[str, str]]:
+    client = make(**settings)
+    register(client)
+    return client, login(client)
+
+
+@scenario
+def password_200(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client, pair = _signed_in(make)
+    body = {"old_password": "correct-horse-battery-7", "new_password": "another-staple-9"}
+    reply = client.post_json("/accounts/password/", body, headers=bearer(pair["access"]))
+    return "post", "/accounts/password/", reply
+
+
+@scenario
+def password_400_wrong_old(
+    make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch
+) -> Any:
+    client, pair = _signed_in(make)
+    body = {"old_password": "not-it-at-all-1", "new_password": "another-staple-9"}
+    reply = client.post_json(
+        "/accounts/password/", body, headers=bearer(pair["access"]), status=400
+    )
+    return "post", "/accounts/password/", reply
+
+
+@scenario
+def password_401(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    return "post", "/accounts/password/", make().post_json("/accounts/password/", {}, status=401)
+
+
+@scenario
+def password_429(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client, pair = _signed_in(make, login_max_failures=1)
+    body = {"old_password": "not-it-at-all-1", "new_password": "another-staple-9"}
+    client.post_json("/accounts/password/", body, headers=bearer(pair["access"]), status=400)
+    reply = client.post_json(
+        "/accounts/password/", body, headers=bearer(pair["access"]), status=429
+    )
+    return "post", "/accounts/password/", reply
+
+
+@scenario
+def logoutall_200(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client, pair = _signed_in(make)
+    reply = client.post("/accounts/logout-all/", headers=bearer(pair["access"]), status=200)
+    return "post", "/accounts/logout-all/", reply
+
+
+@scenario
+def logoutall_401(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client, pair = _signed_in(make)
+    client.post("/accounts/logout-all/", headers=bearer(pair["access"]), status=200)
+    reply = client.post("/accounts/logout-all/", headers=bearer(pair["access"]), status=401)
+    return "post", "/accounts/logout-all/", reply
+
+
+@scenario
+def sessions_200(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client, pair = _signed_in(make)
+    login(client)
+    reply = client.get("/accounts/sessions/", headers=bearer(pair["access"]), status=200)
+    assert len(reply.json) == 2
+    return "get", "/accounts/sessions/", reply
+
+
+@scenario
+def sessions_401(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    return "get", "/accounts/sessions/", make().get("/accounts/sessions/", status=401)
+
+
+@scenario
+def endsession_204(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client, pair = _signed_in(make)
+    other = login(client)["access"]
+    headers = bearer(pair["access"])
+    (target,) = [s["id"] for s in client.get("/accounts/sessions/", headers=headers).json
+                 if not s["current"] and other]  # fmt: skip
+    reply = client.delete(f"/accounts/sessions/{target}/", headers=headers, status=204)
+    return "delete", "/accounts/sessions/{session_id}/", reply
+
+
+@scenario
+def endsession_404(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client, pair = _signed_in(make)
+    reply = client.delete(
+        "/accounts/sessions/0123456789abcdef/", headers=bearer(pair["access"]), status=404
+    )
+    return "delete", "/accounts/sessions/{session_id}/", reply
+
+
+@scenario
+def endsession_401(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    reply = make().delete("/accounts/sessions/0123456789abcdef/", status=401)
+    return "delete", "/accounts/sessions/{session_id}/", reply
+
+
+@scenario
+def deleteme_204(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client, pair = _signed_in(make, **EVERYTHING)
+    reply = client.delete_json(
+        "/accounts/me/",
+        {"password": "correct-horse-battery-7"},
+        headers=bearer(pair["access"]),
+        status=204,
+    )
+    return "delete", "/accounts/me/", reply
+
+
+@scenario
+def deleteme_400(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    client, pair = _signed_in(make, **EVERYTHING)
+    reply = client.delete_json(
+        "/accounts/me/", {"password": "nope-nope-9"}, headers=bearer(pair["access"]), status=400
+    )
+    return "delete", "/accounts/me/", reply
+
+
+@scenario
+def deleteme_401(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    reply = make(**EVERYTHING).delete("/accounts/me/", status=401)
+    return "delete", "/accounts/me/", reply
+
+
+@scenario
+def deleteme_405(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    return "delete", "/accounts/me/", make().delete("/accounts/me/", status=405)
+
+
 @pytest.mark.parametrize("name", list(SCENARIOS), ids=list(SCENARIOS))
 def test_real_responses_conform(
     make_client: Callable[..., Any],
@@ -660,21 +806,27 @@ def test_real_responses_conform(
 def test_scenarios_cover_every_documented_status_but_the_unforced() -> None:
     covered = {(name.split("-")[0], name.split("-")[1]) for name in SCENARIOS}
     by_operation = {
-        "register": "/accounts/register/",
-        "login": "/accounts/token/",
-        "refresh": "/accounts/token/refresh/",
-        "verify": "/accounts/token/verify/",
-        "blacklist": "/accounts/token/blacklist/",
-        "me": "/accounts/me/",
-        "jwks": "/.well-known/jwks.json",
-        "health": "/health",
-        "openapi": "/openapi.json",
+        "register": ("/accounts/register/", "post"),
+        "login": ("/accounts/token/", "post"),
+        "refresh": ("/accounts/token/refresh/", "post"),
+        "verify": ("/accounts/token/verify/", "post"),
+        "blacklist": ("/accounts/token/blacklist/", "post"),
+        "me": ("/accounts/me/", "get"),
+        "deleteme": ("/accounts/me/", "delete"),
+        "password": ("/accounts/password/", "post"),
+        "logoutall": ("/accounts/logout-all/", "post"),
+        "sessions": ("/accounts/sessions/", "get"),
+        "endsession": ("/accounts/sessions/{session_id}/", "delete"),
+        "jwks": ("/.well-known/jwks.json", "get"),
+        "health": ("/health", "get"),
+        "openapi": ("/openapi.json", "get"),
     }
-    assert set(by_operation.values()) == set(DOC["paths"])
-    for short, path in by_operation.items():
-        (operation,) = (
-            op for method, op in DOC["paths"][path].items() if method not in ("head", "options")
-        )
+    assert {path for path, _ in by_operation.values()} == set(DOC["paths"])
+    assert set(by_operation.values()) == {
+        (path, method) for path, method in OPERATIONS if method not in ("head", "options")
+    }
+    for short, (path, method) in by_operation.items():
+        operation = DOC["paths"][path][method]
         documented = set(operation["responses"])
         seen = {status for name, status in covered if name == short}
         # 413/415/429/503/500 share their shape across operations: one scenario each suffices;

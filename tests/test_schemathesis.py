@@ -53,7 +53,19 @@ SERVER_ENV = {
     # Every fuzzed registration comes from 127.0.0.1; the registration throttle has its own
     # tests, and a 429 here would hide what positive_data_acceptance checks.
     "JWTLITE_REGISTRATION_MAX_PER_ADDRESS": "1000000",
+    # DELETE /accounts/me/ is documented, so it is served here (only a wrong password is sent).
+    "JWTLITE_ALLOW_ACCOUNT_DELETION": "true",
 }
+# Operations that need an access token: each is called once more with a real one.
+BEARER_PATHS = {
+    "/accounts/me/",
+    "/accounts/password/",
+    "/accounts/logout-all/",
+    "/accounts/sessions/",
+    "/accounts/sessions/{session_id}/",
+}
+# Log out everywhere ends the token's sessions: each real call gets a user of its own.
+SPARE_USERS = MAX_EXAMPLES
 
 
 def accepting(*operation_ids: str, statuses: list[str]) -> dict[str, Any]:
@@ -74,8 +86,14 @@ CONFIG = SchemathesisConfig.from_dict(
             accepting("obtainTokenPair", statuses=["2xx", "401", "429"]),
             accepting(
                 "refreshToken", "verifyToken", "blacklistToken", "me", "meHead",
+                "logoutAll", "listSessions", "listSessionsHead",
                 statuses=["2xx", "401"],
             ),
+            # The old password (of a password change or an account deletion) is a secret no
+            # schema can state, and so are the registration rules the new one must pass.
+            accepting("changePassword", "deleteAccount", statuses=["2xx", "400", "401", "429"]),
+            # A session id is one the service made: any other is 404.
+            accepting("endSession", statuses=["2xx", "401", "404"]),
         ],
     }
 )  # fmt: skip
@@ -91,10 +109,17 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         user = {"username": "fuzz-user", "password": PASSWORD}
         assert http("POST", f"{server.url}/accounts/register/", user).status == 201
         tokens = http("POST", f"{server.url}/accounts/token/", user).json()
+        spare = []
+        for number in range(SPARE_USERS):
+            other = {"username": f"spare-{number}", "password": PASSWORD}
+            assert http("POST", f"{server.url}/accounts/register/", other).status == 201
+            spare.append(http("POST", f"{server.url}/accounts/token/", other).json()["access"])
         yield {
             "url": server.url,
             "access": tokens["access"],
-            "taken": {username_skeleton("fuzz-user")},
+            "spare": spare,
+            "taken": {username_skeleton("fuzz-user")}
+            | {username_skeleton(f"spare-{number}") for number in range(SPARE_USERS)},
         }
 
 
@@ -137,10 +162,15 @@ def test_every_response_is_documented(case: schemathesis.Case, live: dict[str, A
     response = case.call_and_validate(base_url=live["url"], checks=CHECKS)
     if registration and response.status_code == 201:  # negative data may register a user too
         live["taken"].add(username_skeleton(response.json()["username"]))
-    if case.operation.path == "/accounts/me/":
+    if case.operation.path in BEARER_PATHS:
         # Random Bearer tokens only reach the 401s; check the 200 too.
+        token = live["access"]
+        if case.operation.path == "/accounts/logout-all/":
+            if not live["spare"]:
+                return
+            token = live["spare"].pop()
         case.call_and_validate(
             base_url=live["url"],
             checks=CHECKS,
-            headers={"Authorization": f"Bearer {live['access']}"},
+            headers={"Authorization": f"Bearer {token}"},
         )

@@ -14,7 +14,7 @@ from typing import TypeVar
 import pytest
 
 from jwtlite.errors import StoreUnavailableError
-from jwtlite.store import AttemptLimits, RefreshRecord, User
+from jwtlite.store import AttemptLimits, RefreshRecord, Session, User
 from jwtlite.store.sqlite import _MIGRATIONS, PURGE_BATCH, SCHEMA_VERSION, SQLiteStore
 
 T = TypeVar("T")
@@ -50,6 +50,10 @@ def _token(
     user: User, jti: str, *, family: str = "f1", expires_at: int = 2_000_000_000
 ) -> RefreshRecord:
     return RefreshRecord(jti, user.id, family, int(NOW), expires_at, "active")
+
+
+def _session(user: User, session_id: str, *, expires_at: int = 2_000_000_000) -> Session:
+    return Session(session_id, user.id, NOW, NOW, expires_at, "agent", "1.2.3.4", "active")
 
 
 def _in_threads(count: int, work: Callable[[int], T]) -> list[T]:
@@ -91,12 +95,12 @@ def _query(path: str, sql: str) -> list[tuple[object, ...]]:
 
 
 def test_fresh_file_is_migrated(store: SQLiteStore, db_path: str) -> None:
-    assert store.schema_version() == SCHEMA_VERSION == 2
-    assert _query(db_path, "PRAGMA user_version") == [(2,)]
+    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert _query(db_path, "PRAGMA user_version") == [(3,)]
     tables = {
         row[0] for row in _query(db_path, "SELECT name FROM sqlite_master WHERE type='table'")
     }
-    assert {"users", "refresh_tokens", "attempts"} <= tables
+    assert {"users", "refresh_tokens", "attempts", "sessions"} <= tables
     assert "login_failures" not in tables  # it kept usernames in clear
     indexes = {
         row[0] for row in _query(db_path, "SELECT name FROM sqlite_master WHERE type='index'")
@@ -109,6 +113,8 @@ def test_fresh_file_is_migrated(store: SQLiteStore, db_path: str) -> None:
         "attempts_address",
         "attempts_at",
         "users_username_skeleton",
+        "sessions_user_state",
+        "sessions_expires_at",
     } <= indexes
 
 
@@ -128,7 +134,7 @@ def test_version_one_database_is_migrated(db_path: str) -> None:
     connection.close()
     store = SQLiteStore(db_path)
     try:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         user = store.get_user_by_key("alice")
         assert user is not None
         assert user.username == "alice"
@@ -381,6 +387,7 @@ def test_start_session_update_hash_and_activation(store: SQLiteStore) -> None:
         address="1.2.3.4",
         now=NOW + 5,
         refresh=_token(user, "j1"),
+        session=_session(user, "f1"),
         password_hash="$new",
     )
     assert _attempt(store, "alice", "1.2.3.4", NOW, limit=AttemptLimits(per_pair=1)) is None
@@ -607,7 +614,14 @@ def test_a_login_forgets_only_its_own_pair(store: SQLiteStore, db_path: str) -> 
     user = _add_user(store)
     for subject, address in [("alice", "a"), ("alice", "a"), ("alice", "b"), ("bob", "a")]:
         _attempt(store, subject, address, NOW)
-    store.start_session(user.id, subject="alice", address="a", now=NOW, refresh=_token(user, "j"))
+    store.start_session(
+        user.id,
+        subject="alice",
+        address="a",
+        now=NOW,
+        refresh=_token(user, "j"),
+        session=_session(user, "f1"),
+    )
     rows = _query(
         db_path, "SELECT kind, subject, address FROM attempts ORDER BY kind, subject, address"
     )

@@ -123,6 +123,7 @@ def test_store_failure_during_verify_fails_closed(
         raise StoreUnavailableError("disk I/O error")
 
     monkeypatch.setattr(client.store, "get_user", broken)
+    monkeypatch.setattr(client.store, "session_state", broken)  # what verify reads
     response = _verify(client, access)
     assert response.status_int == 503
     assert assert_json(response) == {"detail": "Service temporarily unavailable."}

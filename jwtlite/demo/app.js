@@ -321,6 +321,96 @@
     }
   }
 
+  // --- sessions and the account lifecycle (issue 11) -----------------------------------
+
+  // A call with the access token and any method or body: refreshed first if it has
+  // expired, refreshed and retried once on a 401 (as authorized() does for GETs).
+  async function authorizedCall(path, options = {}) {
+    if (!state.access) throw new ApiError(401, null, "Not logged in.");
+    if (accessExpired()) await refreshAccess("expired before a call");
+    try {
+      return await callApi(path, { ...options, token: state.access });
+    } catch (err) {
+      if (err.status !== 401 || !state.refresh) throw err;
+      log(`The API refused the access token (${err.message}): refreshing and retrying.`);
+      await refreshAccess("the API answered 401");
+      return callApi(path, { ...options, token: state.access });
+    }
+  }
+
+  function renderSessions(sessions) {
+    const list = $("sessions-list");
+    list.replaceChildren();
+    for (const session of sessions) {
+      const item = document.createElement("li");
+      item.className = "session";
+      item.dataset.id = session.id;
+      const where = `${session.user_agent || "unknown client"} from ${session.address || "?"}`;
+      const text = document.createElement("span");
+      text.textContent =
+        `${session.current ? "This device: " : ""}${where}, since ${session.created}, ` +
+        `last used ${session.last_used}`;
+      item.append(text);
+      if (session.current) item.classList.add("current");
+      const end = document.createElement("button");
+      end.type = "button";
+      end.className = "end-session";
+      end.textContent = "End";
+      end.addEventListener("click", () => act(end, () => endSession(session.id)));
+      item.append(" ", end);
+      list.append(item);
+    }
+  }
+
+  async function listSessions() {
+    const sessions = await authorizedCall("/accounts/sessions/");
+    renderSessions(sessions);
+    showStatus(`You are logged in ${sessions.length} time(s).`);
+    log(`Listed ${sessions.length} session(s).`);
+  }
+
+  async function endSession(id) {
+    await authorizedCall(`/accounts/sessions/${encodeURIComponent(id)}/`, { method: "DELETE" });
+    log(`Ended session ${id}.`);
+    if (state.accessClaims && state.accessClaims.jti.slice(0, 16) === id) {
+      clearSession();
+      showStatus("This session has ended: please log in again.");
+      return;
+    }
+    await listSessions();
+  }
+
+  async function logOutEverywhere() {
+    await authorizedCall("/accounts/logout-all/", { method: "POST" });
+    clearSession();
+    showStatus("Logged out everywhere: every session has ended.");
+    log("Logged out everywhere.");
+  }
+
+  async function changePassword() {
+    const body = { old_password: $("old-password").value, new_password: $("new-password").value };
+    const tokens = await authorizedCall("/accounts/password/", { method: "POST", body });
+    $("old-password").value = "";
+    $("new-password").value = "";
+    setTokens(tokens.access, tokens.refresh);
+    showStatus("Password changed: every other session has ended; this one goes on.");
+    log("Password changed.");
+  }
+
+  function startSessions() {
+    $("list-sessions").addEventListener("click", () => act($("list-sessions"), listSessions));
+    $("logout-all").addEventListener("click", () => act($("logout-all"), logOutEverywhere));
+    $("password-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      act($("change-password"), changePassword);
+    });
+    // The panel shows while logged in, as the session panel does.
+    new MutationObserver(() => {
+      $("sessions-panel").hidden = $("session").hidden;
+      if ($("session").hidden) $("sessions-list").replaceChildren();
+    }).observe($("session"), { attributes: true, attributeFilter: ["hidden"] });
+  }
+
   function start() {
     $("api-url").textContent = API_URL;
     $("page-origin").textContent = location.origin;
@@ -332,6 +422,7 @@
     $("call-me").addEventListener("click", () => act($("call-me"), callMe));
     $("refresh-now").addEventListener("click", () => act($("refresh-now"), refreshNow));
     $("logout").addEventListener("click", () => act($("logout"), logOut));
+    startSessions();
     clearSession();
     window.setInterval(tick, TICK_MS);
     checkApi();

@@ -8,13 +8,11 @@ as plain mappings and leave as plain dicts; every refusal is an exception from
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from jwtlite import jwt
 from jwtlite.errors import (
     AccessTokenRejectedError,
     AuthenticationError,
@@ -26,7 +24,6 @@ from jwtlite.errors import (
     StoreUnavailableError,
     TokenRevokedError,
     ValidationError,
-    WrongTokenTypeError,
 )
 from jwtlite.keys import Key, KeySet
 from jwtlite.service import validators
@@ -34,6 +31,13 @@ from jwtlite.service.confusables import username_skeleton
 from jwtlite.service.fields import Fields
 from jwtlite.service.keyfile import load_or_create_key_file
 from jwtlite.service.passwords import PasswordHasher
+from jwtlite.service.sessions import (
+    clean_user_agent,
+    iso8601,
+    needs_touch,
+    new_session,
+    within_grace,
+)
 from jwtlite.service.settings import Settings
 from jwtlite.service.throttle import (
     LOGIN,
@@ -43,28 +47,24 @@ from jwtlite.service.throttle import (
     Throttle,
     address_group,
 )
-from jwtlite.service.userstate import UserStateCache
-from jwtlite.store import RefreshRecord, Store, User, open_store
+from jwtlite.service.tokens import ACCESS, REFRESH, ClaimsFunction, TokenMinter, session_of
+from jwtlite.service.userstate import SessionCheck, UserStateCache
+from jwtlite.store import RefreshRecord, Session, Store, User, open_store
 
-__all__ = ["AuthService", "load_signing_keys", "purge_expired"]
+__all__ = ["AuthService", "Principal", "load_signing_keys", "purge_expired"]
 
 log = logging.getLogger("jwtlite")
 
-ACCESS = "access"
-REFRESH = "refresh"
 _USERNAME_TAKEN = "A user with that username already exists."
 _PURGE_INTERVAL = 60.0
-# Claims every token we issue carries; a token without them is not ours.
-_OPTIONS = jwt.Options(require=("token_type", "exp", "iat", "jti", "user_id"))
-# What we put in the claims, exactly: a user id is the canonical decimal of a positive
-# 64-bit row id (no sign, no leading zero: "01" is not user 1; at most 18 digits so int()
-# and the drivers never overflow), a jti is 32 lower-case hex digits. Anything else,
-# even correctly signed, is not ours.
-_USER_ID = re.compile(r"[1-9][0-9]{0,17}").fullmatch
-_JTI = re.compile(r"[0-9a-f]{32}").fullmatch
-# exp and iat are whole seconds we wrote: integers (not floats, not booleans) below the
-# year 5000, never a 4,000-digit number that would keep a leaked token alive for ever.
-_MAX_NUMERIC_DATE = 95_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who an accepted access token speaks for: an active user, in a live session."""
+
+    user: User
+    session_id: str
 
 
 def load_signing_keys(settings: Settings) -> Key | KeySet:
@@ -106,6 +106,10 @@ class AuthService:
         keys: a key, or a key set that signs with its current key and verifies by ``kid``.
         hasher: hashes and verifies passwords.
         clock: returns the current Unix time; injected so tests control expiry.
+        claims: a function of the :class:`~jwtlite.store.User` returning extra claims for
+            access tokens, called at login and at every refresh; a reserved claim (see
+            :data:`~jwtlite.service.tokens.RESERVED_CLAIMS`) or a value JSON cannot carry
+            raises :class:`~jwtlite.errors.ConfigurationError` at the first call.
     """
 
     def __init__(
@@ -115,18 +119,18 @@ class AuthService:
         keys: Key | KeySet,
         hasher: PasswordHasher,
         clock: Callable[[], float] = time.time,
+        *,
+        claims: ClaimsFunction | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.keys = keys
         self.hasher = hasher
         self.clock = clock
-        key_list = list(keys) if isinstance(keys, KeySet) else [keys]
-        self._algorithms = sorted({key.algorithm for key in key_list})
-        self._signing_key = keys.current if isinstance(keys, KeySet) else keys
+        self.tokens = TokenMinter(settings, keys, clock, claims=claims)
         self._jwks = keys.jwks() if isinstance(keys, KeySet) else {"keys": []}
         self._next_purge = 0.0
-        self.throttle = Throttle(settings, store, pepper=_pepper(self._signing_key))
+        self.throttle = Throttle(settings, store, pepper=_pepper(self.tokens.signing_key))
         self.users = UserStateCache(store, clock, ttl=settings.user_state_cache_seconds)
 
     @classmethod
@@ -136,6 +140,7 @@ class AuthService:
         *,
         store: Store | None = None,
         clock: Callable[[], float] | None = None,
+        claims: ClaimsFunction | None = None,
     ) -> AuthService:
         """Build the service that ``settings`` describe (opening the store if not given)."""
         hasher = PasswordHasher(
@@ -152,6 +157,7 @@ class AuthService:
             keys,
             hasher,
             clock or time.time,
+            claims=claims,
         )
 
     # -- users ------------------------------------------------------------------------------
@@ -201,10 +207,14 @@ class AuthService:
             raise ValidationError({"username": [_USERNAME_TAKEN]})
         return {"id": user.id, "username": user.username, "email": user.email}
 
-    def login(self, data: Mapping[str, Any], *, address: str) -> dict[str, str]:
-        """Check ``{"username", "password"}`` and return ``{"refresh", "access"}``.
+    def login(
+        self, data: Mapping[str, Any], *, address: str, user_agent: str | None = None
+    ) -> dict[str, str]:
+        """Check ``{"username", "password"}``, start a session and return
+        ``{"refresh", "access"}``.
 
         Unknown user, wrong password and inactive user are one error that takes one time.
+        ``address`` and ``user_agent`` describe the client in the session list.
 
         Raises:
             ValidationError: a field is missing or not a string.
@@ -227,21 +237,20 @@ class AuthService:
         subject = self.throttle.subject(key)
         with self.hasher.admission():
             user, rehashed = self._check_credentials(key, password, subject, address, now)
-        iat = int(now)
-        refresh, record = self._new_refresh(user, iat, family=None)
+        pair, session, record = self.new_session_tokens(
+            user, now, address=address, user_agent=user_agent
+        )
         self.store.start_session(
             user.id,
             subject=subject,
             address=address_group(address),
             now=now,
             refresh=record,
+            session=session,
             password_hash=rehashed,
         )
         self._purge_now_and_then(now)
-        return {
-            REFRESH: refresh,
-            ACCESS: self._issue(ACCESS, user, iat, self.settings.access_token_lifetime),
-        }
+        return pair
 
     def _check_credentials(
         self, key: str, password: str, subject: str, address: str, now: float
@@ -270,11 +279,32 @@ class AuthService:
         """The user an access token names, as the public ``me`` document.
 
         Raises:
-            AccessTokenRejectedError: the token is not a valid access token.
+            AccessTokenRejectedError: the token is not a valid access token, or its session
+                was revoked.
             InactiveUserError: its user was deleted or deactivated.
         """
+        user = self.authenticate_access(token).user
+        return {
+            "id": user.id,
+            "username": user.username,
+            "email": user.email,
+            "date_joined": iso8601(user.date_joined),
+            "last_login": iso8601(user.last_login) if user.last_login is not None else None,
+        }
+
+    def authenticate_access(self, token: str) -> Principal:
+        """The active user of a valid access token and the id of its live session.
+
+        The user is read from the store; the session's state comes through the per-process
+        cache (see :mod:`jwtlite.service.userstate`).
+
+        Raises:
+            AccessTokenRejectedError: not a valid access token, or its session is revoked
+                or unknown.
+            InactiveUserError: its user was deleted (``user_not_found``) or deactivated.
+        """
         try:
-            claims = self._decode(token, expected_type=ACCESS)
+            claims = self.tokens.decode(token, expected_type=ACCESS)
         except JWTError as exc:
             raise AccessTokenRejectedError(exc) from exc
         user = self.store.get_user(int(claims["user_id"]))
@@ -282,22 +312,22 @@ class AuthService:
             raise InactiveUserError("user_not_found")
         if not user.is_active:
             raise InactiveUserError("user_inactive")
-        return {
-            "id": user.id,
-            "username": user.username,
-            "email": user.email,
-            "date_joined": _iso8601(user.date_joined),
-            "last_login": _iso8601(user.last_login) if user.last_login is not None else None,
-        }
+        session_id = session_of(claims)
+        try:
+            self._check_session(user.id, session_id, claims["jti"])
+        except JWTError as exc:
+            raise AccessTokenRejectedError(exc) from exc
+        return Principal(user, session_id)
 
     # -- tokens -----------------------------------------------------------------------------
 
     def verify(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Check ``{"token"}``: what ``/accounts/me/`` or refresh would accept.
 
-        An access token must name an active user (known to this process for at most
-        ``USER_STATE_CACHE_SECONDS``, see :mod:`jwtlite.service.userstate`); a refresh
-        token must be on record, neither spent nor blacklisted, and its user active.
+        An access token must name an active user and a session that was not revoked (known
+        to this process for at most ``USER_STATE_CACHE_SECONDS``, see
+        :mod:`jwtlite.service.userstate`); a refresh token must be on record, neither spent
+        nor blacklisted, and its user active.
 
         Raises:
             JWTError: the token is invalid, expired, revoked or not ours.
@@ -306,18 +336,26 @@ class AuthService:
         fields = Fields(data)
         token = fields.text("token")
         fields.check()
-        claims = self._decode(token)
+        claims = self.tokens.decode(token)
         if claims["token_type"] == REFRESH:
             self._live_record_and_user(claims)
-        elif not self.users.is_active(int(claims["user_id"])):
-            raise InactiveUserError("user_inactive")
+        else:
+            self._check_session(int(claims["user_id"]), session_of(claims), claims["jti"])
         return {}
 
-    def refresh(self, data: Mapping[str, Any]) -> dict[str, str]:
+    def refresh(
+        self,
+        data: Mapping[str, Any],
+        *,
+        address: str = "",
+        user_agent: str | None = None,
+    ) -> dict[str, str]:
         """Exchange ``{"refresh"}`` for ``{"access"}`` (and a new ``"refresh"`` with rotation).
 
         With rotation the old token is spent atomically; presenting a spent token again
-        revokes its whole family, because it means two parties hold it.
+        revokes its whole family (its session), because it means two parties hold it, unless
+        it comes within ``ROTATION_GRACE_PERIOD`` seconds of the spend while its successor is
+        still active: then the answer is the successor again with a fresh access token.
 
         Raises:
             JWTError: invalid, expired, wrong type, blacklisted or spent.
@@ -326,32 +364,51 @@ class AuthService:
         fields = Fields(data)
         token = fields.text("refresh")
         fields.check()
-        claims = self._decode(token, expected_type=REFRESH)
-        record, user = self._live_record_and_user(claims)
+        claims = self.tokens.decode(token, expected_type=REFRESH)
+        agent = clean_user_agent(user_agent)
         now = self.clock()
+        record, user, session = self._record_user_session(claims)
+        if record.state == "spent":
+            return self._replay(record, user, now)
+        self._check_record(record, session)
         iat = int(now)
-        result = {ACCESS: self._issue(ACCESS, user, iat, self.settings.access_token_lifetime)}
+        result = {ACCESS: self.tokens.access(user, record.family, iat)}
         if self.settings.rotate_refresh_tokens:
-            new_refresh, new_record = self._new_refresh(user, iat, family=record.family)
-            if not self.store.rotate_refresh_token(record.jti, new_record):
-                # Someone spent it between our read and our write: a concurrent reuse.
-                self.store.revoke_family(record.family)
-                raise TokenRevokedError(record.jti)
+            new_refresh, new_record = self.tokens.refresh(user, record.family, iat)
+            rotated = self.store.rotate_refresh_token(
+                record.jti, new_record, now=now, user_agent=agent, address=address
+            )
+            if not rotated:
+                # Someone spent it between our read and our write: another tab (a replay
+                # within the grace period) or a concurrent reuse.
+                found = self.store.get_refresh_token_and_user(record.jti)
+                if found is None:
+                    raise TokenRevokedError(record.jti)
+                return self._replay(found[0], user, now)
             result[REFRESH] = new_refresh
+        elif needs_touch(session, now=now, user_agent=agent, address=address):
+            self.store.touch_session(session.id, now=now, user_agent=agent, address=address)
         self._purge_now_and_then(now)
         return result
 
     def blacklist(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        """Log out: revoke ``{"refresh"}`` (its whole family when rotation is on)."""
+        """Log out: refuse ``{"refresh"}`` and every token of its session from now on.
+
+        The session ends (``ended``): its refresh tokens are refused, its access tokens live
+        out their short lives, as simplejwt's blacklist behaves.
+        """
         fields = Fields(data)
         token = fields.text("refresh")
         fields.check()
-        claims = self._decode(token, expected_type=REFRESH)
-        record = self._live_record(claims)
-        if self.settings.rotate_refresh_tokens:
-            self.store.revoke_family(record.family)
-        elif not self.store.blacklist_refresh_token(record.jti):
+        claims = self.tokens.decode(token, expected_type=REFRESH)
+        record, _, session = self._record_user_session(claims, for_logout=True)
+        # A second tab logging out with the token the first one just rotated ends the
+        # session as the current token would; any other spent token is reuse.
+        if record.state != "spent" or self._successor_in_grace(record, self.clock()) is None:
+            self._check_record(record, session)
+        if not self.store.end_session(record.user_id, record.family, "ended"):
             raise TokenRevokedError(record.jti)
+        self.users.forget_session(record.user_id, record.family)
         return {}
 
     def jwks(self) -> dict[str, Any]:
@@ -363,95 +420,104 @@ class AuthService:
         self.store.ping()
         return {"status": "ok"}
 
+    # -- sessions, for the account rules ----------------------------------------------------
+
+    def new_session_tokens(
+        self, user: User, now: float, *, address: str, user_agent: str | None
+    ) -> tuple[dict[str, str], Session, RefreshRecord]:
+        """A new session of ``user`` (not stored yet), its token pair and first record."""
+        iat = int(now)
+        session = new_session(
+            user,
+            now=now,
+            expires_at=iat + self.settings.refresh_token_lifetime,
+            user_agent=clean_user_agent(user_agent),
+            address=address,
+        )
+        refresh, record = self.tokens.refresh(user, session.id, iat)
+        pair = {REFRESH: refresh, ACCESS: self.tokens.access(user, session.id, iat)}
+        return pair, session, record
+
     # -- internals --------------------------------------------------------------------------
 
-    def _decode(self, token: str, *, expected_type: str | None = None) -> dict[str, Any]:
-        claims = jwt.decode(
-            token,
-            self.keys,
-            self._algorithms,
-            audience=self.settings.audience,
-            issuer=self.settings.issuer,
-            leeway=self.settings.leeway,
-            options=_OPTIONS,
-            now=self.clock(),
-        )
-        token_type = claims["token_type"]
-        user_id = claims["user_id"]
-        jti = claims["jti"]
-        if token_type not in (ACCESS, REFRESH) or not isinstance(jti, str) or not _JTI(jti):
-            raise MalformedTokenError("Token claims are not ours")
-        if not isinstance(user_id, str) or not _USER_ID(user_id):
-            raise MalformedTokenError("Token user_id is not a user id")
-        if not all(_is_our_date(claims[name]) for name in ("exp", "iat")):
-            raise MalformedTokenError("Token dates are not ours")
-        if expected_type is not None and token_type != expected_type:
-            raise WrongTokenTypeError(expected_type)
-        return claims
+    def _check_session(self, user_id: int, session_id: str, jti: str) -> None:
+        """Refuse an access token whose user is gone or whose session is revoked or unknown."""
+        check = self.users.session(user_id, session_id)
+        if check is SessionCheck.USER_INACTIVE:
+            raise InactiveUserError("user_inactive")
+        if check is SessionCheck.REVOKED:
+            raise TokenRevokedError(jti)
+        if check is SessionCheck.UNKNOWN:
+            # Signed by our key, yet of no session of its user (issued before sessions
+            # existed, or its session was purged): fail closed.
+            raise MalformedTokenError("Token session is not on record")
 
-    def _live_record_and_user(self, claims: Mapping[str, Any]) -> tuple[RefreshRecord, User]:
-        """The refresh token's record and its active user, in one lookup.
+    def _record_user_session(
+        self, claims: Mapping[str, Any], *, for_logout: bool = False
+    ) -> tuple[RefreshRecord, User, Session]:
+        """The refresh token's record, its user and its session, in one lookup.
 
         Raises:
-            InactiveUserError: the user was deleted or deactivated.
-            JWTError: the token is not on record, spent (its family is revoked) or revoked.
+            InactiveUserError: the user was deleted or deactivated (logging out needs
+                neither an active user nor, for a deleted one, this answer).
+            JWTError: the token is not on record, or has no session.
         """
         found = self.store.get_refresh_token_and_user(claims["jti"])
+        if found is None and for_logout:
+            raise MalformedTokenError("Refresh token is not on record")
         if found is None:
             # Deleting a user deletes their refresh-token records too, and the client must
             # hear "no active account" (as for an inactive one), not "invalid".
             if self.store.get_user(int(claims["user_id"])) is None:
                 raise InactiveUserError("user_inactive")
-            raise MalformedTokenError("Refresh token is not on record")
-        record, user = found
-        if not user.is_active:
-            raise InactiveUserError("user_inactive")
-        self._check_record(record, claims)
-        return record, user
-
-    def _live_record(self, claims: Mapping[str, Any]) -> RefreshRecord:
-        """The refresh token's record, refusing unknown, revoked and spent tokens."""
-        record = self.store.get_refresh_token(claims["jti"])
-        if record is None:
             # Signed by our key yet unknown to the store (a restored key, a wiped database):
             # fail closed.
             raise MalformedTokenError("Refresh token is not on record")
-        self._check_record(record, claims)
-        return record
+        record, user, session = found
+        if str(record.user_id) != claims["user_id"] or session is None:
+            raise MalformedTokenError("Refresh token is not on record")  # not ours
+        if not for_logout and not user.is_active:
+            raise InactiveUserError("user_inactive")
+        return record, user, session
 
-    def _check_record(self, record: RefreshRecord, claims: Mapping[str, Any]) -> None:
-        if str(record.user_id) != claims["user_id"]:  # a record of someone else: not ours
-            raise MalformedTokenError("Refresh token is not on record")
+    def _live_record_and_user(self, claims: Mapping[str, Any]) -> tuple[RefreshRecord, User]:
+        """The refresh token's record and its active user, refusing revoked and spent ones
+        (a spent one revokes its family, unless it is inside the grace period)."""
+        record, user, session = self._record_user_session(claims)
+        if record.state == "spent" and self._successor_in_grace(record, self.clock()):
+            raise TokenRevokedError(record.jti)  # refused, but a benign second tab
+        self._check_record(record, session)
+        return record, user
+
+    def _check_record(self, record: RefreshRecord, session: Session) -> None:
         if record.state == "spent":
-            self.store.revoke_family(record.family)
+            self._revoke(record)
             raise TokenRevokedError(record.jti)
-        if record.state != "active":
+        if record.state != "active" or session.state != "active":
             raise TokenRevokedError(record.jti)
 
-    def _new_refresh(
-        self, user: User, iat: int, *, family: str | None
-    ) -> tuple[str, RefreshRecord]:
-        lifetime = self.settings.refresh_token_lifetime
-        jti = secrets.token_hex(16)
-        token = self._issue(REFRESH, user, iat, lifetime, jti=jti)
-        record = RefreshRecord(jti, user.id, family or jti, iat, iat + lifetime, "active")
-        return token, record
-
-    def _issue(
-        self, token_type: str, user: User, iat: int, lifetime: int, *, jti: str | None = None
-    ) -> str:
-        claims: dict[str, Any] = {
-            "token_type": token_type,
-            "exp": iat + lifetime,
-            "iat": iat,
-            "jti": jti or secrets.token_hex(16),
-            "user_id": str(user.id),
+    def _replay(self, record: RefreshRecord, user: User, now: float) -> dict[str, str]:
+        """A spent token presented again: within the grace period the same successor and a
+        fresh access token of its session; otherwise reuse, which revokes the session."""
+        successor = self._successor_in_grace(record, now)
+        if successor is None:
+            self._revoke(record)
+            raise TokenRevokedError(record.jti)
+        return {
+            ACCESS: self.tokens.access(user, successor.family, int(now)),
+            REFRESH: self.tokens.rebuild_refresh(successor),
         }
-        if self.settings.issuer is not None:
-            claims["iss"] = self.settings.issuer
-        if self.settings.audience is not None:
-            claims["aud"] = self.settings.audience
-        return jwt.encode(claims, self._signing_key)
+
+    def _successor_in_grace(self, record: RefreshRecord, now: float) -> RefreshRecord | None:
+        grace = self.settings.rotation_grace_period
+        if grace <= 0 or record.successor is None:
+            return None
+        successor = self.store.get_refresh_token(record.successor)
+        return successor if within_grace(record, successor, now=now, grace=grace) else None
+
+    def _revoke(self, record: RefreshRecord) -> None:
+        self.store.revoke_family(record.family)
+        self.users.forget_session(record.user_id, record.family)
 
     def _purge_now_and_then(self, now: float) -> None:
         # Expired rows go as the service runs, at most once a minute; a race between two
@@ -472,10 +538,15 @@ def purge_expired(store: Store, settings: Settings, now: float) -> int:
 
     A refresh token stays on record until no check could accept it (its expiry plus the
     leeway): a spent token purged inside the leeway would be refused as unknown instead of
-    revoking its family. Attempts go once they count toward no throttle window.
+    revoking its family. A session stays as long as an access token of it may (its expiry
+    plus the leeway plus the access-token lifetime). Attempts go once they count toward no
+    throttle window.
     """
     return store.purge_expired(
         tokens_before=now - settings.leeway,
+        # An access token issued at the last refresh outlives its session's expiry by up to
+        # its own lifetime, and must find its session until then.
+        sessions_before=now - settings.leeway - settings.access_token_lifetime,
         attempts_before={
             LOGIN: now - settings.login_failure_window,
             REGISTER: now - settings.registration_window,
@@ -484,17 +555,7 @@ def purge_expired(store: Store, settings: Settings, now: float) -> int:
     )
 
 
-def _is_our_date(value: object) -> bool:
-    return type(value) is int and 0 < value < _MAX_NUMERIC_DATE
-
-
 def _pepper(key: Key) -> bytes:
     """Secret material every instance sharing the signing key shares, never stored with the
     data: the key of the hash that stands for usernames in the throttle's counters."""
     return key.secret() if key.is_symmetric else key.private_pem()
-
-
-def _iso8601(timestamp: float) -> str:
-    from datetime import UTC, datetime  # noqa: PLC0415 - only the "me" document needs it
-
-    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")

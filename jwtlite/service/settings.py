@@ -46,6 +46,7 @@ _INTEGERS = {
     "registration_max_per_address": (1, ""),
     "registration_window": (1, " of seconds"),
     "user_state_cache_seconds": (0, " of seconds"),
+    "rotation_grace_period": (0, " of seconds"),
     "password_hash_concurrency": (0, ""),
     "password_hash_queue": (0, ""),
     "max_body_size": (1024, " of bytes"),
@@ -74,6 +75,8 @@ class Settings:
     access_token_lifetime: int = 10
     refresh_token_lifetime: int = 30
     rotate_refresh_tokens: bool = False
+    rotation_grace_period: int = 0
+    allow_account_deletion: bool = False
     issuer: str | None = None
     audience: str | None = None
     leeway: int = 0

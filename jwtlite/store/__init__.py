@@ -8,9 +8,17 @@ module; it must never import falcon, waitress, password hashing or token code.
 
 from __future__ import annotations
 
-from jwtlite.store.base import AttemptLimits, RefreshRecord, Store, User
+from jwtlite.store.base import SESSION_STATES, AttemptLimits, RefreshRecord, Session, Store, User
 
-__all__ = ["AttemptLimits", "RefreshRecord", "Store", "User", "open_store"]
+__all__ = [
+    "SESSION_STATES",
+    "AttemptLimits",
+    "RefreshRecord",
+    "Session",
+    "Store",
+    "User",
+    "open_store",
+]
 
 
 def open_store(database: str) -> Store:

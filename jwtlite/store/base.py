@@ -18,8 +18,10 @@ __all__ = [
     "LOGIN_ATTEMPT",
     "LOGIN_SUCCESS",
     "REGISTRATION",
+    "SESSION_STATES",
     "AttemptLimits",
     "RefreshRecord",
+    "Session",
     "Store",
     "User",
 ]
@@ -30,6 +32,12 @@ __all__ = [
 LOGIN_ATTEMPT = "login"
 LOGIN_SUCCESS = "login-ok"
 REGISTRATION = "register"
+
+#: The states of a session: ``active``; ``ended`` (logged out: its refresh tokens are
+#: refused, its access tokens live out their short life, as simplejwt's blacklist behaves);
+#: ``revoked`` (ended by "log out everywhere", a password change, its owner, account
+#: deletion or reuse detection: its access tokens are refused too).
+SESSION_STATES = ("active", "ended", "revoked")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +58,9 @@ class RefreshRecord:
     """A refresh token's record; ``state`` is ``"active"``, ``"spent"`` or ``"blacklisted"``.
 
     ``family`` groups the tokens descended by rotation from one login, so reuse of a spent
-    token can revoke the whole line.
+    token can revoke the whole line; it is the id of their :class:`Session`. A token spent by
+    rotation records when (``spent_at``, Unix seconds) and the ``jti`` of the token issued in
+    its place (``successor``), both None until then: the rotation grace period needs them.
     """
 
     jti: str
@@ -58,6 +68,28 @@ class RefreshRecord:
     family: str
     issued_at: int
     expires_at: int
+    state: str
+    spent_at: float | None = None
+    successor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A login and every refresh token descended from it (a refresh-token family).
+
+    ``id`` is random hex chosen by the service (every token of the session carries it at the
+    start of its ``jti``); times are Unix seconds (``expires_at`` whole seconds: the expiry
+    of its newest refresh token); ``user_agent`` and ``address`` describe the client at login
+    and at its latest refresh; ``state`` is one of :data:`SESSION_STATES`.
+    """
+
+    id: str
+    user_id: int
+    created_at: float
+    last_used_at: float
+    expires_at: int
+    user_agent: str
+    address: str
     state: str
 
 
@@ -79,7 +111,8 @@ class AttemptLimits:
 
 
 class Store(Protocol):
-    """Users, refresh-token records and login-failure counters, safe to share between threads.
+    """Users, sessions, refresh-token records and attempt counters, safe to share between
+    threads.
 
     Methods that change state and depend on what they read are atomic in the backend (one
     conditional statement or one transaction), so they hold across threads and processes.
@@ -119,7 +152,28 @@ class Store(Protocol):
         """Activate or deactivate a user; False when there is no such user."""
 
     def delete_user(self, user_id: int) -> bool:
-        """Delete a user and their refresh tokens; False when there was none."""
+        """Delete a user with their sessions and refresh tokens; False when there was none."""
+
+    def change_password(
+        self,
+        user_id: int,
+        *,
+        password_hash: str,
+        session: Session | None = None,
+        refresh: RefreshRecord | None = None,
+        subject: str | None = None,
+        address: str | None = None,
+    ) -> int | None:
+        """Set a user's password hash and end every session of theirs, atomically.
+
+        In one transaction: set ``password_hash``; move every ``active`` or ``ended``
+        session of the user to ``revoked`` and blacklist every refresh token of the user that
+        is not blacklisted yet; then, when given, insert ``session`` and its first refresh
+        token ``refresh`` (the caller's new session, which the change must not end) and
+        delete the ``login`` attempts of ``subject`` from ``address`` (as a successful login
+        does). Returns the number of sessions revoked, or None (nothing changed) when there
+        is no such user.
+        """
 
     # -- refresh tokens ---------------------------------------------------------------------
 
@@ -129,8 +183,12 @@ class Store(Protocol):
     def get_refresh_token(self, jti: str) -> RefreshRecord | None:
         """Return the record of the refresh token ``jti``, or None."""
 
-    def get_refresh_token_and_user(self, jti: str) -> tuple[RefreshRecord, User] | None:
-        """The record of refresh token ``jti`` and its user in one lookup, or None."""
+    def get_refresh_token_and_user(
+        self, jti: str
+    ) -> tuple[RefreshRecord, User, Session | None] | None:
+        """The record of refresh token ``jti``, its user and its session (the row whose id is
+        the record's ``family``; None for a family without one) in one indexed lookup, or
+        None when there is no such token (a deleted user's tokens are deleted with them)."""
 
     def start_session(
         self,
@@ -140,24 +198,74 @@ class Store(Protocol):
         address: str,
         now: float,
         refresh: RefreshRecord,
+        session: Session,
         password_hash: str | None = None,
     ) -> None:
         """Record a successful login atomically: forget this subject's login attempts from
-        this address, remember the success (:data:`LOGIN_SUCCESS`, one row per pair), set
-        ``last_login`` (and a rehashed password when given), store the first refresh token."""
+        ``address`` (the throttle's bucket) and remember the success (:data:`LOGIN_SUCCESS`,
+        one row per pair), set ``last_login`` (and a rehashed password when given), insert
+        ``session`` and its first refresh token ``refresh``."""
 
-    def rotate_refresh_token(self, old_jti: str, new: RefreshRecord) -> bool:
+    def rotate_refresh_token(
+        self,
+        old_jti: str,
+        new: RefreshRecord,
+        *,
+        now: float | None = None,
+        user_agent: str | None = None,
+        address: str | None = None,
+    ) -> bool:
         """Spend ``old_jti`` and record ``new`` atomically; False (nothing changed) when the
-        old token was not active. Of concurrent rotations of one token exactly one wins."""
+        old token was not active. Of concurrent rotations of one token exactly one wins.
+
+        In the same transaction the old record gets ``spent_at = now`` (``new.issued_at``
+        when None) and ``successor = new.jti``, and the session ``new.family`` gets
+        ``last_used_at = now``, ``expires_at = new.expires_at`` when that is later, and the
+        ``user_agent`` and ``address`` given (each left as it was when None).
+        """
+
+    def touch_session(self, session_id: str, *, now: float, user_agent: str, address: str) -> None:
+        """Set an active session's ``last_used_at``, ``user_agent`` and ``address`` (one
+        conditional UPDATE; nothing happens to a session that is not active)."""
+
+    def list_sessions(self, user_id: int, *, now: float) -> list[Session]:
+        """The user's ``active`` sessions with ``expires_at > now``, newest (``created_at``)
+        first, ties broken by id."""
+
+    def end_session(self, user_id: int, session_id: str, state: str) -> bool:
+        """End one session of ``user_id`` and blacklist its refresh tokens, atomically.
+
+        ``state`` is ``"ended"`` (only an ``active`` session changes) or ``"revoked"`` (an
+        ``active`` or ``ended`` one does). Returns False, changing nothing, when the session
+        is unknown, belongs to another user or is not in a state that may change; of
+        concurrent calls on one session exactly one returns True.
+        """
+
+    def end_user_sessions(self, user_id: int, state: str = "revoked") -> int:
+        """End every session of ``user_id`` atomically, as :meth:`end_session` ends one, and
+        blacklist all the user's refresh tokens; return how many sessions changed."""
+
+    def session_state(self, user_id: int, session_id: str) -> tuple[bool, str | None] | None:
+        """One indexed read for the access-token check: None when there is no user
+        ``user_id``; else ``(user is active, state of session ``session_id`` if it exists and
+        belongs to that user, else None)``."""
 
     def revoke_family(self, family: str) -> int:
-        """Blacklist every token of ``family``; return how many were not blacklisted yet."""
+        """Reuse detected: blacklist every token of ``family`` and revoke the session of that
+        id, atomically; return how many tokens were not blacklisted yet."""
 
     def blacklist_refresh_token(self, jti: str) -> bool:
         """Blacklist one refresh token; False when there is no record of it."""
 
-    def purge_expired(self, *, tokens_before: float, attempts_before: Mapping[str, float]) -> int:
-        """Delete refresh tokens with ``expires_at <= tokens_before`` and attempts of each
+    def purge_expired(
+        self,
+        *,
+        tokens_before: float,
+        attempts_before: Mapping[str, float],
+        sessions_before: float | None = None,
+    ) -> int:
+        """Delete refresh tokens with ``expires_at <= tokens_before``, sessions with
+        ``expires_at <= sessions_before`` (``tokens_before`` when None) and attempts of each
         kind with ``at <= attempts_before[kind]``, in small batches; return the rows deleted."""
 
     # -- throttling -------------------------------------------------------------------------

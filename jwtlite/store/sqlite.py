@@ -1,4 +1,4 @@
-"""The SQLite store: users, refresh-token records and login-failure counters.
+"""The SQLite store: users, sessions, refresh-token records and attempt counters.
 
 The embedded default backend of :class:`~jwtlite.store.base.Store`. Every statement is
 parametrised. Each thread gets its own connection (SQLite connections must not be shared
@@ -34,6 +34,7 @@ from jwtlite.store.base import (
     LOGIN_SUCCESS,
     AttemptLimits,
     RefreshRecord,
+    Session,
     User,
 )
 
@@ -103,6 +104,34 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE users ADD COLUMN username_skeleton TEXT",
         "CREATE UNIQUE INDEX users_username_skeleton ON users (username_skeleton)",
     ),
+    (
+        # A session is a refresh-token family made visible: refresh_tokens.family holds its
+        # id. Its state decides whether its access tokens still count ('revoked': no).
+        """CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            created_at REAL NOT NULL,
+            last_used_at REAL NOT NULL,
+            expires_at INTEGER NOT NULL,
+            user_agent TEXT NOT NULL DEFAULT '',
+            address TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL CHECK (state IN ('active', 'ended', 'revoked'))
+        )""",
+        "CREATE INDEX sessions_user_state ON sessions (user_id, state)",
+        "CREATE INDEX sessions_expires_at ON sessions (expires_at)",
+        # The rotation grace period: when a token was spent and which token replaced it.
+        "ALTER TABLE refresh_tokens ADD COLUMN spent_at REAL",
+        "ALTER TABLE refresh_tokens ADD COLUMN successor TEXT",
+        # Session ids are 16 hex digits (the first half of every jti of the session); an
+        # existing family, named by its first token's 32-digit jti, keeps the first half.
+        "UPDATE refresh_tokens SET family = substr(family, 1, 16)",
+        """INSERT OR IGNORE INTO sessions
+            (id, user_id, created_at, last_used_at, expires_at, user_agent, address, state)
+            SELECT family, min(user_id), coalesce(min(issued_at), 0),
+                   coalesce(max(issued_at), 0), max(expires_at), '', '',
+                   CASE WHEN max(state = 'active') = 1 THEN 'active' ELSE 'ended' END
+            FROM refresh_tokens GROUP BY family""",
+    ),
 )
 # Rows deleted per statement when purging, so no purge holds the write lock for long.
 PURGE_BATCH = 500
@@ -117,18 +146,24 @@ _USER_BY_KEY = (
     "SELECT id, username, email, password_hash, is_active, date_joined, last_login"
     " FROM users WHERE username_key = ?"
 )
-_TOKEN_BY_JTI = (
-    "SELECT jti, user_id, family, issued_at, expires_at, state FROM refresh_tokens WHERE jti = ?"
+_TOKEN_COLUMNS = "jti, user_id, family, issued_at, expires_at, state, spent_at, successor"
+_TOKEN_BY_JTI = f"SELECT {_TOKEN_COLUMNS} FROM refresh_tokens WHERE jti = ?"  # noqa: S608
+_SESSION_COLUMNS = "id, user_id, created_at, last_used_at, expires_at, user_agent, address, state"
+# One indexed read: the token by its primary key, its user and its session by theirs.
+_TOKEN_USER_SESSION_BY_JTI = (
+    "SELECT t.jti, t.user_id, t.family, t.issued_at, t.expires_at, t.state, t.spent_at,"
+    " t.successor,"
+    " u.id, u.username, u.email, u.password_hash, u.is_active, u.date_joined, u.last_login,"
+    " s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.user_agent, s.address,"
+    " s.state"
+    " FROM refresh_tokens AS t JOIN users AS u ON u.id = t.user_id"
+    " LEFT JOIN sessions AS s ON s.id = t.family AND s.user_id = t.user_id WHERE t.jti = ?"
 )
-_TOKEN_AND_USER_BY_JTI = (
-    "SELECT t.jti, t.user_id, t.family, t.issued_at, t.expires_at, t.state,"
-    " u.id, u.username, u.email, u.password_hash, u.is_active, u.date_joined, u.last_login"
-    " FROM refresh_tokens AS t JOIN users AS u ON u.id = t.user_id WHERE t.jti = ?"
-)
-_TOKEN_INSERT = (
-    "INSERT INTO refresh_tokens (jti, user_id, family, issued_at, expires_at, state)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
+_TOKEN_INSERT = f"INSERT INTO refresh_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+_SESSION_INSERT = f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+# Which states each ending may leave: logging out ends only an active session; a
+# revocation also reaches an ended one, whose access tokens were still live.
+_ENDABLE = {"ended": ("active",), "revoked": ("active", "ended")}
 
 
 def _translating_errors(
@@ -359,7 +394,8 @@ class SQLiteStore:
 
     @_translating_errors
     def delete_user(self, user_id: int) -> bool:
-        """Delete a user and (by cascade) their refresh tokens; False when there was none."""
+        """Delete a user and (by cascade) their sessions and refresh tokens; False when there
+        was none."""
         cursor = self._connection().execute("DELETE FROM users WHERE id = ?", (user_id,))
         return cursor.rowcount == 1
 
@@ -388,13 +424,15 @@ class SQLiteStore:
         address: str,
         now: float,
         refresh: RefreshRecord,
+        session: Session,
         password_hash: str | None = None,
     ) -> None:
         """Record a successful login in one transaction, so one disk sync.
 
-        Forgets the login attempts of this subject from this address and remembers the
-        success (one :data:`LOGIN_SUCCESS` row per pair), sets ``last_login`` (and a
-        rehashed password when given) and records the session's first refresh token.
+        Forgets the login attempts of this subject from ``address`` (the throttle's bucket)
+        and remembers the success (one :data:`LOGIN_SUCCESS` row per pair), sets
+        ``last_login`` (and a rehashed password when given), inserts ``session`` and its
+        first refresh token.
         """
         with _immediate(self._connection()) as connection:
             connection.execute(
@@ -410,49 +448,73 @@ class SQLiteStore:
                     "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
                 )
             connection.execute("UPDATE users SET last_login = ? WHERE id = ?", (now, user_id))
+            connection.execute(_SESSION_INSERT, astuple(session))
             connection.execute(_TOKEN_INSERT, astuple(refresh))
 
     @_translating_errors
-    def get_refresh_token_and_user(self, jti: str) -> tuple[RefreshRecord, User] | None:
-        """The record of refresh token ``jti`` and its user, in one indexed lookup, or None
-        (no such token; a deleted user's tokens are deleted with the user)."""
-        row = self._one(_TOKEN_AND_USER_BY_JTI, jti)
+    def get_refresh_token_and_user(
+        self, jti: str
+    ) -> tuple[RefreshRecord, User, Session | None] | None:
+        """The record of refresh token ``jti``, its user and its session, in one indexed
+        lookup, or None (no such token; a deleted user's tokens are deleted with the user)."""
+        row = self._one(_TOKEN_USER_SESSION_BY_JTI, jti)
         if row is None:
             return None
-        return RefreshRecord(*row[:6]), _user_from(row[6:])
+        session = None if row[15] is None else Session(*row[15:])
+        return RefreshRecord(*row[:8]), _user_from(row[8:15]), session
 
     @_translating_errors
-    def rotate_refresh_token(self, old_jti: str, new: RefreshRecord) -> bool:
-        """Spend ``old_jti`` and record ``new``, atomically.
+    def rotate_refresh_token(
+        self,
+        old_jti: str,
+        new: RefreshRecord,
+        *,
+        now: float | None = None,
+        user_agent: str | None = None,
+        address: str | None = None,
+    ) -> bool:
+        """Spend ``old_jti`` and record ``new``, atomically, noting the spend on the old
+        record (``spent_at``, ``successor``) and the use on the session ``new.family``.
 
         Returns:
             True when the old token was active (it is now spent and ``new`` is stored);
             False, with nothing changed, when it was missing, spent or blacklisted. Of any
             number of concurrent rotations of one token, exactly one returns True.
         """
+        at = new.issued_at if now is None else now
         connection = self._connection()
         with _immediate(connection):
             cursor = connection.execute(
-                "UPDATE refresh_tokens SET state = 'spent' WHERE jti = ? AND state = 'active'",
-                (old_jti,),
+                "UPDATE refresh_tokens SET state = 'spent', spent_at = ?, successor = ?"
+                " WHERE jti = ? AND state = 'active'",
+                (at, new.jti, old_jti),
             )
             if cursor.rowcount != 1:
                 return False
+            connection.execute(_TOKEN_INSERT, astuple(new))
             connection.execute(
-                _TOKEN_INSERT,
-                astuple(new),
+                "UPDATE sessions SET last_used_at = ?, expires_at = max(expires_at, ?),"
+                " user_agent = coalesce(?, user_agent), address = coalesce(?, address)"
+                " WHERE id = ?",
+                (at, new.expires_at, user_agent, address, new.family),
             )
         return True
 
     @_translating_errors
     def revoke_family(self, family: str) -> int:
-        """Blacklist every token of ``family``; return how many were not blacklisted yet."""
-        cursor = self._connection().execute(
-            "UPDATE refresh_tokens SET state = 'blacklisted'"
-            " WHERE family = ? AND state != 'blacklisted'",
-            (family,),
-        )
-        return cursor.rowcount
+        """Reuse detected: blacklist every token of ``family`` and revoke its session, in one
+        transaction; return how many tokens were not blacklisted yet."""
+        with _immediate(self._connection()) as connection:
+            count = connection.execute(
+                "UPDATE refresh_tokens SET state = 'blacklisted'"
+                " WHERE family = ? AND state != 'blacklisted'",
+                (family,),
+            ).rowcount
+            connection.execute(
+                "UPDATE sessions SET state = 'revoked' WHERE id = ? AND state != 'revoked'",
+                (family,),
+            )
+        return count
 
     @_translating_errors
     def blacklist_refresh_token(self, jti: str) -> bool:
@@ -462,9 +524,111 @@ class SQLiteStore:
         )
         return cursor.rowcount == 1
 
+    # -- sessions ---------------------------------------------------------------------------
+
     @_translating_errors
-    def purge_expired(self, *, tokens_before: float, attempts_before: Mapping[str, float]) -> int:
-        """Delete refresh tokens with ``expires_at <= tokens_before`` and attempts of each
+    def touch_session(self, session_id: str, *, now: float, user_agent: str, address: str) -> None:
+        """Set an active session's ``last_used_at``, ``user_agent`` and ``address``."""
+        self._connection().execute(
+            "UPDATE sessions SET last_used_at = ?, user_agent = ?, address = ?"
+            " WHERE id = ? AND state = 'active'",
+            (now, user_agent, address, session_id),
+        )
+
+    @_translating_errors
+    def list_sessions(self, user_id: int, *, now: float) -> list[Session]:
+        """The user's active, unexpired sessions, newest first (the (user_id, state) index)."""
+        rows = self._connection().execute(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions"  # noqa: S608 - fixed column list
+            " WHERE user_id = ? AND state = 'active' AND expires_at > ?"
+            " ORDER BY created_at DESC, id",
+            (user_id, now),
+        )
+        return [Session(*row) for row in rows]
+
+    @_translating_errors
+    def end_session(self, user_id: int, session_id: str, state: str) -> bool:
+        """End one session of ``user_id`` (``state`` "ended" or "revoked") and blacklist its
+        refresh tokens in one transaction; False, changing nothing, when it is unknown,
+        another user's, or already in a state the ending does not change."""
+        allowed = _ENDABLE[state]
+        with _immediate(self._connection()) as connection:
+            changed = connection.execute(
+                "UPDATE sessions SET state = ? WHERE id = ? AND user_id = ? AND state IN (?, ?)",
+                (state, session_id, user_id, allowed[0], allowed[-1]),
+            ).rowcount
+            if changed != 1:
+                return False
+            connection.execute(
+                "UPDATE refresh_tokens SET state = 'blacklisted'"
+                " WHERE family = ? AND state != 'blacklisted'",
+                (session_id,),
+            )
+        return True
+
+    @_translating_errors
+    def end_user_sessions(self, user_id: int, state: str = "revoked") -> int:
+        """End every session of ``user_id`` and blacklist all their refresh tokens, in one
+        transaction; return how many sessions changed."""
+        with _immediate(self._connection()) as connection:
+            return _end_user_sessions(connection, user_id, state)
+
+    @_translating_errors
+    def session_state(self, user_id: int, session_id: str) -> tuple[bool, str | None] | None:
+        """``(user is active, session state or None)``, or None when there is no such user;
+        one read by two primary keys."""
+        row = self._one(
+            "SELECT u.is_active, s.state FROM users AS u"
+            " LEFT JOIN sessions AS s ON s.id = ? AND s.user_id = u.id WHERE u.id = ?",
+            session_id,
+            user_id,
+        )
+        return None if row is None else (bool(row[0]), row[1])
+
+    @_translating_errors
+    def change_password(
+        self,
+        user_id: int,
+        *,
+        password_hash: str,
+        session: Session | None = None,
+        refresh: RefreshRecord | None = None,
+        subject: str | None = None,
+        address: str | None = None,
+    ) -> int | None:
+        """Set the password hash, revoke every session of the user, then add the caller's
+        new session and its first refresh token when given, in one transaction.
+
+        Returns the number of sessions revoked, or None (nothing changed) for an unknown user.
+        """
+        with _immediate(self._connection()) as connection:
+            updated = connection.execute(
+                "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
+            ).rowcount
+            if updated != 1:
+                return None
+            count = _end_user_sessions(connection, user_id, "revoked")
+            if subject is not None and address is not None:
+                connection.execute(
+                    "DELETE FROM attempts WHERE kind = 'login' AND subject = ? AND address = ?",
+                    (subject, address),
+                )
+            if session is not None:
+                connection.execute(_SESSION_INSERT, astuple(session))
+            if refresh is not None:
+                connection.execute(_TOKEN_INSERT, astuple(refresh))
+        return count
+
+    @_translating_errors
+    def purge_expired(
+        self,
+        *,
+        tokens_before: float,
+        attempts_before: Mapping[str, float],
+        sessions_before: float | None = None,
+    ) -> int:
+        """Delete refresh tokens with ``expires_at <= tokens_before``, sessions with
+        ``expires_at <= sessions_before`` (``tokens_before`` when None) and attempts of each
         kind with ``at <= attempts_before[kind]``, in batches of :data:`PURGE_BATCH` rows a
         transaction.
 
@@ -477,7 +641,11 @@ class SQLiteStore:
         """
         connection = self._connection()
         deleted = 0
-        work: list[tuple[str, tuple[object, ...]]] = [(_PURGE_TOKENS, (tokens_before,))]
+        sessions_cut = tokens_before if sessions_before is None else sessions_before
+        work: list[tuple[str, tuple[object, ...]]] = [
+            (_PURGE_TOKENS, (tokens_before,)),
+            (_PURGE_SESSIONS, (sessions_cut,)),
+        ]
         work += [(_PURGE_ATTEMPTS, (kind, at)) for kind, at in attempts_before.items()]
         for statement, params in work:
             while True:
@@ -529,6 +697,21 @@ class SQLiteStore:
         return blocked
 
 
+def _end_user_sessions(connection: sqlite3.Connection, user_id: int, state: str) -> int:
+    """Inside a transaction: move the user's sessions to ``state``, blacklist their tokens."""
+    allowed = _ENDABLE[state]
+    count = connection.execute(
+        "UPDATE sessions SET state = ? WHERE user_id = ? AND state IN (?, ?)",
+        (state, user_id, allowed[0], allowed[-1]),
+    ).rowcount
+    connection.execute(
+        "UPDATE refresh_tokens SET state = 'blacklisted'"
+        " WHERE user_id = ? AND state != 'blacklisted'",
+        (user_id,),
+    )
+    return count
+
+
 def _full_bucket(
     connection: sqlite3.Connection,
     *,
@@ -574,6 +757,9 @@ def _trusted(
 _PURGE_TOKENS = (
     "DELETE FROM refresh_tokens WHERE jti IN"
     " (SELECT jti FROM refresh_tokens WHERE expires_at <= ? LIMIT ?)"
+)
+_PURGE_SESSIONS = (
+    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= ? LIMIT ?)"
 )
 _PURGE_ATTEMPTS = (
     "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE kind = ? AND at <= ? LIMIT ?)"

@@ -23,15 +23,25 @@ from jwtlite.errors import (
     InactiveUserError,
     JWTError,
     NotAuthenticatedError,
+    NotFoundError,
     StoreUnavailableError,
     ThrottledError,
     TokenRevokedError,
     ValidationError,
     WrongTokenTypeError,
 )
+from jwtlite.service.accounts import AccountService
 from jwtlite.service.auth import AuthService
 from jwtlite.service.settings import Settings
+from jwtlite.service.tokens import ClaimsFunction
 from jwtlite.store import Store
+from jwtlite.web.accounts import (
+    DeletableMeResource,
+    LogoutAllResource,
+    PasswordResource,
+    SessionListResource,
+    SessionResource,
+)
 from jwtlite.web.cors import CORSMiddleware
 from jwtlite.web.openapi import OpenAPIResource
 from jwtlite.web.resources import (
@@ -55,6 +65,7 @@ def create_app(
     *,
     store: Store | None = None,
     clock: Callable[[], float] | None = None,
+    claims: ClaimsFunction | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """Build the authentication service as a WSGI application.
 
@@ -63,13 +74,16 @@ def create_app(
             environment with ``Settings.from_env(os.environ)`` at your entry point).
         store: the user store; opened from ``settings.database`` when None.
         clock: returns the current Unix time; ``time.time`` when None.
+        claims: a function of the user returning extra claims for access tokens (see
+            :class:`~jwtlite.service.auth.AuthService`).
 
     Raises:
         ConfigurationError: the settings or the signing key are unusable.
         StoreUnavailableError: the database cannot be opened.
     """
     settings = settings or Settings()
-    service = AuthService.from_settings(settings, store=store, clock=clock)
+    service = AuthService.from_settings(settings, store=store, clock=clock, claims=claims)
+    accounts = AccountService(service)
     cors = CORSMiddleware(
         allowed_origins=settings.cors_allowed_origins,
         allowed_origin_regexes=settings.cors_allowed_origin_regexes,
@@ -90,14 +104,33 @@ def create_app(
             service.register, trusted_proxies=proxies, max_body_size=limit, status=falcon.HTTP_201
         ),
         "/accounts/token": ThrottledEndpoint(
-            service.login, trusted_proxies=proxies, max_body_size=limit, carries_tokens=True
+            service.login,
+            trusted_proxies=proxies,
+            max_body_size=limit,
+            carries_tokens=True,
+            names_user_agent=True,
         ),
-        "/accounts/token/refresh": BodyEndpoint(
-            service.refresh, max_body_size=limit, carries_tokens=True
+        "/accounts/token/refresh": ThrottledEndpoint(
+            service.refresh,
+            trusted_proxies=proxies,
+            max_body_size=limit,
+            carries_tokens=True,
+            names_user_agent=True,
         ),
         "/accounts/token/verify": BodyEndpoint(service.verify, max_body_size=limit),
         "/accounts/token/blacklist": BodyEndpoint(service.blacklist, max_body_size=limit),
-        "/accounts/me": MeResource(service),
+        "/accounts/me": (
+            DeletableMeResource(service, accounts, trusted_proxies=proxies, max_body_size=limit)
+            if settings.allow_account_deletion
+            else MeResource(service)
+        ),
+        # -- sessions and the account lifecycle (issue 11) --
+        "/accounts/password": PasswordResource(
+            service, accounts, trusted_proxies=proxies, max_body_size=limit
+        ),
+        "/accounts/logout-all": LogoutAllResource(service, accounts),
+        "/accounts/sessions": SessionListResource(service, accounts),
+        "/accounts/sessions/{session_id}": SessionResource(service, accounts),
         "/.well-known/jwks.json": JWKSResource(service),
         "/health": HealthResource(service),
         "/openapi.json": OpenAPIResource(),
@@ -118,6 +151,7 @@ def _add_error_handlers(app: falcon.App[falcon.Request, falcon.Response]) -> Non
     app.add_error_handler(AuthenticationError, _credentials)
     app.add_error_handler(InactiveUserError, _inactive_user)
     app.add_error_handler(NotAuthenticatedError, _not_authenticated)
+    app.add_error_handler(NotFoundError, _not_found)
     app.add_error_handler(ThrottledError, _throttled)
     app.add_error_handler(StoreUnavailableError, _store_unavailable)
     app.add_error_handler(BusyError, _busy)
@@ -180,6 +214,10 @@ def _not_authenticated(
     if exc.code is not None:
         body["code"] = exc.code
     _answer(resp, HTTPStatus.UNAUTHORIZED, body)
+
+
+def _not_found(req: falcon.Request, resp: falcon.Response, exc: NotFoundError, _: Any) -> None:
+    _answer(resp, HTTPStatus.NOT_FOUND, {"detail": "Not found."})
 
 
 def _throttled(req: falcon.Request, resp: falcon.Response, exc: ThrottledError, _: Any) -> None:

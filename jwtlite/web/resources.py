@@ -23,6 +23,7 @@ __all__ = [
     "MeResource",
     "Resource",
     "ThrottledEndpoint",
+    "access_token",
     "client_address",
 ]
 
@@ -66,13 +67,24 @@ def bearer_token(req: falcon.Request) -> str:
     return parts[1]
 
 
+def access_token(req: falcon.Request) -> str:
+    """The access token a request authenticates with: every protected resource gets it
+    here, and only here (today from the ``Authorization: Bearer`` header).
+
+    Raises:
+        NotAuthenticatedError: no usable credentials.
+    """
+    return bearer_token(req)
+
+
 class Resource:
     """Base of every resource: answers a plain ``OPTIONS`` (a CORS preflight never gets
     here: the middleware answers it first) with JSON, as DRF does, instead of Falcon's
     empty body."""
 
-    def on_options(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Describe the allowed methods and the media types."""
+    def on_options(self, req: falcon.Request, resp: falcon.Response, **params: str) -> None:
+        """Describe the allowed methods and the media types (``params``: the path's fields,
+        as ``{session_id}``)."""
         allowed = sorted(
             name.removeprefix("on_").upper() for name in dir(self) if name.startswith("on_")
         )
@@ -130,32 +142,38 @@ class ThrottledEndpoint(Resource):
         max_body_size: int,
         status: str = falcon.HTTP_200,
         carries_tokens: bool = False,
+        names_user_agent: bool = False,
     ) -> None:
         self._call = call
         self._trusted_proxies = frozenset(trusted_proxies)
         self._max_body_size = max_body_size
         self._status = status
         self._carries_tokens = carries_tokens
+        self._names_user_agent = names_user_agent
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Run the call on the request body, naming the client's address."""
+        """Run the call on the request body, naming the client's address (and, for calls
+        that record sessions, its user agent)."""
         data = read_body(req, self._max_body_size)
         address = client_address(req, self._trusted_proxies)
-        resp.media = self._call(data, address=address)
+        if self._names_user_agent:
+            resp.media = self._call(data, address=address, user_agent=req.user_agent)
+        else:
+            resp.media = self._call(data, address=address)
         resp.status = self._status
         if self._carries_tokens:
             resp.cache_control = [NO_STORE]
 
 
 class MeResource(Resource):
-    """``GET accounts/me/``: the user of a Bearer access token."""
+    """``GET accounts/me/``: the user of an access token."""
 
     def __init__(self, service: AuthService) -> None:
         self._service = service
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Describe the authenticated user."""
-        resp.media = self._service.authenticate(bearer_token(req))
+        resp.media = self._service.authenticate(access_token(req))
         resp.cache_control = [NO_STORE]
 
     on_head = on_get  # as Django answers HEAD wherever it answers GET

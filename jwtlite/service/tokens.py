@@ -1,0 +1,211 @@
+"""The service's tokens: what an access or refresh token of ours says, and how it is checked.
+
+Claims, in this order (clients of simplejwt rely on the first five): ``token_type``, ``exp``,
+``iat``, ``jti``, ``user_id``, then ``iss``/``aud`` when configured, then, in access tokens
+only, the extra claims of the ``claims`` callable given to the service.
+
+Every token belongs to a session: the first 16 hex digits of its ``jti`` are the session's
+id, the last 16 are random per token, so ``jti`` stays what simplejwt clients see (32
+lower-case hex digits, unique per token) while an access token names its session without a
+claim the contract does not list. A token whose ``jti`` names no session of its user (one
+issued before sessions existed) is refused as not ours.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from jwtlite import jwt
+from jwtlite._encoding import json_text
+from jwtlite.errors import ConfigurationError, MalformedTokenError, WrongTokenTypeError
+from jwtlite.keys import Key, KeySet
+from jwtlite.service.settings import Settings
+from jwtlite.store import RefreshRecord, User
+
+__all__ = [
+    "ACCESS",
+    "REFRESH",
+    "RESERVED_CLAIMS",
+    "ClaimsFunction",
+    "TokenMinter",
+    "new_session_id",
+    "session_of",
+]
+
+ACCESS = "access"
+REFRESH = "refresh"
+#: Claims a ``claims`` callable may not set: ours, and those the session rules use.
+RESERVED_CLAIMS = frozenset(
+    {"token_type", "exp", "iat", "jti", "user_id", "iss", "aud", "sid", "nbf"}
+)
+#: Extra claims for access tokens, from the user they are issued to.
+ClaimsFunction = Callable[[User], Mapping[str, Any]]
+
+SESSION_ID_DIGITS = 16
+# Claims every token we issue carries; a token without them is not ours.
+_OPTIONS = jwt.Options(require=("token_type", "exp", "iat", "jti", "user_id"))
+# What we put in the claims, exactly: a user id is the canonical decimal of a positive
+# 64-bit row id (no sign, no leading zero: "01" is not user 1; at most 18 digits so int()
+# and the drivers never overflow), a jti is 32 lower-case hex digits. Anything else,
+# even correctly signed, is not ours.
+_USER_ID = re.compile(r"[1-9][0-9]{0,17}").fullmatch
+_JTI = re.compile(r"[0-9a-f]{32}").fullmatch
+SESSION_ID = re.compile(r"[0-9a-f]{16}").fullmatch
+# exp and iat are whole seconds we wrote: integers (not floats, not booleans) below the
+# year 5000, never a 4,000-digit number that would keep a leaked token alive for ever.
+_MAX_NUMERIC_DATE = 95_000_000_000
+
+
+def new_session_id() -> str:
+    """A fresh session id: 64 random bits as 16 lower-case hex digits."""
+    return secrets.token_hex(SESSION_ID_DIGITS // 2)
+
+
+def session_of(claims: Mapping[str, Any]) -> str:
+    """The id of the session a checked token belongs to (the first half of its ``jti``)."""
+    jti: str = claims["jti"]
+    return jti[:SESSION_ID_DIGITS]
+
+
+def _new_jti(session_id: str) -> str:
+    return session_id + secrets.token_hex(SESSION_ID_DIGITS // 2)
+
+
+class TokenMinter:
+    """Issues and checks the service's access and refresh tokens.
+
+    Args:
+        settings: lifetimes, ``iss``/``aud``, leeway.
+        keys: a key, or a key set that signs with its current key and verifies by ``kid``.
+        clock: the service's clock (Unix seconds).
+        claims: extra claims for access tokens, or None.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        keys: Key | KeySet,
+        clock: Callable[[], float],
+        *,
+        claims: ClaimsFunction | None = None,
+    ) -> None:
+        self._settings = settings
+        self._keys = keys
+        self._clock = clock
+        self._claims = claims
+        key_list = list(keys) if isinstance(keys, KeySet) else [keys]
+        self._algorithms = sorted({key.algorithm for key in key_list})
+        self.signing_key = keys.current if isinstance(keys, KeySet) else keys
+        # Written after user_id, in this order, when configured.
+        self._tail: dict[str, Any] = {}
+        if settings.issuer is not None:
+            self._tail["iss"] = settings.issuer
+        if settings.audience is not None:
+            self._tail["aud"] = settings.audience
+
+    def access(self, user: User, session_id: str, iat: int) -> str:
+        """A new access token of ``user`` in session ``session_id``, issued at ``iat``.
+
+        Raises:
+            ConfigurationError: the claims callable returned a reserved claim or a value
+                JSON cannot carry (the message names the claim).
+        """
+        claims = self._standard(ACCESS, user, iat, iat + self._settings.access_token_lifetime)
+        claims["jti"] = _new_jti(session_id)
+        if self._claims is not None:
+            claims.update(self._extra_claims(user))
+        return self._sign(claims)
+
+    def refresh(self, user: User, session_id: str, iat: int) -> tuple[str, RefreshRecord]:
+        """A new refresh token of ``user`` in session ``session_id`` and its record."""
+        expires = iat + self._settings.refresh_token_lifetime
+        record = RefreshRecord(_new_jti(session_id), user.id, session_id, iat, expires, "active")
+        return self.rebuild_refresh(record), record
+
+    def rebuild_refresh(self, record: RefreshRecord) -> str:
+        """The refresh token ``record`` stands for, rebuilt from it: the same claims, so the
+        same bytes for deterministic signatures (HS*, RS*), the same token up to the
+        signature's randomness for PS*, ES* and EdDSA."""
+        claims: dict[str, Any] = {
+            "token_type": REFRESH,
+            "exp": record.expires_at,
+            "iat": record.issued_at,
+            "jti": record.jti,
+            "user_id": str(record.user_id),
+        }
+        claims.update(self._tail)
+        return jwt.encode(claims, self.signing_key)
+
+    def decode(self, token: str, *, expected_type: str | None = None) -> dict[str, Any]:
+        """The claims of a token of ours, checked (signature, time, ``iss``/``aud``, forms).
+
+        Raises:
+            JWTError: invalid, expired, of the wrong type, or not ours.
+        """
+        settings = self._settings
+        claims = jwt.decode(
+            token,
+            self._keys,
+            self._algorithms,
+            audience=settings.audience,
+            issuer=settings.issuer,
+            leeway=settings.leeway,
+            options=_OPTIONS,
+            now=self._clock(),
+        )
+        token_type = claims["token_type"]
+        user_id = claims["user_id"]
+        jti = claims["jti"]
+        if token_type not in (ACCESS, REFRESH) or not isinstance(jti, str) or not _JTI(jti):
+            raise MalformedTokenError("Token claims are not ours")
+        if not isinstance(user_id, str) or not _USER_ID(user_id):
+            raise MalformedTokenError("Token user_id is not a user id")
+        if not all(_is_our_date(claims[name]) for name in ("exp", "iat")):
+            raise MalformedTokenError("Token dates are not ours")
+        if expected_type is not None and token_type != expected_type:
+            raise WrongTokenTypeError(expected_type)
+        return claims
+
+    def _standard(self, token_type: str, user: User, iat: int, exp: int) -> dict[str, Any]:
+        claims: dict[str, Any] = {
+            "token_type": token_type,
+            "exp": exp,
+            "iat": iat,
+            "jti": "",
+            "user_id": str(user.id),
+        }
+        claims.update(self._tail)
+        return claims
+
+    def _extra_claims(self, user: User) -> Mapping[str, Any]:
+        assert self._claims is not None  # noqa: S101 - the caller checked
+        extra = self._claims(user)
+        if not isinstance(extra, Mapping):
+            raise ConfigurationError("CLAIMS", "the claims function must return a mapping")
+        reserved = sorted(RESERVED_CLAIMS.intersection(extra))
+        if reserved:
+            raise ConfigurationError(
+                "CLAIMS",
+                f'the claims function returned the reserved claim "{reserved[0]}"; '
+                f"it may not set {', '.join(sorted(RESERVED_CLAIMS))}",
+            )
+        for name, value in extra.items():
+            if not isinstance(name, str):
+                raise ConfigurationError("CLAIMS", f"claim name {name!r} is not a string")
+            try:
+                json_text(value)
+            except (TypeError, ValueError) as exc:
+                raise ConfigurationError(
+                    "CLAIMS", f'the value of claim "{name}" cannot be JSON: {exc}'
+                ) from exc
+        return extra
+
+    def _sign(self, claims: dict[str, Any]) -> str:
+        return jwt.encode(claims, self.signing_key)
+
+
+def _is_our_date(value: object) -> bool:
+    return type(value) is int and 0 < value < _MAX_NUMERIC_DATE

@@ -1,0 +1,125 @@
+"""Falcon resources of the account lifecycle: password change, log out everywhere, sessions.
+
+Each authenticates first (the access token comes from :func:`~jwtlite.web.resources.access_token`,
+the one place a protected resource reads credentials), then reads the body, then makes one
+service call. ``DELETE /accounts/me/`` is served only when ``ALLOW_ACCOUNT_DELETION`` is on
+(:class:`DeletableMeResource`); otherwise it stays the 405 of the simplejwt contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import falcon
+
+from jwtlite.service import AuthService
+from jwtlite.service.accounts import AccountService
+from jwtlite.web.body import read_body
+from jwtlite.web.resources import NO_STORE, MeResource, Resource, access_token, client_address
+
+__all__ = [
+    "DeletableMeResource",
+    "LogoutAllResource",
+    "PasswordResource",
+    "SessionListResource",
+    "SessionResource",
+]
+
+
+class PasswordResource(Resource):
+    """``POST accounts/password/``: change the password; answers a fresh token pair."""
+
+    def __init__(
+        self,
+        service: AuthService,
+        accounts: AccountService,
+        *,
+        trusted_proxies: Collection[str],
+        max_body_size: int,
+    ) -> None:
+        self._service = service
+        self._accounts = accounts
+        self._trusted_proxies = frozenset(trusted_proxies)
+        self._max_body_size = max_body_size
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Check the old password, set the new one, end every other session."""
+        principal = self._service.authenticate_access(access_token(req))
+        data = read_body(req, self._max_body_size)
+        address = client_address(req, self._trusted_proxies)
+        resp.media = self._accounts.change_password(
+            principal, data, address=address, user_agent=req.user_agent
+        )
+        resp.cache_control = [NO_STORE]
+
+
+class LogoutAllResource(Resource):
+    """``POST accounts/logout-all/``: end every session of the user; answers ``{}``."""
+
+    def __init__(self, service: AuthService, accounts: AccountService) -> None:
+        self._service = service
+        self._accounts = accounts
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Revoke every session (no body is read)."""
+        principal = self._service.authenticate_access(access_token(req))
+        resp.media = self._accounts.logout_all(principal)
+        resp.cache_control = [NO_STORE]
+
+
+class SessionListResource(Resource):
+    """``GET accounts/sessions/``: the user's live sessions, newest first."""
+
+    def __init__(self, service: AuthService, accounts: AccountService) -> None:
+        self._service = service
+        self._accounts = accounts
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """List the sessions; ``current`` marks the caller's."""
+        principal = self._service.authenticate_access(access_token(req))
+        resp.media = self._accounts.sessions(principal)
+        resp.cache_control = [NO_STORE]
+
+    on_head = on_get
+
+
+class SessionResource(Resource):
+    """``DELETE accounts/sessions/{session_id}/``: end one session; 204, or 404 for an id
+    that is not one of the user's live sessions."""
+
+    def __init__(self, service: AuthService, accounts: AccountService) -> None:
+        self._service = service
+        self._accounts = accounts
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
+        """Revoke the session."""
+        principal = self._service.authenticate_access(access_token(req))
+        self._accounts.end_session(principal, session_id)
+        resp.status = falcon.HTTP_204
+        resp.cache_control = [NO_STORE]
+
+
+class DeletableMeResource(MeResource):
+    """``accounts/me/`` with ``DELETE``: delete the account, given ``{"password"}``; 204."""
+
+    def __init__(
+        self,
+        service: AuthService,
+        accounts: AccountService,
+        *,
+        trusted_proxies: Collection[str],
+        max_body_size: int,
+    ) -> None:
+        super().__init__(service)
+        self._accounts = accounts
+        self._trusted_proxies = frozenset(trusted_proxies)
+        self._max_body_size = max_body_size
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Delete the authenticated user, given their password."""
+        principal = self._service.authenticate_access(access_token(req))
+        data = read_body(req, self._max_body_size)
+        address = client_address(req, self._trusted_proxies)
+        self._accounts.delete_account(principal, data, address=address)
+        resp.status = falcon.HTTP_204
+        resp.cache_control = [NO_STORE]
