@@ -18,6 +18,7 @@ from jwtlite._encoding import json_text
 from jwtlite.errors import (
     AccessTokenRejectedError,
     AuthenticationError,
+    CSRFError,
     ExpiredTokenError,
     InactiveUserError,
     JWTError,
@@ -31,7 +32,9 @@ from jwtlite.errors import (
 from jwtlite.service.auth import AuthService
 from jwtlite.service.settings import Settings
 from jwtlite.store import Store
-from jwtlite.web.cors import CORSMiddleware
+from jwtlite.web.auth import RequestAuth
+from jwtlite.web.cookies import TokenCookies
+from jwtlite.web.cors import CSRF_ALLOW_HEADER, DEFAULT_ALLOW_HEADERS, CORSMiddleware
 from jwtlite.web.openapi import OpenAPIResource
 from jwtlite.web.resources import (
     BodyEndpoint,
@@ -69,12 +72,22 @@ def create_app(
     """
     settings = settings or Settings()
     service = AuthService.from_settings(settings, store=store, clock=clock)
+    cookies = TokenCookies.from_settings(settings)
     cors = CORSMiddleware(
         allowed_origins=settings.cors_allowed_origins,
         allowed_origin_regexes=settings.cors_allowed_origin_regexes,
         allow_all_origins=settings.cors_allow_all_origins,
         allow_credentials=settings.cors_allow_credentials,
         max_age=settings.cors_preflight_max_age,
+        allow_headers=DEFAULT_ALLOW_HEADERS
+        if cookies is None
+        else (*DEFAULT_ALLOW_HEADERS, CSRF_ALLOW_HEADER),
+    )
+    auth = RequestAuth(
+        service,
+        cookies=cookies,
+        body_tokens=settings.token_transport == "both",
+        listed_origin=cors.listed_origin,
     )
     app = falcon.App(middleware=[cors])
     # Compact JSON as DRF renders it, from an encoder built once rather than per response.
@@ -89,14 +102,27 @@ def create_app(
             service.register, trusted_proxies=proxies, max_body_size=limit, status=falcon.HTTP_201
         ),
         "/accounts/token": ThrottledEndpoint(
-            service.login, trusted_proxies=proxies, max_body_size=limit, carries_tokens=True
+            service.login,
+            trusted_proxies=proxies,
+            max_body_size=limit,
+            carries_tokens=True,
+            cookies=auth.exchange(issues_tokens=True),
         ),
         "/accounts/token/refresh": BodyEndpoint(
-            service.refresh, max_body_size=limit, carries_tokens=True
+            service.refresh,
+            max_body_size=limit,
+            carries_tokens=True,
+            cookies=auth.exchange("refresh", issues_tokens=True),
         ),
-        "/accounts/token/verify": BodyEndpoint(service.verify, max_body_size=limit),
-        "/accounts/token/blacklist": BodyEndpoint(service.blacklist, max_body_size=limit),
-        "/accounts/me": MeResource(service),
+        "/accounts/token/verify": BodyEndpoint(
+            service.verify, max_body_size=limit, cookies=auth.exchange("token")
+        ),
+        "/accounts/token/blacklist": BodyEndpoint(
+            service.blacklist,
+            max_body_size=limit,
+            cookies=auth.exchange("refresh", ends_session=True),
+        ),
+        "/accounts/me": MeResource(service, auth),
         "/.well-known/jwks.json": JWKSResource(service),
         "/health": HealthResource(service),
         "/openapi.json": OpenAPIResource(),
@@ -118,6 +144,7 @@ def _add_error_handlers(app: falcon.App[falcon.Request, falcon.Response]) -> Non
     app.add_error_handler(InactiveUserError, _inactive_user)
     app.add_error_handler(NotAuthenticatedError, _not_authenticated)
     app.add_error_handler(ThrottledError, _throttled)
+    app.add_error_handler(CSRFError, _csrf)
     app.add_error_handler(StoreUnavailableError, _store_unavailable)
 
 
@@ -178,6 +205,11 @@ def _not_authenticated(
     if exc.code is not None:
         body["code"] = exc.code
     _answer(resp, HTTPStatus.UNAUTHORIZED, body)
+
+
+def _csrf(req: falcon.Request, resp: falcon.Response, exc: CSRFError, _: Any) -> None:
+    # Django REST framework's wording for its own CSRF refusals.
+    _answer(resp, HTTPStatus.FORBIDDEN, {"detail": f"CSRF Failed: {exc}"})
 
 
 def _throttled(req: falcon.Request, resp: falcon.Response, exc: ThrottledError, _: Any) -> None:
