@@ -230,12 +230,12 @@ class CookieExchange:
             CSRFError: an untrusted origin would get cookies, or the refresh cookie came
                 without its CSRF value.
         """
-        if self.issues_tokens:
-            self.auth.check_origin(req)
         if self.field is not None and self.field not in data:
             token = self.auth.refresh_cookie(req)
             if token is not None:
                 data = {**data, self.field: token}
+        if self.issues_tokens:
+            self.auth.check_origin(req)
         result = call(data)
         if self.issues_tokens:
             return self.auth.issue(req, resp, result)
