@@ -310,6 +310,16 @@ def test_both_transport_checks_the_origin_too(make: Callable[..., Browser]) -> N
     assert_forbidden(browser.login(Origin=EVIL), origin_refused(EVIL))
 
 
+def test_both_transport_still_needs_csrf_for_cookies(make: Callable[..., Browser]) -> None:
+    browser = make(token_transport="both")
+    body = browser.login().json
+    for path in (REFRESH, VERIFY, BLACKLIST):
+        assert_forbidden(browser.post(path), CSRF_MISSING)
+    assert _state(browser, body["refresh"]) == "active"
+    # The same token in the body needs none.
+    assert browser.post(VERIFY, {"token": body["refresh"]}).status_int == 200
+
+
 # -- the reusable piece: RequestAuth.access_token on any endpoint ------------------------------
 
 
