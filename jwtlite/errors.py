@@ -14,6 +14,7 @@ __all__ = [
     "AlgorithmNotAllowedError",
     "AuthenticationError",
     "BusyError",
+    "CSRFError",
     "ConfigurationError",
     "ExpiredTokenError",
     "ImmatureTokenError",
@@ -180,6 +181,15 @@ class ThrottledError(ServiceError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"Request was throttled. Expected available in {retry_after} seconds.")
         self.retry_after = retry_after
+
+
+class CSRFError(ServiceError):
+    """A request that a cross-site page could have made the browser send was refused.
+
+    Either a request authenticated by a cookie lacks the CSRF value bound to that cookie's
+    token, or a request whose answer would set token cookies comes from an origin that is not
+    trusted (login CSRF). The message says which, in Django's wording.
+    """
 
 
 class StoreUnavailableError(ServiceError):

@@ -7,6 +7,7 @@ place that reads ``os.environ``.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from jwtlite.errors import ConfigurationError, StoreUnavailableError
 
 if TYPE_CHECKING:
     from jwtlite.demo.server import DemoServer
+    from jwtlite.service.settings import Settings
 
 __all__ = ["add_arguments", "add_demo_arguments", "demo_options", "main", "run"]
 
@@ -111,6 +113,7 @@ def run(
 
     try:
         settings = Settings.from_env(environ)
+        _check_cookie_host(settings, host)
     except ConfigurationError as exc:
         return _fail(str(exc))
     try:
@@ -154,7 +157,9 @@ def run(
     demo = None
     if demo_port is not None:
         try:
-            demo = _start_demo(host, demo_port, api_url or _api_url(str(bound_host), bound_port))
+            cookies = settings.token_transport != "body"
+            url = api_url or _api_url(str(bound_host), bound_port, cookies=cookies)
+            demo = _start_demo(host, demo_port, url, settings.token_transport)
         except ConfigurationError as exc:
             server.close()
             store.close()
@@ -188,17 +193,42 @@ def demo_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"demo_port": port, "api_url": args.api_url}
 
 
-def _api_url(bound_host: str, bound_port: int) -> str:
-    # A wildcard bind is not an address a browser can call; the loopback name is.
-    host = "localhost" if bound_host in {"0.0.0.0", "::"} else _url_host(bound_host)  # noqa: S104
+def _api_url(bound_host: str, bound_port: int, *, cookies: bool = False) -> str:
+    # A wildcard bind is not an address a browser can call; the loopback name is. With
+    # cookies the page (on http://localhost) must call the API by that same name too:
+    # cookies belong to a host name, and 127.0.0.1 is another site than localhost.
+    wildcard = bound_host in {"0.0.0.0", "::"}  # noqa: S104
+    loopback = wildcard or (cookies and _is_loopback(bound_host))
+    host = "localhost" if loopback else _url_host(bound_host)
     return f"http://{host}:{bound_port}"
 
 
-def _start_demo(host: str, demo_port: int, api_url: str) -> DemoServer:
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_cookie_host(settings: Settings, host: str) -> None:
+    # A cookie without Secure travels in clear over plain HTTP: fine on this machine only.
+    if not settings.cookie_secure and not _is_loopback(host):
+        raise ConfigurationError(
+            "COOKIE_SECURE",
+            f"false is only for development on a loopback address (localhost, 127.0.0.1, "
+            f"::1), not with --host {host}",
+        )
+
+
+def _start_demo(host: str, demo_port: int, api_url: str, token_transport: str) -> DemoServer:
     from jwtlite.demo.server import start_demo_server  # noqa: PLC0415
 
     try:
-        return start_demo_server(api_url, host=host, port=demo_port)
+        return start_demo_server(
+            api_url, host=host, port=demo_port, token_transport=token_transport
+        )
     except OSError as exc:
         raise ConfigurationError(
             "--demo-port", f"cannot listen on {host}:{demo_port}: {exc.strerror}"

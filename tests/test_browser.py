@@ -31,6 +31,7 @@ from jwtlite.demo.server import DemoServer, start_demo_server
 from jwtlite.errors import ConfigurationError
 
 from support import FAST_HASH_ENV, PASSWORD, ROOT, SERVE, ServerProcess, http
+from support_contract import claims
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -449,6 +450,274 @@ def test_expired_refresh_token_asks_to_log_in_again(
     page.log_in("dave")
     page.wait_logged_in("dave")
     assert page.claims("refresh")["jti"] != refresh["jti"]
+    assert page.script_errors() == []
+
+
+# --- the cookie transport in the browser ------------------------------------------------------
+
+COOKIE_SITE = {
+    "JWTLITE_TOKEN_TRANSPORT": "cookie",
+    "JWTLITE_CORS_ALLOW_CREDENTIALS": "true",
+    "JWTLITE_ROTATE_REFRESH_TOKENS": "true",
+}
+SECURE_NAMES = {
+    "access": "__Host-access_token_cookie",
+    "refresh": "__Secure-refresh_token_cookie",
+    "csrf_access": "__Host-csrf_access_token",
+    "csrf_refresh": "__Host-csrf_refresh_token",
+}
+PLAIN_NAMES = {kind: name.split("-", 1)[-1] for kind, name in SECURE_NAMES.items()}
+
+
+def browser_cookies(driver: Any) -> dict[str, dict[str, Any]]:
+    """Every cookie Chromium holds (HttpOnly ones included), by name, through DevTools."""
+    cookies = driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]
+    return {cookie["name"]: cookie for cookie in cookies}
+
+
+def document_cookie_names(driver: Any) -> set[str]:
+    """The names a page's script sees in ``document.cookie``."""
+    text: str = driver.execute_script("return document.cookie")
+    return {pair.split("=", 1)[0].strip() for pair in text.split(";") if pair.strip()}
+
+
+@pytest.fixture
+def fresh_cookies(driver: Any) -> Any:
+    """The module's Chromium without any cookie (earlier tests ran on localhost too)."""
+    driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    return driver
+
+
+class HostilePages:
+    """A plain HTTP server on ``http://localhost:<port>``: the same site as the demo and the
+    API (cookies are per host, not per port) but another origin, not on the allowlist."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        pages: dict[str, bytes] = {}
+        self.pages = pages
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = pages.get(self.path, b"not found")
+                self.send_response(200 if self.path in pages else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://localhost:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def form_post(self, name: str, action: str, fields: dict[str, str]) -> str:
+        """Publish a page that submits a plain HTML form POST to ``action`` as it loads (a
+        simple request: no preflight, no custom header, the browser's cookies attached)."""
+        inputs = "".join(
+            f'<input type="hidden" name="{key}" value="{value}">' for key, value in fields.items()
+        )
+        self.pages[f"/{name}"] = (
+            f'<!doctype html><form id="f" method="post" action="{action}">{inputs}</form>'
+            '<script>document.getElementById("f").submit();</script>'
+        ).encode()
+        return f"{self.origin}/{name}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hostile_pages() -> Iterator[HostilePages]:
+    pages = HostilePages()
+    yield pages
+    pages.stop()
+
+
+def _page_shows(driver: Any, text: str) -> Callable[[], bool]:
+    return lambda: text in (driver.page_source or "")
+
+
+def _log_in_with_cookies(page: DemoPage, username: str) -> None:
+    page.wait_for_text("status", "Connected to the API")
+    page.register(username)
+    page.wait_for_text("status", f'Registered "{username}"')
+    page.log_in(username)
+    page.wait_logged_in(username)
+
+
+@pytest.mark.browser
+def test_cookie_mode_keeps_every_token_out_of_javascript(
+    fresh_cookies: Any, make_site: Callable[..., Site]
+) -> None:
+    driver = fresh_cookies
+    site = make_site(
+        **COOKIE_SITE, JWTLITE_ACCESS_TOKEN_LIFETIME="300", JWTLITE_REFRESH_TOKEN_LIFETIME="600"
+    )
+    page = DemoPage(driver, site.origin + "/")
+    api_port = site.api_url.rsplit(":", 1)[1]
+    # Cookies are per host: the page on localhost calls the API on localhost too.
+    assert page.text("api-url") == f"http://localhost:{api_port}"
+    assert "Token transport: cookies" in page.text("transport")
+    _log_in_with_cookies(page, "alice")
+
+    # The page's script sees the two CSRF values and nothing else...
+    assert document_cookie_names(driver) == {
+        SECURE_NAMES["csrf_access"],
+        SECURE_NAMES["csrf_refresh"],
+    }
+    assert "eyJ" not in driver.execute_script("return document.cookie")
+    assert "eyJ" not in driver.page_source  # no token shown, none kept in the page
+    assert "HttpOnly cookie" in page.text("access-claims")
+    # ...while the browser holds all four, the tokens HttpOnly, as the API set them.
+    cookies = browser_cookies(driver)
+    assert set(cookies) == set(SECURE_NAMES.values())
+    access, refresh = cookies[SECURE_NAMES["access"]], cookies[SECURE_NAMES["refresh"]]
+    assert access["httpOnly"]
+    assert refresh["httpOnly"]
+    assert not cookies[SECURE_NAMES["csrf_access"]]["httpOnly"]
+    assert all(cookie["secure"] for cookie in cookies.values())
+    assert all(cookie["sameSite"] == "Lax" for cookie in cookies.values())
+    assert all(cookie["domain"] == "localhost" for cookie in cookies.values())
+    assert refresh["path"] == "/accounts/token"
+    assert access["path"] == "/"
+    assert claims(access["value"])["token_type"] == "access"
+
+    me = page.call_me()  # fetch with credentials: 'include', no Authorization header
+    assert me["username"] == "alice"
+
+    # Refresh through the cookie (rotation: a new refresh cookie, the old token spent).
+    page.click("refresh-now")
+    page.wait_for_text("status", "Access token refreshed.")
+    after = browser_cookies(driver)
+    assert after[SECURE_NAMES["access"]]["value"] != access["value"]
+    assert after[SECURE_NAMES["refresh"]]["value"] != refresh["value"]
+    assert site.refresh_token_state(claims(refresh["value"])["jti"]) == "spent"
+    new_refresh = claims(after[SECURE_NAMES["refresh"]]["value"])["jti"]
+
+    page.click("logout")
+    page.wait_for_text("status", "Logged out: the refresh token is blacklisted.")
+    assert browser_cookies(driver) == {}
+    assert driver.execute_script("return document.cookie") == ""
+    assert site.refresh_token_state(new_refresh) == "blacklisted"
+    assert page.script_errors() == []
+
+
+@pytest.mark.browser
+def test_cookie_mode_access_token_refreshes_itself_through_the_cookie(
+    fresh_cookies: Any, make_site: Callable[..., Site]
+) -> None:
+    driver = fresh_cookies
+    site = make_site(
+        **COOKIE_SITE, JWTLITE_ACCESS_TOKEN_LIFETIME="1", JWTLITE_REFRESH_TOKEN_LIFETIME="60"
+    )
+    page = DemoPage(driver, site.origin + "/")
+    _log_in_with_cookies(page, "bob")
+    first = browser_cookies(driver)[SECURE_NAMES["access"]]["value"]
+
+    page.wait_until(
+        lambda: browser_cookies(driver).get(SECURE_NAMES["access"], {}).get("value") != first,
+        "a new access cookie",
+    )
+    page.wait_for_text("log", "Access token refreshed (it expired)")
+    assert page.refresh_count() >= 1
+    assert page.call_me()["username"] == "bob"
+    assert document_cookie_names(driver) == {
+        SECURE_NAMES["csrf_access"],
+        SECURE_NAMES["csrf_refresh"],
+    }
+    assert page.script_errors() == []
+
+
+@pytest.mark.browser
+def test_cookie_mode_without_secure_uses_plain_names(
+    fresh_cookies: Any, make_site: Callable[..., Site]
+) -> None:
+    driver = fresh_cookies
+    site = make_site(
+        **COOKIE_SITE,
+        JWTLITE_COOKIE_SECURE="false",
+        JWTLITE_ACCESS_TOKEN_LIFETIME="300",
+        JWTLITE_REFRESH_TOKEN_LIFETIME="600",
+    )
+    page = DemoPage(driver, site.origin + "/")
+    _log_in_with_cookies(page, "carol")
+    assert document_cookie_names(driver) == {
+        PLAIN_NAMES["csrf_access"],
+        PLAIN_NAMES["csrf_refresh"],
+    }
+    cookies = browser_cookies(driver)
+    assert set(cookies) == set(PLAIN_NAMES.values())
+    assert not any(cookie["secure"] for cookie in cookies.values())
+    assert page.call_me()["username"] == "carol"
+    page.click("logout")
+    page.wait_for_text("status", "Logged out: the refresh token is blacklisted.")
+    assert browser_cookies(driver) == {}
+    assert page.script_errors() == []
+
+
+@pytest.mark.browser
+def test_a_form_post_from_another_origin_is_refused_and_changes_nothing(
+    fresh_cookies: Any, make_site: Callable[..., Site], hostile_pages: HostilePages
+) -> None:
+    driver = fresh_cookies
+    site = make_site(
+        **COOKIE_SITE, JWTLITE_ACCESS_TOKEN_LIFETIME="300", JWTLITE_REFRESH_TOKEN_LIFETIME="600"
+    )
+    api = f"http://localhost:{site.api_url.rsplit(':', 1)[1]}"
+    assert hostile_pages.origin != site.origin
+    page = DemoPage(driver, site.origin + "/")
+    _log_in_with_cookies(page, "alice")
+    created = http(
+        "POST", site.api_url + "/accounts/register/", {"username": "mallory", "password": PASSWORD}
+    )
+    assert created.status == 201
+    victim = browser_cookies(driver)
+    refresh_jti = claims(victim[SECURE_NAMES["refresh"]]["value"])["jti"]
+    demo_tab = driver.current_window_handle
+
+    attacks = {
+        # Rotation is on: a refresh that went through would spend the victim's token.
+        "refresh": (
+            "/accounts/token/refresh/",
+            {"next": "/"},
+            "CSRF Failed: CSRF token missing.",
+        ),
+        "logout": ("/accounts/token/blacklist/", {}, "CSRF Failed: CSRF token missing."),
+        # Login CSRF: the victim's browser would be logged in as mallory.
+        "login": (
+            "/accounts/token/",
+            {"username": "mallory", "password": PASSWORD},
+            f"CSRF Failed: Origin checking failed - {hostile_pages.origin} does not match "
+            "any trusted origins.",
+        ),
+    }
+    driver.switch_to.new_window("tab")
+    try:
+        for name, (path, fields, refusal) in attacks.items():
+            driver.get(hostile_pages.form_post(name, api + path, fields))
+            # The browser followed the form to the API and shows its answer. "CSRF token
+            # missing" (not "This field is required.") proves the cookies went along.
+            page.wait_until(_page_shows(driver, refusal), f"the {name} refusal")
+            assert driver.current_url.startswith(api + path)
+    finally:
+        driver.close()
+        driver.switch_to.window(demo_tab)
+
+    # Nothing changed: the same four cookies, the refresh token neither spent nor revoked,
+    # and the victim's page goes on with its session.
+    assert browser_cookies(driver) == victim
+    assert site.refresh_token_state(refresh_jti) == "active"
+    assert page.call_me()["username"] == "alice"
+    page.click("refresh-now")
+    page.wait_for_text("status", "Access token refreshed.")
+    assert site.refresh_token_state(refresh_jti) == "spent"  # by the page itself, just now
     assert page.script_errors() == []
 
 

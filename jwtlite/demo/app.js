@@ -1,21 +1,27 @@
 // jwtlite demo: a plain-JavaScript client of the jwtlite API on another origin.
 //
-// Tokens live in memory only (never localStorage): reloading the page logs out. The claims
-// shown are decoded without verification; only the API can check a signature.
+// Body transport: tokens live in memory only (never localStorage), so reloading the page logs
+// out; the claims shown are decoded without verification, only the API can check a signature.
+// Cookie transport: the tokens are HttpOnly cookies this page never sees; it sends its
+// requests with credentials and echoes the CSRF value (a readable cookie) in X-CSRF-TOKEN.
 "use strict";
 
 (function () {
   const config = window.JWTLITE_DEMO_CONFIG || {};
   const API_URL = String(config.apiUrl || "http://localhost:8000").replace(/\/+$/, "");
+  const COOKIES = config.tokenTransport === "cookie" || config.tokenTransport === "both";
+  const CSRF_HEADER = "X-CSRF-TOKEN";
   const TICK_MS = 250;
   // After a failed automatic refresh (API down, say), wait this long before trying again.
   const RETRY_DELAY_MS = 2000;
 
   const $ = (id) => document.getElementById(id);
   const state = {
-    access: null,
+    access: null, // body transport: the tokens; cookie transport: always null
     refresh: null,
-    accessClaims: null,
+    session: 0, // cookie transport: a number per login, 0 when logged out
+    csrf: {}, // cookie transport: the CSRF values the API answered with (a fallback)
+    accessClaims: null, // cookie transport: only {exp, iat} (the token is unreadable)
     refreshClaims: null,
     username: "",
     refreshing: null, // the one refresh request in flight, shared by every caller
@@ -73,14 +79,28 @@
     return `The API answered with status ${status}.`;
   }
 
-  async function callApi(path, { method = "GET", body, token } = {}) {
+  // The CSRF value of the "access" or "refresh" cookie: read from document.cookie (any of
+  // the names the API uses with and without Secure), else the one the API last answered.
+  function csrfValue(kind) {
+    const plain = `csrf_${kind}_token`;
+    const names = [plain, `__Host-${plain}`, `__Secure-${plain}`];
+    for (const pair of document.cookie.split(";")) {
+      const [name, ...rest] = pair.trim().split("=");
+      if (names.includes(name)) return rest.join("=");
+    }
+    return state.csrf[kind] || "";
+  }
+
+  async function callApi(path, { method = "GET", body, token, csrf } = {}) {
     const headers = { Accept: "application/json" };
-    const init = { method, headers, mode: "cors", credentials: "omit", cache: "no-store" };
+    const credentials = COOKIES ? "include" : "omit";
+    const init = { method, headers, mode: "cors", credentials, cache: "no-store" };
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
     if (token) headers.Authorization = `Bearer ${token}`;
+    if (csrf) headers[CSRF_HEADER] = csrf;
     let response;
     try {
       response = await fetch(API_URL + path, init);
@@ -92,7 +112,9 @@
         null,
         `Cannot reach the API at ${API_URL} from this page (${location.origin}): ` +
           "the browser blocked the request (CORS: is this origin in " +
-          "JWTLITE_CORS_ALLOWED_ORIGINS?) or the API is not running.",
+          "JWTLITE_CORS_ALLOWED_ORIGINS?" +
+          (COOKIES ? " With cookies, is JWTLITE_CORS_ALLOW_CREDENTIALS=true?" : "") +
+          ") or the API is not running.",
       );
     }
     let data = null;
@@ -140,10 +162,39 @@
     updateCountdowns();
   }
 
+  // Cookie transport: the answer of a login or refresh names each new token's expiry and
+  // CSRF value; the tokens themselves went into HttpOnly cookies.
+  function setCookieSession(body) {
+    const now = Math.floor(nowSeconds());
+    for (const kind of ["access", "refresh"]) {
+      const exp = body[`${kind}_expires_at`];
+      if (typeof exp !== "number") continue;
+      state[`${kind}Claims`] = { exp, iat: now };
+      state.csrf[kind] = body[`csrf_${kind}_token`];
+      $(`${kind}-claims`).textContent =
+        "(in an HttpOnly cookie: this page cannot read the token)\n" +
+        JSON.stringify({ [`${kind}_expires_at`]: exp }, null, 2);
+    }
+    state.retryAt = 0;
+    $("session-user").textContent = state.username;
+    $("session").hidden = false;
+    updateCountdowns();
+  }
+
+  function loggedIn() {
+    return COOKIES ? state.session !== 0 : Boolean(state.access);
+  }
+
+  function canRefresh() {
+    return COOKIES ? state.session !== 0 : Boolean(state.refresh);
+  }
+
   function clearSession() {
     Object.assign(state, {
       access: null,
       refresh: null,
+      session: 0,
+      csrf: {},
       accessClaims: null,
       refreshClaims: null,
       refreshCount: 0,
@@ -186,20 +237,28 @@
   // Refresh the access token; concurrent callers share one request. A 401 (refresh token
   // expired, blacklisted or spent) ends the session.
   function refreshAccess(reason) {
-    if (!state.refresh) return Promise.reject(new ApiError(401, null, "Not logged in."));
+    if (!canRefresh()) return Promise.reject(new ApiError(401, null, "Not logged in."));
     if (state.refreshing) return state.refreshing;
     const refresh = state.refresh;
-    state.refreshing = callApi("/accounts/token/refresh/", { method: "POST", body: { refresh } })
+    const session = state.session;
+    const current = () => (COOKIES ? state.session === session : state.refresh === refresh);
+    // With cookies the refresh token travels by itself: the body stays empty, and the CSRF
+    // value of the refresh cookie proves this page could read it.
+    const request = COOKIES
+      ? { method: "POST", body: {}, csrf: csrfValue("refresh") }
+      : { method: "POST", body: { refresh } };
+    state.refreshing = callApi("/accounts/token/refresh/", request)
       .then(
         (data) => {
-          if (state.refresh !== refresh) return; // logged out meanwhile
-          setTokens(data.access, data.refresh || refresh);
+          if (!current()) return; // logged out meanwhile
+          if (COOKIES) setCookieSession(data);
+          else setTokens(data.access, data.refresh || refresh);
           state.refreshCount += 1;
           $("refresh-count").textContent = String(state.refreshCount);
           log(`Access token refreshed (${reason}).`);
         },
         (err) => {
-          if (err.status === 401 && state.refresh === refresh) {
+          if (err.status === 401 && current()) {
             clearSession();
             err.message = `Your session has ended (${err.message}): please log in again.`;
             showStatus("Logged out.");
@@ -220,13 +279,14 @@
 
   // A call with the access token: refreshed first if it has expired by our clock, and
   // refreshed and retried once if the API still says 401 (clocks differ).
+  // (With cookies there is no token to attach: the access cookie goes by itself.)
   async function authorized(path) {
-    if (!state.access) throw new ApiError(401, null, "Not logged in.");
+    if (!loggedIn()) throw new ApiError(401, null, "Not logged in.");
     if (accessExpired()) await refreshAccess("expired before a call");
     try {
       return await callApi(path, { token: state.access });
     } catch (err) {
-      if (err.status !== 401 || !state.refresh) throw err;
+      if (err.status !== 401 || !canRefresh()) throw err;
       log(`The API refused the access token (${err.message}): refreshing and retrying.`);
       await refreshAccess("the API answered 401");
       return callApi(path, { token: state.access });
@@ -235,12 +295,12 @@
 
   function tick() {
     updateCountdowns();
-    if (!state.access || state.refreshing || Date.now() < state.retryAt || !accessExpired()) {
+    if (!loggedIn() || state.refreshing || Date.now() < state.retryAt || !accessExpired()) {
       return;
     }
     refreshAccess("it expired").catch((err) => {
       showError(err.message);
-      if (state.refresh) state.retryAt = Date.now() + RETRY_DELAY_MS;
+      if (canRefresh()) state.retryAt = Date.now() + RETRY_DELAY_MS;
     });
   }
 
@@ -280,7 +340,12 @@
     state.refreshCount = 0;
     $("refresh-count").textContent = "0";
     $("me").textContent = "(not called yet)";
-    setTokens(tokens.access, tokens.refresh);
+    if (COOKIES) {
+      state.session += 1;
+      setCookieSession(tokens);
+    } else {
+      setTokens(tokens.access, tokens.refresh);
+    }
     $("password").value = "";
     showStatus(`Logged in as ${body.username}.`);
     log(`Logged in as ${body.username}.`);
@@ -300,10 +365,16 @@
 
   async function logOut() {
     const refresh = state.refresh;
+    const wasLoggedIn = canRefresh();
+    // With cookies: an empty body, the refresh cookie, its CSRF value; the answer clears
+    // every cookie.
+    const request = COOKIES
+      ? { method: "POST", body: {}, csrf: csrfValue("refresh") }
+      : { method: "POST", body: { refresh } };
     clearSession();
-    if (!refresh) return;
+    if (!wasLoggedIn) return;
     try {
-      await callApi("/accounts/token/blacklist/", { method: "POST", body: { refresh } });
+      await callApi("/accounts/token/blacklist/", request);
     } catch (err) {
       showStatus("Logged out here.");
       throw new ApiError(err.status, err.body, `Logged out here, but the API said: ${err.message}`);
@@ -414,6 +485,10 @@
   function start() {
     $("api-url").textContent = API_URL;
     $("page-origin").textContent = location.origin;
+    $("transport").textContent = COOKIES
+      ? "Token transport: cookies. The tokens are HttpOnly cookies this page never sees; " +
+        "it sends the CSRF value in X-CSRF-TOKEN."
+      : "Token transport: body. This page keeps the tokens in memory.";
     $("credentials").addEventListener("submit", (event) => {
       event.preventDefault();
       act($("login"), logIn);

@@ -49,8 +49,16 @@ def _api_origin(api_url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
-def create_demo_app(api_url: str) -> Callable[[_Environ, _StartResponse], Iterable[bytes]]:
+def create_demo_app(
+    api_url: str,
+    *,
+    token_transport: str = "body",  # noqa: S107 - a transport's name, not a secret
+) -> Callable[[_Environ, _StartResponse], Iterable[bytes]]:
     """Build the WSGI application serving the demo page for the API at ``api_url``.
+
+    ``token_transport`` is the API's (``body``, ``cookie`` or ``both``): under a cookie
+    transport the page sends its requests with credentials (the cookies), never sees a
+    token, and sends the CSRF value back in ``X-CSRF-TOKEN``.
 
     The files are read once, here. Every answer carries ``Cache-Control: no-store`` (the
     page is a demo: a stale ``config.js`` after a restart on another port would confuse) and
@@ -64,7 +72,10 @@ def create_demo_app(api_url: str) -> Callable[[_Environ, _StartResponse], Iterab
     api_origin = _api_origin(api_url)
     package = resources.files("jwtlite.demo")
     bodies = {name: package.joinpath(name).read_bytes() for name in _STATIC}
-    config = f"window.JWTLITE_DEMO_CONFIG = {json.dumps({'apiUrl': api_url})};\n".encode()
+    options = {"apiUrl": api_url}
+    if token_transport != "body":
+        options["tokenTransport"] = token_transport
+    config = f"window.JWTLITE_DEMO_CONFIG = {json.dumps(options)};\n".encode()
     common = [
         ("Cache-Control", "no-store"),
         ("X-Content-Type-Options", "nosniff"),
@@ -158,9 +169,15 @@ class DemoServer:
 
 
 def start_demo_server(
-    api_url: str, *, host: str = "127.0.0.1", port: int = DEFAULT_DEMO_PORT, threads: int = 2
+    api_url: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_DEMO_PORT,
+    threads: int = 2,
+    token_transport: str = "body",  # noqa: S107 - a transport's name, not a secret
 ) -> DemoServer:
-    """Serve the demo page for the API at ``api_url`` on ``host:port`` (0 picks a free port).
+    """Serve the demo page for the API at ``api_url`` on ``host:port`` (0 picks a free port),
+    for the API's ``token_transport`` (see :func:`create_demo_app`).
 
     Raises:
         ConfigurationError: ``api_url`` is not an absolute http(s) URL.
@@ -168,7 +185,7 @@ def start_demo_server(
     """
     import waitress  # noqa: PLC0415 - the library must not import the server
 
-    app = create_demo_app(api_url)
+    app = create_demo_app(api_url, token_transport=token_transport)
     socket_map: dict[int, Any] = {}
     server = waitress.create_server(
         app, map=socket_map, host=host, port=port, threads=threads, ident="jwtlite-demo"

@@ -1,9 +1,10 @@
 """The service layer: the authentication rules, framework-free.
 
 Owns :class:`AuthService` (register, log in, verify, refresh, log out, throttle), the
-:class:`Settings`, password hashing, registration rules, request-field checks, key files
-and the origin normaliser that settings and CORS share. It uses the token library and a
-:class:`~jwtlite.store.Store`; it must never import falcon, waitress or SQL text.
+:class:`Settings`, password hashing, registration rules, request-field checks, key files,
+the CSRF values bound to tokens, and the origin normaliser that settings and CORS share.
+It uses the token library and a :class:`~jwtlite.store.Store`; it must never import
+falcon, waitress or SQL text.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from jwtlite.errors import (
     AccessTokenRejectedError,
     AuthenticationError,
     ConfigurationError,
+    CSRFError,
     InactiveUserError,
     InvalidKeyError,
     JWTError,
@@ -28,6 +29,7 @@ from jwtlite.errors import (
 from jwtlite.keys import Key, KeySet
 from jwtlite.service import validators
 from jwtlite.service.confusables import username_skeleton
+from jwtlite.service.csrf import CSRF_MISSING, CSRFKey, IssuedToken
 from jwtlite.service.fields import Fields
 from jwtlite.service.keyfile import load_or_create_key_file
 from jwtlite.service.passwords import PasswordHasher
@@ -131,6 +133,7 @@ class AuthService:
         self._jwks = keys.jwks() if isinstance(keys, KeySet) else {"keys": []}
         self._next_purge = 0.0
         self.throttle = Throttle(settings, store, pepper=_pepper(self.tokens.signing_key))
+        self.csrf = CSRFKey(_pepper(self.tokens.signing_key))
         self.users = UserStateCache(store, clock, ttl=settings.user_state_cache_seconds)
 
     @classmethod
@@ -410,6 +413,35 @@ class AuthService:
             raise TokenRevokedError(record.jti)
         self.users.forget_session(record.user_id, record.family)
         return {}
+
+    # -- cookies (see jwtlite.service.csrf) -----------------------------------------------------
+
+    def describe(self, token: str) -> IssuedToken:
+        """Type, expiry, lifetime and CSRF value of a token this service issued, for its cookie.
+
+        Raises:
+            JWTError: the token is not valid (never for one just issued).
+        """
+        claims = self.tokens.decode(token)
+        token_type, jti, exp = claims["token_type"], claims["jti"], int(claims["exp"])
+        csrf = self.csrf.value(token_type=token_type, jti=jti)
+        return IssuedToken(token, token_type, exp, exp - int(claims["iat"]), csrf)
+
+    def check_csrf(self, token: str, presented: str | None) -> None:
+        """Refuse a request authenticated by ``token`` from a cookie unless it shows that
+        token's CSRF value.
+
+        A missing value is refused before the token is even decoded; a token that does not
+        decode is refused as it would be anywhere else.
+
+        Raises:
+            CSRFError: the value is missing or is not this token's.
+            JWTError: the token is invalid or expired.
+        """
+        if not presented:
+            raise CSRFError(CSRF_MISSING)
+        claims = self.tokens.decode(token)
+        self.csrf.check(presented, token_type=claims["token_type"], jti=claims["jti"])
 
     def jwks(self) -> dict[str, Any]:
         """The public keys that verify our tokens (none for HMAC)."""

@@ -99,6 +99,11 @@ class Settings:
     password_hash_lanes: int = 1
     password_hash_concurrency: int = 0
     password_hash_queue: int = 2
+    # -- browser token transport (README "Cookies"): where tokens travel, the cookies' attributes
+    token_transport: str = "body"
+    cookie_secure: bool = True
+    cookie_samesite: str = "Lax"
+    cookie_domain: str | None = None
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -119,6 +124,7 @@ class Settings:
         # Store the normal forms so every later comparison is a plain equality.
         object.__setattr__(self, "cors_allowed_origins", _normalize_origins(self))
         object.__setattr__(self, "trusted_proxies", _normalize_proxies(self.trusted_proxies))
+        _check_cookies(self)
 
     @property
     def key_path(self) -> str:
@@ -331,3 +337,44 @@ def _normalize_proxies(proxies: tuple[str, ...]) -> tuple[str, ...]:
         except ValueError:
             raise ConfigurationError("TRUSTED_PROXIES", f"{proxy!r} is not an IP address") from None
     return tuple(normalized)
+
+
+# -- browser token transport ---------------------------------------------------------------------
+
+_TRANSPORTS = ("body", "cookie", "both")
+_SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
+_DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?").fullmatch
+
+
+def _check_cookies(settings: Settings) -> None:
+    """Check the cookie settings and store their normal forms (lower-case transport and
+    domain, ``SameSite`` spelt as browsers document it)."""
+    transport = settings.token_transport.strip().lower()
+    if transport not in _TRANSPORTS:
+        raise ConfigurationError(
+            "TOKEN_TRANSPORT",
+            f"must be one of {', '.join(_TRANSPORTS)}, got {settings.token_transport!r}",
+        )
+    samesite = _SAMESITE.get(settings.cookie_samesite.strip().lower())
+    if samesite is None:
+        raise ConfigurationError(
+            "COOKIE_SAMESITE", f"must be Lax, Strict or None, got {settings.cookie_samesite!r}"
+        )
+    if samesite == "None" and not settings.cookie_secure:
+        # Browsers drop a SameSite=None cookie that is not Secure.
+        raise ConfigurationError("COOKIE_SAMESITE", "None requires COOKIE_SECURE=true")
+    object.__setattr__(settings, "token_transport", transport)
+    object.__setattr__(settings, "cookie_samesite", samesite)
+    if settings.cookie_domain is not None:
+        object.__setattr__(settings, "cookie_domain", _normalize_domain(settings.cookie_domain))
+
+
+def _normalize_domain(domain: str) -> str:
+    # Written into every Set-Cookie: a host name and nothing else (no port, no path, no ";").
+    name = domain.strip().lower().removeprefix(".")
+    labels = name.split(".")
+    if len(name) > 253 or not all(_DOMAIN_LABEL(label) for label in labels):
+        raise ConfigurationError(
+            "COOKIE_DOMAIN", f"must be a host name such as example.com, got {domain!r}"
+        )
+    return name

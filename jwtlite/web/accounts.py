@@ -1,9 +1,11 @@
 """Falcon resources of the account lifecycle: password change, log out everywhere, sessions.
 
-Each authenticates first (the access token comes from :func:`~jwtlite.web.resources.access_token`,
-the one place a protected resource reads credentials), then reads the body, then makes one
-service call. ``DELETE /accounts/me/`` is served only when ``ALLOW_ACCOUNT_DELETION`` is on
-(:class:`DeletableMeResource`); otherwise it stays the 405 of the simplejwt contract.
+Each authenticates first (the access token comes from
+:meth:`~jwtlite.web.auth.RequestAuth.access_token`, the one place a protected resource reads
+credentials: the Bearer header, or the access cookie with its CSRF check), then reads the
+body, then makes one service call. ``DELETE /accounts/me/`` is served only when
+``ALLOW_ACCOUNT_DELETION`` is on (:class:`DeletableMeResource`); otherwise it stays the 405
+of the simplejwt contract.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import falcon
 
 from jwtlite.service import AuthService
 from jwtlite.service.accounts import AccountService
+from jwtlite.web.auth import RequestAuth
 from jwtlite.web.body import read_body
-from jwtlite.web.resources import NO_STORE, MeResource, Resource, access_token, client_address
+from jwtlite.web.resources import NO_STORE, MeResource, Resource, client_address
 
 __all__ = [
     "DeletableMeResource",
@@ -32,19 +35,21 @@ class PasswordResource(Resource):
     def __init__(
         self,
         service: AuthService,
+        auth: RequestAuth,
         accounts: AccountService,
         *,
         trusted_proxies: Collection[str],
         max_body_size: int,
     ) -> None:
         self._service = service
+        self._auth = auth
         self._accounts = accounts
         self._trusted_proxies = frozenset(trusted_proxies)
         self._max_body_size = max_body_size
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Check the old password, set the new one, end every other session."""
-        principal = self._service.authenticate_access(access_token(req))
+        principal = self._service.authenticate_access(self._auth.access_token(req))
         data = read_body(req, self._max_body_size)
         address = client_address(req, self._trusted_proxies)
         resp.media = self._accounts.change_password(
@@ -56,27 +61,30 @@ class PasswordResource(Resource):
 class LogoutAllResource(Resource):
     """``POST accounts/logout-all/``: end every session of the user; answers ``{}``."""
 
-    def __init__(self, service: AuthService, accounts: AccountService) -> None:
+    def __init__(self, service: AuthService, auth: RequestAuth, accounts: AccountService) -> None:
         self._service = service
+        self._auth = auth
         self._accounts = accounts
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Revoke every session (no body is read)."""
-        principal = self._service.authenticate_access(access_token(req))
+        principal = self._service.authenticate_access(self._auth.access_token(req))
         resp.media = self._accounts.logout_all(principal)
         resp.cache_control = [NO_STORE]
+        self._auth.clear(req, resp)  # this browser's session ended too
 
 
 class SessionListResource(Resource):
     """``GET accounts/sessions/``: the user's live sessions, newest first."""
 
-    def __init__(self, service: AuthService, accounts: AccountService) -> None:
+    def __init__(self, service: AuthService, auth: RequestAuth, accounts: AccountService) -> None:
         self._service = service
+        self._auth = auth
         self._accounts = accounts
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List the sessions; ``current`` marks the caller's."""
-        principal = self._service.authenticate_access(access_token(req))
+        principal = self._service.authenticate_access(self._auth.access_token(req))
         resp.media = self._accounts.sessions(principal)
         resp.cache_control = [NO_STORE]
 
@@ -87,13 +95,14 @@ class SessionResource(Resource):
     """``DELETE accounts/sessions/{session_id}/``: end one session; 204, or 404 for an id
     that is not one of the user's live sessions."""
 
-    def __init__(self, service: AuthService, accounts: AccountService) -> None:
+    def __init__(self, service: AuthService, auth: RequestAuth, accounts: AccountService) -> None:
         self._service = service
+        self._auth = auth
         self._accounts = accounts
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
         """Revoke the session."""
-        principal = self._service.authenticate_access(access_token(req))
+        principal = self._service.authenticate_access(self._auth.access_token(req))
         self._accounts.end_session(principal, session_id)
         resp.status = falcon.HTTP_204
         resp.cache_control = [NO_STORE]
@@ -105,21 +114,23 @@ class DeletableMeResource(MeResource):
     def __init__(
         self,
         service: AuthService,
+        auth: RequestAuth,
         accounts: AccountService,
         *,
         trusted_proxies: Collection[str],
         max_body_size: int,
     ) -> None:
-        super().__init__(service)
+        super().__init__(service, auth)
         self._accounts = accounts
         self._trusted_proxies = frozenset(trusted_proxies)
         self._max_body_size = max_body_size
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Delete the authenticated user, given their password."""
-        principal = self._service.authenticate_access(access_token(req))
+        principal = self._service.authenticate_access(self._auth.access_token(req))
         data = read_body(req, self._max_body_size)
         address = client_address(req, self._trusted_proxies)
         self._accounts.delete_account(principal, data, address=address)
         resp.status = falcon.HTTP_204
         resp.cache_control = [NO_STORE]
+        self._auth.clear(req, resp)

@@ -19,6 +19,7 @@ from jwtlite.errors import (
     AccessTokenRejectedError,
     AuthenticationError,
     BusyError,
+    CSRFError,
     ExpiredTokenError,
     InactiveUserError,
     JWTError,
@@ -42,7 +43,9 @@ from jwtlite.web.accounts import (
     SessionListResource,
     SessionResource,
 )
-from jwtlite.web.cors import CORSMiddleware
+from jwtlite.web.auth import RequestAuth
+from jwtlite.web.cookies import TokenCookies
+from jwtlite.web.cors import CSRF_ALLOW_HEADER, DEFAULT_ALLOW_HEADERS, CORSMiddleware
 from jwtlite.web.openapi import OpenAPIResource
 from jwtlite.web.resources import (
     BodyEndpoint,
@@ -84,12 +87,22 @@ def create_app(
     settings = settings or Settings()
     service = AuthService.from_settings(settings, store=store, clock=clock, claims=claims)
     accounts = AccountService(service)
+    cookies = TokenCookies.from_settings(settings)
     cors = CORSMiddleware(
         allowed_origins=settings.cors_allowed_origins,
         allowed_origin_regexes=settings.cors_allowed_origin_regexes,
         allow_all_origins=settings.cors_allow_all_origins,
         allow_credentials=settings.cors_allow_credentials,
         max_age=settings.cors_preflight_max_age,
+        allow_headers=DEFAULT_ALLOW_HEADERS
+        if cookies is None
+        else (*DEFAULT_ALLOW_HEADERS, CSRF_ALLOW_HEADER),
+    )
+    auth = RequestAuth(
+        service,
+        cookies=cookies,
+        body_tokens=settings.token_transport == "both",
+        listed_origin=cors.listed_origin,
     )
     app = falcon.App(middleware=[cors])
     # Compact JSON as DRF renders it, from an encoder built once rather than per response.
@@ -109,6 +122,7 @@ def create_app(
             max_body_size=limit,
             carries_tokens=True,
             names_user_agent=True,
+            cookies=auth.exchange(issues_tokens=True),
         ),
         "/accounts/token/refresh": ThrottledEndpoint(
             service.refresh,
@@ -116,21 +130,30 @@ def create_app(
             max_body_size=limit,
             carries_tokens=True,
             names_user_agent=True,
+            cookies=auth.exchange("refresh", issues_tokens=True),
         ),
-        "/accounts/token/verify": BodyEndpoint(service.verify, max_body_size=limit),
-        "/accounts/token/blacklist": BodyEndpoint(service.blacklist, max_body_size=limit),
+        "/accounts/token/verify": BodyEndpoint(
+            service.verify, max_body_size=limit, cookies=auth.exchange("token")
+        ),
+        "/accounts/token/blacklist": BodyEndpoint(
+            service.blacklist,
+            max_body_size=limit,
+            cookies=auth.exchange("refresh", ends_session=True),
+        ),
         "/accounts/me": (
-            DeletableMeResource(service, accounts, trusted_proxies=proxies, max_body_size=limit)
+            DeletableMeResource(
+                service, auth, accounts, trusted_proxies=proxies, max_body_size=limit
+            )
             if settings.allow_account_deletion
-            else MeResource(service)
+            else MeResource(service, auth)
         ),
         # -- sessions and the account lifecycle (issue 11) --
         "/accounts/password": PasswordResource(
-            service, accounts, trusted_proxies=proxies, max_body_size=limit
+            service, auth, accounts, trusted_proxies=proxies, max_body_size=limit
         ),
-        "/accounts/logout-all": LogoutAllResource(service, accounts),
-        "/accounts/sessions": SessionListResource(service, accounts),
-        "/accounts/sessions/{session_id}": SessionResource(service, accounts),
+        "/accounts/logout-all": LogoutAllResource(service, auth, accounts),
+        "/accounts/sessions": SessionListResource(service, auth, accounts),
+        "/accounts/sessions/{session_id}": SessionResource(service, auth, accounts),
         "/.well-known/jwks.json": JWKSResource(service),
         "/health": HealthResource(service),
         "/openapi.json": OpenAPIResource(),
@@ -153,6 +176,7 @@ def _add_error_handlers(app: falcon.App[falcon.Request, falcon.Response]) -> Non
     app.add_error_handler(NotAuthenticatedError, _not_authenticated)
     app.add_error_handler(NotFoundError, _not_found)
     app.add_error_handler(ThrottledError, _throttled)
+    app.add_error_handler(CSRFError, _csrf)
     app.add_error_handler(StoreUnavailableError, _store_unavailable)
     app.add_error_handler(BusyError, _busy)
 
@@ -218,6 +242,11 @@ def _not_authenticated(
 
 def _not_found(req: falcon.Request, resp: falcon.Response, exc: NotFoundError, _: Any) -> None:
     _answer(resp, HTTPStatus.NOT_FOUND, {"detail": "Not found."})
+
+
+def _csrf(req: falcon.Request, resp: falcon.Response, exc: CSRFError, _: Any) -> None:
+    # Django REST framework's wording for its own CSRF refusals.
+    _answer(resp, HTTPStatus.FORBIDDEN, {"detail": f"CSRF Failed: {exc}"})
 
 
 def _throttled(req: falcon.Request, resp: falcon.Response, exc: ThrottledError, _: Any) -> None:

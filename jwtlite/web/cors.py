@@ -19,7 +19,7 @@ import falcon
 from jwtlite.errors import ConfigurationError
 from jwtlite.service.origins import MAX_ORIGIN_LENGTH, normalize_origin
 
-__all__ = ["DEFAULT_ALLOW_HEADERS", "DEFAULT_ALLOW_METHODS", "CORSMiddleware"]
+__all__ = ["CSRF_ALLOW_HEADER", "DEFAULT_ALLOW_HEADERS", "DEFAULT_ALLOW_METHODS", "CORSMiddleware"]
 
 # django-cors-headers' defaults, so simplejwt front-ends keep working unchanged.
 DEFAULT_ALLOW_METHODS = ("DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT")
@@ -31,6 +31,8 @@ DEFAULT_ALLOW_HEADERS = (
     "x-csrftoken",
     "x-requested-with",
 )
+#: Announced too when tokens travel in cookies: the header that carries a CSRF value back.
+CSRF_ALLOW_HEADER = "x-csrf-token"
 
 _ALLOW_ORIGIN = "Access-Control-Allow-Origin"
 _REQUEST_METHOD = "Access-Control-Request-Method"
@@ -113,6 +115,12 @@ class CORSMiddleware:
         # and a cache of 1,024 such strings held 250 MB for an attacker.
         if origin is None or len(origin) > MAX_ORIGIN_LENGTH:
             return None
+        return self._resolve_cached(origin)
+
+    def listed_origin(self, origin: str) -> str | None:
+        """The normalised ``origin`` if the allowlist names it (exactly or by a regex), else
+        ``None``. Allow-all does not count: this answers "do we trust this origin", not
+        "may it read our answers"."""
         return self._resolve_cached(origin)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:

@@ -6,14 +6,15 @@ cryptography; the rules live in :mod:`jwtlite.service.auth`.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import falcon
 
-from jwtlite.errors import NotAuthenticatedError
 from jwtlite.service import AuthService
+from jwtlite.web.auth import CookieExchange, RequestAuth
 from jwtlite.web.body import FORM_TYPE, read_body
 
 __all__ = [
@@ -23,7 +24,6 @@ __all__ = [
     "MeResource",
     "Resource",
     "ThrottledEndpoint",
-    "access_token",
     "client_address",
 ]
 
@@ -49,34 +49,6 @@ def client_address(req: falcon.Request, trusted_proxies: Collection[str]) -> str
     return peer
 
 
-def bearer_token(req: falcon.Request) -> str:
-    """The token of an ``Authorization: Bearer <token>`` header.
-
-    Raises:
-        NotAuthenticatedError: no header, another scheme, or not exactly two values.
-    """
-    header = req.get_header("Authorization")
-    parts = header.split() if header else []
-    if not parts or parts[0].lower() != "bearer":
-        raise NotAuthenticatedError("Authentication credentials were not provided.")
-    if len(parts) != 2:
-        raise NotAuthenticatedError(
-            "Authorization header must contain two space-delimited values",
-            code="bad_authorization_header",
-        )
-    return parts[1]
-
-
-def access_token(req: falcon.Request) -> str:
-    """The access token a request authenticates with: every protected resource gets it
-    here, and only here (today from the ``Authorization: Bearer`` header).
-
-    Raises:
-        NotAuthenticatedError: no usable credentials.
-    """
-    return bearer_token(req)
-
-
 class Resource:
     """Base of every resource: answers a plain ``OPTIONS`` (a CORS preflight never gets
     here: the middleware answers it first) with JSON, as DRF does, instead of Falcon's
@@ -100,6 +72,7 @@ class BodyEndpoint(Resource):
         max_body_size: larger bodies are refused with 413.
         status: the success status.
         carries_tokens: mark the response ``Cache-Control: no-store``.
+        cookies: what the call does with token cookies (None: nothing, the body transport).
     """
 
     def __init__(
@@ -109,15 +82,21 @@ class BodyEndpoint(Resource):
         max_body_size: int,
         status: str = falcon.HTTP_200,
         carries_tokens: bool = False,
+        cookies: CookieExchange | None = None,
     ) -> None:
         self._call = call
         self._max_body_size = max_body_size
         self._status = status
         self._carries_tokens = carries_tokens
+        self._cookies = cookies
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Run the call on the request body."""
-        resp.media = self._call(read_body(req, self._max_body_size))
+        data = read_body(req, self._max_body_size)
+        if self._cookies is None:
+            resp.media = self._call(data)
+        else:
+            resp.media = self._cookies.run(req, resp, data, self._call)
         resp.status = self._status
         if self._carries_tokens:
             resp.cache_control = [NO_STORE]
@@ -132,6 +111,7 @@ class ThrottledEndpoint(Resource):
         max_body_size: larger bodies are refused with 413.
         status: the success status.
         carries_tokens: mark the response ``Cache-Control: no-store``.
+        cookies: what the call does with token cookies (None: nothing, the body transport).
     """
 
     def __init__(
@@ -143,6 +123,7 @@ class ThrottledEndpoint(Resource):
         status: str = falcon.HTTP_200,
         carries_tokens: bool = False,
         names_user_agent: bool = False,
+        cookies: CookieExchange | None = None,
     ) -> None:
         self._call = call
         self._trusted_proxies = frozenset(trusted_proxies)
@@ -150,30 +131,36 @@ class ThrottledEndpoint(Resource):
         self._status = status
         self._carries_tokens = carries_tokens
         self._names_user_agent = names_user_agent
+        self._cookies = cookies
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Run the call on the request body, naming the client's address (and, for calls
         that record sessions, its user agent)."""
         data = read_body(req, self._max_body_size)
         address = client_address(req, self._trusted_proxies)
+        call = functools.partial(self._call, address=address)
         if self._names_user_agent:
-            resp.media = self._call(data, address=address, user_agent=req.user_agent)
+            call = functools.partial(call, user_agent=req.user_agent)
+        if self._cookies is None:
+            resp.media = call(data)
         else:
-            resp.media = self._call(data, address=address)
+            resp.media = self._cookies.run(req, resp, data, call)
         resp.status = self._status
         if self._carries_tokens:
             resp.cache_control = [NO_STORE]
 
 
 class MeResource(Resource):
-    """``GET accounts/me/``: the user of an access token."""
+    """``GET accounts/me/``: the user of an access token (Bearer header, or the access cookie
+    under a cookie transport)."""
 
-    def __init__(self, service: AuthService) -> None:
+    def __init__(self, service: AuthService, auth: RequestAuth) -> None:
         self._service = service
+        self._auth = auth
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Describe the authenticated user."""
-        resp.media = self._service.authenticate(access_token(req))
+        resp.media = self._service.authenticate(self._auth.access_token(req))
         resp.cache_control = [NO_STORE]
 
     on_head = on_get  # as Django answers HEAD wherever it answers GET
