@@ -12,6 +12,10 @@ waitress answers some requests itself and reads every request at the client's pa
   connection closed, as RFC 9112 section 6.1 allows — waitress 3.0.2 follows the chunks and
   keeps the connection open, so a front end that believed ``Content-Length`` would see
   another request boundary (request smuggling);
+* refuses what an auth API never needs and an attacker uses: chunked request bodies (411
+  Length Required: waitress parses chunk framing in Python on its one I/O thread, and a
+  megabyte of one-byte chunks or of chunk extensions held it for half a second) and
+  obsolete line folding (400: a folded ``Transfer-Encoding`` escaped the framing check);
 * bounds slow clients: a request must arrive whole within :data:`REQUEST_READ_SECONDS` of
   its first byte (waitress resets its idle timer on every byte, so a client sending one
   byte every 20 s held a connection for ever), and one client address (an IPv6 /64) may
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import logging
 import re
 import threading
 import time
@@ -59,6 +64,10 @@ CONNECTION_LIMIT = 1000
 #: header lines (a quarter of a second) per request.
 MAX_HEADER_BYTES = 32 * 1024
 _TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding:", re.IGNORECASE)
+_FOLDED_LINE = re.compile(rb"\r\n[ \t]")
+#: At most one "too many connections" line per client address this often (seconds).
+_CAP_LOG_INTERVAL = 60.0
+log = logging.getLogger("jwtlite")
 
 
 @functools.cache
@@ -73,9 +82,16 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
     from waitress.channel import HTTPChannel  # noqa: PLC0415
     from waitress.parser import HTTPRequestParser, ParsingError  # noqa: PLC0415
     from waitress.task import ErrorTask  # noqa: PLC0415
+    from waitress.utilities import Error  # noqa: PLC0415
+
+    class LengthRequired(Error):  # type: ignore[misc]
+        code = 411
+        reason = "Length Required"
 
     class FramingCheckedParser(HTTPRequestParser):  # type: ignore[misc]
         def parse_header(self, header_plus: bytes) -> None:
+            if _FOLDED_LINE.search(header_plus):
+                raise ParsingError("obsolete line folding")
             super().parse_header(header_plus)
             # Both framings are still known here: Content-Length in the headers, and the raw
             # header block (waitress has already removed Transfer-Encoding from the headers
@@ -85,6 +101,12 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
                     raise ParsingError("Content-Length and Transfer-Encoding together")
                 if self.version != "1.1":
                     raise ParsingError("Transfer-Encoding in an HTTP/1.0 request")
+            if self.chunked:
+                # Answered like a parse error (the connection then closes), with 411.
+                self.error = LengthRequired("send Content-Length; chunked bodies are refused")
+                self.headers_finished = True
+                self.completed = True
+                self.body_rcv = None
 
     class JSONErrorTask(ErrorTask):  # type: ignore[misc]
         def execute(self) -> None:
@@ -94,7 +116,11 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
             body = json_text({"detail": detail}).encode()
             self.status = f"{error.code} {error.reason}"
             self.response_headers.extend(
-                [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+                [
+                    ("Content-Type", "application/json"),
+                    ("Cache-Control", "no-store"),
+                    ("X-Content-Type-Options", "nosniff"),
+                ]
             )
             self.set_close_on_finish()  # adds Connection: close, as waitress's own does
             # ...and only that: waitress would also announce Keep-Alive to an HTTP/1.0 client
@@ -104,6 +130,7 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
             self.write(body)
 
     peers: collections.Counter[str] = collections.Counter()
+    logged: dict[str, float] = {}
     peers_lock = threading.Lock()
 
     class HardenedChannel(HTTPChannel):  # type: ignore[misc]
@@ -118,15 +145,32 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
             if host in trusted_proxies:
                 return
             self._peer = address_group(host)
+            now = time.monotonic()
             with peers_lock:
                 peers[self._peer] += 1
                 over = peers[self._peer] > max_per_peer
+                quiet = now - logged.get(self._peer, -_CAP_LOG_INTERVAL) < _CAP_LOG_INTERVAL
+                if over and not quiet:
+                    logged[self._peer] = now
+                    if len(logged) > 4096:  # attacker-chosen keys: keep it bounded
+                        logged.clear()
             if over:
-                self.logger.warning("too many connections from one client, closing one")
+                if not quiet:
+                    log.warning(
+                        "client %s holds %d connections; closing the ones past it "
+                        "(logged once a minute)",
+                        self._peer,
+                        max_per_peer,
+                    )
                 self.handle_close()
 
         def handle_read(self) -> None:
-            began = self._request_began if self.request is not None else time.time()
+            now = time.time()
+            if self.request is not None and now - self._request_began > REQUEST_READ_SECONDS:
+                # Too slow, even if this read would complete it: close without reading.
+                self.will_close = True
+                return
+            began = self._request_began if self.request is not None else now
             super().handle_read()
             if self.request is None:
                 return  # nothing half-read: the next request starts its own clock

@@ -136,6 +136,9 @@ def run(
             connection_limit=http_channel.CONNECTION_LIMIT,
             channel_timeout=http_channel.CHANNEL_TIMEOUT_SECONDS,
             cleanup_interval=5,
+            # poll(), not select(): select() cannot watch a file number past 1023, and
+            # a thousand idle connections then made the server exit.
+            asyncore_use_poll=True,
             # waitress 3 strips X-Forwarded-For unless told otherwise, which silently made
             # TRUSTED_PROXIES useless; the app believes it only from a trusted peer.
             clear_untrusted_proxy_headers=False,

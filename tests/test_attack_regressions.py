@@ -6,6 +6,7 @@ Each test names the finding. In-process where the finding is in the rules, again
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sqlite3
@@ -298,3 +299,137 @@ def _healthy(server: ServerProcess) -> bool:
         return http("GET", server.url + "/health", timeout=2).status == 200
     except OSError:
         return False
+
+
+# -- the second attack -------------------------------------------------------------------------
+
+
+def test_a_thousand_connections_do_not_stop_the_server(db_path: Path) -> None:
+    """waitress's select() could not watch a file number past 1023: ~1,000 idle connections
+    from sixteen addresses (64 each, under the per-client cap) made serve.py exit."""
+    with ServerProcess(database=db_path, env=FAST_HASH_ENV, args=["--threads", "32"]) as server:
+        _thousand_connections(server)
+
+
+def _thousand_connections(server: ServerProcess) -> None:
+    port = _port(server)
+    # Warm the worker threads first, as the attack did: each opens its own database
+    # connection, so with 32 of them the server's own files are ~80, and the connections it
+    # accepts (up to its limit of 1,000) take file numbers past 1023.
+    warm = [
+        threading.Thread(target=lambda: [_healthy(server) for _ in range(20)]) for _ in range(64)
+    ]
+    for thread in warm:
+        thread.start()
+    for thread in warm:
+        thread.join(60)
+    held: list[socket.socket] = []
+    try:
+        for source in range(2, 18):
+            for _ in range(http_channel.MAX_CONNECTIONS_PER_CLIENT):
+                sock = socket.socket()
+                sock.settimeout(5)
+                sock.bind((f"127.0.0.{source}", 0))
+                sock.connect(("127.0.0.1", port))
+                held.append(sock)
+        time.sleep(3)  # let the server accept what it will and loop over them
+        assert server.process is not None
+        assert server.process.poll() is None, server.stderr()[-2000:]
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 15
+    while not _healthy(server):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert "Traceback" not in server.stderr()
+
+
+def test_the_connection_cap_is_logged_once_a_minute(server: ServerProcess) -> None:
+    port = _port(server)
+    held = [_connect(port) for _ in range(http_channel.MAX_CONNECTIONS_PER_CLIENT)]
+    try:
+        for _ in range(100):
+            extra = _connect(port)
+            _closed(extra, 2.0)
+            extra.close()
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while not _healthy(server):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert server.stderr().count("holds 64 connections") == 1
+
+
+@pytest.mark.slow
+def test_a_request_completed_after_the_deadline_is_not_served(server: ServerProcess) -> None:
+    sock = _connect(_port(server))
+    try:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        time.sleep(http_channel.REQUEST_READ_SECONDS + 1)
+        with contextlib.suppress(OSError):
+            sock.sendall(b"\r\n")  # the last byte, too late
+        assert _closed(sock, 5.0)
+    finally:
+        sock.close()
+
+
+def test_one_client_holds_only_its_share_of_the_hashing_places(
+    make_client: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client looping over correct logins (never throttled) kept everyone else out: now it
+    holds at most its share, and another client still gets a hash."""
+    client = make_client(password_hash_concurrency=2, password_hash_queue=2)
+    register(client)
+    register(client, "bob")
+    inside = threading.Event()
+    release = threading.Event()
+    original = passwords._matches
+
+    def slow(secret: bytes, encoded: str) -> bool:
+        inside.set()
+        release.wait(10)
+        return original(secret, encoded)
+
+    monkeypatch.setattr(passwords, "_matches", slow)
+    first: dict[str, Any] = {}
+    worker = threading.Thread(
+        target=lambda: first.update(r=_login_from(client, PASSWORD, "198.51.100.1"))
+    )
+    worker.start()
+    assert inside.wait(10)
+    same_client = _login_from(client, PASSWORD, "198.51.100.1")
+    assert_error(same_client, 503, {"detail": "Service temporarily unavailable."})
+    monkeypatch.setattr(passwords, "_matches", original)
+    other = client.post_json(
+        TOKEN,
+        {"username": "bob", "password": PASSWORD},
+        extra_environ={"REMOTE_ADDR": "192.0.2.50"},
+        expect_errors=True,
+    )
+    assert other.status_int == 200
+    release.set()
+    worker.join(10)
+    assert first["r"].status_int == 200
+
+
+def test_a_long_internationalised_email_label_is_refused_cheaply(client: Any) -> None:
+    email = "a@" + "\ufdfa" * 248 + ".com"
+    started = time.perf_counter()
+    response = _post_utf8(
+        client, REGISTER, {"username": "alice", "password": PASSWORD, "email": email}
+    )
+    assert time.perf_counter() - started < 0.02
+    assert response.json == {"email": ["Enter a valid email address."]}
+
+
+def test_a_form_with_too_many_fields_is_refused(client: Any) -> None:
+    response = client.post(
+        VERIFY,
+        "a=&" * 21600,
+        content_type="application/x-www-form-urlencoded",
+        expect_errors=True,
+    )
+    assert_error(response, 400, {"detail": "Form parse error - invalid form data"})

@@ -73,7 +73,7 @@ class AccountService:
                 validators.password_problems(new, username=user.username, email=user.email),
             )
         fields.check()
-        with self._auth.hasher.admission():  # two hashes: shed, not queued, in a burst
+        with self._auth.hasher.admission(address_group(address)):  # shed, not queued
             subject = self._check_password(user, old, address=address, field="old_password")
             password_hash = self._auth.hasher.hash(new)
         now = self._auth.clock()
@@ -133,7 +133,7 @@ class AccountService:
         fields = Fields(data)
         password = fields.text("password", trim=False)
         fields.check()
-        with self._auth.hasher.admission():
+        with self._auth.hasher.admission(address_group(address)):
             self._check_password(user, password, address=address, field="password")
         self._store.delete_user(user.id)
         self._auth.users.forget_user(user.id)

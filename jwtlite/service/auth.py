@@ -194,7 +194,7 @@ class AuthService:
                 ),
             )
         fields.check()
-        with self.hasher.admission():
+        with self.hasher.admission(None if address is None else address_group(address)):
             if address is not None:
                 self.throttle.take_registration(address, self.clock())
             password_hash = self.hasher.hash(password)
@@ -238,7 +238,7 @@ class AuthService:
         key = validators.username_key(username)
         now = self.clock()
         subject = self.throttle.subject(key)
-        with self.hasher.admission():
+        with self.hasher.admission(address_group(address)):
             user, rehashed = self._check_credentials(key, password, subject, address, now)
         pair, session, record = self.new_session_tokens(
             user, now, address=address, user_agent=user_agent

@@ -12,6 +12,7 @@ left a process at ~200 MiB after a login burst. The pool bounds both.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import re
@@ -137,23 +138,44 @@ class PasswordHasher:
         self.concurrency = concurrency or os.cpu_count() or 1
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="jwtlite-hash")
         self._admitted = threading.BoundedSemaphore(self.concurrency + queue)
+        # One client may hold this many of those places at once, so that a client looping
+        # over correct logins (never throttled) cannot keep everyone else out.
+        self.per_client = max(1, self.concurrency // 2)
+        self._clients: collections.Counter[str] = collections.Counter()
+        self._clients_lock = threading.Lock()
         # A hash of a random password with our own parameters: verifying against it costs
         # exactly what a real verification costs, so an unknown user is not told apart by time.
         self._dummy_hash = self.hash(os.urandom(16).hex())
 
     @contextlib.contextmanager
-    def admission(self) -> Iterator[None]:
+    def admission(self, client: str | None = None) -> Iterator[None]:
         """Hold one of the places for a caller that will hash (running or waiting).
 
+        Args:
+            client: who is asking (a client address); one client holds at most
+                :attr:`per_client` places at once. None: no per-client share.
+
         Raises:
-            BusyError: every place is taken; nothing was hashed.
+            BusyError: every place is taken, or this client's share; nothing was hashed.
         """
-        if not self._admitted.acquire(blocking=False):
-            raise BusyError("too many password hashes in flight")
+        if client is not None:
+            with self._clients_lock:
+                if self._clients[client] >= self.per_client:
+                    raise BusyError("this client has password hashes in flight")
+                self._clients[client] += 1
         try:
-            yield
+            if not self._admitted.acquire(blocking=False):
+                raise BusyError("too many password hashes in flight")
+            try:
+                yield
+            finally:
+                self._admitted.release()
         finally:
-            self._admitted.release()
+            if client is not None:
+                with self._clients_lock:
+                    self._clients[client] -= 1
+                    if self._clients[client] <= 0:
+                        del self._clients[client]
 
     def _in_pool(self, work: Callable[[], _T]) -> _T:
         return self._pool.submit(work).result()

@@ -169,11 +169,8 @@ def _is_valid_email(email: str) -> bool:
         return False
     if len(local) > 64 or not _LOCAL_PART.fullmatch(local):
         return False
-    labels = domain.split(".")
-    try:
-        # One label at a time, so ideographic full stops are not taken as dots.
-        ascii_labels = [label.encode("idna").decode("ascii").lower() for label in labels]
-    except UnicodeError:
+    ascii_labels = _ascii_labels(domain)
+    if ascii_labels is None:
         return False
     if len(local) + 1 + sum(len(label) + 1 for label in ascii_labels) - 1 > EMAIL_MAX_LENGTH:
         return False
@@ -184,6 +181,20 @@ def _is_valid_email(email: str) -> bool:
         and bool(_TOP_LEVEL_DOMAIN.fullmatch(top))
         and not top.isdigit()
     )
+
+
+def _ascii_labels(domain: str) -> list[str] | None:
+    """The domain's labels in IDNA (ASCII) form, lower-cased; None when one cannot be."""
+    labels = domain.split(".")
+    # A label is at most 63 octets once encoded; a longer one is refused before IDNA, whose
+    # pure-Python mapping cost 30 ms on 248 characters that NFKC multiplies by 18.
+    if any(len(label) > 63 for label in labels):
+        return None
+    try:
+        # One label at a time, so ideographic full stops are not taken as dots.
+        return [label.encode("idna").decode("ascii").lower() for label in labels]
+    except UnicodeError:
+        return None
 
 
 def password_problems(password: str, *, username: str = "", email: str = "") -> list[str]:

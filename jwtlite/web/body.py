@@ -31,6 +31,8 @@ _UTF8_LABELS = frozenset(
 )
 _ASCII_LABELS = frozenset({"us-ascii", "ascii"})
 _TYPE_NAMES = {list: "list", str: "str", int: "int", float: "float", bool: "bool"}
+# No endpoint reads more than a handful of fields; 21,600 empty ones cost 30 ms to parse.
+_MAX_FORM_FIELDS = 64
 
 
 def read_body(req: falcon.Request, max_size: int) -> Mapping[str, Any]:
@@ -124,6 +126,13 @@ def _parse_form(raw: bytes) -> Mapping[str, Any]:
     try:
         # Like Django's QueryDict.get: the last value of a repeated name wins. Percent-escapes
         # decode as UTF-8 with replacement, never to a lone surrogate.
-        return dict(parse_qsl(text, keep_blank_values=True, strict_parsing=False))
-    except ValueError as exc:  # e.g. too many fields
+        return dict(
+            parse_qsl(
+                text,
+                keep_blank_values=True,
+                strict_parsing=False,
+                max_num_fields=_MAX_FORM_FIELDS,
+            )
+        )
+    except ValueError as exc:  # too many fields
         raise falcon.HTTPBadRequest(description="Form parse error - invalid form data") from exc
