@@ -13,12 +13,12 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from jwtlite._encoding import b64url_encode, json_dumps
-from jwtlite._jwk import CURVE_NAMES, EC_ALGORITHMS, jwk_members, material_from_jwk, public_members
+from jwtlite._jwk import jwk_members, material_from_jwk, public_members
+from jwtlite._material import infer_algorithm, is_key_material, load_pem, load_pem_or_der
 from jwtlite.algorithms import (
     Algorithm,
     ECDSAAlgorithm,
@@ -30,19 +30,6 @@ from jwtlite.algorithms import (
 from jwtlite.errors import AlgorithmNotAllowedError, InvalidKeyError
 
 __all__ = ["Key", "KeySet", "as_key"]
-
-# Secrets that look like asymmetric key material are refused as HMAC secrets: accepting a
-# public key as a shared secret is the classic algorithm-confusion attack (RFC 8725 §2.1).
-_NOT_A_SECRET = (
-    b"-----BEGIN",
-    b"ssh-rsa",
-    b"ssh-ed25519",
-    b"ssh-dss",
-    b"ecdsa-sha2-",
-    b"sk-ssh-",
-    b"sk-ecdsa-",
-    b"{",
-)
 
 
 class Key:
@@ -96,7 +83,8 @@ class Key:
         alg = get_algorithm(algorithm)
         material: Any
         if isinstance(alg, HMACAlgorithm):
-            material = _random_secret(alg.min_key_length)
+            # Any draw is a usable secret: only bytes that parse as key material are refused.
+            material = os.urandom(alg.min_key_length)
         elif isinstance(alg, ECDSAAlgorithm):
             material = ec.generate_private_key(alg.curve())
         elif isinstance(alg, EdDSAAlgorithm):
@@ -120,8 +108,8 @@ class Key:
         from the key; RSA keys need it (RS* or PS*).
         """
         raw = data.encode() if isinstance(data, str) else data
-        material = _load_pem(raw, password)
-        return cls._with_default_kid(material, algorithm or _infer_algorithm(material), kid)
+        material = load_pem(raw, password)
+        return cls._with_default_kid(material, algorithm or infer_algorithm(material), kid)
 
     @classmethod
     def from_jwk(cls, jwk: Mapping[str, Any] | str, algorithm: str | None = None) -> Key:
@@ -131,7 +119,7 @@ class Key:
         if algorithm is not None and declared is not None and declared != algorithm:
             raise InvalidKeyError(f"JWK is for {declared!r}, not {algorithm!r}")
         material = material_from_jwk(members)
-        name = algorithm or declared or _infer_algorithm(material)
+        name = algorithm or declared or infer_algorithm(material)
         kid = members.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise InvalidKeyError("JWK kid must be a string")
@@ -325,23 +313,12 @@ def _prepare(material: Any, alg: Algorithm) -> tuple[Any, Any]:
         alg.check_key(secret, signing=False)
         return secret, secret
     if isinstance(material, bytes | str):
-        material = _load_pem_or_der(material.encode() if isinstance(material, str) else material)
+        material = load_pem_or_der(material.encode() if isinstance(material, str) else material)
     signing = isinstance(material, PrivateKey)
     alg.check_key(material, signing=signing)
     if signing:
         return material, material.public_key()
     return None, material
-
-
-def _random_secret(length: int) -> bytes:
-    # About 1 draw in 200 starts like key material ("{", "0", whitespace...), which the HMAC
-    # secret check refuses; draw again rather than hand out a key that cannot be loaded.
-    while True:
-        secret = os.urandom(length)
-        try:
-            return _secret_bytes(secret)
-        except InvalidKeyError:
-            continue
 
 
 def _material_for(members: Mapping[str, Any], algorithm: str) -> Any:
@@ -359,75 +336,6 @@ def _secret_bytes(material: Any) -> bytes:
         material = material.encode()
     if not isinstance(material, bytes):
         raise InvalidKeyError("an HMAC key must be a bytes or str secret")
-    if material.lstrip().startswith(_NOT_A_SECRET) or _is_der_key(material):
-        raise InvalidKeyError("the HMAC secret looks like an asymmetric key; refusing it")
+    if is_key_material(material):
+        raise InvalidKeyError("the HMAC secret is key material (PEM, DER, SSH or JWK); refusing it")
     return material
-
-
-def _is_der_key(material: bytes) -> bool:
-    # A DER key starts with a SEQUENCE tag (0x30); only then is it worth trying to parse.
-    if not material.startswith(b"\x30"):
-        return False
-    try:
-        _load_pem_or_der(material)
-    except InvalidKeyError:
-        return False
-    return True
-
-
-def _load_pem_or_der(data: bytes) -> Any:
-    if data.lstrip().startswith(b"-----BEGIN"):
-        return _load_pem(data, None)
-    if data.lstrip().startswith((b"ssh-", b"ecdsa-sha2-")):
-        try:
-            return serialization.load_ssh_public_key(data.strip())
-        except (ValueError, UnsupportedAlgorithm) as exc:
-            raise InvalidKeyError("unreadable SSH public key") from exc
-    for loader in (_der_private, serialization.load_der_public_key):
-        try:
-            return loader(data)
-        except (ValueError, TypeError, UnsupportedAlgorithm):
-            continue
-    raise InvalidKeyError("key material is neither PEM, DER nor an SSH public key")
-
-
-def _der_private(data: bytes) -> Any:
-    return serialization.load_der_private_key(data, password=None)
-
-
-def _load_pem(data: bytes, password: bytes | None) -> Any:
-    if b"CERTIFICATE" in data.split(b"\n", 1)[0]:
-        try:
-            # Imported here: cryptography.x509 costs ~40 ms and a few MB, and only a
-            # certificate needs it.
-            from cryptography import x509  # noqa: PLC0415
-
-            return x509.load_pem_x509_certificate(data).public_key()
-        except ValueError as exc:
-            raise InvalidKeyError("unreadable PEM certificate") from exc
-    if b"PRIVATE KEY" in data.split(b"\n", 1)[0]:
-        try:
-            return serialization.load_pem_private_key(data, password=password)
-        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-            raise InvalidKeyError("unreadable PEM private key") from exc
-    try:
-        return serialization.load_pem_public_key(data)
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise InvalidKeyError("unreadable PEM public key") from exc
-
-
-def _infer_algorithm(material: Any) -> str:
-    if isinstance(material, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        name = CURVE_NAMES.get(material.curve.name)
-        if name is None:
-            raise InvalidKeyError(f"unsupported curve {material.curve.name}")
-        return EC_ALGORITHMS[name]
-    if isinstance(
-        material,
-        ed25519.Ed25519PrivateKey
-        | ed25519.Ed25519PublicKey
-        | ed448.Ed448PrivateKey
-        | ed448.Ed448PublicKey,
-    ):
-        return "EdDSA"
-    raise InvalidKeyError("the algorithm cannot be inferred from this key; name it")

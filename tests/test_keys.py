@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import stat
 from collections.abc import Callable
@@ -103,25 +104,9 @@ def assert_signs_and_verifies(signer: Key, verifier: Key) -> None:
 # -- generation ------------------------------------------------------------------------------
 
 
-_real_urandom = os.urandom
-
-
-def _urandom_without_leading_brace(size: int) -> bytes:
-    # Key.generate refuses ~1 in 256 random HMAC secrets (those starting with b"{"); that bug
-    # is pinned by test_generate_accepts_every_random_secret, so other tests avoid it.
-    return b"A" + _real_urandom(size - 1)
-
-
-@pytest.fixture
-def plain_urandom(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "urandom", _urandom_without_leading_brace)
-
-
 @pytest.fixture(scope="module")
 def generated() -> dict[str, Key]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(os, "urandom", _urandom_without_leading_brace)
-        return {alg: Key.generate(alg) for alg in ALL_ALGORITHMS}
+    return {alg: Key.generate(alg) for alg in ALL_ALGORITHMS}
 
 
 @pytest.mark.parametrize("algorithm", ALL_ALGORITHMS)
@@ -134,7 +119,6 @@ def test_generate_makes_a_signing_key(generated: dict[str, Key], algorithm: str)
     assert jwtlite.decode(token, key, [algorithm]) == {"sub": "1"}
 
 
-@pytest.mark.usefixtures("plain_urandom")
 @pytest.mark.parametrize(("algorithm", "length"), [("HS256", 32), ("HS384", 48), ("HS512", 64)])
 def test_generated_hmac_secret_is_as_long_as_the_hash(algorithm: str, length: int) -> None:
     key = Key.generate(algorithm)
@@ -164,14 +148,33 @@ def unlucky_then_plain(first: bytes) -> Callable[[int], bytes]:
     return urandom
 
 
-@pytest.mark.parametrize("first_bytes", [b"{", b" {", b"\n{", b"ssh-rsa", b"-----BEGIN"], ids=repr)
-def test_generate_never_fails_on_an_unlucky_random_draw(
+# First bytes that made the old prefix check refuse a random secret: b"{" alone is ~1 draw
+# in 256; b"0" (a DER SEQUENCE tag) another 1 in 256, refused by a mutant of the DER check.
+UNLUCKY_STARTS = [b"{", b" {", b"\n{", b"0", b"0\x82\x01\x22", b"ssh-rsa", b"-----BEGIN"]
+
+
+@pytest.mark.parametrize("first_bytes", UNLUCKY_STARTS, ids=repr)
+def test_generate_uses_its_first_random_draw_whatever_it_starts_with(
     monkeypatch: pytest.MonkeyPatch, first_bytes: bytes
 ) -> None:
-    """About 1 random secret in 256 begins with b"{"; generate must still return a key."""
     monkeypatch.setattr(os, "urandom", unlucky_then_plain(first_bytes))
     key = Key.generate("HS256")
+    assert key.secret().startswith(first_bytes)
     assert key.verify(b"x", key.sign(b"x"))
+
+
+@pytest.mark.parametrize("first_bytes", UNLUCKY_STARTS, ids=repr)
+def test_random_secret_is_accepted_whatever_it_starts_with(first_bytes: bytes) -> None:
+    """os.urandom(32) always makes a usable HS256 key: only key material is refused."""
+    for _ in range(20):
+        secret = first_bytes + os.urandom(32)
+        assert Key(secret, "HS256").secret() == secret
+
+
+def test_generate_accepts_every_random_secret() -> None:
+    # 2,000 draws: with the old b"{" check, the chance that none was refused was 0.04 %.
+    for _ in range(2000):
+        Key(os.urandom(32), "HS256")
 
 
 @pytest.mark.parametrize("first_bytes", [b"{", b"\t{"], ids=repr)
@@ -185,7 +188,6 @@ def test_created_key_file_loads_back_after_an_unlucky_draw(
     assert loaded.sign(b"x") == created.sign(b"x")
 
 
-@pytest.mark.usefixtures("plain_urandom")
 def test_generate_honours_explicit_kid() -> None:
     assert Key.generate("ES256", kid="k1").kid == "k1"
     assert Key.generate("HS256", kid="k2").kid == "k2"
@@ -224,6 +226,15 @@ LOOKS_ASYMMETRIC = {
     "ssh-ed25519": lambda: openssh_public(ED25519_PRIVATE),
     "ecdsa-sha2": lambda: openssh_public(EC_PRIVATE["ES256"]),
     "jwk-json": lambda: '{"kty":"oct","k":"' + "A" * 43 + '"}',
+    "ec-jwk-json-after-whitespace": lambda: (
+        " \n" + json.dumps(Key(EC_PRIVATE["ES256"], "ES256").public_jwk())
+    ),
+    "jwk-set-json": lambda: json.dumps({"keys": [Key(RSA_PRIVATE, "RS256").public_jwk()]}),
+    "rsa-public-der": lambda: public_der(RSA_PRIVATE),
+    "ec-private-der": lambda: private_der(EC_PRIVATE["ES256"]),
+    "certificate-pem-after-newline": lambda: (
+        b"\n" + self_signed_certificate_pem(EC_PRIVATE["ES256"])
+    ),
 }
 
 
@@ -487,8 +498,6 @@ def test_rsa_private_jwk_loads(crt: bool) -> None:
 
 
 def test_jwk_may_be_json_text() -> None:
-    import json
-
     key = Key(EC_PRIVATE["ES256"], "ES256")
     loaded = Key.from_jwk(json.dumps(key.public_jwk()))
     assert loaded.thumbprint() == key.thumbprint()
@@ -691,7 +700,6 @@ def file_mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@pytest.mark.usefixtures("plain_urandom")
 @pytest.mark.parametrize("algorithm", ["HS256", "HS512", "ES256", "EdDSA", "RS256"])
 def test_key_file_is_created_with_mode_0600(tmp_path: Path, algorithm: str) -> None:
     path = tmp_path / "signing.key"
@@ -702,7 +710,6 @@ def test_key_file_is_created_with_mode_0600(tmp_path: Path, algorithm: str) -> N
     assert key.can_sign
 
 
-@pytest.mark.usefixtures("plain_urandom")
 @pytest.mark.parametrize("algorithm", ["HS256", "ES256"])
 def test_existing_key_file_is_reused(tmp_path: Path, algorithm: str) -> None:
     path = tmp_path / "signing.key"
@@ -768,7 +775,6 @@ def test_unwritable_key_directory_is_reported_as_invalid_key(tmp_path: Path) -> 
         load_or_create_key_file(str(path), "HS256", create=True)
 
 
-@pytest.mark.usefixtures("plain_urandom")
 def test_key_file_is_not_left_world_readable_under_a_lax_umask(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
