@@ -693,6 +693,77 @@ def test_jwks_verifies_tokens_of_the_signing_set(keyset_keys: list[Key]) -> None
     assert jwtlite.decode(token, published, ["ES256"]) == {"sub": "x"}
 
 
+# -- RSA keys that can be factored ---------------------------------------------------------
+
+# A 2048-bit modulus from an Infineon chip with the ROCA flaw (CVE-2017-15361): the authors'
+# own positive sample, roca/tests/data/mod03.txt in github.com/crocs-muni/roca.
+ROCA_MODULUS = int(
+    "9dcd7420e420c270a68060eb8b5aa7457a9f6648f86fafed2775cc1f79ae962f1e63f1b9e51c55f9ea6fdc7"
+    "332e9b0058c9ff2eb1fc89855029cf6aafe21e689feb38ac9ffb12f1ce371bb5d0e9aae64161abce74b4244"
+    "bf68f1edb4411f756a097c8929c14740245ea355f8332d1aa36bb50c7dcb4505da8de02e4e53d38f8df0609"
+    "7da7524df0df93db48eac8cc4af2d3a16257eb2b2adca6ba464e5974fa92550d31b1babf161e7692d00b86e"
+    "3dd886ecab4abfbe1a8f8cc263ff4af55cdb45f4249a5193925f5e983d762f0b6800943eb0267b08f42ed311"
+    "ce1f5c86eacbc8ce4d3cb7a2fee1ef5641423a1cf4114e5ecf50034a60a412523af9e6f4aa11",
+    16,
+)
+ROCA_PUBLIC = rsa.RSAPublicNumbers(65537, ROCA_MODULUS).public_key()
+
+
+def _rsa_public_jwk(public_key: rsa.RSAPublicKey, **members: str) -> dict[str, str]:
+    numbers = public_key.public_numbers()
+
+    def uint(value: int) -> str:
+        return b64url_encode(value.to_bytes((value.bit_length() + 7) // 8, "big")).decode()
+
+    return {"kty": "RSA", "n": uint(numbers.n), "e": uint(numbers.e), **members}
+
+
+ROCA_FORMS = {
+    "object": lambda: ROCA_PUBLIC,
+    "pem": lambda: ROCA_PUBLIC.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ),
+    "jwk": lambda: _rsa_public_jwk(ROCA_PUBLIC, alg="RS256"),
+}
+
+
+@pytest.mark.parametrize("make", ROCA_FORMS.values(), ids=ROCA_FORMS.keys())
+@pytest.mark.parametrize("algorithm", ["RS256", "PS512"])
+def test_rsa_key_with_the_roca_fingerprint_is_refused(
+    make: Callable[[], Any], algorithm: str
+) -> None:
+    material = make()
+    if isinstance(material, dict):
+        material = {**material, "alg": algorithm}
+    with pytest.raises(InvalidKeyError, match="ROCA"):
+        Key(material, algorithm)
+
+
+def test_roca_fingerprint_checks_the_modulus() -> None:
+    from jwtlite._roca import has_roca_fingerprint
+
+    assert has_roca_fingerprint(ROCA_MODULUS)
+    assert not has_roca_fingerprint(ROCA_MODULUS + 2)
+    assert not has_roca_fingerprint(RSA_PRIVATE.public_key().public_numbers().n)
+    # One prime is enough to clear a modulus: 65537 = -1 mod 11, so its powers are 1 and 10
+    # mod 11, and doubling a ROCA modulus leaves that subgroup.
+    assert ROCA_MODULUS % 11 in (1, 10)
+    assert not has_roca_fingerprint(ROCA_MODULUS * 2)
+
+
+@pytest.mark.parametrize("size", [2048, 3072])
+def test_generated_rsa_keys_are_not_flagged(size: int) -> None:
+    for _ in range(3):
+        private = rsa.generate_private_key(public_exponent=65537, key_size=size)
+        assert Key(private, "RS256").can_sign
+
+
+def test_rsa_jwk_under_2048_bits_is_refused() -> None:
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505
+    with pytest.raises(InvalidKeyError, match="2048"):
+        Key.from_jwk(_rsa_public_jwk(small.public_key(), alg="RS256"))
+
+
 # -- key files -------------------------------------------------------------------------------
 
 
