@@ -1,8 +1,9 @@
 """Keys that know their algorithm, and key sets for rotation and JWKS (RFC 7517, RFC 7638).
 
 A :class:`Key` binds key material to exactly one algorithm and is checked once, when it is
-made; signing and verifying never re-parse or re-check it. A :class:`KeySet` signs with its
-current key and verifies by ``kid``.
+made; signing and verifying never re-parse or re-check it. A key loaded from a JWK does only
+what its JWK allows (``use``, ``key_ops``). A :class:`KeySet` signs with its current key and
+verifies by ``kid``; it holds secrets or asymmetric keys, never both, and no ``kid`` twice.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from jwtlite._encoding import b64url_encode, json_dumps
-from jwtlite._jwk import jwk_members, material_from_jwk, public_members
+from jwtlite._jwk import (
+    SIGNATURE_OPERATIONS,
+    JWKKey,
+    is_signature_key,
+    jwk_members,
+    jwk_set_members,
+    load_jwk,
+    public_members,
+)
 from jwtlite._material import infer_algorithm, is_key_material, load_pem, load_pem_or_der
 from jwtlite.algorithms import (
     Algorithm,
@@ -37,12 +46,14 @@ class Key:
 
     Args:
         material: an HMAC secret (``bytes``/``str``), a ``cryptography`` private or public
-            key, PEM or DER bytes/str, or a JWK ``dict``.
+            key, PEM or DER bytes/str, or a JWK ``dict`` (whose ``alg``, ``use`` and
+            ``key_ops`` are honoured).
         algorithm: the one algorithm this key serves, e.g. ``"HS256"`` or ``"ES256"``.
         kid: an optional key id, written to the header of tokens signed with this key.
 
     Raises:
-        InvalidKeyError: the material cannot serve ``algorithm`` (wrong type, curve, size).
+        InvalidKeyError: the material cannot serve ``algorithm`` (wrong type, curve, size, an
+            RSA modulus with the ROCA fingerprint), or its JWK is not for signatures.
         AlgorithmNotAllowedError: ``algorithm`` is not supported.
     """
 
@@ -63,14 +74,16 @@ class Key:
         if kid is not None and not isinstance(kid, str):
             raise InvalidKeyError("kid must be a string")
         alg = get_algorithm(algorithm)
-        signing, verifying = _prepare(material, alg)
+        signing, verifying, operations = _prepare(material, alg)
+        if "sign" not in operations:
+            signing = None  # a private key whose JWK only verifies is a verifying key
         self.algorithm = alg.name
         self.kid = kid
         self._algorithm = alg
         self._signing = signing
         self._verifying = verifying
         self._sign_with = None if signing is None else alg.prepare(signing)
-        self._verify_with = alg.prepare(verifying)
+        self._verify_with = alg.prepare(verifying) if "verify" in operations else None
 
     # -- construction ---------------------------------------------------------------------
 
@@ -113,17 +126,23 @@ class Key:
 
     @classmethod
     def from_jwk(cls, jwk: Mapping[str, Any] | str, algorithm: str | None = None) -> Key:
-        """Load a JWK (a dict, or its JSON text); its ``alg`` and ``kid`` are honoured."""
+        """Load a JWK (a dict, or its JSON text).
+
+        Its ``kid`` is kept and its ``alg`` must agree with ``algorithm`` (either may be left
+        out for EC and OKP keys). ``use`` must be ``"sig"`` when present, and ``key_ops``
+        limits the key to the operations it lists.
+
+        Raises:
+            InvalidKeyError: the JWK is malformed, not for signatures, or for another
+                algorithm, or its key cannot serve the algorithm.
+        """
         members = jwk_members(jwk)
-        declared = members.get("alg")
-        if algorithm is not None and declared is not None and declared != algorithm:
-            raise InvalidKeyError(f"JWK is for {declared!r}, not {algorithm!r}")
-        material = material_from_jwk(members)
-        name = algorithm or declared or infer_algorithm(material)
+        loaded = load_jwk(members, algorithm)
+        name = algorithm or members.get("alg") or infer_algorithm(loaded.material)
         kid = members.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise InvalidKeyError("JWK kid must be a string")
-        return cls(material, name, kid=kid)
+        return cls(loaded, name, kid=kid)
 
     @classmethod
     def _with_default_kid(cls, material: Any, algorithm: str, kid: str | None) -> Key:
@@ -141,21 +160,41 @@ class Key:
 
     @property
     def can_sign(self) -> bool:
-        """Whether this key holds a private key or a secret long enough to sign with."""
+        """Whether this key holds a private key or a secret, and its JWK (if any) allows
+        ``sign``."""
         return self._signing is not None
 
+    @property
+    def can_verify(self) -> bool:
+        """Whether this key may verify: false only when its JWK's ``key_ops`` leave it out."""
+        return self._verify_with is not None
+
     def sign(self, data: bytes) -> bytes:
-        """Sign ``data``. Raises :class:`InvalidKeyError` for a public or too-short key."""
+        """Sign ``data``.
+
+        Raises:
+            InvalidKeyError: a public key, or a key whose JWK does not allow ``sign``.
+        """
         if self._sign_with is None:
             raise InvalidKeyError(f"this {self.algorithm} key cannot sign")
         return self._algorithm.sign(self._sign_with, data)
 
     def verify(self, data: bytes, signature: bytes) -> bool:
-        """Return whether ``signature`` over ``data`` is valid for this key."""
+        """Return whether ``signature`` over ``data`` is valid for this key.
+
+        Raises:
+            InvalidKeyError: the key's JWK does not allow ``verify``.
+        """
+        if self._verify_with is None:
+            raise InvalidKeyError(f"this {self.algorithm} key's key_ops do not allow verify")
         return self._algorithm.verify(self._verify_with, data, signature)
 
     def public_key(self) -> Key:
-        """This key without its private part (an HMAC key is returned as it is)."""
+        """This key without its private part (an HMAC key is returned as it is).
+
+        The public half verifies even when this key's ``key_ops`` are ``["sign"]``: it is
+        the key a signer publishes for its verifiers.
+        """
         if self.is_symmetric:
             return self
         return Key(self._verifying, self.algorithm, kid=self.kid)
@@ -215,9 +254,17 @@ class Key:
 class KeySet:
     """Keys by ``kid``: sign with the current one, verify with whichever a token names.
 
+    A set is one kind of trust: HMAC secrets (every holder can sign) or asymmetric keys
+    (only the private key's holder can), never both, so that a token's ``kid`` cannot choose
+    between them; and a ``kid`` names one key.
+
     Args:
-        keys: keys with distinct, non-empty ``kid``s.
+        keys: keys with distinct, non-empty ``kid``s, all symmetric or all asymmetric.
         current: the ``kid`` of the signing key; the first key when left out.
+
+    Raises:
+        InvalidKeyError: no key, a key without ``kid``, a repeated ``kid``, secrets mixed
+            with asymmetric keys, or an unknown ``current``.
     """
 
     __slots__ = ("_keys", "current")
@@ -232,11 +279,29 @@ class KeySet:
             by_kid[key.kid] = key
         if not by_kid:
             raise InvalidKeyError("a KeySet needs at least one key")
+        if len({key.is_symmetric for key in by_kid.values()}) > 1:
+            raise InvalidKeyError("a KeySet mixes HMAC secrets with asymmetric keys")
         chosen = by_kid.get(current) if current is not None else next(iter(by_kid.values()))
         if chosen is None:
             raise InvalidKeyError(f"current kid {current!r} is not in the KeySet")
         self._keys = by_kid
         self.current = chosen
+
+    @classmethod
+    def from_jwks(cls, jwks: Mapping[str, Any] | str, algorithm: str | None = None) -> KeySet:
+        """Load a JWK Set (RFC 7517 §5; a dict, or its JSON text) for verifying.
+
+        Every JWK is loaded as by :meth:`Key.from_jwk` (``algorithm`` applies to each) and
+        needs a ``kid``. JWKs that declare another purpose (a ``use`` other than ``"sig"``,
+        or ``key_ops`` without ``sign`` or ``verify``) are left out, as RFC 7517 §5 lets a
+        set carry keys for other purposes: a token naming one finds no key.
+
+        Raises:
+            InvalidKeyError: the document or a signature JWK is malformed, no signature key
+                is left, a ``kid`` repeats, or secrets are mixed with asymmetric keys.
+        """
+        members = [jwk for jwk in jwk_set_members(jwks) if is_signature_key(jwk)]
+        return cls(Key.from_jwk(jwk, algorithm) for jwk in members)
 
     def get(self, kid: object) -> Key:
         """The key called ``kid``. Raises :class:`InvalidKeyError` when there is none."""
@@ -302,33 +367,27 @@ def _cached_key(material: Any, algorithm: str) -> Key:
 # -- preparation ------------------------------------------------------------------------------
 
 
-def _prepare(material: Any, alg: Algorithm) -> tuple[Any, Any]:
-    """Return (signing material or None, verifying material) for ``alg``, checked."""
+def _prepare(material: Any, alg: Algorithm) -> tuple[Any, Any, frozenset[str]]:
+    """Return (signing material or None, verifying material, allowed operations) for
+    ``alg``, checked."""
     if isinstance(material, Mapping):
-        material = _material_for(jwk_members(material), alg.name)
+        material = load_jwk(jwk_members(material), alg.name)
+    operations = SIGNATURE_OPERATIONS
+    if isinstance(material, JWKKey):
+        material, operations = material
         if isinstance(alg, HMACAlgorithm) and not isinstance(material, bytes):
             raise InvalidKeyError(f"{alg.name} needs an oct JWK")
     if isinstance(alg, HMACAlgorithm):
         secret = _secret_bytes(material)
         alg.check_key(secret, signing=False)
-        return secret, secret
+        return secret, secret, operations
     if isinstance(material, bytes | str):
         material = load_pem_or_der(material.encode() if isinstance(material, str) else material)
     signing = isinstance(material, PrivateKey)
     alg.check_key(material, signing=signing)
     if signing:
-        return material, material.public_key()
-    return None, material
-
-
-def _material_for(members: Mapping[str, Any], algorithm: str) -> Any:
-    """A JWK's key, refusing one whose ``alg`` or ``use`` says it is not for ``algorithm``."""
-    declared = members.get("alg")
-    if declared is not None and declared != algorithm:
-        raise InvalidKeyError(f"the JWK is for {declared!r}, not {algorithm}")
-    if members.get("use", "sig") != "sig":
-        raise InvalidKeyError("the JWK is not a signature key (use is not 'sig')")
-    return material_from_jwk(members)
+        return material, material.public_key(), operations
+    return None, material, operations
 
 
 def _secret_bytes(material: Any) -> bytes:

@@ -365,17 +365,17 @@ def keyset() -> KeySet:
     return KeySet(
         [
             Key(EC_PRIVATE["ES256"], "ES256", kid="ec"),
-            Key(SECRETS["HS256"], "HS256", kid="hs"),
+            Key(ED25519_PRIVATE, "EdDSA", kid="ed"),
             Key(RSA_PRIVATE, "RS256", kid="rsa"),
         ],
-        current="hs",
+        current="ed",
     )
 
 
 def test_keyset_signs_with_current_key(keyset: KeySet) -> None:
     token = jws.encode(b"p", keyset)
-    assert header_of(token) == {"alg": "HS256", "typ": "JWT", "kid": "hs"}
-    assert jws.decode(token, keyset, ["HS256"]) == b"p"
+    assert header_of(token) == {"alg": "EdDSA", "typ": "JWT", "kid": "ed"}
+    assert jws.decode(token, keyset, ["EdDSA"]) == b"p"
 
 
 def test_keyset_picks_the_key_by_kid(keyset: KeySet) -> None:

@@ -571,6 +571,118 @@ def test_okp_private_jwk_must_match_its_public_part() -> None:
         Key.from_jwk({**good, "x": other})
 
 
+# -- what a JWK says its key is for (use, key_ops) --------------------------------------------
+
+
+def ec_private_jwk(**changes: Any) -> dict[str, Any]:
+    numbers = EC_PRIVATE["ES256"].private_numbers()
+    jwk: dict[str, Any] = {
+        **Key(EC_PRIVATE["ES256"], "ES256").public_jwk(),
+        "d": b64url_encode(numbers.private_value.to_bytes(32, "big")).decode(),
+    }
+    jwk.update(changes)
+    return {name: value for name, value in jwk.items() if value is not None}
+
+
+# Every way a JWK reaches the library, each making a key for ES256 (None: no key made).
+JWK_LOADERS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "Key.from_jwk": Key.from_jwk,
+    "Key.from_jwk-json-text": lambda jwk: Key.from_jwk(json.dumps(jwk)),
+    "Key(jwk-dict)": lambda jwk: Key(jwk, "ES256"),
+    "jws.decode(jwk-dict)": lambda jwk: jwtlite.jws.decode(
+        jwtlite.jws.encode(b"p", EC_PRIVATE["ES256"], "ES256"), jwk, ["ES256"]
+    ),
+    "KeySet.from_jwks": lambda jwk: KeySet.from_jwks({"keys": [{"kid": "k", **jwk}]}),
+}
+
+NOT_FOR_SIGNATURES = {
+    "use-enc": {"use": "enc"},
+    "key-ops-encrypt": {"key_ops": ["encrypt"]},
+    "key-ops-encrypt-decrypt": {"key_ops": ["encrypt", "decrypt"]},
+    "key-ops-wrap-key": {"key_ops": ["wrapKey"]},
+}
+
+
+@pytest.mark.parametrize("loader", JWK_LOADERS.values(), ids=JWK_LOADERS.keys())
+@pytest.mark.parametrize("changes", NOT_FOR_SIGNATURES.values(), ids=NOT_FOR_SIGNATURES.keys())
+def test_jwk_not_for_signatures_is_refused_everywhere(
+    loader: Callable[[dict[str, Any]], Any], changes: dict[str, Any]
+) -> None:
+    """Wycheproof: a key_ops ["encrypt"] JWK verified a token; use "enc" was checked only
+    for a dict given to jws.decode. A JWK Set leaves such keys out, so none is left."""
+    for jwk in (ec_private_jwk(**changes), _ec_jwk(**changes)):
+        with pytest.raises(InvalidKeyError):
+            loader(jwk)
+
+
+MALFORMED_INTENT = {
+    "key-ops-one-string-with-a-comma": {"key_ops": ["sign, verify"]},  # as in Wycheproof
+    "key-ops-a-string": {"key_ops": "verify"},
+    "key-ops-empty": {"key_ops": []},
+    "key-ops-repeated": {"key_ops": ["verify", "verify"]},
+    "key-ops-not-strings": {"key_ops": [1]},
+    "key-ops-signature-and-encryption": {"key_ops": ["verify", "encrypt"]},
+    "use-not-a-string": {"use": 1},
+    "use-sig-with-key-ops-encrypt": {"use": "sig", "key_ops": ["encrypt"]},
+}
+
+
+@pytest.mark.parametrize("loader", JWK_LOADERS.values(), ids=JWK_LOADERS.keys())
+@pytest.mark.parametrize("changes", MALFORMED_INTENT.values(), ids=MALFORMED_INTENT.keys())
+def test_jwk_with_malformed_use_or_key_ops_is_refused(
+    loader: Callable[[dict[str, Any]], Any], changes: dict[str, Any]
+) -> None:
+    with pytest.raises(InvalidKeyError):
+        loader(_ec_jwk(**changes))
+
+
+def test_jwk_key_ops_verify_makes_a_verifying_key() -> None:
+    key = Key.from_jwk(ec_private_jwk(key_ops=["verify"]))
+    assert not key.can_sign
+    assert key.can_verify
+    with pytest.raises(InvalidKeyError):
+        key.sign(b"data")
+    with pytest.raises(InvalidKeyError):
+        key.private_pem()
+    assert key.verify(b"data", Key(EC_PRIVATE["ES256"], "ES256").sign(b"data"))
+
+
+def test_jwk_key_ops_sign_makes_a_key_that_does_not_verify() -> None:
+    key = Key.from_jwk(ec_private_jwk(key_ops=["sign"]))
+    assert key.can_sign
+    assert not key.can_verify
+    signature = key.sign(b"data")
+    with pytest.raises(InvalidKeyError):
+        key.verify(b"data", signature)
+    token = jwtlite.encode({"sub": "1"}, key)
+    with pytest.raises(InvalidKeyError):
+        jwtlite.decode(token, key, ["ES256"])
+    # The public half is what the signer publishes for its verifiers.
+    assert key.public_key().verify(b"data", signature)
+
+
+def test_hmac_jwk_key_ops_are_honoured() -> None:
+    jwk = {"kty": "oct", "alg": "HS256", "k": b64url_encode(b"s" * 32).decode()}
+    verify_only = Key.from_jwk({**jwk, "key_ops": ["verify"]})
+    assert not verify_only.can_sign
+    assert verify_only.verify(b"x", Key(b"s" * 32, "HS256").sign(b"x"))
+    sign_only = Key.from_jwk({**jwk, "key_ops": ["sign"]})
+    with pytest.raises(InvalidKeyError):
+        sign_only.verify(b"x", sign_only.sign(b"x"))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"use": "sig"}, {"key_ops": ["sign", "verify"]}, {"key_ops": ["verify", "sign"]}],
+    ids=["neither", "use-sig", "key-ops-both", "key-ops-both-reversed"],
+)
+def test_jwk_for_signatures_signs_and_verifies(changes: dict[str, Any]) -> None:
+    key = Key.from_jwk(ec_private_jwk(**changes))
+    assert key.can_sign
+    assert key.can_verify
+    assert_signs_and_verifies(key, key)
+
+
 # -- thumbprints (RFC 7638) ------------------------------------------------------------------
 
 
@@ -599,7 +711,7 @@ def keyset_keys() -> list[Key]:
     return [
         Key(EC_PRIVATE["ES256"], "ES256", kid="ec"),
         Key(ED25519_PRIVATE, "EdDSA", kid="ed"),
-        Key(b"s" * 32, "HS256", kid="hmac"),
+        Key(RSA_PRIVATE, "PS256", kid="rsa"),
     ]
 
 
@@ -615,7 +727,7 @@ def test_keyset_signs_with_current_and_writes_its_kid(keyset_keys: list[Key]) ->
 def test_keyset_current_defaults_to_the_first_key(keyset_keys: list[Key]) -> None:
     assert KeySet(keyset_keys).current.kid == "ec"
     assert len(KeySet(keyset_keys)) == 3
-    assert [key.kid for key in KeySet(keyset_keys)] == ["ec", "ed", "hmac"]
+    assert [key.kid for key in KeySet(keyset_keys)] == ["ec", "ed", "rsa"]
 
 
 def test_keyset_verifies_by_kid(keyset_keys: list[Key]) -> None:
@@ -627,7 +739,7 @@ def test_keyset_verifies_by_kid(keyset_keys: list[Key]) -> None:
 
 def test_keyset_get(keyset_keys: list[Key]) -> None:
     keyset = KeySet(keyset_keys)
-    assert keyset.get("hmac") is keyset_keys[2]
+    assert keyset.get("rsa") is keyset_keys[2]
     for kid in ("missing", None, 1, ["ec"]):
         with pytest.raises(InvalidKeyError):
             keyset.get(kid)
@@ -641,11 +753,35 @@ def test_keyset_construction_refusals(keyset_keys: list[Key]) -> None:
     with pytest.raises(InvalidKeyError):
         KeySet([Key(b"s" * 32, "HS256", kid="")])
     with pytest.raises(InvalidKeyError):
-        KeySet([keyset_keys[0], Key(b"t" * 32, "HS256", kid="ec")])
+        KeySet([keyset_keys[0], Key(EC_PRIVATE["ES384"], "ES384", kid="ec")])
     with pytest.raises(InvalidKeyError):
         KeySet(keyset_keys, current="nope")
     with pytest.raises(InvalidKeyError):
         KeySet([b"s" * 32])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        pytest.param(
+            lambda: [Key(b"s" * 32, "HS256", kid="hs"), Key(RSA_PRIVATE, "RS256", kid="rs")]
+        ),
+        pytest.param(
+            lambda: [Key(EC_PRIVATE["ES256"].public_key(), "ES256", kid="ec"), secret_key("hs")]
+        ),
+    ],
+    ids=["secret-then-rsa", "ec-public-then-secret"],
+)
+def test_keyset_refuses_secrets_mixed_with_asymmetric_keys(keys: Callable[[], list[Key]]) -> None:
+    """Wycheproof jws_mixedSymmetryKeyset: whoever holds the set could mint tokens that its
+    asymmetric kids are trusted for; and a token's kid would choose the kind of trust."""
+    with pytest.raises(InvalidKeyError, match="mixes"):
+        KeySet(keys())
+
+
+def test_keyset_rotation_to_another_kind_of_key_is_refused() -> None:
+    with pytest.raises(InvalidKeyError):
+        KeySet([secret_key("k0")]).rotated(Key.generate("ES256"))
 
 
 def test_keyset_rotation_keeps_old_keys_for_verifying(keyset_keys: list[Key]) -> None:
@@ -680,10 +816,14 @@ def test_keyset_rotation_with_keep_still_verifies_the_just_retired_key() -> None
 
 def test_jwks_lists_public_keys_only(keyset_keys: list[Key]) -> None:
     jwks = KeySet(keyset_keys).jwks()
-    assert [jwk["kid"] for jwk in jwks["keys"]] == ["ec", "ed"]
+    assert [jwk["kid"] for jwk in jwks["keys"]] == ["ec", "ed", "rsa"]
     for jwk in jwks["keys"]:
         assert not PRIVATE_JWK_MEMBERS & set(jwk)
         assert Key.from_jwk(jwk).kid == jwk["kid"]
+
+
+def test_jwks_of_a_set_of_secrets_is_empty() -> None:
+    assert KeySet([secret_key("k0"), secret_key("k1")]).jwks() == {"keys": []}
 
 
 def test_jwks_verifies_tokens_of_the_signing_set(keyset_keys: list[Key]) -> None:
@@ -691,6 +831,67 @@ def test_jwks_verifies_tokens_of_the_signing_set(keyset_keys: list[Key]) -> None
     published = KeySet([Key.from_jwk(jwk) for jwk in signing.jwks()["keys"]])
     token = jwtlite.encode({"sub": "x"}, signing)
     assert jwtlite.decode(token, published, ["ES256"]) == {"sub": "x"}
+
+
+# -- JWK Sets (RFC 7517 §5) -------------------------------------------------------------------
+
+
+def test_from_jwks_loads_a_published_set(keyset_keys: list[Key]) -> None:
+    signing = KeySet(keyset_keys)
+    for document in (signing.jwks(), json.dumps(signing.jwks())):
+        published = KeySet.from_jwks(document)
+        assert [key.kid for key in published] == ["ec", "ed", "rsa"]
+        assert not any(key.can_sign for key in published)
+        for key in keyset_keys:
+            token = jwtlite.encode({"k": key.kid}, key)
+            assert jwtlite.decode(token, published, [key.algorithm]) == {"k": key.kid}
+
+
+def test_from_jwks_leaves_out_keys_for_other_purposes(keyset_keys: list[Key]) -> None:
+    encryption = {**_ec_jwk(kid="enc"), "use": "enc"}
+    wrapping = {**_ec_jwk(kid="wrap"), "key_ops": ["wrapKey", "unwrapKey"]}
+    jwks = {"keys": [encryption, keyset_keys[0].public_jwk(), wrapping]}
+    keyset = KeySet.from_jwks(jwks)
+    assert [key.kid for key in keyset] == ["ec"]
+    token = jwtlite.encode({}, Key(EC_PRIVATE["ES256"], "ES256", kid="enc"))
+    with pytest.raises(InvalidKeyError):
+        jwtlite.decode(token, keyset, ["ES256"])
+
+
+def test_from_jwks_passes_the_algorithm_to_every_key() -> None:
+    jwk = {name: RFC7638_JWK[name] for name in ("kty", "n", "e", "kid")}
+    assert KeySet.from_jwks({"keys": [jwk]}, "PS256").current.algorithm == "PS256"
+    with pytest.raises(InvalidKeyError):
+        KeySet.from_jwks({"keys": [jwk]})  # an RSA JWK without alg does not name RS or PS
+
+
+def _secret_jwk(kid: str) -> dict[str, str]:
+    return {"kty": "oct", "alg": "HS256", "kid": kid, "k": b64url_encode(b"s" * 32).decode()}
+
+
+BAD_JWK_SETS = {
+    "mixed-secret-and-ec": lambda: {"keys": [_secret_jwk("hs"), _ec_jwk(kid="ec")]},
+    "duplicate-kid": lambda: {"keys": [_secret_jwk("k"), _secret_jwk("k")]},
+    "duplicate-kid-ec-and-ed": lambda: {
+        "keys": [_ec_jwk(kid="k"), {**Key(ED25519_PRIVATE, "EdDSA").public_jwk(), "kid": "k"}]
+    },
+    "key-without-kid": lambda: {"keys": [_ec_jwk(kid=None)]},
+    "empty": lambda: {"keys": []},
+    "only-encryption-keys": lambda: {"keys": [_ec_jwk(use="enc")]},
+    "keys-not-a-list": lambda: {"keys": _ec_jwk()},
+    "no-keys-member": lambda: {"key": [_ec_jwk()]},
+    "not-an-object": lambda: [_ec_jwk()],
+    "invalid-json-text": lambda: '{"keys": [',
+    "duplicate-member-json-text": lambda: '{"keys": [], "keys": []}',
+    "jwk-not-an-object": lambda: {"keys": ["kty"]},
+    "one-bad-jwk": lambda: {"keys": [_ec_jwk(kid="ok"), _ec_jwk(kid="bad", y="AAAA")]},
+}
+
+
+@pytest.mark.parametrize("make", BAD_JWK_SETS.values(), ids=BAD_JWK_SETS.keys())
+def test_bad_jwk_sets_are_refused(make: Callable[[], Any]) -> None:
+    with pytest.raises(InvalidKeyError):
+        KeySet.from_jwks(make())
 
 
 # -- RSA keys that can be factored ---------------------------------------------------------
@@ -762,6 +963,8 @@ def test_rsa_jwk_under_2048_bits_is_refused() -> None:
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505
     with pytest.raises(InvalidKeyError, match="2048"):
         Key.from_jwk(_rsa_public_jwk(small.public_key(), alg="RS256"))
+    with pytest.raises(InvalidKeyError, match="2048"):
+        KeySet.from_jwks({"keys": [_rsa_public_jwk(small.public_key(), alg="PS256", kid="s")]})
 
 
 # -- key files -------------------------------------------------------------------------------
