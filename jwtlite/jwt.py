@@ -7,7 +7,6 @@ finite JSON numbers (never booleans or strings); ``exp`` is reached when ``now >
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from jwtlite import jws
-from jwtlite._encoding import EncodingError, b64url_decode, json_dumps, json_loads
+from jwtlite._encoding import EncodingError, b64url_decode, json_dumps, json_loads, json_thawed
 from jwtlite.errors import (
     ExpiredTokenError,
     ImmatureTokenError,
@@ -152,7 +151,7 @@ def decode_complete(
         options=Options.from_mapping(options),
         now=time.time() if now is None else now,
     )
-    return {"header": copy.deepcopy(dict(header)), "payload": claims, "signature": signature}
+    return {"header": json_thawed(header), "payload": claims, "signature": signature}
 
 
 def decode_unverified_claims(
