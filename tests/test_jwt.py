@@ -382,6 +382,36 @@ def test_iss_check_can_be_switched_off() -> None:
     assert check({"iss": "x"}, issuer="y", options={"verify_iss": False})
 
 
+# -- sub and jti -----------------------------------------------------------------------------
+
+NOT_STRINGS = [
+    pytest.param(1, id="int"),
+    pytest.param(1.5, id="float"),
+    pytest.param(True, id="bool"),
+    pytest.param(None, id="null"),
+    pytest.param(["1"], id="list"),
+    pytest.param({"id": "1"}, id="object"),
+]
+
+
+@pytest.mark.parametrize("claim", ["sub", "jti"])
+@pytest.mark.parametrize("value", NOT_STRINGS)
+def test_sub_and_jti_must_be_strings(claim: str, value: Any) -> None:
+    """PyJWT refuses a non-string sub or jti; jwtlite accepted them."""
+    with pytest.raises(InvalidClaimError) as info:
+        check({claim: value})
+    assert info.value.claim == claim
+    assert info.value.expected == "string"
+    with pytest.raises(InvalidClaimError):
+        jwtlite.decode_complete(make({claim: value}), SECRET, ["HS256"], now=NOW)
+
+
+def test_string_sub_and_jti_are_accepted() -> None:
+    claims = {"sub": "", "jti": "4f1c2a9e8b7d6c5e4f3a2b1c0d9e8f7a"}
+    assert check(claims) == claims
+    assert check({"sub": "42"}, options={"require": ["sub"]}) == {"sub": "42"}
+
+
 # -- require ---------------------------------------------------------------------------------
 
 
@@ -394,7 +424,7 @@ def test_required_claims_must_be_present() -> None:
 
 
 def test_required_claim_with_null_value_is_present() -> None:
-    assert check({"jti": None}, options={"require": ["jti"]}) == {"jti": None}
+    assert check({"nonce": None}, options={"require": ["nonce"]}) == {"nonce": None}
 
 
 # -- options ---------------------------------------------------------------------------------
