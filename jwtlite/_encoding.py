@@ -10,8 +10,10 @@ from __future__ import annotations
 import binascii
 import json
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
+from types import MappingProxyType
 from typing import Any
 
 __all__ = [
@@ -20,8 +22,10 @@ __all__ = [
     "b64url_decode",
     "b64url_encode",
     "json_dumps",
+    "json_frozen",
     "json_loads",
     "json_text",
+    "json_thawed",
 ]
 
 MAX_JSON_DEPTH = 32
@@ -185,3 +189,22 @@ def _depth(value: Any) -> int:
         deepest = max(deepest, level)
         stack.extend((child, level + 1) for child in children)
     return deepest
+
+
+def json_frozen(value: Any) -> Any:
+    """A read-only copy of a parsed JSON value: objects become ``MappingProxyType`` views of
+    private dicts, arrays become tuples (safe to share between callers)."""
+    if isinstance(value, dict):
+        return MappingProxyType({name: json_frozen(item) for name, item in value.items()})
+    if isinstance(value, list):
+        return tuple(json_frozen(item) for item in value)
+    return value
+
+
+def json_thawed(value: Any) -> Any:
+    """A fresh mutable copy of a :func:`json_frozen` value (dicts and lists again)."""
+    if isinstance(value, Mapping):
+        return {name: json_thawed(item) for name, item in value.items()}
+    if isinstance(value, tuple):
+        return [json_thawed(item) for item in value]
+    return value

@@ -1,14 +1,16 @@
-"""JSON Web Keys (RFC 7517, RFC 7518 §6, RFC 8037): parse key members, and write the public
-members that RFC 7638 thumbprints and JWKS documents use.
+"""JSON Web Keys (RFC 7517, RFC 7518 §6, RFC 8037): parse key members, check what a key is
+for, and write the public members that RFC 7638 thumbprints and JWKS documents use.
 
 Members are decoded with the same strict base64url as tokens; a private JWK whose public part
-does not match its private part is refused.
+does not match its private part is refused. A key means what its JWK says: ``alg`` names the
+one algorithm it serves, ``use`` must be ``"sig"`` when present, and ``key_ops`` limits it to
+the signature operations it lists (RFC 7517 §4.2-4.4).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -21,10 +23,18 @@ __all__ = [
     "CURVES",
     "CURVE_NAMES",
     "EC_ALGORITHMS",
+    "SIGNATURE_OPERATIONS",
+    "JWKKey",
+    "is_signature_key",
     "jwk_members",
+    "jwk_set_members",
+    "load_jwk",
     "material_from_jwk",
+    "permitted_operations",
     "public_members",
 ]
+
+SIGNATURE_OPERATIONS = frozenset({"sign", "verify"})
 
 CURVES: dict[str, type[ec.EllipticCurve]] = {
     "P-256": ec.SECP256R1,
@@ -44,6 +54,76 @@ def jwk_members(jwk: Mapping[str, Any] | str) -> dict[str, Any]:
     if not isinstance(jwk, Mapping):
         raise InvalidKeyError("JWK must be a JSON object")
     return dict(jwk)
+
+
+def jwk_set_members(jwks: Mapping[str, Any] | str) -> list[dict[str, Any]]:
+    """The members of each JWK of a JWK Set (RFC 7517 §5): an object whose ``keys`` is a list
+    of objects."""
+    if isinstance(jwks, str):
+        try:
+            jwks = json_loads(jwks.encode())
+        except EncodingError as exc:
+            raise InvalidKeyError("JWK Set is not valid JSON") from exc
+    if not isinstance(jwks, Mapping) or not isinstance(jwks.get("keys"), list):
+        raise InvalidKeyError('a JWK Set must be a JSON object with a "keys" list')
+    return [jwk_members(jwk) for jwk in jwks["keys"]]
+
+
+class JWKKey(NamedTuple):
+    """A JWK's key material and the signature operations its JWK allows."""
+
+    material: Any
+    operations: frozenset[str]
+
+
+def load_jwk(members: Mapping[str, Any], algorithm: str | None) -> JWKKey:
+    """The key of a JWK meant for signatures, refusing one whose ``alg`` is not ``algorithm``
+    (when given) or whose ``use`` or ``key_ops`` say it is not a signature key."""
+    declared = members.get("alg")
+    if declared is not None and not isinstance(declared, str):
+        raise InvalidKeyError("JWK alg must be a string")
+    if algorithm is not None and declared is not None and declared != algorithm:
+        raise InvalidKeyError(f"the JWK is for {declared!r}, not {algorithm!r}")
+    operations = permitted_operations(members)
+    return JWKKey(material_from_jwk(members), operations)
+
+
+def is_signature_key(members: Mapping[str, Any]) -> bool:
+    """Whether a JWK claims to be for signatures: false when its ``use`` is another use, or
+    when its ``key_ops`` list operations and none of them is ``sign`` or ``verify``."""
+    use = members.get("use", "sig")
+    if isinstance(use, str) and use != "sig":
+        return False
+    key_ops = members.get("key_ops")
+    if isinstance(key_ops, list) and key_ops:
+        return not SIGNATURE_OPERATIONS.isdisjoint(key_ops)
+    return True
+
+
+def permitted_operations(members: Mapping[str, Any]) -> frozenset[str]:
+    """The signature operations a JWK allows: both without ``key_ops``, else those it lists.
+
+    Raises:
+        InvalidKeyError: ``use`` is not ``"sig"``; ``key_ops`` is not a non-empty list of
+            distinct strings, or lists an operation other than ``sign`` and ``verify``
+            (RFC 7517 §4.3: unrelated operations should not share a key).
+    """
+    use = members.get("use")
+    if use is not None and use != "sig":
+        raise InvalidKeyError(f"the JWK is not a signature key (use is {use!r}, not 'sig')")
+    if "key_ops" not in members:
+        return SIGNATURE_OPERATIONS
+    key_ops = members["key_ops"]
+    if not isinstance(key_ops, list) or not all(isinstance(op, str) for op in key_ops):
+        raise InvalidKeyError("JWK key_ops must be a list of strings")
+    if len(set(key_ops)) != len(key_ops):
+        raise InvalidKeyError("JWK key_ops repeats an operation")
+    others = sorted(set(key_ops) - SIGNATURE_OPERATIONS)
+    if others:
+        raise InvalidKeyError(f"JWK key_ops {others} are not signature operations")
+    if not key_ops:
+        raise InvalidKeyError("JWK key_ops lists no operation")
+    return frozenset(key_ops)
 
 
 def _jwk_bytes(members: Mapping[str, Any], name: str) -> bytes:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from jwtlite._roca import has_roca_fingerprint
 from jwtlite.errors import AlgorithmNotAllowedError, InvalidKeyError
 
 __all__ = [
@@ -120,7 +121,8 @@ class _AsymmetricAlgorithm(Algorithm):
 
 
 class RSAAlgorithm(_AsymmetricAlgorithm):
-    """RS256/384/512: RSASSA-PKCS1-v1_5 (RFC 7518 §3.3), keys of 2048 bits or more."""
+    """RS256/384/512: RSASSA-PKCS1-v1_5 (RFC 7518 §3.3), keys of 2048 bits or more whose
+    modulus lacks the ROCA fingerprint (CVE-2017-15361: such keys can be factored)."""
 
     family = "RSA"
     private_types = (rsa.RSAPrivateKey,)
@@ -137,6 +139,11 @@ class RSAAlgorithm(_AsymmetricAlgorithm):
     def _check_key_details(self, key: rsa.RSAPrivateKey | rsa.RSAPublicKey) -> None:
         if key.key_size < MIN_RSA_KEY_SIZE:
             raise InvalidKeyError(f"{self.name} needs an RSA key of at least 2048 bits")
+        public = key.public_key() if isinstance(key, rsa.RSAPrivateKey) else key
+        if has_roca_fingerprint(public.public_numbers().n):
+            raise InvalidKeyError(
+                "the RSA key has the ROCA fingerprint (CVE-2017-15361): it can be factored"
+            )
 
     def sign(self, key: rsa.RSAPrivateKey, data: bytes) -> bytes:
         return key.sign(data, self._pad, self.hash)

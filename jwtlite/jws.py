@@ -8,12 +8,19 @@ any decoding.
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from jwtlite._encoding import EncodingError, b64url_decode, b64url_encode, json_dumps, json_loads
+from jwtlite._encoding import (
+    EncodingError,
+    b64url_decode,
+    b64url_encode,
+    json_dumps,
+    json_frozen,
+    json_loads,
+    json_thawed,
+)
 from jwtlite.errors import (
     AlgorithmNotAllowedError,
     InvalidKeyError,
@@ -99,7 +106,7 @@ def decode_complete(
 ) -> DecodedJWS:
     """Like :func:`decode`, returning the header and signature too."""
     header, payload, signature = verify(token, key, algorithms, max_size=max_size)
-    return DecodedJWS(copy.deepcopy(dict(header)), payload, signature)
+    return DecodedJWS(json_thawed(header), payload, signature)
 
 
 def verify(
@@ -111,19 +118,20 @@ def verify(
 ) -> tuple[Mapping[str, Any], bytes, bytes]:
     """Verify ``token``; return (header, payload, signature) for the layer above.
 
-    The header mapping is shared between tokens with the same header segment: read it,
-    never change it (:func:`decode_complete` hands out a copy).
+    The header is a read-only view (objects are ``MappingProxyType``, arrays tuples), shared
+    between tokens with the same header segment; :func:`decode_complete` hands out a mutable
+    copy. The checks use the parser's own copy of ``alg`` and ``kid``, never this view.
     """
     if isinstance(algorithms, str | bytes) or not algorithms:
         raise TypeError("algorithms must be a non-empty list of algorithm names")
     signing_input, header_segment, payload_segment, signature_segment = _split(token, max_size)
     header = _parse_header(header_segment)
-    algorithm = header["alg"]
+    algorithm = header.algorithm
     if algorithm not in algorithms:
         raise AlgorithmNotAllowedError(
             f"Algorithm {algorithm!r} is not allowed", algorithm=algorithm
         )
-    verifying_key = _verifying_key(key, algorithm, header)
+    verifying_key = _verifying_key(key, header)
     try:
         signature = b64url_decode(signature_segment)
     except EncodingError as exc:
@@ -134,7 +142,7 @@ def verify(
         payload = b64url_decode(payload_segment)
     except EncodingError as exc:
         raise MalformedTokenError("Token payload is not base64url") from exc
-    return header, payload, signature
+    return header.members, payload, signature
 
 
 def get_unverified_header(
@@ -145,7 +153,8 @@ def get_unverified_header(
     Raises:
         MalformedTokenError: the token or its header is malformed.
     """
-    return copy.deepcopy(dict(_parse_header(_split(token, max_size)[1])))
+    header: dict[str, Any] = json_thawed(_parse_header(_split(token, max_size)[1]).members)
+    return header
 
 
 def _split(token: str | bytes, max_size: int) -> tuple[bytes, bytes, bytes, bytes]:
@@ -168,11 +177,20 @@ def _split(token: str | bytes, max_size: int) -> tuple[bytes, bytes, bytes, byte
     return signing_input, header, payload, signature
 
 
+class _Header(NamedTuple):
+    """A checked header: the verifier's own ``alg`` and ``kid``, and a read-only view of
+    every member for callers."""
+
+    algorithm: str
+    kid: str | None
+    members: Mapping[str, Any]
+
+
 @functools.lru_cache(maxsize=256)
-def _parse_header(segment: bytes) -> Mapping[str, Any]:
+def _parse_header(segment: bytes) -> _Header:
     # Tokens from one issuer share their header segment byte for byte, so parsing and
-    # checking it once per distinct segment is safe and saves a base64 and JSON pass.
-    # The cached mapping is never handed out: callers get a copy.
+    # checking it once per distinct segment is safe and saves a base64 and JSON pass. What
+    # is cached is immutable: a caller cannot change how the next token is checked.
     try:
         header = json_loads(b64url_decode(segment))
     except EncodingError as exc:
@@ -180,7 +198,7 @@ def _parse_header(segment: bytes) -> Mapping[str, Any]:
     if not isinstance(header, dict):
         raise MalformedTokenError("Token header must be a JSON object")
     _check_header(header)
-    return header
+    return _Header(header["alg"], header.get("kid"), json_frozen(header))
 
 
 def _check_header(header: Mapping[str, Any]) -> None:
@@ -205,12 +223,12 @@ def _signing_key(key: Any, algorithm: str | None) -> Key:
     return as_key(key, algorithm)
 
 
-def _verifying_key(key: Any, algorithm: str, header: Mapping[str, Any]) -> Key:
+def _verifying_key(key: Any, header: _Header) -> Key:
     if isinstance(key, KeySet):
-        if "kid" not in header:
+        if header.kid is None:
             raise InvalidKeyError("Token has no kid to choose a key with")
-        key = key.get(header["kid"])
-    return as_key(key, algorithm)
+        key = key.get(header.kid)
+    return as_key(key, header.algorithm)
 
 
 @functools.lru_cache(maxsize=64)

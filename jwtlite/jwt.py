@@ -2,12 +2,12 @@
 
 One ``_check_<claim>`` per registered claim and a short orchestrator. NumericDates must be
 finite JSON numbers (never booleans or strings); ``exp`` is reached when ``now >= exp``;
-``iss`` and ``aud`` are compared exactly; an ``aud`` nobody asked for is refused.
+``iss`` and ``aud`` are compared exactly; an ``aud`` nobody asked for is refused; ``sub`` and
+``jti``, when present, must be strings (RFC 7519 §4.1.2, §4.1.7; PyJWT refuses others too).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from jwtlite import jws
-from jwtlite._encoding import EncodingError, b64url_decode, json_dumps, json_loads
+from jwtlite._encoding import EncodingError, b64url_decode, json_dumps, json_loads, json_thawed
 from jwtlite.errors import (
     ExpiredTokenError,
     ImmatureTokenError,
@@ -152,7 +152,7 @@ def decode_complete(
         options=Options.from_mapping(options),
         now=time.time() if now is None else now,
     )
-    return {"header": copy.deepcopy(dict(header)), "payload": claims, "signature": signature}
+    return {"header": json_thawed(header), "payload": claims, "signature": signature}
 
 
 def decode_unverified_claims(
@@ -200,6 +200,10 @@ def check_claims(
     for name in options.require:
         if name not in claims:
             raise MissingClaimError(name)
+    if "sub" in claims:
+        _check_string(claims["sub"], "sub")
+    if "jti" in claims:
+        _check_string(claims["jti"], "jti")
     if options.verify_exp and "exp" in claims:
         _check_exp(claims["exp"], now, leeway)
     if options.verify_nbf and "nbf" in claims:
@@ -210,6 +214,11 @@ def check_claims(
         _check_aud(claims, audience)
     if options.verify_iss and issuer is not None:
         _check_iss(claims, issuer)
+
+
+def _check_string(value: Any, claim: str) -> None:
+    if type(value) is not str:
+        raise InvalidClaimError(f"{claim} must be a string", claim=claim, expected="string")
 
 
 def _numeric_date(value: Any, claim: str) -> float:

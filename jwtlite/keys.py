@@ -1,8 +1,9 @@
 """Keys that know their algorithm, and key sets for rotation and JWKS (RFC 7517, RFC 7638).
 
 A :class:`Key` binds key material to exactly one algorithm and is checked once, when it is
-made; signing and verifying never re-parse or re-check it. A :class:`KeySet` signs with its
-current key and verifies by ``kid``.
+made; signing and verifying never re-parse or re-check it. A key loaded from a JWK does only
+what its JWK allows (``use``, ``key_ops``). A :class:`KeySet` signs with its current key and
+verifies by ``kid``; it holds secrets or asymmetric keys, never both, and no ``kid`` twice.
 """
 
 from __future__ import annotations
@@ -13,12 +14,20 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from jwtlite._encoding import b64url_encode, json_dumps
-from jwtlite._jwk import CURVE_NAMES, EC_ALGORITHMS, jwk_members, material_from_jwk, public_members
+from jwtlite._jwk import (
+    SIGNATURE_OPERATIONS,
+    JWKKey,
+    is_signature_key,
+    jwk_members,
+    jwk_set_members,
+    load_jwk,
+    public_members,
+)
+from jwtlite._material import infer_algorithm, is_key_material, load_pem, load_pem_or_der
 from jwtlite.algorithms import (
     Algorithm,
     ECDSAAlgorithm,
@@ -31,31 +40,20 @@ from jwtlite.errors import AlgorithmNotAllowedError, InvalidKeyError
 
 __all__ = ["Key", "KeySet", "as_key"]
 
-# Secrets that look like asymmetric key material are refused as HMAC secrets: accepting a
-# public key as a shared secret is the classic algorithm-confusion attack (RFC 8725 §2.1).
-_NOT_A_SECRET = (
-    b"-----BEGIN",
-    b"ssh-rsa",
-    b"ssh-ed25519",
-    b"ssh-dss",
-    b"ecdsa-sha2-",
-    b"sk-ssh-",
-    b"sk-ecdsa-",
-    b"{",
-)
-
 
 class Key:
     """Key material bound to one algorithm, checked once at construction.
 
     Args:
         material: an HMAC secret (``bytes``/``str``), a ``cryptography`` private or public
-            key, PEM or DER bytes/str, or a JWK ``dict``.
+            key, PEM or DER bytes/str, or a JWK ``dict`` (whose ``alg``, ``use`` and
+            ``key_ops`` are honoured).
         algorithm: the one algorithm this key serves, e.g. ``"HS256"`` or ``"ES256"``.
         kid: an optional key id, written to the header of tokens signed with this key.
 
     Raises:
-        InvalidKeyError: the material cannot serve ``algorithm`` (wrong type, curve, size).
+        InvalidKeyError: the material cannot serve ``algorithm`` (wrong type, curve, size, an
+            RSA modulus with the ROCA fingerprint), or its JWK is not for signatures.
         AlgorithmNotAllowedError: ``algorithm`` is not supported.
     """
 
@@ -76,14 +74,16 @@ class Key:
         if kid is not None and not isinstance(kid, str):
             raise InvalidKeyError("kid must be a string")
         alg = get_algorithm(algorithm)
-        signing, verifying = _prepare(material, alg)
+        signing, verifying, operations = _prepare(material, alg)
+        if "sign" not in operations:
+            signing = None  # a private key whose JWK only verifies is a verifying key
         self.algorithm = alg.name
         self.kid = kid
         self._algorithm = alg
         self._signing = signing
         self._verifying = verifying
         self._sign_with = None if signing is None else alg.prepare(signing)
-        self._verify_with = alg.prepare(verifying)
+        self._verify_with = alg.prepare(verifying) if "verify" in operations else None
 
     # -- construction ---------------------------------------------------------------------
 
@@ -96,7 +96,8 @@ class Key:
         alg = get_algorithm(algorithm)
         material: Any
         if isinstance(alg, HMACAlgorithm):
-            material = _random_secret(alg.min_key_length)
+            # Any draw is a usable secret: only bytes that parse as key material are refused.
+            material = os.urandom(alg.min_key_length)
         elif isinstance(alg, ECDSAAlgorithm):
             material = ec.generate_private_key(alg.curve())
         elif isinstance(alg, EdDSAAlgorithm):
@@ -120,22 +121,28 @@ class Key:
         from the key; RSA keys need it (RS* or PS*).
         """
         raw = data.encode() if isinstance(data, str) else data
-        material = _load_pem(raw, password)
-        return cls._with_default_kid(material, algorithm or _infer_algorithm(material), kid)
+        material = load_pem(raw, password)
+        return cls._with_default_kid(material, algorithm or infer_algorithm(material), kid)
 
     @classmethod
     def from_jwk(cls, jwk: Mapping[str, Any] | str, algorithm: str | None = None) -> Key:
-        """Load a JWK (a dict, or its JSON text); its ``alg`` and ``kid`` are honoured."""
+        """Load a JWK (a dict, or its JSON text).
+
+        Its ``kid`` is kept and its ``alg`` must agree with ``algorithm`` (either may be left
+        out for EC and OKP keys). ``use`` must be ``"sig"`` when present, and ``key_ops``
+        limits the key to the operations it lists.
+
+        Raises:
+            InvalidKeyError: the JWK is malformed, not for signatures, or for another
+                algorithm, or its key cannot serve the algorithm.
+        """
         members = jwk_members(jwk)
-        declared = members.get("alg")
-        if algorithm is not None and declared is not None and declared != algorithm:
-            raise InvalidKeyError(f"JWK is for {declared!r}, not {algorithm!r}")
-        material = material_from_jwk(members)
-        name = algorithm or declared or _infer_algorithm(material)
+        loaded = load_jwk(members, algorithm)
+        name = algorithm or members.get("alg") or infer_algorithm(loaded.material)
         kid = members.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise InvalidKeyError("JWK kid must be a string")
-        return cls(material, name, kid=kid)
+        return cls(loaded, name, kid=kid)
 
     @classmethod
     def _with_default_kid(cls, material: Any, algorithm: str, kid: str | None) -> Key:
@@ -153,21 +160,41 @@ class Key:
 
     @property
     def can_sign(self) -> bool:
-        """Whether this key holds a private key or a secret long enough to sign with."""
+        """Whether this key holds a private key or a secret, and its JWK (if any) allows
+        ``sign``."""
         return self._signing is not None
 
+    @property
+    def can_verify(self) -> bool:
+        """Whether this key may verify: false only when its JWK's ``key_ops`` leave it out."""
+        return self._verify_with is not None
+
     def sign(self, data: bytes) -> bytes:
-        """Sign ``data``. Raises :class:`InvalidKeyError` for a public or too-short key."""
+        """Sign ``data``.
+
+        Raises:
+            InvalidKeyError: a public key, or a key whose JWK does not allow ``sign``.
+        """
         if self._sign_with is None:
             raise InvalidKeyError(f"this {self.algorithm} key cannot sign")
         return self._algorithm.sign(self._sign_with, data)
 
     def verify(self, data: bytes, signature: bytes) -> bool:
-        """Return whether ``signature`` over ``data`` is valid for this key."""
+        """Return whether ``signature`` over ``data`` is valid for this key.
+
+        Raises:
+            InvalidKeyError: the key's JWK does not allow ``verify``.
+        """
+        if self._verify_with is None:
+            raise InvalidKeyError(f"this {self.algorithm} key's key_ops do not allow verify")
         return self._algorithm.verify(self._verify_with, data, signature)
 
     def public_key(self) -> Key:
-        """This key without its private part (an HMAC key is returned as it is)."""
+        """This key without its private part (an HMAC key is returned as it is).
+
+        The public half verifies even when this key's ``key_ops`` are ``["sign"]``: it is
+        the key a signer publishes for its verifiers.
+        """
         if self.is_symmetric:
             return self
         return Key(self._verifying, self.algorithm, kid=self.kid)
@@ -227,9 +254,17 @@ class Key:
 class KeySet:
     """Keys by ``kid``: sign with the current one, verify with whichever a token names.
 
+    A set is one kind of trust: HMAC secrets (every holder can sign) or asymmetric keys
+    (only the private key's holder can), never both, so that a token's ``kid`` cannot choose
+    between them; and a ``kid`` names one key.
+
     Args:
-        keys: keys with distinct, non-empty ``kid``s.
+        keys: keys with distinct, non-empty ``kid``s, all symmetric or all asymmetric.
         current: the ``kid`` of the signing key; the first key when left out.
+
+    Raises:
+        InvalidKeyError: no key, a key without ``kid``, a repeated ``kid``, secrets mixed
+            with asymmetric keys, or an unknown ``current``.
     """
 
     __slots__ = ("_keys", "current")
@@ -244,11 +279,29 @@ class KeySet:
             by_kid[key.kid] = key
         if not by_kid:
             raise InvalidKeyError("a KeySet needs at least one key")
+        if len({key.is_symmetric for key in by_kid.values()}) > 1:
+            raise InvalidKeyError("a KeySet mixes HMAC secrets with asymmetric keys")
         chosen = by_kid.get(current) if current is not None else next(iter(by_kid.values()))
         if chosen is None:
             raise InvalidKeyError(f"current kid {current!r} is not in the KeySet")
         self._keys = by_kid
         self.current = chosen
+
+    @classmethod
+    def from_jwks(cls, jwks: Mapping[str, Any] | str, algorithm: str | None = None) -> KeySet:
+        """Load a JWK Set (RFC 7517 §5; a dict, or its JSON text) for verifying.
+
+        Every JWK is loaded as by :meth:`Key.from_jwk` (``algorithm`` applies to each) and
+        needs a ``kid``. JWKs that declare another purpose (a ``use`` other than ``"sig"``,
+        or ``key_ops`` without ``sign`` or ``verify``) are left out, as RFC 7517 §5 lets a
+        set carry keys for other purposes: a token naming one finds no key.
+
+        Raises:
+            InvalidKeyError: the document or a signature JWK is malformed, no signature key
+                is left, a ``kid`` repeats, or secrets are mixed with asymmetric keys.
+        """
+        members = [jwk for jwk in jwk_set_members(jwks) if is_signature_key(jwk)]
+        return cls(Key.from_jwk(jwk, algorithm) for jwk in members)
 
     def get(self, kid: object) -> Key:
         """The key called ``kid``. Raises :class:`InvalidKeyError` when there is none."""
@@ -314,44 +367,27 @@ def _cached_key(material: Any, algorithm: str) -> Key:
 # -- preparation ------------------------------------------------------------------------------
 
 
-def _prepare(material: Any, alg: Algorithm) -> tuple[Any, Any]:
-    """Return (signing material or None, verifying material) for ``alg``, checked."""
+def _prepare(material: Any, alg: Algorithm) -> tuple[Any, Any, frozenset[str]]:
+    """Return (signing material or None, verifying material, allowed operations) for
+    ``alg``, checked."""
     if isinstance(material, Mapping):
-        material = _material_for(jwk_members(material), alg.name)
+        material = load_jwk(jwk_members(material), alg.name)
+    operations = SIGNATURE_OPERATIONS
+    if isinstance(material, JWKKey):
+        material, operations = material
         if isinstance(alg, HMACAlgorithm) and not isinstance(material, bytes):
             raise InvalidKeyError(f"{alg.name} needs an oct JWK")
     if isinstance(alg, HMACAlgorithm):
         secret = _secret_bytes(material)
         alg.check_key(secret, signing=False)
-        return secret, secret
+        return secret, secret, operations
     if isinstance(material, bytes | str):
-        material = _load_pem_or_der(material.encode() if isinstance(material, str) else material)
+        material = load_pem_or_der(material.encode() if isinstance(material, str) else material)
     signing = isinstance(material, PrivateKey)
     alg.check_key(material, signing=signing)
     if signing:
-        return material, material.public_key()
-    return None, material
-
-
-def _random_secret(length: int) -> bytes:
-    # About 1 draw in 200 starts like key material ("{", "0", whitespace...), which the HMAC
-    # secret check refuses; draw again rather than hand out a key that cannot be loaded.
-    while True:
-        secret = os.urandom(length)
-        try:
-            return _secret_bytes(secret)
-        except InvalidKeyError:
-            continue
-
-
-def _material_for(members: Mapping[str, Any], algorithm: str) -> Any:
-    """A JWK's key, refusing one whose ``alg`` or ``use`` says it is not for ``algorithm``."""
-    declared = members.get("alg")
-    if declared is not None and declared != algorithm:
-        raise InvalidKeyError(f"the JWK is for {declared!r}, not {algorithm}")
-    if members.get("use", "sig") != "sig":
-        raise InvalidKeyError("the JWK is not a signature key (use is not 'sig')")
-    return material_from_jwk(members)
+        return material, material.public_key(), operations
+    return None, material, operations
 
 
 def _secret_bytes(material: Any) -> bytes:
@@ -359,75 +395,6 @@ def _secret_bytes(material: Any) -> bytes:
         material = material.encode()
     if not isinstance(material, bytes):
         raise InvalidKeyError("an HMAC key must be a bytes or str secret")
-    if material.lstrip().startswith(_NOT_A_SECRET) or _is_der_key(material):
-        raise InvalidKeyError("the HMAC secret looks like an asymmetric key; refusing it")
+    if is_key_material(material):
+        raise InvalidKeyError("the HMAC secret is key material (PEM, DER, SSH or JWK); refusing it")
     return material
-
-
-def _is_der_key(material: bytes) -> bool:
-    # A DER key starts with a SEQUENCE tag (0x30); only then is it worth trying to parse.
-    if not material.startswith(b"\x30"):
-        return False
-    try:
-        _load_pem_or_der(material)
-    except InvalidKeyError:
-        return False
-    return True
-
-
-def _load_pem_or_der(data: bytes) -> Any:
-    if data.lstrip().startswith(b"-----BEGIN"):
-        return _load_pem(data, None)
-    if data.lstrip().startswith((b"ssh-", b"ecdsa-sha2-")):
-        try:
-            return serialization.load_ssh_public_key(data.strip())
-        except (ValueError, UnsupportedAlgorithm) as exc:
-            raise InvalidKeyError("unreadable SSH public key") from exc
-    for loader in (_der_private, serialization.load_der_public_key):
-        try:
-            return loader(data)
-        except (ValueError, TypeError, UnsupportedAlgorithm):
-            continue
-    raise InvalidKeyError("key material is neither PEM, DER nor an SSH public key")
-
-
-def _der_private(data: bytes) -> Any:
-    return serialization.load_der_private_key(data, password=None)
-
-
-def _load_pem(data: bytes, password: bytes | None) -> Any:
-    if b"CERTIFICATE" in data.split(b"\n", 1)[0]:
-        try:
-            # Imported here: cryptography.x509 costs ~40 ms and a few MB, and only a
-            # certificate needs it.
-            from cryptography import x509  # noqa: PLC0415
-
-            return x509.load_pem_x509_certificate(data).public_key()
-        except ValueError as exc:
-            raise InvalidKeyError("unreadable PEM certificate") from exc
-    if b"PRIVATE KEY" in data.split(b"\n", 1)[0]:
-        try:
-            return serialization.load_pem_private_key(data, password=password)
-        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-            raise InvalidKeyError("unreadable PEM private key") from exc
-    try:
-        return serialization.load_pem_public_key(data)
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise InvalidKeyError("unreadable PEM public key") from exc
-
-
-def _infer_algorithm(material: Any) -> str:
-    if isinstance(material, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        name = CURVE_NAMES.get(material.curve.name)
-        if name is None:
-            raise InvalidKeyError(f"unsupported curve {material.curve.name}")
-        return EC_ALGORITHMS[name]
-    if isinstance(
-        material,
-        ed25519.Ed25519PrivateKey
-        | ed25519.Ed25519PublicKey
-        | ed448.Ed448PrivateKey
-        | ed448.Ed448PublicKey,
-    ):
-        return "EdDSA"
-    raise InvalidKeyError("the algorithm cannot be inferred from this key; name it")

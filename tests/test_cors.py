@@ -407,6 +407,10 @@ def test_vary_is_merged(app: webtest.TestApp, existing: str, merged: str) -> Non
         ({"allowed_origins": ["null"]}, "CORS_ALLOWED_ORIGINS"),
         ({"allowed_origins": ["*"]}, "CORS_ALLOWED_ORIGINS"),
         ({"allowed_origins": "http://a.com"}, "CORS_ALLOWED_ORIGINS"),
+        ({"allowed_origin_regexes": "https://a.com"}, "CORS_ALLOWED_ORIGIN_REGEXES"),
+        ({"allow_methods": "GET"}, "CORS_ALLOW_METHODS"),
+        ({"allow_headers": "authorization"}, "CORS_ALLOW_HEADERS"),
+        ({"expose_headers": "x-total"}, "CORS_EXPOSE_HEADERS"),
         ({"allowed_origin_regexes": ["("]}, "CORS_ALLOWED_ORIGIN_REGEXES"),
         ({"max_age": -1}, "CORS_PREFLIGHT_MAX_AGE"),
         ({"max_age": True}, "CORS_PREFLIGHT_MAX_AGE"),
@@ -418,7 +422,11 @@ def test_vary_is_merged(app: webtest.TestApp, existing: str, merged: str) -> Non
         "origin-with-path",
         "null-origin",
         "star-origin",
-        "bare-string",
+        "bare-string-origins",
+        "bare-string-origin-regexes",
+        "bare-string-methods",
+        "bare-string-headers",
+        "bare-string-expose-headers",
         "bad-regex",
         "negative-max-age",
         "bool-max-age",
@@ -431,6 +439,16 @@ def test_invalid_configuration_refused(options: dict[str, Any], setting: str) ->
     with pytest.raises(ConfigurationError) as info:
         CORSMiddleware(**options)
     assert info.value.setting == setting
+
+
+@pytest.mark.parametrize(
+    "option", ["allowed_origins", "allowed_origin_regexes", "allow_methods", "allow_headers"]
+)
+def test_a_bare_string_is_not_taken_for_its_characters(option: str) -> None:
+    """A str is iterable too: "GET" must not become the methods G, E and T (or one-letter
+    headers, regexes or origins); the guard names the mistake."""
+    with pytest.raises(ConfigurationError, match="give a list"):
+        CORSMiddleware(**{option: "GET"})
 
 
 def test_allowed_origin_lookup() -> None:

@@ -421,6 +421,39 @@ row(
         algorithms=["RS256", "PS256"],
     ),
 )
+# A JWK whose use or key_ops say it is not a verification key (Wycheproof rejectWrongUse,
+# rejectWrongKeyOps), given as a dict or inside a JWK Set.
+NOT_A_VERIFYING_JWK = {
+    "use-enc": {"use": "enc"},
+    "key-ops-encrypt": {"key_ops": ["encrypt"]},
+    "key-ops-sign-only": {"key_ops": ["sign"]},
+}
+for name, members in NOT_A_VERIFYING_JWK.items():
+    row(
+        f"key-jwk-{name}",
+        InvalidKeyError,
+        lambda members=members: Attempt(
+            forge({"alg": "ES256"}, CLAIMS, EC_PRIVATE),
+            key={**Key(EC_PUBLIC, "ES256").public_jwk(), **members},
+            algorithms=["ES256"],
+        ),
+    )
+    row(
+        f"key-jwk-set-{name}",
+        InvalidKeyError,
+        lambda members=members: Attempt(
+            forge({"alg": "ES256", "kid": "k"}, CLAIMS, EC_PRIVATE),
+            key=KeySet.from_jwks(
+                {
+                    "keys": [
+                        {**Key(EC_PUBLIC, "ES256", kid="k").public_jwk(), **members},
+                        Key(EC384_PRIVATE, "ES384", kid="other").public_jwk(),
+                    ]
+                }
+            ),
+            algorithms=["ES256"],
+        ),
+    )
 for algorithm, size in [("HS256", 32), ("HS384", 48), ("HS512", 64)]:
     row(
         f"hmac-key-shorter-than-{algorithm}-output",
@@ -945,8 +978,8 @@ for name, claims, expected, options in [
         ),
     )
 
-# Key sets.
-KEYSET = KeySet([Key(SECRET, "HS256", kid="hs"), Key(RSA_PUBLIC, "RS256", kid="rsa")])
+# Key sets (a set holds asymmetric keys or secrets, never both: see test_keys).
+KEYSET = KeySet([Key(EC_PUBLIC, "ES256", kid="ec"), Key(RSA_PUBLIC, "RS256", kid="rsa")])
 row(
     "keyset-unknown-kid",
     InvalidKeyError,
@@ -1018,7 +1051,8 @@ def test_the_untampered_base_tokens_are_accepted() -> None:
     assert es.run() == CLAIMS
     assert Attempt(forge(header_needing_padding(), CLAIMS, SECRET)).run() == CLAIMS
     assert Attempt(forge(HEADER, {"s": "x"}, SECRET), options={}).run() == {"s": "x"}
-    assert Attempt(forge({**HEADER, "kid": "hs"}, CLAIMS, SECRET), key=KEYSET).run() == CLAIMS
+    in_keyset = forge({"alg": "ES256", "kid": "ec"}, CLAIMS, EC_PRIVATE)
+    assert Attempt(in_keyset, KEYSET, ["ES256"]).run() == CLAIMS
 
 
 @pytest.mark.parametrize(

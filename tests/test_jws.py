@@ -245,6 +245,38 @@ def test_returned_headers_do_not_share_state_between_calls() -> None:
     assert jwtlite.get_unverified_header(token)["ext"] == {"a": 1}
 
 
+def test_verify_hands_out_a_read_only_header() -> None:
+    """jws.verify shared its cached header dict: setting h["alg"] or h["kid"] changed how
+    later tokens with that header segment were checked."""
+    token = jws.encode(b"p", SECRETS["HS256"], "HS256", {"kid": "k", "x5c": ["c"], "e": {"a": 1}})
+    header, payload, _ = jws.verify(token, SECRETS["HS256"], ["HS256"])
+    assert payload == b"p"
+    assert header == {"alg": "HS256", "typ": "JWT", "kid": "k", "x5c": ("c",), "e": {"a": 1}}
+    for name, value in [("alg", "none"), ("kid", "other"), ("new", 1)]:
+        with pytest.raises(TypeError):
+            header[name] = value  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del header["kid"]  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        header["e"]["a"] = 2
+    with pytest.raises(AttributeError):
+        header["x5c"].append("injected")
+    again, _, _ = jws.verify(token, SECRETS["HS256"], ["HS256"])
+    assert dict(again) == dict(header)
+    assert jws.decode_complete(token, SECRETS["HS256"], ["HS256"]).header["x5c"] == ["c"]
+
+
+def test_a_changed_header_view_cannot_redirect_the_key_choice() -> None:
+    """With a KeySet, the kid in the shared header picks the key: a caller must not be able
+    to point the next token with this header at another key."""
+    keyset = KeySet([Key(SECRETS["HS256"], "HS256", kid="a"), Key(b"z" * 32, "HS256", kid="b")])
+    token = jws.encode(b"p", keyset)
+    header = jws.verify(token, keyset, ["HS256"])[0]
+    with pytest.raises(TypeError):
+        header["kid"] = "b"  # type: ignore[index]
+    assert jws.decode(token, keyset, ["HS256"]) == b"p"
+
+
 # -- verification keys in every form ----------------------------------------------------------
 
 
@@ -365,17 +397,17 @@ def keyset() -> KeySet:
     return KeySet(
         [
             Key(EC_PRIVATE["ES256"], "ES256", kid="ec"),
-            Key(SECRETS["HS256"], "HS256", kid="hs"),
+            Key(ED25519_PRIVATE, "EdDSA", kid="ed"),
             Key(RSA_PRIVATE, "RS256", kid="rsa"),
         ],
-        current="hs",
+        current="ed",
     )
 
 
 def test_keyset_signs_with_current_key(keyset: KeySet) -> None:
     token = jws.encode(b"p", keyset)
-    assert header_of(token) == {"alg": "HS256", "typ": "JWT", "kid": "hs"}
-    assert jws.decode(token, keyset, ["HS256"]) == b"p"
+    assert header_of(token) == {"alg": "EdDSA", "typ": "JWT", "kid": "ed"}
+    assert jws.decode(token, keyset, ["EdDSA"]) == b"p"
 
 
 def test_keyset_picks_the_key_by_kid(keyset: KeySet) -> None:

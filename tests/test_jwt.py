@@ -11,6 +11,7 @@ import pytest
 
 import jwtlite
 from jwtlite import (
+    AlgorithmNotAllowedError,
     ExpiredTokenError,
     ImmatureTokenError,
     InvalidAudienceError,
@@ -21,6 +22,7 @@ from jwtlite import (
     MissingClaimError,
     jws,
 )
+from jwtlite.jwt import Options, decode_unverified_claims
 
 SECRET = b"s" * 32
 NOW = 1_700_000_000
@@ -91,6 +93,64 @@ def test_decode_complete_returns_all_parts() -> None:
     assert result["payload"] == {"sub": "1"}
     assert isinstance(result["signature"], bytes)
     assert len(result["signature"]) == 32
+
+
+def test_decode_complete_defaults_to_no_leeway() -> None:
+    token = make({"exp": NOW})
+    with pytest.raises(ExpiredTokenError):
+        jwtlite.decode_complete(token, SECRET, ["HS256"], now=NOW)
+    assert jwtlite.decode_complete(token, SECRET, ["HS256"], now=NOW, leeway=1)["payload"]
+
+
+def test_decode_complete_now_defaults_to_the_wall_clock() -> None:
+    fresh = make({"exp": time.time() + 3600})
+    assert jwtlite.decode_complete(fresh, SECRET, ["HS256"])["payload"]["exp"] > NOW
+    with pytest.raises(ExpiredTokenError):
+        jwtlite.decode_complete(make({"exp": time.time() - 3600}), SECRET, ["HS256"])
+
+
+def test_decode_complete_checks_the_claims() -> None:
+    token = make({"iss": "a", "aud": "x"})
+    with pytest.raises(InvalidIssuerError):
+        jwtlite.decode_complete(token, SECRET, ["HS256"], issuer="b", audience="x", now=NOW)
+    with pytest.raises(InvalidAudienceError):
+        jwtlite.decode_complete(token, SECRET, ["HS256"], issuer="a", now=NOW)
+    with pytest.raises(MissingClaimError):
+        jwtlite.decode_complete(
+            token, SECRET, ["HS256"], audience="x", options={"require": ["exp"]}, now=NOW
+        )
+
+
+# -- decode_unverified_claims ------------------------------------------------------------------
+
+
+def test_decode_unverified_claims_skips_every_check() -> None:
+    token = jwtlite.encode({"exp": NOW - 100, "aud": "x"}, b"other-secret" * 3)
+    assert decode_unverified_claims(token) == {"exp": NOW - 100, "aud": "x"}
+    assert decode_unverified_claims(token.encode("ascii")) == {"exp": NOW - 100, "aud": "x"}
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param("not-a-token", id="one-segment"),
+        pytest.param("e30.e30", id="two-segments"),
+        pytest.param("e30.e30.", id="header-without-alg"),
+        pytest.param(make_raw(b"[]"), id="payload-not-an-object"),
+        pytest.param(make({}).split(".")[0] + ".e30=.AAAA", id="payload-padded"),
+        pytest.param(make({}).replace(".", ".!", 1), id="payload-foreign-character"),
+    ],
+)
+def test_decode_unverified_claims_still_refuses_malformed_tokens(token: str) -> None:
+    with pytest.raises(MalformedTokenError):
+        decode_unverified_claims(token)
+
+
+def test_decode_unverified_claims_is_size_capped() -> None:
+    token = make({"pad": "x" * 100})
+    assert decode_unverified_claims(token, max_size=len(token))["pad"] == "x" * 100
+    with pytest.raises(MalformedTokenError):
+        decode_unverified_claims(token, max_size=len(token) - 1)
 
 
 # -- payload must be a JSON object ------------------------------------------------------------
@@ -382,6 +442,36 @@ def test_iss_check_can_be_switched_off() -> None:
     assert check({"iss": "x"}, issuer="y", options={"verify_iss": False})
 
 
+# -- sub and jti -----------------------------------------------------------------------------
+
+NOT_STRINGS = [
+    pytest.param(1, id="int"),
+    pytest.param(1.5, id="float"),
+    pytest.param(True, id="bool"),
+    pytest.param(None, id="null"),
+    pytest.param(["1"], id="list"),
+    pytest.param({"id": "1"}, id="object"),
+]
+
+
+@pytest.mark.parametrize("claim", ["sub", "jti"])
+@pytest.mark.parametrize("value", NOT_STRINGS)
+def test_sub_and_jti_must_be_strings(claim: str, value: Any) -> None:
+    """PyJWT refuses a non-string sub or jti; jwtlite accepted them."""
+    with pytest.raises(InvalidClaimError) as info:
+        check({claim: value})
+    assert info.value.claim == claim
+    assert info.value.expected == "string"
+    with pytest.raises(InvalidClaimError):
+        jwtlite.decode_complete(make({claim: value}), SECRET, ["HS256"], now=NOW)
+
+
+def test_string_sub_and_jti_are_accepted() -> None:
+    claims = {"sub": "", "jti": "4f1c2a9e8b7d6c5e4f3a2b1c0d9e8f7a"}
+    assert check(claims) == claims
+    assert check({"sub": "42"}, options={"require": ["sub"]}) == {"sub": "42"}
+
+
 # -- require ---------------------------------------------------------------------------------
 
 
@@ -394,7 +484,7 @@ def test_required_claims_must_be_present() -> None:
 
 
 def test_required_claim_with_null_value_is_present() -> None:
-    assert check({"jti": None}, options={"require": ["jti"]}) == {"jti": None}
+    assert check({"nonce": None}, options={"require": ["nonce"]}) == {"nonce": None}
 
 
 # -- options ---------------------------------------------------------------------------------
@@ -423,6 +513,36 @@ def test_unknown_options_never_switch_off_the_signature() -> None:
         jwtlite.decode(forged, SECRET, ["HS256"], options={"verify_signature": False})
 
 
+def test_options_are_frozen() -> None:
+    """A mutable Options would let one caller switch a check off for every later caller of
+    the shared default."""
+    shared = Options.from_mapping(None)
+    assert Options.from_mapping({}) is shared
+    for options in (shared, Options(), Options.from_mapping({"verify_exp": True})):
+        with pytest.raises(AttributeError):
+            options.verify_exp = False  # type: ignore[misc]
+    assert shared.verify_exp
+    with pytest.raises(ExpiredTokenError):
+        check({"exp": NOW - 1})
+
+
+def test_an_options_instance_is_used_as_given() -> None:
+    options = Options(verify_exp=False, require=("sub",))
+    assert Options.from_mapping(options) is options
+    assert check({"exp": NOW - 100, "sub": "x"}, options=options) == {"exp": NOW - 100, "sub": "x"}
+    with pytest.raises(MissingClaimError):
+        check({"exp": NOW - 100}, options=options)
+    token = make({"exp": NOW - 100, "sub": "x"})
+    decoded = jwtlite.decode_complete(token, SECRET, ["HS256"], options=options, now=NOW)
+    assert decoded["payload"]["sub"] == "x"
+
+
+def test_options_require_accepts_any_iterable_of_names() -> None:
+    options = Options.from_mapping({"require": ["exp", "sub"]})
+    assert options.require == ("exp", "sub")
+    assert options.verify_iat
+
+
 def test_empty_options_mean_defaults() -> None:
     with pytest.raises(ExpiredTokenError):
         check({"exp": NOW - 1}, options={})
@@ -444,6 +564,11 @@ def test_all_checks_run_together() -> None:
         options={"require": ["exp", "iat", "sub"]},
     )
     assert decoded == claims
+
+
+def test_decode_refuses_an_algorithm_outside_the_allowlist() -> None:
+    with pytest.raises(AlgorithmNotAllowedError):
+        jwtlite.decode_complete(make({}), SECRET, ["HS512"], now=NOW)
 
 
 def test_claims_are_checked_only_after_the_signature() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import stat
 from collections.abc import Callable
@@ -103,25 +104,9 @@ def assert_signs_and_verifies(signer: Key, verifier: Key) -> None:
 # -- generation ------------------------------------------------------------------------------
 
 
-_real_urandom = os.urandom
-
-
-def _urandom_without_leading_brace(size: int) -> bytes:
-    # Key.generate refuses ~1 in 256 random HMAC secrets (those starting with b"{"); that bug
-    # is pinned by test_generate_accepts_every_random_secret, so other tests avoid it.
-    return b"A" + _real_urandom(size - 1)
-
-
-@pytest.fixture
-def plain_urandom(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "urandom", _urandom_without_leading_brace)
-
-
 @pytest.fixture(scope="module")
 def generated() -> dict[str, Key]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(os, "urandom", _urandom_without_leading_brace)
-        return {alg: Key.generate(alg) for alg in ALL_ALGORITHMS}
+    return {alg: Key.generate(alg) for alg in ALL_ALGORITHMS}
 
 
 @pytest.mark.parametrize("algorithm", ALL_ALGORITHMS)
@@ -134,7 +119,6 @@ def test_generate_makes_a_signing_key(generated: dict[str, Key], algorithm: str)
     assert jwtlite.decode(token, key, [algorithm]) == {"sub": "1"}
 
 
-@pytest.mark.usefixtures("plain_urandom")
 @pytest.mark.parametrize(("algorithm", "length"), [("HS256", 32), ("HS384", 48), ("HS512", 64)])
 def test_generated_hmac_secret_is_as_long_as_the_hash(algorithm: str, length: int) -> None:
     key = Key.generate(algorithm)
@@ -164,14 +148,33 @@ def unlucky_then_plain(first: bytes) -> Callable[[int], bytes]:
     return urandom
 
 
-@pytest.mark.parametrize("first_bytes", [b"{", b" {", b"\n{", b"ssh-rsa", b"-----BEGIN"], ids=repr)
-def test_generate_never_fails_on_an_unlucky_random_draw(
+# First bytes that made the old prefix check refuse a random secret: b"{" alone is ~1 draw
+# in 256; b"0" (a DER SEQUENCE tag) another 1 in 256, refused by a mutant of the DER check.
+UNLUCKY_STARTS = [b"{", b" {", b"\n{", b"0", b"0\x82\x01\x22", b"ssh-rsa", b"-----BEGIN"]
+
+
+@pytest.mark.parametrize("first_bytes", UNLUCKY_STARTS, ids=repr)
+def test_generate_uses_its_first_random_draw_whatever_it_starts_with(
     monkeypatch: pytest.MonkeyPatch, first_bytes: bytes
 ) -> None:
-    """About 1 random secret in 256 begins with b"{"; generate must still return a key."""
     monkeypatch.setattr(os, "urandom", unlucky_then_plain(first_bytes))
     key = Key.generate("HS256")
+    assert key.secret().startswith(first_bytes)
     assert key.verify(b"x", key.sign(b"x"))
+
+
+@pytest.mark.parametrize("first_bytes", UNLUCKY_STARTS, ids=repr)
+def test_random_secret_is_accepted_whatever_it_starts_with(first_bytes: bytes) -> None:
+    """os.urandom(32) always makes a usable HS256 key: only key material is refused."""
+    for _ in range(20):
+        secret = first_bytes + os.urandom(32)
+        assert Key(secret, "HS256").secret() == secret
+
+
+def test_generate_accepts_every_random_secret() -> None:
+    # 2,000 draws: with the old b"{" check, the chance that none was refused was 0.04 %.
+    for _ in range(2000):
+        Key(os.urandom(32), "HS256")
 
 
 @pytest.mark.parametrize("first_bytes", [b"{", b"\t{"], ids=repr)
@@ -185,7 +188,6 @@ def test_created_key_file_loads_back_after_an_unlucky_draw(
     assert loaded.sign(b"x") == created.sign(b"x")
 
 
-@pytest.mark.usefixtures("plain_urandom")
 def test_generate_honours_explicit_kid() -> None:
     assert Key.generate("ES256", kid="k1").kid == "k1"
     assert Key.generate("HS256", kid="k2").kid == "k2"
@@ -224,6 +226,15 @@ LOOKS_ASYMMETRIC = {
     "ssh-ed25519": lambda: openssh_public(ED25519_PRIVATE),
     "ecdsa-sha2": lambda: openssh_public(EC_PRIVATE["ES256"]),
     "jwk-json": lambda: '{"kty":"oct","k":"' + "A" * 43 + '"}',
+    "ec-jwk-json-after-whitespace": lambda: (
+        " \n" + json.dumps(Key(EC_PRIVATE["ES256"], "ES256").public_jwk())
+    ),
+    "jwk-set-json": lambda: json.dumps({"keys": [Key(RSA_PRIVATE, "RS256").public_jwk()]}),
+    "rsa-public-der": lambda: public_der(RSA_PRIVATE),
+    "ec-private-der": lambda: private_der(EC_PRIVATE["ES256"]),
+    "certificate-pem-after-newline": lambda: (
+        b"\n" + self_signed_certificate_pem(EC_PRIVATE["ES256"])
+    ),
 }
 
 
@@ -487,8 +498,6 @@ def test_rsa_private_jwk_loads(crt: bool) -> None:
 
 
 def test_jwk_may_be_json_text() -> None:
-    import json
-
     key = Key(EC_PRIVATE["ES256"], "ES256")
     loaded = Key.from_jwk(json.dumps(key.public_jwk()))
     assert loaded.thumbprint() == key.thumbprint()
@@ -562,6 +571,118 @@ def test_okp_private_jwk_must_match_its_public_part() -> None:
         Key.from_jwk({**good, "x": other})
 
 
+# -- what a JWK says its key is for (use, key_ops) --------------------------------------------
+
+
+def ec_private_jwk(**changes: Any) -> dict[str, Any]:
+    numbers = EC_PRIVATE["ES256"].private_numbers()
+    jwk: dict[str, Any] = {
+        **Key(EC_PRIVATE["ES256"], "ES256").public_jwk(),
+        "d": b64url_encode(numbers.private_value.to_bytes(32, "big")).decode(),
+    }
+    jwk.update(changes)
+    return {name: value for name, value in jwk.items() if value is not None}
+
+
+# Every way a JWK reaches the library, each making a key for ES256 (None: no key made).
+JWK_LOADERS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "Key.from_jwk": Key.from_jwk,
+    "Key.from_jwk-json-text": lambda jwk: Key.from_jwk(json.dumps(jwk)),
+    "Key(jwk-dict)": lambda jwk: Key(jwk, "ES256"),
+    "jws.decode(jwk-dict)": lambda jwk: jwtlite.jws.decode(
+        jwtlite.jws.encode(b"p", EC_PRIVATE["ES256"], "ES256"), jwk, ["ES256"]
+    ),
+    "KeySet.from_jwks": lambda jwk: KeySet.from_jwks({"keys": [{"kid": "k", **jwk}]}),
+}
+
+NOT_FOR_SIGNATURES = {
+    "use-enc": {"use": "enc"},
+    "key-ops-encrypt": {"key_ops": ["encrypt"]},
+    "key-ops-encrypt-decrypt": {"key_ops": ["encrypt", "decrypt"]},
+    "key-ops-wrap-key": {"key_ops": ["wrapKey"]},
+}
+
+
+@pytest.mark.parametrize("loader", JWK_LOADERS.values(), ids=JWK_LOADERS.keys())
+@pytest.mark.parametrize("changes", NOT_FOR_SIGNATURES.values(), ids=NOT_FOR_SIGNATURES.keys())
+def test_jwk_not_for_signatures_is_refused_everywhere(
+    loader: Callable[[dict[str, Any]], Any], changes: dict[str, Any]
+) -> None:
+    """Wycheproof: a key_ops ["encrypt"] JWK verified a token; use "enc" was checked only
+    for a dict given to jws.decode. A JWK Set leaves such keys out, so none is left."""
+    for jwk in (ec_private_jwk(**changes), _ec_jwk(**changes)):
+        with pytest.raises(InvalidKeyError):
+            loader(jwk)
+
+
+MALFORMED_INTENT = {
+    "key-ops-one-string-with-a-comma": {"key_ops": ["sign, verify"]},  # as in Wycheproof
+    "key-ops-a-string": {"key_ops": "verify"},
+    "key-ops-empty": {"key_ops": []},
+    "key-ops-repeated": {"key_ops": ["verify", "verify"]},
+    "key-ops-not-strings": {"key_ops": [1]},
+    "key-ops-signature-and-encryption": {"key_ops": ["verify", "encrypt"]},
+    "use-not-a-string": {"use": 1},
+    "use-sig-with-key-ops-encrypt": {"use": "sig", "key_ops": ["encrypt"]},
+}
+
+
+@pytest.mark.parametrize("loader", JWK_LOADERS.values(), ids=JWK_LOADERS.keys())
+@pytest.mark.parametrize("changes", MALFORMED_INTENT.values(), ids=MALFORMED_INTENT.keys())
+def test_jwk_with_malformed_use_or_key_ops_is_refused(
+    loader: Callable[[dict[str, Any]], Any], changes: dict[str, Any]
+) -> None:
+    with pytest.raises(InvalidKeyError):
+        loader(_ec_jwk(**changes))
+
+
+def test_jwk_key_ops_verify_makes_a_verifying_key() -> None:
+    key = Key.from_jwk(ec_private_jwk(key_ops=["verify"]))
+    assert not key.can_sign
+    assert key.can_verify
+    with pytest.raises(InvalidKeyError):
+        key.sign(b"data")
+    with pytest.raises(InvalidKeyError):
+        key.private_pem()
+    assert key.verify(b"data", Key(EC_PRIVATE["ES256"], "ES256").sign(b"data"))
+
+
+def test_jwk_key_ops_sign_makes_a_key_that_does_not_verify() -> None:
+    key = Key.from_jwk(ec_private_jwk(key_ops=["sign"]))
+    assert key.can_sign
+    assert not key.can_verify
+    signature = key.sign(b"data")
+    with pytest.raises(InvalidKeyError):
+        key.verify(b"data", signature)
+    token = jwtlite.encode({"sub": "1"}, key)
+    with pytest.raises(InvalidKeyError):
+        jwtlite.decode(token, key, ["ES256"])
+    # The public half is what the signer publishes for its verifiers.
+    assert key.public_key().verify(b"data", signature)
+
+
+def test_hmac_jwk_key_ops_are_honoured() -> None:
+    jwk = {"kty": "oct", "alg": "HS256", "k": b64url_encode(b"s" * 32).decode()}
+    verify_only = Key.from_jwk({**jwk, "key_ops": ["verify"]})
+    assert not verify_only.can_sign
+    assert verify_only.verify(b"x", Key(b"s" * 32, "HS256").sign(b"x"))
+    sign_only = Key.from_jwk({**jwk, "key_ops": ["sign"]})
+    with pytest.raises(InvalidKeyError):
+        sign_only.verify(b"x", sign_only.sign(b"x"))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"use": "sig"}, {"key_ops": ["sign", "verify"]}, {"key_ops": ["verify", "sign"]}],
+    ids=["neither", "use-sig", "key-ops-both", "key-ops-both-reversed"],
+)
+def test_jwk_for_signatures_signs_and_verifies(changes: dict[str, Any]) -> None:
+    key = Key.from_jwk(ec_private_jwk(**changes))
+    assert key.can_sign
+    assert key.can_verify
+    assert_signs_and_verifies(key, key)
+
+
 # -- thumbprints (RFC 7638) ------------------------------------------------------------------
 
 
@@ -590,7 +711,7 @@ def keyset_keys() -> list[Key]:
     return [
         Key(EC_PRIVATE["ES256"], "ES256", kid="ec"),
         Key(ED25519_PRIVATE, "EdDSA", kid="ed"),
-        Key(b"s" * 32, "HS256", kid="hmac"),
+        Key(RSA_PRIVATE, "PS256", kid="rsa"),
     ]
 
 
@@ -606,7 +727,7 @@ def test_keyset_signs_with_current_and_writes_its_kid(keyset_keys: list[Key]) ->
 def test_keyset_current_defaults_to_the_first_key(keyset_keys: list[Key]) -> None:
     assert KeySet(keyset_keys).current.kid == "ec"
     assert len(KeySet(keyset_keys)) == 3
-    assert [key.kid for key in KeySet(keyset_keys)] == ["ec", "ed", "hmac"]
+    assert [key.kid for key in KeySet(keyset_keys)] == ["ec", "ed", "rsa"]
 
 
 def test_keyset_verifies_by_kid(keyset_keys: list[Key]) -> None:
@@ -618,7 +739,7 @@ def test_keyset_verifies_by_kid(keyset_keys: list[Key]) -> None:
 
 def test_keyset_get(keyset_keys: list[Key]) -> None:
     keyset = KeySet(keyset_keys)
-    assert keyset.get("hmac") is keyset_keys[2]
+    assert keyset.get("rsa") is keyset_keys[2]
     for kid in ("missing", None, 1, ["ec"]):
         with pytest.raises(InvalidKeyError):
             keyset.get(kid)
@@ -632,11 +753,35 @@ def test_keyset_construction_refusals(keyset_keys: list[Key]) -> None:
     with pytest.raises(InvalidKeyError):
         KeySet([Key(b"s" * 32, "HS256", kid="")])
     with pytest.raises(InvalidKeyError):
-        KeySet([keyset_keys[0], Key(b"t" * 32, "HS256", kid="ec")])
+        KeySet([keyset_keys[0], Key(EC_PRIVATE["ES384"], "ES384", kid="ec")])
     with pytest.raises(InvalidKeyError):
         KeySet(keyset_keys, current="nope")
     with pytest.raises(InvalidKeyError):
         KeySet([b"s" * 32])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        pytest.param(
+            lambda: [Key(b"s" * 32, "HS256", kid="hs"), Key(RSA_PRIVATE, "RS256", kid="rs")]
+        ),
+        pytest.param(
+            lambda: [Key(EC_PRIVATE["ES256"].public_key(), "ES256", kid="ec"), secret_key("hs")]
+        ),
+    ],
+    ids=["secret-then-rsa", "ec-public-then-secret"],
+)
+def test_keyset_refuses_secrets_mixed_with_asymmetric_keys(keys: Callable[[], list[Key]]) -> None:
+    """Wycheproof jws_mixedSymmetryKeyset: whoever holds the set could mint tokens that its
+    asymmetric kids are trusted for; and a token's kid would choose the kind of trust."""
+    with pytest.raises(InvalidKeyError, match="mixes"):
+        KeySet(keys())
+
+
+def test_keyset_rotation_to_another_kind_of_key_is_refused() -> None:
+    with pytest.raises(InvalidKeyError):
+        KeySet([secret_key("k0")]).rotated(Key.generate("ES256"))
 
 
 def test_keyset_rotation_keeps_old_keys_for_verifying(keyset_keys: list[Key]) -> None:
@@ -671,10 +816,14 @@ def test_keyset_rotation_with_keep_still_verifies_the_just_retired_key() -> None
 
 def test_jwks_lists_public_keys_only(keyset_keys: list[Key]) -> None:
     jwks = KeySet(keyset_keys).jwks()
-    assert [jwk["kid"] for jwk in jwks["keys"]] == ["ec", "ed"]
+    assert [jwk["kid"] for jwk in jwks["keys"]] == ["ec", "ed", "rsa"]
     for jwk in jwks["keys"]:
         assert not PRIVATE_JWK_MEMBERS & set(jwk)
         assert Key.from_jwk(jwk).kid == jwk["kid"]
+
+
+def test_jwks_of_a_set_of_secrets_is_empty() -> None:
+    assert KeySet([secret_key("k0"), secret_key("k1")]).jwks() == {"keys": []}
 
 
 def test_jwks_verifies_tokens_of_the_signing_set(keyset_keys: list[Key]) -> None:
@@ -684,6 +833,140 @@ def test_jwks_verifies_tokens_of_the_signing_set(keyset_keys: list[Key]) -> None
     assert jwtlite.decode(token, published, ["ES256"]) == {"sub": "x"}
 
 
+# -- JWK Sets (RFC 7517 §5) -------------------------------------------------------------------
+
+
+def test_from_jwks_loads_a_published_set(keyset_keys: list[Key]) -> None:
+    signing = KeySet(keyset_keys)
+    for document in (signing.jwks(), json.dumps(signing.jwks())):
+        published = KeySet.from_jwks(document)
+        assert [key.kid for key in published] == ["ec", "ed", "rsa"]
+        assert not any(key.can_sign for key in published)
+        for key in keyset_keys:
+            token = jwtlite.encode({"k": key.kid}, key)
+            assert jwtlite.decode(token, published, [key.algorithm]) == {"k": key.kid}
+
+
+def test_from_jwks_leaves_out_keys_for_other_purposes(keyset_keys: list[Key]) -> None:
+    encryption = {**_ec_jwk(kid="enc"), "use": "enc"}
+    wrapping = {**_ec_jwk(kid="wrap"), "key_ops": ["wrapKey", "unwrapKey"]}
+    jwks = {"keys": [encryption, keyset_keys[0].public_jwk(), wrapping]}
+    keyset = KeySet.from_jwks(jwks)
+    assert [key.kid for key in keyset] == ["ec"]
+    token = jwtlite.encode({}, Key(EC_PRIVATE["ES256"], "ES256", kid="enc"))
+    with pytest.raises(InvalidKeyError):
+        jwtlite.decode(token, keyset, ["ES256"])
+
+
+def test_from_jwks_passes_the_algorithm_to_every_key() -> None:
+    jwk = {name: RFC7638_JWK[name] for name in ("kty", "n", "e", "kid")}
+    assert KeySet.from_jwks({"keys": [jwk]}, "PS256").current.algorithm == "PS256"
+    with pytest.raises(InvalidKeyError):
+        KeySet.from_jwks({"keys": [jwk]})  # an RSA JWK without alg does not name RS or PS
+
+
+def _secret_jwk(kid: str) -> dict[str, str]:
+    return {"kty": "oct", "alg": "HS256", "kid": kid, "k": b64url_encode(b"s" * 32).decode()}
+
+
+BAD_JWK_SETS = {
+    "mixed-secret-and-ec": lambda: {"keys": [_secret_jwk("hs"), _ec_jwk(kid="ec")]},
+    "duplicate-kid": lambda: {"keys": [_secret_jwk("k"), _secret_jwk("k")]},
+    "duplicate-kid-ec-and-ed": lambda: {
+        "keys": [_ec_jwk(kid="k"), {**Key(ED25519_PRIVATE, "EdDSA").public_jwk(), "kid": "k"}]
+    },
+    "key-without-kid": lambda: {"keys": [_ec_jwk(kid=None)]},
+    "empty": lambda: {"keys": []},
+    "only-encryption-keys": lambda: {"keys": [_ec_jwk(use="enc")]},
+    "keys-not-a-list": lambda: {"keys": _ec_jwk()},
+    "no-keys-member": lambda: {"key": [_ec_jwk()]},
+    "not-an-object": lambda: [_ec_jwk()],
+    "invalid-json-text": lambda: '{"keys": [',
+    "duplicate-member-json-text": lambda: '{"keys": [], "keys": []}',
+    "jwk-not-an-object": lambda: {"keys": ["kty"]},
+    "one-bad-jwk": lambda: {"keys": [_ec_jwk(kid="ok"), _ec_jwk(kid="bad", y="AAAA")]},
+}
+
+
+@pytest.mark.parametrize("make", BAD_JWK_SETS.values(), ids=BAD_JWK_SETS.keys())
+def test_bad_jwk_sets_are_refused(make: Callable[[], Any]) -> None:
+    with pytest.raises(InvalidKeyError):
+        KeySet.from_jwks(make())
+
+
+# -- RSA keys that can be factored ---------------------------------------------------------
+
+# A 2048-bit modulus from an Infineon chip with the ROCA flaw (CVE-2017-15361): the authors'
+# own positive sample, roca/tests/data/mod03.txt in github.com/crocs-muni/roca.
+ROCA_MODULUS = int(
+    "9dcd7420e420c270a68060eb8b5aa7457a9f6648f86fafed2775cc1f79ae962f1e63f1b9e51c55f9ea6fdc7"
+    "332e9b0058c9ff2eb1fc89855029cf6aafe21e689feb38ac9ffb12f1ce371bb5d0e9aae64161abce74b4244"
+    "bf68f1edb4411f756a097c8929c14740245ea355f8332d1aa36bb50c7dcb4505da8de02e4e53d38f8df0609"
+    "7da7524df0df93db48eac8cc4af2d3a16257eb2b2adca6ba464e5974fa92550d31b1babf161e7692d00b86e"
+    "3dd886ecab4abfbe1a8f8cc263ff4af55cdb45f4249a5193925f5e983d762f0b6800943eb0267b08f42ed311"
+    "ce1f5c86eacbc8ce4d3cb7a2fee1ef5641423a1cf4114e5ecf50034a60a412523af9e6f4aa11",
+    16,
+)
+ROCA_PUBLIC = rsa.RSAPublicNumbers(65537, ROCA_MODULUS).public_key()
+
+
+def _rsa_public_jwk(public_key: rsa.RSAPublicKey, **members: str) -> dict[str, str]:
+    numbers = public_key.public_numbers()
+
+    def uint(value: int) -> str:
+        return b64url_encode(value.to_bytes((value.bit_length() + 7) // 8, "big")).decode()
+
+    return {"kty": "RSA", "n": uint(numbers.n), "e": uint(numbers.e), **members}
+
+
+ROCA_FORMS = {
+    "object": lambda: ROCA_PUBLIC,
+    "pem": lambda: ROCA_PUBLIC.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ),
+    "jwk": lambda: _rsa_public_jwk(ROCA_PUBLIC, alg="RS256"),
+}
+
+
+@pytest.mark.parametrize("make", ROCA_FORMS.values(), ids=ROCA_FORMS.keys())
+@pytest.mark.parametrize("algorithm", ["RS256", "PS512"])
+def test_rsa_key_with_the_roca_fingerprint_is_refused(
+    make: Callable[[], Any], algorithm: str
+) -> None:
+    material = make()
+    if isinstance(material, dict):
+        material = {**material, "alg": algorithm}
+    with pytest.raises(InvalidKeyError, match="ROCA"):
+        Key(material, algorithm)
+
+
+def test_roca_fingerprint_checks_the_modulus() -> None:
+    from jwtlite._roca import has_roca_fingerprint
+
+    assert has_roca_fingerprint(ROCA_MODULUS)
+    assert not has_roca_fingerprint(ROCA_MODULUS + 2)
+    assert not has_roca_fingerprint(RSA_PRIVATE.public_key().public_numbers().n)
+    # One prime is enough to clear a modulus: 65537 = -1 mod 11, so its powers are 1 and 10
+    # mod 11, and doubling a ROCA modulus leaves that subgroup.
+    assert ROCA_MODULUS % 11 in (1, 10)
+    assert not has_roca_fingerprint(ROCA_MODULUS * 2)
+
+
+@pytest.mark.parametrize("size", [2048, 3072])
+def test_generated_rsa_keys_are_not_flagged(size: int) -> None:
+    for _ in range(3):
+        private = rsa.generate_private_key(public_exponent=65537, key_size=size)
+        assert Key(private, "RS256").can_sign
+
+
+def test_rsa_jwk_under_2048_bits_is_refused() -> None:
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505
+    with pytest.raises(InvalidKeyError, match="2048"):
+        Key.from_jwk(_rsa_public_jwk(small.public_key(), alg="RS256"))
+    with pytest.raises(InvalidKeyError, match="2048"):
+        KeySet.from_jwks({"keys": [_rsa_public_jwk(small.public_key(), alg="PS256", kid="s")]})
+
+
 # -- key files -------------------------------------------------------------------------------
 
 
@@ -691,7 +974,6 @@ def file_mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@pytest.mark.usefixtures("plain_urandom")
 @pytest.mark.parametrize("algorithm", ["HS256", "HS512", "ES256", "EdDSA", "RS256"])
 def test_key_file_is_created_with_mode_0600(tmp_path: Path, algorithm: str) -> None:
     path = tmp_path / "signing.key"
@@ -702,7 +984,6 @@ def test_key_file_is_created_with_mode_0600(tmp_path: Path, algorithm: str) -> N
     assert key.can_sign
 
 
-@pytest.mark.usefixtures("plain_urandom")
 @pytest.mark.parametrize("algorithm", ["HS256", "ES256"])
 def test_existing_key_file_is_reused(tmp_path: Path, algorithm: str) -> None:
     path = tmp_path / "signing.key"
@@ -768,7 +1049,6 @@ def test_unwritable_key_directory_is_reported_as_invalid_key(tmp_path: Path) -> 
         load_or_create_key_file(str(path), "HS256", create=True)
 
 
-@pytest.mark.usefixtures("plain_urandom")
 def test_key_file_is_not_left_world_readable_under_a_lax_umask(tmp_path: Path) -> None:
     old = os.umask(0)
     try:

@@ -33,7 +33,7 @@ SIGNING_KEYS: dict[str, Key] = {
     "EdDSA-Ed448": Key(ed448.Ed448PrivateKey.generate(), "EdDSA"),
 }
 VERIFYING_KEYS = {name: key.public_key() for name, key in SIGNING_KEYS.items()}
-REGISTERED = {"exp", "nbf", "iat", "aud", "iss"}
+REGISTERED = {"exp", "nbf", "iat", "aud", "iss", "sub", "jti"}  # claims decode checks
 
 # -- strategies ------------------------------------------------------------------------------
 
