@@ -49,6 +49,7 @@ SERVER_ENV = {
     "JWTLITE_REGISTRATION_MAX_PER_ADDRESS": "1000000",
     # Every login of the storm waits for its hash instead of being shed with 503.
     "JWTLITE_PASSWORD_HASH_QUEUE": "1000",
+    "JWTLITE_PASSWORD_HASH_PER_CLIENT": "1000",
     "JWTLITE_ACCESS_TOKEN_LIFETIME": "3600",
     "JWTLITE_REFRESH_TOKEN_LIFETIME": "3600",
 }

@@ -169,6 +169,9 @@ class Ledger:
 STORM_ENV = {
     # Every storm client registers from 127.0.0.1: the per-address limit is not the subject.
     "JWTLITE_REGISTRATION_MAX_PER_ADDRESS": "1000000",
+    # ... nor is the shedding of concurrent logins from one client (see http_channel).
+    "JWTLITE_PASSWORD_HASH_QUEUE": "1000",
+    "JWTLITE_PASSWORD_HASH_PER_CLIENT": "1000",
     "JWTLITE_ROTATE_REFRESH_TOKENS": "true",
     "JWTLITE_ACCESS_TOKEN_LIFETIME": "3600",
     "JWTLITE_REFRESH_TOKEN_LIFETIME": "86400",

@@ -152,6 +152,7 @@ class AuthService:
             lanes=settings.password_hash_lanes,
             concurrency=settings.password_hash_concurrency,
             queue=settings.password_hash_queue,
+            per_client=settings.password_hash_per_client,
         )
         keys = load_signing_keys(settings)
         return cls(

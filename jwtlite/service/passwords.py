@@ -104,6 +104,8 @@ class PasswordHasher:
         queue: how many more callers :meth:`admission` lets wait for a hashing thread;
             past that a caller is refused at once (a login burst then costs the server a
             few threads, not all of them).
+        per_client: how many of those places one client may hold at once; None or 0 means
+            half the hashing threads (at least one).
 
     Raises:
         ValueError: a parameter is out of range.
@@ -119,6 +121,7 @@ class PasswordHasher:
         hash_length: int = 32,
         concurrency: int | None = None,
         queue: int = 2,
+        per_client: int | None = None,
     ) -> None:
         if not 1 <= lanes <= _MAX_LANES:
             raise ValueError(f"lanes must be between 1 and {_MAX_LANES}")
@@ -140,7 +143,7 @@ class PasswordHasher:
         self._admitted = threading.BoundedSemaphore(self.concurrency + queue)
         # One client may hold this many of those places at once, so that a client looping
         # over correct logins (never throttled) cannot keep everyone else out.
-        self.per_client = max(1, self.concurrency // 2)
+        self.per_client = per_client or max(1, self.concurrency // 2)
         self._clients: collections.Counter[str] = collections.Counter()
         self._clients_lock = threading.Lock()
         # A hash of a random password with our own parameters: verifying against it costs

@@ -49,6 +49,7 @@ _INTEGERS = {
     "rotation_grace_period": (0, " of seconds"),
     "password_hash_concurrency": (0, ""),
     "password_hash_queue": (0, ""),
+    "password_hash_per_client": (0, ""),
     "max_body_size": (1024, " of bytes"),
     "password_hash_iterations": (1, ""),
     "password_hash_lanes": (1, ""),
@@ -99,6 +100,7 @@ class Settings:
     password_hash_lanes: int = 1
     password_hash_concurrency: int = 0
     password_hash_queue: int = 2
+    password_hash_per_client: int = 0
     # -- browser token transport (README "Cookies"): where tokens travel, the cookies' attributes
     token_transport: str = "body"
     cookie_secure: bool = True
