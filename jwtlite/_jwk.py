@@ -91,7 +91,7 @@ def load_jwk(members: Mapping[str, Any], algorithm: str | None) -> JWKKey:
 def is_signature_key(members: Mapping[str, Any]) -> bool:
     """Whether a JWK claims to be for signatures: false when its ``use`` is another use, or
     when its ``key_ops`` list operations and none of them is ``sign`` or ``verify``."""
-    use = members.get("use", "sig")
+    use = members.get("use")
     if isinstance(use, str) and use != "sig":
         return False
     key_ops = members.get("key_ops")

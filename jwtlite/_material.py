@@ -45,10 +45,8 @@ def is_key_material(data: bytes) -> bool:
 
 def _is_jwk_text(data: bytes) -> bool:
     try:
-        members = json_loads(data.strip())
+        members = json_loads(data.strip())  # starts with "{": an object when it parses
     except EncodingError:
-        return False
-    if not isinstance(members, dict):
         return False
     if isinstance(members.get("keys"), list):
         return True  # a JWK Set document

@@ -291,6 +291,20 @@ def test_expose_headers() -> None:
 # -- preflight ----------------------------------------------------------------------------
 
 
+class JSONByDefault:
+    """Gives every response a JSON body before routing, as an application's defaults may."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"default": True}
+
+
+def test_preflight_body_is_empty_even_over_a_default_body() -> None:
+    app = falcon.App(middleware=[JSONByDefault(), CORSMiddleware(allowed_origins=[ALLOWED])])
+    response = preflight(webtest.TestApp(app), "/items", ALLOWED)
+    assert response.status_int == 200
+    assert response.body == b""
+
+
 @pytest.mark.parametrize("path", ["/items", "/me", "/unknown", "/items/"], ids=str)
 def test_preflight_allowed_on_any_path(app: webtest.TestApp, path: str) -> None:
     response = preflight(app, path, ALLOWED)
@@ -386,10 +400,19 @@ def test_unauthorized_keeps_its_challenge(app: webtest.TestApp) -> None:
         ("Accept-Encoding, Cookie", "Accept-Encoding, Cookie, Origin"),
         ("origin", "origin"),
         ("Accept, Origin", "Accept, Origin"),
+        ("Accept,Origin", "Accept,Origin"),
         ("*", "*"),
         ("", "Origin"),
     ],
-    ids=["one", "two", "already-lower-case", "already-present", "star", "empty"],
+    ids=[
+        "one",
+        "two",
+        "already-lower-case",
+        "already-present",
+        "already-present-no-space",
+        "star",
+        "empty",
+    ],
 )
 def test_vary_is_merged(app: webtest.TestApp, existing: str, merged: str) -> None:
     response = send(app, "GET", "/vary", ALLOWED, **{"X-Vary": existing})

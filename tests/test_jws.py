@@ -449,6 +449,17 @@ def test_max_size_is_configurable() -> None:
     assert jws.decode(token, SECRETS["HS256"], ["HS256"], max_size=len(token)) == b"x" * 3000
 
 
+def test_decode_complete_and_verify_honour_max_size() -> None:
+    token = jws.encode(b"x" * 100, SECRETS["HS256"], "HS256")
+    for check in (jws.decode_complete, jws.verify):
+        check(token, SECRETS["HS256"], ["HS256"], max_size=len(token))
+        with pytest.raises(MalformedTokenError):
+            check(token, SECRETS["HS256"], ["HS256"], max_size=len(token) - 1)
+    big = jws.encode(b"x" * 7000, SECRETS["HS256"], "HS256")
+    with pytest.raises(MalformedTokenError):
+        jws.decode_complete(big, SECRETS["HS256"], ["HS256"])
+
+
 def test_default_max_size_is_8_kib() -> None:
     assert jws.DEFAULT_MAX_TOKEN_SIZE == 8192
     filler = b"x" * 7000

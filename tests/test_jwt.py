@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -38,8 +39,12 @@ def make_raw(payload: bytes) -> str:
 
 
 def check(claims: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    return check_token(make(claims), **kwargs)
+
+
+def check_token(token: str, **kwargs: Any) -> dict[str, Any]:
     kwargs.setdefault("now", NOW)
-    return jwtlite.decode(make(claims), SECRET, ["HS256"], **kwargs)
+    return jwtlite.decode(token, SECRET, ["HS256"], **kwargs)
 
 
 # -- encode ----------------------------------------------------------------------------------
@@ -64,14 +69,23 @@ def test_datetimes_become_numeric_dates() -> None:
     assert all(type(claims[name]) is int for name in ("exp", "iat", "nbf"))
 
 
-@pytest.mark.parametrize("payload", [["a"], "claims", b"{}", 1, None], ids=repr)
+@pytest.mark.parametrize(
+    "payload", [["a"], "claims", b"{}", 1, None], ids=["list", "str", "bytes", "int", "none"]
+)
 def test_encode_refuses_non_mapping_payloads(payload: Any) -> None:
     with pytest.raises(TypeError):
         jwtlite.encode(payload, SECRET)
 
 
+def test_encode_accepts_any_mapping() -> None:
+    claims = MappingProxyType({"sub": "1", "n": 2})
+    assert check_token(jwtlite.encode(claims, SECRET)) == {"sub": "1", "n": 2}
+
+
 @pytest.mark.parametrize(
-    "value", [float("nan"), float("inf"), object(), {1, 2}, b"bytes"], ids=repr
+    "value",
+    [float("nan"), float("inf"), object(), {1, 2}, b"bytes"],
+    ids=["nan", "inf", "object", "set", "bytes"],  # stable ids: repr(object()) is an address
 )
 def test_encode_refuses_values_that_are_not_json(value: Any) -> None:
     with pytest.raises((TypeError, ValueError)):
@@ -107,6 +121,15 @@ def test_decode_complete_now_defaults_to_the_wall_clock() -> None:
     assert jwtlite.decode_complete(fresh, SECRET, ["HS256"])["payload"]["exp"] > NOW
     with pytest.raises(ExpiredTokenError):
         jwtlite.decode_complete(make({"exp": time.time() - 3600}), SECRET, ["HS256"])
+
+
+def test_decode_complete_honours_max_size() -> None:
+    token = make({"pad": "x" * 100})
+    assert jwtlite.decode_complete(token, SECRET, ["HS256"], max_size=len(token), now=NOW)
+    with pytest.raises(MalformedTokenError):
+        jwtlite.decode_complete(token, SECRET, ["HS256"], max_size=len(token) - 1, now=NOW)
+    with pytest.raises(MalformedTokenError):
+        jwtlite.decode_complete(make({"pad": "x" * 7000}), SECRET, ["HS256"], now=NOW)
 
 
 def test_decode_complete_checks_the_claims() -> None:
@@ -245,6 +268,7 @@ def test_iat_in_the_future_is_immature() -> None:
     with pytest.raises(ImmatureTokenError) as info:
         check({"iat": NOW + 1})
     assert info.value.claim == "iat"
+    assert info.value.valid_from == NOW + 1
 
 
 def test_iat_leeway_and_switch() -> None:
@@ -273,11 +297,12 @@ def test_numeric_dates_must_be_json_numbers(claim: str, value: Any) -> None:
     with pytest.raises(InvalidClaimError) as info:
         check({claim: value})
     assert info.value.claim == claim
+    assert info.value.expected == "number"
     assert type(info.value) is InvalidClaimError
 
 
 @pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
-@pytest.mark.parametrize("literal", [b"1e400", b"-1e400", b"1e999"], ids=repr)
+@pytest.mark.parametrize("literal", [b"1e400", b"-1e400", b"1e999"], ids=bytes.decode)
 def test_numeric_dates_must_be_finite(claim: str, literal: bytes) -> None:
     token = make_raw(b'{"' + claim.encode() + b'":' + literal + b"}")
     with pytest.raises(JWTError):
@@ -360,8 +385,9 @@ def test_aud_mismatch_is_refused(aud: Any, audience: Any) -> None:
     ids=["int", "bool", "null", "object", "list-with-int", "nested-list", "list-null"],
 )
 def test_aud_must_be_string_or_list_of_strings(aud: Any) -> None:
-    with pytest.raises(InvalidAudienceError):
+    with pytest.raises(InvalidAudienceError) as info:
         check({"aud": aud}, audience="api")
+    assert info.value.expected == {"api"}
 
 
 def test_unexpected_aud_is_refused() -> None:

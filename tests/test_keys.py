@@ -150,10 +150,18 @@ def unlucky_then_plain(first: bytes) -> Callable[[int], bytes]:
 
 # First bytes that made the old prefix check refuse a random secret: b"{" alone is ~1 draw
 # in 256; b"0" (a DER SEQUENCE tag) another 1 in 256, refused by a mutant of the DER check.
-UNLUCKY_STARTS = [b"{", b" {", b"\n{", b"0", b"0\x82\x01\x22", b"ssh-rsa", b"-----BEGIN"]
+UNLUCKY_STARTS = {
+    "brace": b"{",
+    "space-brace": b" {",
+    "newline-brace": b"\n{",
+    "zero": b"0",
+    "der-sequence-header": b"0\x82\x01\x22",
+    "ssh-rsa": b"ssh-rsa",
+    "pem-armour": b"-----BEGIN",
+}
 
 
-@pytest.mark.parametrize("first_bytes", UNLUCKY_STARTS, ids=repr)
+@pytest.mark.parametrize("first_bytes", UNLUCKY_STARTS.values(), ids=UNLUCKY_STARTS.keys())
 def test_generate_uses_its_first_random_draw_whatever_it_starts_with(
     monkeypatch: pytest.MonkeyPatch, first_bytes: bytes
 ) -> None:
@@ -163,12 +171,26 @@ def test_generate_uses_its_first_random_draw_whatever_it_starts_with(
     assert key.verify(b"x", key.sign(b"x"))
 
 
-@pytest.mark.parametrize("first_bytes", UNLUCKY_STARTS, ids=repr)
+@pytest.mark.parametrize("first_bytes", UNLUCKY_STARTS.values(), ids=UNLUCKY_STARTS.keys())
 def test_random_secret_is_accepted_whatever_it_starts_with(first_bytes: bytes) -> None:
     """os.urandom(32) always makes a usable HS256 key: only key material is refused."""
     for _ in range(20):
         secret = first_bytes + os.urandom(32)
         assert Key(secret, "HS256").secret() == secret
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        b'{"kty": "oct", "note": "a JWK without k is no key"}',
+        b'{"kty": "RSA", "n": "not base64url!", "e": "AQAB"}',
+        b'{"greeting": "JSON that names no key at all"}',
+        b'{"keys": "not a list, so not a JWK Set"}',
+    ],
+    ids=["oct-without-k", "rsa-with-bad-n", "no-kty", "keys-not-a-list"],
+)
+def test_json_that_is_not_key_material_is_a_valid_secret(secret: bytes) -> None:
+    assert Key(secret, "HS256").secret() == secret
 
 
 def test_generate_accepts_every_random_secret() -> None:
@@ -177,7 +199,7 @@ def test_generate_accepts_every_random_secret() -> None:
         Key(os.urandom(32), "HS256")
 
 
-@pytest.mark.parametrize("first_bytes", [b"{", b"\t{"], ids=repr)
+@pytest.mark.parametrize("first_bytes", [b"{", b"\t{"], ids=["brace", "tab-brace"])
 def test_created_key_file_loads_back_after_an_unlucky_draw(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, first_bytes: bytes
 ) -> None:
@@ -618,6 +640,7 @@ def test_jwk_not_for_signatures_is_refused_everywhere(
 MALFORMED_INTENT = {
     "key-ops-one-string-with-a-comma": {"key_ops": ["sign, verify"]},  # as in Wycheproof
     "key-ops-a-string": {"key_ops": "verify"},
+    "key-ops-an-object": {"key_ops": {"verify": True}},
     "key-ops-empty": {"key_ops": []},
     "key-ops-repeated": {"key_ops": ["verify", "verify"]},
     "key-ops-not-strings": {"key_ops": [1]},
@@ -885,6 +908,16 @@ BAD_JWK_SETS = {
     "duplicate-member-json-text": lambda: '{"keys": [], "keys": []}',
     "jwk-not-an-object": lambda: {"keys": ["kty"]},
     "one-bad-jwk": lambda: {"keys": [_ec_jwk(kid="ok"), _ec_jwk(kid="bad", y="AAAA")]},
+    # Malformed purposes refuse the set; they are not read as "another purpose" and skipped.
+    "one-jwk-with-key-ops-a-string": lambda: {
+        "keys": [_ec_jwk(kid="ok"), _ec_jwk(kid="bad", key_ops="verify")]
+    },
+    "one-jwk-with-empty-key-ops": lambda: {
+        "keys": [_ec_jwk(kid="ok"), _ec_jwk(kid="bad", key_ops=[])]
+    },
+    "one-jwk-with-use-not-a-string": lambda: {
+        "keys": [_ec_jwk(kid="ok"), _ec_jwk(kid="bad", use=["sig"])]
+    },
 }
 
 
@@ -954,9 +987,9 @@ def test_roca_fingerprint_checks_the_modulus() -> None:
 
 @pytest.mark.parametrize("size", [2048, 3072])
 def test_generated_rsa_keys_are_not_flagged(size: int) -> None:
-    for _ in range(3):
-        private = rsa.generate_private_key(public_exponent=65537, key_size=size)
-        assert Key(private, "RS256").can_sign
+    private = rsa.generate_private_key(public_exponent=65537, key_size=size)
+    assert Key(private, "RS256").can_sign
+    assert Key(private.public_key(), "PS256").verify(b"x", Key(private, "PS256").sign(b"x"))
 
 
 def test_rsa_jwk_under_2048_bits_is_refused() -> None:
