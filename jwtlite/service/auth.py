@@ -35,7 +35,7 @@ from jwtlite.service.passwords import PasswordHasher
 from jwtlite.service.settings import Settings
 from jwtlite.service.throttle import LOGIN, REGISTER, Throttle, address_group
 from jwtlite.service.userstate import UserStateCache
-from jwtlite.store import RefreshRecord, Store, User, open_store
+from jwtlite.store import RefreshRecord, Store, User
 
 __all__ = ["AuthService", "load_signing_keys", "purge_expired"]
 
@@ -133,7 +133,7 @@ class AuthService:
         keys = load_signing_keys(settings)
         return cls(
             settings,
-            store if store is not None else open_store(settings.database),
+            store if store is not None else settings.open_store(),
             keys,
             hasher,
             clock or time.time,

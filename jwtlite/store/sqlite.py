@@ -29,9 +29,9 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from jwtlite.errors import StoreUnavailableError
-from jwtlite.store.base import AttemptLimits, RefreshRecord, User
+from jwtlite.store.base import PURGE_BATCH, AttemptLimits, RefreshRecord, User
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+__all__ = ["PURGE_BATCH", "SCHEMA_VERSION", "SQLiteStore"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -98,9 +98,6 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE UNIQUE INDEX users_username_skeleton ON users (username_skeleton)",
     ),
 )
-# Rows deleted per statement when purging, so no purge holds the write lock for long.
-PURGE_BATCH = 500
-
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _USER_BY_ID = (
