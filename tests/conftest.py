@@ -60,25 +60,23 @@ def postgres_admin() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(postgres_admin: str) -> Iterator[tuple[str, Any]]:
-    """This run's own PostgreSQL database (created once, dropped at the end): its URL and a
-    connection to it that empties it between tests."""
-    import psycopg
-
+def postgres_server(postgres_admin: str) -> Iterator[support_postgres.Janitor]:
+    """This run's own PostgreSQL database (created once, dropped at the end), with what
+    empties it between tests (its ``url``)."""
     name, url = support_postgres.create_database(postgres_admin)
+    janitor = support_postgres.Janitor(url)
     try:
-        with psycopg.connect(url, autocommit=True) as connection:
-            yield url, connection
+        yield janitor
     finally:
+        janitor.close()
         support_postgres.drop_database(postgres_admin, name)
 
 
 @pytest.fixture
-def postgres_url(postgres_server: tuple[str, Any]) -> str:
+def postgres_url(postgres_server: support_postgres.Janitor) -> str:
     """This run's PostgreSQL database, emptied for this test (ids restart at 1)."""
-    url, connection = postgres_server
-    support_postgres.empty(connection)
-    return url
+    postgres_server.empty()
+    return postgres_server.url
 
 
 @pytest.fixture
