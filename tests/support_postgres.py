@@ -21,6 +21,7 @@ import socket
 import struct
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -256,3 +257,16 @@ class Proxy:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def instance(url: str, workdir: Path, *, threads: int = 8, **env: str) -> Any:
+    """``serve.py`` on the PostgreSQL database ``url`` (cheap hashing, the shared key),
+    started; a :class:`support.ServerProcess` (``workdir`` is its working directory)."""
+    from support import FAST_HASH_ENV, ServerProcess
+
+    server = ServerProcess(
+        database=workdir / "unused.sqlite3",
+        env={**FAST_HASH_ENV, "JWTLITE_DATABASE": url, "JWTLITE_SECRET_KEY": SECRET, **env},
+        args=["--threads", str(threads)],
+    )
+    return server.start()
