@@ -20,9 +20,10 @@ runs in autocommit mode, so a change that is one statement is its own transactio
 
 Time limits: ``connect_timeout`` bounds opening a connection and waiting for one from the
 pool; ``statement_timeout`` bounds every statement on the server, lock waits included; TCP
-keepalives notice a peer that vanished mid-statement. The pool checks a connection before
-lending it and replaces broken ones in the background, so the process recovers by itself
-when the database comes back.
+keepalives notice a peer that vanished mid-statement. The pool checks a connection that sat
+idle before lending it, replaces broken ones in the background (all idle ones at once when one
+is found broken), and a read that meets a connection broken since its last use is retried
+once on a fresh one; so the process recovers by itself when the database comes back.
 
 Every :class:`psycopg.Error` (pool timeouts included) that escapes a public method becomes
 :class:`~jwtlite.errors.StoreUnavailableError`, chained with ``from``, with a message from
@@ -35,6 +36,7 @@ import functools
 import logging
 import math
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import astuple
@@ -68,9 +70,13 @@ _NETWORK_DEFAULTS = {
 # psycopg_pool logs every checkout at INFO; a server logging at INFO would print one line per
 # request. Its warnings (a failed reconnection) still show.
 _DRIVER_LOGGERS = ("psycopg", "psycopg.pool")
-# A broken connection found by the pool's check makes it replace every idle connection at
-# once (a restarted server broke them all), at most this often.
+# A broken connection makes the pool replace every idle connection at once (a restarted
+# server broke them all), at most this often.
 _DRAIN_INTERVAL = 1.0
+# A connection back in the pool for less than this is lent without a check (a round trip):
+# under load the check would double every round trip. One that broke meanwhile fails its
+# statement; a read is then retried once on a fresh connection, a write is unavailable.
+_CHECK_AFTER_IDLE = 1.0
 
 
 def _translating_errors(
@@ -119,6 +125,7 @@ class PostgresStore:
         self._url = url
         self._filter = ScrubbingFilter(url)
         self._last_drain = 0.0
+        self._returned: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
         for name in _DRIVER_LOGGERS:
             logger = logging.getLogger(name)
             logger.addFilter(self._filter)
@@ -160,16 +167,24 @@ class PostgresStore:
         return "the user store is unavailable: " + scrub(" ".join(str(error).split()), self._url)
 
     def _check(self, connection: Connection) -> None:
+        """The pool's check before lending ``connection``: a round trip, unless it was in
+        use a moment ago."""
+        returned = self._returned.get(connection)
+        if returned is not None and time.monotonic() - returned < _CHECK_AFTER_IDLE:
+            return
         try:
             ConnectionPool.check_connection(connection)
         except psycopg.Error:
-            # One broken connection usually means a restart broke them all: replace the
-            # idle ones now rather than finding each by another failed check.
-            now = time.monotonic()
-            if self._pool is not None and now - self._last_drain >= _DRAIN_INTERVAL:
-                self._last_drain = now
-                self._pool.drain()
+            self._replace_idle_connections()
             raise
+
+    def _replace_idle_connections(self) -> None:
+        # One broken connection usually means a restart broke them all: replace the idle
+        # ones now rather than finding each by another failure.
+        now = time.monotonic()
+        if self._pool is not None and now - self._last_drain >= _DRAIN_INTERVAL:
+            self._last_drain = now
+            self._pool.drain()
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
@@ -179,12 +194,26 @@ class PostgresStore:
         try:
             yield connection
         finally:
+            if connection.broken:
+                self._replace_idle_connections()
+            self._returned[connection] = time.monotonic()
             self._pool.putconn(connection)
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
         with self._connection() as connection, connection.transaction():
             yield connection
+
+    def _read(self, sql: str, params: Any) -> tuple[Any, ...] | None:
+        """One row of a query that changes nothing, retried once on a fresh connection when
+        the one it got turns out broken (by a server restart, say)."""
+        with self._connection() as connection:
+            try:
+                return connection.execute(sql, params).fetchone()
+            except psycopg.OperationalError:
+                if not connection.broken:
+                    raise
+        return self._one(sql, params)
 
     def _one(self, sql: str, params: Any) -> tuple[Any, ...] | None:
         with self._connection() as connection:
@@ -205,12 +234,12 @@ class PostgresStore:
     @_translating_errors
     def ping(self) -> None:
         """Check that the database answers (for health checks)."""
-        self._one("SELECT 1", ())
+        self._read("SELECT 1", ())
 
     @_translating_errors
     def schema_version(self) -> int:
         """The schema version recorded in ``jwtlite_migrations``."""
-        row = self._one(sql.SCHEMA_VERSION_NOW, ())
+        row = self._read(sql.SCHEMA_VERSION_NOW, ())
         assert row is not None  # noqa: S101 - an aggregate always answers one row
         return int(row[0])
 
@@ -249,12 +278,12 @@ class PostgresStore:
     @_translating_errors
     def get_user(self, user_id: int) -> User | None:
         """Return the user with this id, or None."""
-        return _user(self._one(sql.USER_BY_ID, (user_id,)))
+        return _user(self._read(sql.USER_BY_ID, (user_id,)))
 
     @_translating_errors
     def get_user_by_key(self, username_key: str) -> User | None:
         """Return the user whose case-insensitive key is ``username_key``, or None."""
-        return _user(self._one(sql.USER_BY_KEY, (username_key,)))
+        return _user(self._read(sql.USER_BY_KEY, (username_key,)))
 
     @_translating_errors
     def set_active(self, username_key: str, active: bool) -> bool:
@@ -277,14 +306,14 @@ class PostgresStore:
     @_translating_errors
     def get_refresh_token(self, jti: str) -> RefreshRecord | None:
         """Return the record of the refresh token ``jti``, or None."""
-        row = self._one(sql.TOKEN_BY_JTI, (jti,))
+        row = self._read(sql.TOKEN_BY_JTI, (jti,))
         return None if row is None else RefreshRecord(*row)
 
     @_translating_errors
     def get_refresh_token_and_user(self, jti: str) -> tuple[RefreshRecord, User] | None:
         """The record of refresh token ``jti`` and its user, in one indexed lookup, or None
         (no such token; a deleted user's tokens are deleted with the user)."""
-        row = self._one(sql.TOKEN_AND_USER_BY_JTI, (jti,))
+        row = self._read(sql.TOKEN_AND_USER_BY_JTI, (jti,))
         if row is None:
             return None
         return RefreshRecord(*row[:6]), User(*row[6:])
