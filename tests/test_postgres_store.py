@@ -426,7 +426,7 @@ def test_a_statement_waiting_on_a_lock_ends_at_the_statement_timeout(
             began = time.monotonic()
             with pytest.raises(StoreUnavailableError, match="statement timeout"):
                 timed.get_user(1)
-            assert 0.9 < time.monotonic() - began < 3
+            assert 0.9 < time.monotonic() - began < 5
             holder.rollback()
         assert timed.get_user(1) is not None  # the same store, once the lock is gone
     finally:
