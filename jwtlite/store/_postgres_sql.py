@@ -23,9 +23,9 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "TABLES",
-    "bucket_counts",
     "bucket_lock_key",
     "bucket_locks",
+    "take_attempt",
 ]
 
 # pg_advisory_xact_lock(int, int): the two-key space never meets the one-key (bigint) space
@@ -155,7 +155,6 @@ PURGE_ATTEMPTS = """
 
 SCHEMA_VERSION_NOW = "SELECT coalesce(max(version), 0) FROM jwtlite_migrations"
 RECORD_MIGRATION = "INSERT INTO jwtlite_migrations (version) VALUES (%s)"
-INSERT_ATTEMPT = "INSERT INTO attempts (kind, subject, address, at) VALUES (%s, %s, %s, %s)"
 
 
 def bucket_locks(count: int) -> str:
@@ -163,12 +162,16 @@ def bucket_locks(count: int) -> str:
     return "SELECT " + ", ".join(["pg_advisory_xact_lock(%s)"] * count)
 
 
-def bucket_counts(
-    *, kind: str, subject: str, address: str, since: float, limits: AttemptLimits
-) -> tuple[str, list[object], list[int]] | None:
-    """The statement counting the attempts of ``kind`` after ``since`` in each limited
-    bucket (one row per bucket: index, count, oldest time), its parameters, and the limit
-    of each row in order; None when no bucket is limited."""
+def take_attempt(
+    *, kind: str, subject: str, address: str, now: float, since: float, limits: AttemptLimits
+) -> tuple[str, list[object]]:
+    """The statement that counts the attempts of ``kind`` after ``since`` in each limited
+    bucket and, when none is full, records this one; it answers one row: the time of the
+    oldest attempt in a full bucket, or NULL when the attempt was recorded. Its parameters.
+
+    One statement, so it counts on one snapshot taken after the bucket locks were granted
+    (the caller's earlier statement), and the count and the insert cannot drift apart.
+    """
     buckets = [
         (limit, condition, params)
         for limit, condition, params in (
@@ -178,15 +181,25 @@ def bucket_counts(
         )
         if limit is not None
     ]
-    if not buckets:
-        return None
-    query = " UNION ALL ".join(
-        f"(SELECT {index}, count(*), min(at) FROM attempts"  # noqa: S608 - fixed fragments
-        f" WHERE kind = %s AND {condition} AND at > %s)"
-        for index, (_, condition, _) in enumerate(buckets)
+    counts = (
+        " UNION ALL ".join(
+            "(SELECT %s::bigint AS lim, count(*) AS n, min(at) AS first FROM attempts"  # noqa: S608
+            f" WHERE kind = %s AND {condition} AND at > %s)"
+            for _, condition, _ in buckets
+        )
+        or "SELECT 1::bigint AS lim, 0::bigint AS n, NULL::float8 AS first"
     )
-    values = [value for _, _, params in buckets for value in (kind, *params, since)]
-    return query + " ORDER BY 1", values, [limit for limit, _, _ in buckets]
+    query = f"""
+        WITH buckets AS ({counts}),
+        blocked AS (SELECT max(first) AS oldest FROM buckets WHERE n >= lim),
+        counted AS (
+            INSERT INTO attempts (kind, subject, address, at)
+            SELECT %s, %s, %s, %s FROM blocked WHERE oldest IS NULL
+        )
+        SELECT oldest FROM blocked
+    """  # noqa: S608 - fixed fragments; every value is a parameter
+    values = [value for limit, _, params in buckets for value in (limit, kind, *params, since)]
+    return query, [*values, kind, subject, address, now]
 
 
 def bucket_lock_key(*parts: str) -> int:

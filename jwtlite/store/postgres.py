@@ -14,9 +14,10 @@ runs in autocommit mode, so a change that is one statement is its own transactio
 * a login's bookkeeping (forget the attempts, set ``last_login``, store the first token) is
   one statement of data-modifying CTEs;
 * counting an attempt takes a transaction-level advisory lock per limited bucket, in a fixed
-  order so two attempts never wait on each other crosswise, then counts and inserts in the
-  same short transaction. The count runs after the lock is granted, so it sees every attempt
-  a previous holder committed: the limits are exact across instances.
+  order so two attempts never wait on each other crosswise, then counts and inserts in one
+  statement of the same short transaction (pipelined: one round trip). The count runs after
+  the locks are granted, so it sees every attempt a previous holder committed: the limits
+  are exact across instances.
 
 Time limits: ``connect_timeout`` bounds opening a connection and waiting for one from the
 pool; ``statement_timeout`` bounds every statement on the server, lock waits included; TCP
@@ -437,15 +438,19 @@ class PostgresStore:
             keys.append(sql.bucket_lock_key("attempts", kind, "subject", subject))
         if limits.per_address is not None:
             keys.append(sql.bucket_lock_key("attempts", kind, "address", address))
-        with self._transaction() as connection:
-            if keys:
-                connection.execute(sql.bucket_locks(len(keys)), sorted(keys))
-            blocked = _full_bucket(
-                connection, kind=kind, subject=subject, address=address, since=since, limits=limits
-            )
-            if blocked is None:
-                connection.execute(sql.INSERT_ATTEMPT, (kind, subject, address, now))
-        return blocked
+        query, params = sql.take_attempt(
+            kind=kind, subject=subject, address=address, now=now, since=since, limits=limits
+        )
+        with self._connection() as connection:
+            # Pipelined: BEGIN, the locks, the count-and-insert and COMMIT leave in one round
+            # trip, so a bucket's lock is held for the server's work and the commit, not for
+            # network round trips (every login from one address queues on its lock).
+            with connection.pipeline(), connection.transaction():
+                if keys:
+                    connection.execute(sql.bucket_locks(len(keys)), sorted(keys))
+                counted = connection.execute(query, params)
+            row = counted.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
 
 def _token_params(record: RefreshRecord) -> dict[str, object]:
@@ -483,30 +488,6 @@ def _connection_options(
         "connect_timeout": max(1, math.ceil(connect_timeout)),
         "options": options,
     }
-
-
-def _full_bucket(
-    connection: Connection,
-    *,
-    kind: str,
-    subject: str,
-    address: str,
-    since: float,
-    limits: AttemptLimits,
-) -> float | None:
-    """The oldest attempt time of the first bucket at its limit, or None (one round trip)."""
-    counting = sql.bucket_counts(
-        kind=kind, subject=subject, address=address, since=since, limits=limits
-    )
-    if counting is None:
-        return None
-    query, values, bucket_limits = counting
-    oldest: float | None = None
-    rows = connection.execute(query, values).fetchall()
-    for limit, (_, count, first) in zip(bucket_limits, rows, strict=True):
-        if count >= limit and first is not None:
-            oldest = first if oldest is None else max(oldest, first)
-    return oldest
 
 
 def _migrate(connection: Connection) -> None:
