@@ -23,6 +23,7 @@ import pytest
 from jwtlite import Key, MalformedTokenError, encode
 from jwtlite.jwt import decode_unverified_claims
 from jwtlite.service.keyfile import load_or_create_key_file
+from jwtlite.store.sqlite import SCHEMA_VERSION
 
 from support import FAST_HASH_ENV, PASSWORD, ROOT, http
 
@@ -364,7 +365,7 @@ def test_migrate_creates_the_schema_and_says_its_version(
 ) -> None:
     result = cli("migrate")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{db_path}: schema version 2\n"
+    assert result.stdout == f"{db_path}: schema version {SCHEMA_VERSION}\n"
     assert db_path.exists()
     assert cli("migrate").stdout == result.stdout  # nothing left to do: the same answer
 
