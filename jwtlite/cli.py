@@ -36,7 +36,7 @@ from jwtlite.service.keyfile import key_file_content, load_key_file, write_key_f
 from jwtlite.service.sessions import session_document
 from jwtlite.service.settings import Settings
 from jwtlite.service.validators import normalize_username, username_key
-from jwtlite.store import Store, open_store
+from jwtlite.store import Store, is_postgres_url, masked_url
 
 __all__ = ["CommandError", "UsageError", "build_parser", "main"]
 
@@ -144,6 +144,11 @@ def build_parser(environ: Environ) -> argparse.ArgumentParser:
         commands, "flush-expired", _flush_expired, "delete expired tokens and login failures"
     )
     _add_database(flush)
+
+    migrate = _command(
+        commands, "migrate", _migrate, "create or upgrade the database schema, then exit"
+    )
+    _add_database(migrate)
     return parser
 
 
@@ -188,7 +193,9 @@ def _refuse(exc: ConfigurationError) -> Handler:
 
 def _add_database(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--database", metavar="FILE", help="the SQLite file (default: JWTLITE_DATABASE)"
+        "--database",
+        metavar="DB",
+        help="the SQLite file or postgresql:// URL (default: JWTLITE_DATABASE)",
     )
 
 
@@ -328,10 +335,21 @@ def _set_password(args: argparse.Namespace, environ: Environ) -> int:
 
 
 def _existing_store(settings: Settings) -> Store:
-    # Store() would create an empty database; a typo in --database should be an error.
-    if not os.path.exists(settings.database):
+    # Store() would create an empty SQLite file; a typo in --database should be an error.
+    if not is_postgres_url(settings.database) and not os.path.exists(settings.database):
         raise CommandError(f"database {settings.database} does not exist")
-    return open_store(settings.database)
+    return settings.open_store()
+
+
+def _migrate(args: argparse.Namespace, environ: Environ) -> int:
+    settings = Settings.from_env(environ)
+    store = settings.open_store()  # opening a store applies its pending migrations
+    try:
+        version = store.schema_version()
+    finally:
+        store.close()
+    print(f"{masked_url(settings.database)}: schema version {version}")
+    return 0
 
 
 def _flush_expired(args: argparse.Namespace, environ: Environ) -> int:

@@ -108,7 +108,7 @@ def run(
     import waitress  # noqa: PLC0415 - the library must not import the server
 
     from jwtlite.service.settings import Settings  # noqa: PLC0415
-    from jwtlite.store import open_store  # noqa: PLC0415
+    from jwtlite.store import masked_url  # noqa: PLC0415
     from jwtlite.web.app import create_app  # noqa: PLC0415
 
     try:
@@ -116,11 +116,12 @@ def run(
         _check_cookie_host(settings, host)
     except ConfigurationError as exc:
         return _fail(str(exc))
+    database = masked_url(settings.database)  # a PostgreSQL URL's password never shows
     try:
-        store = open_store(settings.database)
+        store = settings.open_store(threads=threads)
     except StoreUnavailableError as exc:
         # Name the setting to fix, as every other start-up refusal does.
-        return _fail(f"DATABASE: {settings.database}: {exc}")
+        return _fail(f"DATABASE: {database}: {exc}")
     try:
         app = create_app(settings, store=store)
         sockets: dict[int, Any] = {}  # waitress's socket map: its listeners, once created
@@ -175,7 +176,7 @@ def run(
     try:
         print(
             f"jwtlite listening on http://{_url_host(str(bound_host))}:{bound_port} "
-            f"(database {settings.database}, algorithm {settings.algorithm})",
+            f"(database {database}, algorithm {settings.algorithm})",
             flush=True,
         )
         if demo is not None:

@@ -255,6 +255,31 @@ def audit(url: str, database: Path, ledger: Ledger, *, workers: int = 4) -> Audi
     spent refresh token must be refused with "Token is blacklisted" and not be active in
     the database; ``PRAGMA integrity_check`` must say ``ok``.
     """
+    result = audit_over_http(url, ledger, workers=workers)
+    with ledger.lock:
+        users = list(ledger.users)
+        refused = list(ledger.blacklisted) + list(ledger.spent)
+    with read_only(database) as connection:
+        result.integrity = "; ".join(row[0] for row in connection.execute("PRAGMA integrity_check"))
+        result.foreign_key_problems = len(connection.execute("PRAGMA foreign_key_check").fetchall())
+        stored = {row[0] for row in connection.execute("SELECT username FROM users")}
+        result.lost_users += [
+            name for name in users if name not in stored and name not in result.lost_users
+        ]
+        for token in refused:
+            jti = unverified_claims(token)["jti"]
+            row = connection.execute(
+                "SELECT state FROM refresh_tokens WHERE jti = ?", (jti,)
+            ).fetchone()
+            if (row is None or row[0] == "active") and token not in result.revived_tokens:
+                result.revived_tokens.append(token)
+    return result
+
+
+def audit_over_http(url: str, ledger: Ledger, *, workers: int = 4) -> Audit:
+    """The HTTP half of :func:`audit`, for any backend: every acknowledged user logs in,
+    every blacklisted or spent refresh token is refused as blacklisted (``integrity`` is
+    left empty: the database's own checks are the caller's)."""
     result = Audit()
     with ledger.lock:
         users = list(ledger.users)
@@ -290,20 +315,6 @@ def audit(url: str, database: Path, ledger: Ledger, *, workers: int = 4) -> Audi
     result.revived_tokens = [
         token for part in run_threads(workers, check_tokens, timeout=300) for token in part
     ]
-    with read_only(database) as connection:
-        result.integrity = "; ".join(row[0] for row in connection.execute("PRAGMA integrity_check"))
-        result.foreign_key_problems = len(connection.execute("PRAGMA foreign_key_check").fetchall())
-        stored = {row[0] for row in connection.execute("SELECT username FROM users")}
-        result.lost_users += [
-            name for name in users if name not in stored and name not in result.lost_users
-        ]
-        for token in refused:
-            jti = unverified_claims(token)["jti"]
-            row = connection.execute(
-                "SELECT state FROM refresh_tokens WHERE jti = ?", (jti,)
-            ).fetchone()
-            if (row is None or row[0] == "active") and token not in result.revived_tokens:
-                result.revived_tokens.append(token)
     return result
 
 

@@ -95,6 +95,7 @@ def _login_from(client: Any, password: str, address: str) -> Any:
     )
 
 
+@pytest.mark.both_backends
 def test_the_owners_address_stays_open_past_the_per_username_bar(
     make_client: Callable[..., Any], clock: FakeClock
 ) -> None:
@@ -115,6 +116,7 @@ def test_the_owners_address_stays_open_past_the_per_username_bar(
     assert _login_from(client, PASSWORD, "192.0.2.10").status_int == 429
 
 
+@pytest.mark.both_backends
 def test_trust_expires_after_thirty_days(make_client: Callable[..., Any], clock: FakeClock) -> None:
     client = make_client(login_max_failures_per_username=3)
     register(client)

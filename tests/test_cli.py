@@ -23,6 +23,7 @@ import pytest
 from jwtlite import Key, MalformedTokenError, encode
 from jwtlite.jwt import decode_unverified_claims
 from jwtlite.service.keyfile import load_or_create_key_file
+from jwtlite.store.sqlite import SCHEMA_VERSION
 
 from support import FAST_HASH_ENV, PASSWORD, ROOT, http
 
@@ -40,6 +41,7 @@ SUBCOMMANDS = [
     "decode",
     "jwks",
     "flush-expired",
+    "migrate",
 ]
 
 
@@ -356,6 +358,23 @@ def test_flush_expired_counts_what_it_deleted(
     assert client.store.get_refresh_token("c" * 32) is not None
     assert client.store.get_refresh_token("a" * 32) is None
     assert cli("flush-expired").stdout.strip() == "0"
+
+
+def test_migrate_creates_the_schema_and_says_its_version(
+    cli: Callable[..., Any], db_path: Path
+) -> None:
+    result = cli("migrate")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{db_path}: schema version {SCHEMA_VERSION}\n"
+    assert db_path.exists()
+    assert cli("migrate").stdout == result.stdout  # nothing left to do: the same answer
+
+
+def test_migrate_never_shows_a_database_password(cli: Callable[..., Any]) -> None:
+    url = "postgresql://jwt:Sup3r-secret@127.0.0.1:1/jwtlite"
+    result = cli("migrate", env={"JWTLITE_DATABASE": url, "JWTLITE_SECRET_KEY": "k" * 32})
+    assert_error(result, 1, "unavailable")
+    assert "Sup3r-secret" not in result.stdout + result.stderr
 
 
 # -- keys -------------------------------------------------------------------------------------

@@ -41,6 +41,9 @@ from support_contract import (
     post,
 )
 
+# Every test that builds a client runs on SQLite and on PostgreSQL (conftest).
+pytestmark = pytest.mark.both_backends
+
 REGISTER = "/accounts/register"
 TOKEN = "/accounts/token"
 REFRESH = "/accounts/token/refresh"

@@ -26,6 +26,8 @@ from support_sessions import (
     verify,
 )
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
 def graceful(make_client: Callable[..., Any]) -> Any:

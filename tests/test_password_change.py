@@ -33,6 +33,8 @@ from support_sessions import (
     verify,
 )
 
+pytestmark = pytest.mark.both_backends
+
 WRONG_OLD = {"old_password": ["Your old password was entered incorrectly. Please enter it again."]}
 REQUIRED = "This field is required."
 

@@ -4,8 +4,7 @@ password and e-mail rules reported at once, normalisation, and SQL-looking input
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,6 +28,10 @@ from support_contract import (
     post,
 )
 
+# Every test that builds a client runs on SQLite and on PostgreSQL (conftest).
+pytestmark = pytest.mark.both_backends
+Rows = Callable[..., list[tuple[Any, ...]]]
+
 REGISTER = "/accounts/register/"
 TOKEN = "/accounts/token/"
 ME = "/accounts/me/"
@@ -43,12 +46,8 @@ def _register(client: Any, username: str, password: str = PASSWORD, **extra: Any
     return post(client, REGISTER, {"username": username, "password": password, **extra})
 
 
-def _user_count(db_path: Path) -> int:
-    connection = sqlite3.connect(db_path)
-    try:
-        return int(connection.execute("SELECT count(*) FROM users").fetchone()[0])
-    finally:
-        connection.close()
+def _user_count(db_rows: Rows) -> int:
+    return int(db_rows("SELECT count(*) FROM users")[0][0])
 
 
 # -- unique usernames ------------------------------------------------------------------------
@@ -67,10 +66,10 @@ def _user_count(db_path: Path) -> int:
     ],
     ids=["same", "capitalised", "upper", "padded", "fullwidth", "fullwidth-first", "casefold"],
 )
-def test_duplicate_username(client: Any, db_path: Path, first: str, second: str) -> None:
+def test_duplicate_username(client: Any, db_rows: Rows, first: str, second: str) -> None:
     register(client, first)
     assert_error(_register(client, second), 400, USERNAME_TAKEN)
-    assert _user_count(db_path) == 1
+    assert _user_count(db_rows) == 1
 
 
 @pytest.mark.parametrize(
@@ -96,12 +95,12 @@ def test_duplicate_username(client: Any, db_path: Path, first: str, second: str)
         "math-sans-serif",
     ],
 )
-def test_lookalike_username_is_taken(client: Any, db_path: Path, first: str, second: str) -> None:
+def test_lookalike_username_is_taken(client: Any, db_rows: Rows, first: str, second: str) -> None:
     """Whole-script and character look-alikes (Unicode TR39 skeletons) count as the same
     name, as case variants do; item 10 of the hardening issue."""
     register(client, first)
     assert_error(_register(client, second), 400, USERNAME_TAKEN)
-    assert _user_count(db_path) == 1
+    assert _user_count(db_rows) == 1
 
 
 @pytest.mark.parametrize(
@@ -158,9 +157,9 @@ def test_username_case_kept_for_display(client: Any) -> None:
         "whitespace",
     ],
 )
-def test_bad_username(client: Any, db_path: Path, username: str, messages: list[str]) -> None:
+def test_bad_username(client: Any, db_rows: Rows, username: str, messages: list[str]) -> None:
     assert_error(_register(client, username), 400, {"username": messages})
-    assert _user_count(db_path) == 0
+    assert _user_count(db_rows) == 0
 
 
 @pytest.mark.parametrize(
@@ -317,16 +316,16 @@ def test_unknown_fields_ignored(client: Any) -> None:
 # -- SQL-looking input is data ---------------------------------------------------------------
 
 
-def test_sql_looking_password_is_just_data(client: Any, db_path: Path) -> None:
+def test_sql_looking_password_is_just_data(client: Any, db_rows: Rows) -> None:
     register(client, "bob")
     assert_error(_register(client, SQL), 400, {"username": [USERNAME_CHARACTERS]})
     register(client, "alice", password=SQL)
-    assert _user_count(db_path) == 2
+    assert _user_count(db_rows) == 2
     assert login(client, "alice", SQL)["access"]
     refused = post(client, TOKEN, {"username": SQL, "password": SQL})
     assert refused.status_int == 401
     assert login(client, "bob")["access"]
-    assert _user_count(db_path) == 2
+    assert _user_count(db_rows) == 2
     stored = client.store.get_user_by_key("alice").password_hash
     assert stored.startswith("$argon2id$")
     assert SQL not in stored

@@ -6,9 +6,7 @@ Time moves only through the injected ``clock``; nothing sleeps.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +27,9 @@ from support_contract import (
     claims,
     post,
 )
+
+# Every test that builds a client runs on SQLite and on PostgreSQL (conftest).
+pytestmark = pytest.mark.both_backends
 
 TOKEN = "/accounts/token/"
 REFRESH = "/accounts/token/refresh/"
@@ -69,14 +70,6 @@ def _assert_throttled(response: Any, retry_after: int) -> None:
     message = f"Request was throttled. Expected available in {retry_after} seconds."
     assert_error(response, 429, {"detail": message})
     assert response.headers["Retry-After"] == str(retry_after)
-
-
-def _rows(db_path: Path, sql: str) -> list[tuple[Any, ...]]:
-    connection = sqlite3.connect(db_path)
-    try:
-        return connection.execute(sql).fetchall()
-    finally:
-        connection.close()
 
 
 # -- refresh without rotation ----------------------------------------------------------------
@@ -396,7 +389,7 @@ def _via(peer: str, forwarded: str | None) -> dict[str, Any]:
     ids=["single", "chain", "chain-through-proxy"],
 )
 def test_trusted_proxy_forwarded_address_counts(
-    make_client: Callable[..., Any], forwarded: str
+    db_rows: Callable[..., list[tuple[Any, ...]]], make_client: Callable[..., Any], forwarded: str
 ) -> None:
     client = make_client(trusted_proxies=(PROXY,), login_max_failures_per_address=3)
     register(client)
@@ -405,13 +398,13 @@ def test_trusted_proxy_forwarded_address_counts(
     _assert_throttled(_login(client, **_via(PROXY, "203.0.113.5")), WINDOW)
     # Another client behind the same proxy is another address.
     assert _login(client, **_via(PROXY, "203.0.113.6")).status_int == 200
-    addresses = _rows(
-        Path(client.settings.database), "SELECT DISTINCT address FROM attempts WHERE kind = 'login'"
-    )
+    addresses = db_rows("SELECT DISTINCT address FROM attempts WHERE kind = 'login'")
     assert addresses == [("203.0.113.5",)]
 
 
-def test_untrusted_peer_forwarded_header_ignored(make_client: Callable[..., Any]) -> None:
+def test_untrusted_peer_forwarded_header_ignored(
+    make_client: Callable[..., Any], db_rows: Callable[..., list[tuple[Any, ...]]]
+) -> None:
     client = make_client(trusted_proxies=(PROXY,), login_max_failures_per_address=3)
     register(client)
     peer = "198.51.100.7"
@@ -419,9 +412,7 @@ def test_untrusted_peer_forwarded_header_ignored(make_client: Callable[..., Any]
         forged = f"203.0.113.{index}"
         assert_unauthorized(_fail_login(client, name, **_via(peer, forged)), NO_ACCOUNT)
     _assert_throttled(_login(client, **_via(peer, "203.0.113.200")), WINDOW)
-    addresses = _rows(
-        Path(client.settings.database), "SELECT DISTINCT address FROM attempts WHERE kind = 'login'"
-    )
+    addresses = db_rows("SELECT DISTINCT address FROM attempts WHERE kind = 'login'")
     assert addresses == [(peer,)]
 
 
@@ -454,7 +445,9 @@ def test_failed_login_does_not_rehash(make_client: Callable[..., Any]) -> None:
     assert large.store.get_user_by_key("alice").password_hash == before
 
 
-def test_expired_rows_are_purged(client: Any, clock: FakeClock, db_path: Path) -> None:
+def test_expired_rows_are_purged(
+    client: Any, clock: FakeClock, db_rows: Callable[..., list[tuple[Any, ...]]]
+) -> None:
     register(client)
     old = login(client)
     _fail_login(client, "nobody")
@@ -465,7 +458,7 @@ def test_expired_rows_are_purged(client: Any, clock: FakeClock, db_path: Path) -
     assert client.store.get_refresh_token(claims(new["refresh"])["jti"]) is not None
     clock.advance(WINDOW)
     login(client)
-    assert _rows(db_path, "SELECT count(*) FROM attempts WHERE kind = 'login'") == [(0,)]
+    assert db_rows("SELECT count(*) FROM attempts WHERE kind = 'login'") == [(0,)]
 
 
 def test_last_login_set_at_login(client: Any, clock: FakeClock) -> None:

@@ -5,19 +5,23 @@
 * Two concurrent "log out everywhere": both 200, every session revoked, no 5xx.
 * A grace-period replay racing the legitimate refresh of one rotating token: both get the
   same successor; nothing is revoked.
+
+Every test runs on SQLite and on PostgreSQL (``both_backends``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from support import FAST_HASH_ENV, PASSWORD, ServerProcess, http
-from support_load import Client, post_together, read_only, run_threads
+from support_load import Client, post_together, run_threads
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.both_backends]
+Rows = Callable[..., list[tuple[Any, ...]]]
 
 CREDENTIALS = {"username": "alice", "password": PASSWORD}
 NEW_PASSWORD = "another-staple-horse-9"
@@ -31,13 +35,21 @@ WAIT_FOR_HASHES = {
 
 
 @pytest.fixture
-def serve(db_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+def serve(
+    db_path: Path, database: str, shared_key_env: dict[str, str]
+) -> Iterator[Callable[..., ServerProcess]]:
     servers: list[ServerProcess] = []
 
     def start(**env: str) -> ServerProcess:
         server = ServerProcess(
             database=db_path,
-            env={**FAST_HASH_ENV, **WAIT_FOR_HASHES, **env},
+            env={
+                **FAST_HASH_ENV,
+                **WAIT_FOR_HASHES,
+                "JWTLITE_DATABASE": database,
+                **shared_key_env,
+                **env,
+            },
             args=["--threads", "8"],
         )
         servers.append(server)
@@ -57,7 +69,7 @@ def _login(url: str) -> dict[str, str]:
 
 
 def test_password_change_during_refreshes(
-    serve: Callable[..., ServerProcess], db_path: Path
+    serve: Callable[..., ServerProcess], db_rows: Rows
 ) -> None:
     server = serve(JWTLITE_REFRESH_TOKEN_LIFETIME="600")
     assert http("POST", server.url + "/accounts/register/", CREDENTIALS).status == 201
@@ -94,19 +106,16 @@ def test_password_change_during_refreshes(
             headers={"Authorization": f"Bearer {pair['access']}"},
         )
         assert me.status == 401
-    with read_only(db_path) as connection:
-        live = connection.execute(
-            "SELECT count(*) FROM sessions WHERE state = 'active'"
-        ).fetchone()[0]
-        active_tokens = connection.execute(
-            "SELECT count(*) FROM refresh_tokens AS t JOIN sessions AS s ON s.id = t.family"
-            " WHERE t.state = 'active' AND s.state != 'active'"
-        ).fetchone()[0]
+    [(live,)] = db_rows("SELECT count(*) FROM sessions WHERE state = 'active'")
+    [(active_tokens,)] = db_rows(
+        "SELECT count(*) FROM refresh_tokens AS t JOIN sessions AS s ON s.id = t.family"
+        " WHERE t.state = 'active' AND s.state <> 'active'"
+    )
     assert live == 1  # the changer's new session only
     assert active_tokens == 0  # no refresh slipped a live token into a revoked session
 
 
-def test_two_concurrent_logout_alls(serve: Callable[..., ServerProcess], db_path: Path) -> None:
+def test_two_concurrent_logout_alls(serve: Callable[..., ServerProcess], db_rows: Rows) -> None:
     servers = [serve(), serve()]  # two processes on one database
     assert http("POST", servers[0].url + "/accounts/register/", CREDENTIALS).status == 201
     pairs = [_login(servers[0].url) for _ in range(4)]
@@ -124,8 +133,7 @@ def test_two_concurrent_logout_alls(serve: Callable[..., ServerProcess], db_path
             client.close()
 
     assert sorted(run_threads(2, logout, timeout=30)) in ([200, 200], [200, 401])
-    with read_only(db_path) as connection:
-        states = connection.execute("SELECT DISTINCT state FROM sessions").fetchall()
+    states = db_rows("SELECT DISTINCT state FROM sessions")
     assert states == [("revoked",)]
     for pair in pairs:
         refreshed = http(
@@ -136,7 +144,7 @@ def test_two_concurrent_logout_alls(serve: Callable[..., ServerProcess], db_path
 
 @pytest.mark.parametrize("round_", range(3))
 def test_grace_replay_racing_the_legitimate_refresh(
-    serve: Callable[..., ServerProcess], db_path: Path, round_: int
+    serve: Callable[..., ServerProcess], db_rows: Rows, round_: int
 ) -> None:
     server = serve(
         JWTLITE_ROTATE_REFRESH_TOKENS="true",
@@ -153,8 +161,7 @@ def test_grace_replay_racing_the_legitimate_refresh(
     assert first["refresh"] == second["refresh"]  # the same successor, the same bytes
     onward = http("POST", server.url + "/accounts/token/refresh/", {"refresh": first["refresh"]})
     assert onward.status == 200
-    with read_only(db_path) as connection:
-        states = connection.execute("SELECT state FROM sessions").fetchall()
-        tokens = connection.execute("SELECT count(*) FROM refresh_tokens").fetchone()[0]
+    states = db_rows("SELECT state FROM sessions")
+    [(tokens,)] = db_rows("SELECT count(*) FROM refresh_tokens")
     assert states == [("active",)]
     assert tokens == 3  # the original, one successor (not two), and the onward one

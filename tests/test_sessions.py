@@ -40,6 +40,8 @@ from support_sessions import (
     verify,
 )
 
+pytestmark = pytest.mark.both_backends
+
 NOT_PROVIDED = {"detail": "Authentication credentials were not provided."}
 
 

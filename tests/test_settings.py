@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from jwtlite.errors import ConfigurationError
-from jwtlite.service.settings import LAUNCHER_VARIABLES, Settings
+from jwtlite.service.settings import LAUNCHER_VARIABLES, TEST_VARIABLES, Settings
 
 STRONG = "s" * 32
 
@@ -45,6 +45,9 @@ def test_defaults_match_design() -> None:
     assert settings.password_hash_memory_kib == 19456
     assert settings.password_hash_iterations == 2
     assert settings.password_hash_lanes == 1
+    assert settings.database_pool_size == 0  # one connection per server thread
+    assert settings.database_connect_timeout == 5
+    assert settings.database_statement_timeout == 5
 
 
 def test_is_frozen_and_slotted() -> None:
@@ -367,6 +370,9 @@ def test_bad_regex_refused() -> None:
         ("password_hash_iterations", 0, "PASSWORD_HASH_ITERATIONS"),
         ("password_hash_lanes", 0, "PASSWORD_HASH_LANES"),
         ("database", "", "DATABASE"),
+        ("database_pool_size", -1, "DATABASE_POOL_SIZE"),
+        ("database_connect_timeout", 0, "DATABASE_CONNECT_TIMEOUT"),
+        ("database_statement_timeout", 0, "DATABASE_STATEMENT_TIMEOUT"),
     ],
     ids=str,
 )
@@ -451,3 +457,80 @@ def test_str_hides_secret() -> None:
     secret = "correct-horse-battery-staple-0123456789"
     assert secret not in str(Settings(secret_key=secret))
     assert secret not in f"{Settings(secret_key=secret)}"
+
+
+# -- the database: SQLite path or PostgreSQL URL -------------------------------------------
+
+PG_URL = "postgresql://jwt:Sup3r-secret@db.example.com:5432/jwtlite?sslmode=require"
+
+
+@pytest.mark.parametrize(
+    "database",
+    [
+        "jwtlite.sqlite3",
+        "/srv/jwtlite.sqlite3",
+        "file:/srv/db.sqlite3?mode=rwc",
+        "file:///srv/db.sqlite3",
+        PG_URL,
+        "postgres://db.example.com/jwtlite",
+    ],
+    ids=["relative", "absolute", "file-uri", "file-uri-authority", "postgresql", "postgres"],
+)
+def test_database_forms_accepted(database: str) -> None:
+    assert Settings(database=database, secret_key=STRONG).database == database
+
+
+@pytest.mark.parametrize(
+    "database",
+    ["mysql://db/x", "sqlite:///x.db", "POSTGRESQL://db/x", "http://db/x"],
+    ids=["mysql", "sqlalchemy-sqlite", "upper-case", "http"],
+)
+def test_other_url_schemes_refused(database: str) -> None:
+    with refused("DATABASE") as info:
+        Settings(database=database, secret_key=STRONG)
+    assert "unsupported URL scheme" in str(info.value)
+
+
+def test_postgresql_without_a_shared_key_refused() -> None:
+    """Several instances on one database would each generate a key of their own."""
+    with refused("DATABASE") as info:
+        Settings(database=PG_URL)
+    message = str(info.value)
+    assert "SECRET_KEY or PRIVATE_KEY_FILE" in message
+    assert "Sup3r-secret" not in message
+    assert "\n" not in message
+
+
+def test_postgresql_with_a_key_file_accepted(tmp_path: Path) -> None:
+    key = tmp_path / "signing.pem"
+    key.write_text("not checked here, only read")
+    settings = Settings(database=PG_URL, algorithm="ES256", private_key_file=str(key))
+    assert settings.key_path == str(key)
+
+
+def test_repr_masks_the_database_password() -> None:
+    text = repr(Settings(database=PG_URL, secret_key=STRONG))
+    assert "Sup3r-secret" not in text
+    assert "database='postgresql://jwt:***@db.example.com:5432/jwtlite?sslmode=require'" in text
+    assert STRONG not in text
+
+
+def test_database_settings_from_env() -> None:
+    settings = Settings.from_env(
+        {
+            "JWTLITE_DATABASE": PG_URL,
+            "JWTLITE_SECRET_KEY": STRONG,
+            "JWTLITE_DATABASE_POOL_SIZE": "12",
+            "JWTLITE_DATABASE_CONNECT_TIMEOUT": "2",
+            "JWTLITE_DATABASE_STATEMENT_TIMEOUT": "3",
+        }
+    )
+    assert (settings.database_pool_size, settings.database_connect_timeout) == (12, 2)
+    assert settings.database_statement_timeout == 3
+
+
+def test_the_test_suites_server_variable_is_not_a_setting() -> None:
+    """A server started from a test's environment must not refuse the suite's variable."""
+    assert {"JWTLITE_TEST_POSTGRES_URL"} == TEST_VARIABLES
+    environ = {"JWTLITE_TEST_POSTGRES_URL": "postgresql://postgres@127.0.0.1/x"}
+    assert Settings.from_env(environ) == Settings()

@@ -1,4 +1,10 @@
-"""Tests for jwtlite.store.sqlite: schema, users, refresh tokens, login failures, failure modes."""
+"""The store contract, on every backend: users, refresh tokens, attempts, atomicity under
+threads and processes. Then what only SQLite has: the file itself, its pragmas, its modes,
+its migration from the first schema and its own failure modes (``sqlite_only``).
+
+PostgreSQL's own matters (migrations table, advisory lock, pool, faults, masking) are in
+``test_postgres_store.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,31 +15,30 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
 from jwtlite.errors import StoreUnavailableError
-from jwtlite.store import AttemptLimits, RefreshRecord, Session, User
-from jwtlite.store.sqlite import _MIGRATIONS, PURGE_BATCH, SCHEMA_VERSION, SQLiteStore
+from jwtlite.store import AttemptLimits, RefreshRecord, Session, Store, User, open_store
+from jwtlite.store.base import PURGE_BATCH
+from jwtlite.store.sqlite import _MIGRATIONS, SCHEMA_VERSION, SQLiteStore
+
+pytestmark = pytest.mark.both_backends
 
 T = TypeVar("T")
 NOW = 1_700_000_000.0
+Rows = Callable[..., list[tuple[Any, ...]]]
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> str:
-    return str(tmp_path / "jwtlite.sqlite3")
-
-
-@pytest.fixture
-def store(db_path: str) -> Iterator[SQLiteStore]:
-    store = SQLiteStore(db_path)
+def store(database: str) -> Iterator[Store]:
+    store = open_store(database)
     yield store
     store.close()
 
 
-def _add_user(store: SQLiteStore, name: str = "alice") -> User:
+def _add_user(store: Store, name: str = "alice") -> User:
     user = store.create_user(
         username=name,
         username_key=name.casefold(),
@@ -94,76 +99,16 @@ def _query(path: str, sql: str) -> list[tuple[object, ...]]:
 # -- schema and connections -----------------------------------------------------------------
 
 
-def test_fresh_file_is_migrated(store: SQLiteStore, db_path: str) -> None:
-    assert store.schema_version() == SCHEMA_VERSION == 3
-    assert _query(db_path, "PRAGMA user_version") == [(3,)]
-    tables = {
-        row[0] for row in _query(db_path, "SELECT name FROM sqlite_master WHERE type='table'")
-    }
-    assert {"users", "refresh_tokens", "attempts", "sessions"} <= tables
-    assert "login_failures" not in tables  # it kept usernames in clear
-    indexes = {
-        row[0] for row in _query(db_path, "SELECT name FROM sqlite_master WHERE type='index'")
-    }
-    assert {
-        "refresh_tokens_family",
-        "refresh_tokens_expires_at",
-        "attempts_pair",
-        "attempts_subject",
-        "attempts_address",
-        "attempts_at",
-        "users_username_skeleton",
-        "sessions_user_state",
-        "sessions_expires_at",
-    } <= indexes
-
-
-def test_version_one_database_is_migrated(db_path: str) -> None:
-    """A database of the first schema keeps its users and loses its clear-text counters."""
-    connection = sqlite3.connect(db_path, isolation_level=None)
-    for statement in _MIGRATIONS[0]:
-        connection.execute(statement)
-    connection.execute(
-        "INSERT INTO users (username, username_key, password_hash, date_joined)"
-        " VALUES ('alice', 'alice', 'h', 1)"
-    )
-    connection.execute(
-        "INSERT INTO login_failures (username_key, address, at) VALUES ('hunter2', 'a', 1)"
-    )
-    connection.execute("PRAGMA user_version = 1")
-    connection.close()
-    store = SQLiteStore(db_path)
-    try:
-        assert store.schema_version() == 3
-        user = store.get_user_by_key("alice")
-        assert user is not None
-        assert user.username == "alice"
-        # Its skeleton is unknown (NULL), so it blocks nothing and nothing blocks it.
-        assert _add_user(store, "bob").id == user.id + 1
-    finally:
-        store.close()
-    tables = {row[0] for row in _query(db_path, "SELECT name FROM sqlite_master")}
-    assert "login_failures" not in tables
-
-
-def test_pragmas(store: SQLiteStore, db_path: str) -> None:
-    connection = store._connection()
-    assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert connection.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
-    assert connection.execute("PRAGMA foreign_keys").fetchone() == (1,)
-    assert connection.execute("PRAGMA busy_timeout").fetchone() == (5000,)
-    assert connection.isolation_level is None
-
-
-def test_reopening_is_idempotent_and_keeps_data(db_path: str) -> None:
-    first = SQLiteStore(db_path)
+def test_reopening_is_idempotent_and_keeps_data(database: str) -> None:
+    first = open_store(database)
     try:
         _add_user(first)
+        version = first.schema_version()
     finally:
         first.close()
-    second = SQLiteStore(db_path)
+    second = open_store(database)
     try:
-        assert second.schema_version() == SCHEMA_VERSION
+        assert second.schema_version() == version
         user = second.get_user_by_key("alice")
         assert user is not None
         assert user.username == "alice"
@@ -171,111 +116,34 @@ def test_reopening_is_idempotent_and_keeps_data(db_path: str) -> None:
         second.close()
 
 
-def test_two_stores_open_a_fresh_file_concurrently(db_path: str) -> None:
-    stores = _in_threads(8, lambda _: SQLiteStore(db_path))
+def test_stores_open_one_database_concurrently(database: str) -> None:
+    stores = _in_threads(8, lambda _: open_store(database, pool_size=1))
     try:
-        assert {store.schema_version() for store in stores} == {SCHEMA_VERSION}
+        assert len({store.schema_version() for store in stores}) == 1
+        _add_user(stores[0])
+        assert all(store.get_user_by_key("alice") is not None for store in stores)
     finally:
         for store in stores:
             store.close()
 
 
-def test_newer_schema_is_refused(db_path: str) -> None:
-    SQLiteStore(db_path).close()
-    connection = sqlite3.connect(db_path)
-    connection.execute("PRAGMA user_version = 99")
-    connection.close()
-    with pytest.raises(StoreUnavailableError, match="newer"):
-        SQLiteStore(db_path)
-
-
-def test_integrity_check_ok(store: SQLiteStore, db_path: str) -> None:
-    _add_user(store)
-    assert _query(db_path, "PRAGMA integrity_check") == [("ok",)]
-    assert _query(db_path, "PRAGMA foreign_key_check") == []
-
-
-def test_ping(store: SQLiteStore) -> None:
+def test_ping(store: Store) -> None:
     assert store.ping() is None
 
 
-def test_close_closes_every_threads_connection(store: SQLiteStore) -> None:
-    connections = _in_threads(5, lambda _: store._connection())
-    assert len({id(c) for c in connections}) == 5
+def test_a_closed_store_is_unavailable(database: str) -> None:
+    store = open_store(database)
     store.close()
-    for connection in connections:
-        with pytest.raises(sqlite3.ProgrammingError):
-            connection.execute("SELECT 1")
-    with pytest.raises(StoreUnavailableError):
+    with pytest.raises(StoreUnavailableError, match="closed"):
         store.ping()
-
-    def ping_in_new_thread(_: int) -> None:
-        with pytest.raises(StoreUnavailableError, match="closed"):
-            store.ping()
-
-    _in_threads(2, ping_in_new_thread)
-
-
-# -- failure modes --------------------------------------------------------------------------
-
-
-def _not_a_database(tmp_path: Path) -> str:
-    path = tmp_path / "garbage.sqlite3"
-    path.write_bytes(b"this is not an SQLite database, just some bytes" * 100)
-    return str(path)
-
-
-@pytest.mark.parametrize(
-    "make_path",
-    [
-        lambda tmp: str(tmp / "missing" / "dir" / "db.sqlite3"),
-        str,
-        _not_a_database,
-    ],
-    ids=["missing-directory", "path-is-a-directory", "not-a-database"],
-)
-def test_unopenable_database(tmp_path: Path, make_path: Callable[[Path], str]) -> None:
-    with pytest.raises(StoreUnavailableError, match="unavailable") as info:
-        SQLiteStore(make_path(tmp_path))
-    assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
-
-
-def test_read_only_file_through_uri_is_unavailable(db_path: str) -> None:
-    # Works as root too: SQLite itself refuses to write through a read-only open, and the
-    # store finds out at construction although no migration is pending.
-    SQLiteStore(db_path).close()
-    with pytest.raises(StoreUnavailableError, match="readonly"):
-        SQLiteStore(f"file:{db_path}?mode=ro")
-
-
-def test_disk_full_is_unavailable(store: SQLiteStore) -> None:
-    _add_user(store)
-    # Cap the file at its current size: the next page allocation fails like a full disk.
-    connection = store._connection()
-    pages = connection.execute("PRAGMA page_count").fetchone()[0]
-    connection.execute(f"PRAGMA max_page_count = {pages}")
-
-    def fill() -> None:
-        for i in range(1000):
-            store.take_attempt(
-                kind="login",
-                subject="x" * 500,
-                address=f"10.0.0.{i}",
-                now=NOW,
-                since=0,
-                limits=AttemptLimits(),
-            )
-
-    with pytest.raises(StoreUnavailableError, match="full") as info:
-        fill()
-    assert isinstance(info.value.__cause__, sqlite3.OperationalError)
-    assert store.get_user_by_key("alice") is not None
+    with pytest.raises(StoreUnavailableError):
+        store.get_user(1)
 
 
 # -- users ----------------------------------------------------------------------------------
 
 
-def test_create_and_read_user(store: SQLiteStore) -> None:
+def test_create_and_read_user(store: Store) -> None:
     created = store.create_user(
         username="Alice",
         username_key="alice",
@@ -291,7 +159,7 @@ def test_create_and_read_user(store: SQLiteStore) -> None:
     assert store.get_user_by_key("Alice") is None
 
 
-def test_usernames_are_unique_by_key(store: SQLiteStore) -> None:
+def test_usernames_are_unique_by_key(store: Store) -> None:
     _add_user(store, "alice")
     again = store.create_user(
         username="ALICE",
@@ -315,7 +183,7 @@ def test_usernames_are_unique_by_key(store: SQLiteStore) -> None:
     )
 
 
-def test_lookalike_usernames_collide_on_the_skeleton(store: SQLiteStore) -> None:
+def test_lookalike_usernames_collide_on_the_skeleton(store: Store) -> None:
     first = store.create_user(
         username="ace",
         username_key="ace",
@@ -336,7 +204,7 @@ def test_lookalike_usernames_collide_on_the_skeleton(store: SQLiteStore) -> None
     assert lookalike is None
 
 
-def test_fifty_threads_register_one_name(store: SQLiteStore, db_path: str) -> None:
+def test_fifty_threads_register_one_name(store: Store, db_rows: Rows) -> None:
     results = _in_threads(
         50,
         lambda i: store.create_user(
@@ -350,11 +218,11 @@ def test_fifty_threads_register_one_name(store: SQLiteStore, db_path: str) -> No
     )
     assert len(results) == 50
     assert sum(user is not None for user in results) == 1
-    assert _query(db_path, "SELECT count(*) FROM users") == [(1,)]
+    assert db_rows("SELECT count(*) FROM users") == [(1,)]
 
 
 def _create_in_process(path: str, index: int) -> bool:
-    store = SQLiteStore(path)
+    store = open_store(path, pool_size=1)
     try:
         created = store.create_user(
             username=f"Proc{index}",
@@ -369,16 +237,16 @@ def _create_in_process(path: str, index: int) -> bool:
     return created is not None
 
 
-def test_processes_register_one_name(store: SQLiteStore, db_path: str) -> None:
+def test_processes_register_one_name(store: Store, database: str, db_rows: Rows) -> None:
     # "spawn": a forked child of a threaded pytest process may inherit held locks.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(8, mp_context=context) as pool:
-        results = list(pool.map(_create_in_process, [db_path] * 16, range(16)))
+        results = list(pool.map(_create_in_process, [database] * 16, range(16)))
     assert sum(results) == 1
-    assert _query(db_path, "SELECT count(*) FROM users WHERE username_key = 'proc'") == [(1,)]
+    assert db_rows("SELECT count(*) FROM users WHERE username_key = 'proc'") == [(1,)]
 
 
-def test_start_session_update_hash_and_activation(store: SQLiteStore) -> None:
+def test_start_session_update_hash_and_activation(store: Store) -> None:
     user = _add_user(store)
     _attempt(store, "alice", "1.2.3.4", NOW)
     store.start_session(
@@ -401,7 +269,7 @@ def test_start_session_update_hash_and_activation(store: SQLiteStore) -> None:
     assert store.get_user(user.id) == User(user.id, "alice", "", "$new", True, NOW, NOW + 5)
 
 
-def test_delete_user_cascades_to_tokens(store: SQLiteStore) -> None:
+def test_delete_user_cascades_to_tokens(store: Store) -> None:
     user = _add_user(store)
     store.add_refresh_token(_token(user, "j1"))
     assert store.delete_user(user.id) is True
@@ -413,7 +281,7 @@ def test_delete_user_cascades_to_tokens(store: SQLiteStore) -> None:
 # -- refresh tokens -------------------------------------------------------------------------
 
 
-def test_add_and_get_refresh_token(store: SQLiteStore) -> None:
+def test_add_and_get_refresh_token(store: Store) -> None:
     user = _add_user(store)
     record = _token(user, "j1")
     store.add_refresh_token(record)
@@ -421,12 +289,12 @@ def test_add_and_get_refresh_token(store: SQLiteStore) -> None:
     assert store.get_refresh_token("nope") is None
 
 
-def test_refresh_token_for_unknown_user_is_refused(store: SQLiteStore) -> None:
+def test_refresh_token_for_unknown_user_is_refused(store: Store) -> None:
     with pytest.raises(StoreUnavailableError):
         store.add_refresh_token(RefreshRecord("j1", 999, "f", 1, 2, "active"))
 
 
-def test_rotation_spends_old_and_stores_new(store: SQLiteStore) -> None:
+def test_rotation_spends_old_and_stores_new(store: Store) -> None:
     user = _add_user(store)
     store.add_refresh_token(_token(user, "j1"))
     assert store.rotate_refresh_token("j1", _token(user, "j2")) is True
@@ -440,20 +308,20 @@ def test_rotation_spends_old_and_stores_new(store: SQLiteStore) -> None:
 
 
 @pytest.mark.parametrize("state", ["spent", "blacklisted"], ids=["spent", "blacklisted"])
-def test_rotation_of_inactive_token_fails(store: SQLiteStore, state: str) -> None:
+def test_rotation_of_inactive_token_fails(store: Store, state: str) -> None:
     user = _add_user(store)
     store.add_refresh_token(RefreshRecord("j1", user.id, "f1", 1, 2_000_000_000, state))
     assert store.rotate_refresh_token("j1", _token(user, "j2")) is False
     assert store.get_refresh_token("j2") is None
 
 
-def test_rotation_of_unknown_token_fails(store: SQLiteStore) -> None:
+def test_rotation_of_unknown_token_fails(store: Store) -> None:
     user = _add_user(store)
     assert store.rotate_refresh_token("ghost", _token(user, "j2")) is False
     assert store.get_refresh_token("j2") is None
 
 
-def test_failed_insert_rolls_back_the_spend(store: SQLiteStore) -> None:
+def test_failed_insert_rolls_back_the_spend(store: Store, db_rows: Rows) -> None:
     user = _add_user(store)
     store.add_refresh_token(_token(user, "j1"))
     store.add_refresh_token(_token(user, "taken"))
@@ -462,19 +330,21 @@ def test_failed_insert_rolls_back_the_spend(store: SQLiteStore) -> None:
     record = store.get_refresh_token("j1")
     assert record is not None
     assert record.state == "active"
-    assert not store._connection().in_transaction
+    assert db_rows("SELECT count(*) FROM refresh_tokens") == [(2,)]
+    # The store is still usable: nothing was left half-done on its connection.
+    assert store.rotate_refresh_token("j1", _token(user, "j2")) is True
 
 
-def test_twenty_threads_rotate_one_token(store: SQLiteStore) -> None:
+def test_twenty_threads_rotate_one_token(store: Store, db_rows: Rows) -> None:
     user = _add_user(store)
     store.add_refresh_token(_token(user, "j0"))
     results = _in_threads(20, lambda i: store.rotate_refresh_token("j0", _token(user, f"n{i}")))
     assert sorted(results) == [False] * 19 + [True]
-    rows = store._connection().execute("SELECT state, count(*) FROM refresh_tokens GROUP BY state")
-    assert dict(rows.fetchall()) == {"spent": 1, "active": 1}
+    rows = db_rows("SELECT state, count(*) FROM refresh_tokens GROUP BY state")
+    assert dict(rows) == {"spent": 1, "active": 1}
 
 
-def test_revoke_family(store: SQLiteStore) -> None:
+def test_revoke_family(store: Store) -> None:
     user = _add_user(store)
     store.add_refresh_token(_token(user, "a1", family="A"))
     store.add_refresh_token(_token(user, "b1", family="B"))
@@ -489,7 +359,7 @@ def test_revoke_family(store: SQLiteStore) -> None:
     }
 
 
-def test_blacklist_refresh_token(store: SQLiteStore) -> None:
+def test_blacklist_refresh_token(store: Store) -> None:
     user = _add_user(store)
     store.add_refresh_token(_token(user, "j1"))
     assert store.blacklist_refresh_token("j1") is True
@@ -501,7 +371,7 @@ def test_blacklist_refresh_token(store: SQLiteStore) -> None:
 
 
 def _attempt(
-    store: SQLiteStore,
+    store: Store,
     subject: str,
     address: str,
     now: float,
@@ -520,11 +390,11 @@ def _attempt(
     )
 
 
-def _attempt_count(db_path: str) -> int:
-    return int(_query(db_path, "SELECT count(*) FROM attempts")[0][0])
+def _attempt_count(db_rows: Rows) -> int:
+    return int(db_rows("SELECT count(*) FROM attempts")[0][0])
 
 
-def test_purge_expired(store: SQLiteStore, db_path: str) -> None:
+def test_purge_expired(store: Store, db_rows: Rows) -> None:
     user = _add_user(store)
     store.add_refresh_token(_token(user, "old", expires_at=int(NOW) - 1))
     store.add_refresh_token(_token(user, "edge", expires_at=int(NOW)))
@@ -535,32 +405,16 @@ def test_purge_expired(store: SQLiteStore, db_path: str) -> None:
     assert store.get_refresh_token("old") is None
     assert store.get_refresh_token("edge") is None
     assert store.get_refresh_token("live") is not None
-    assert _query(db_path, "SELECT at FROM attempts") == [(NOW - 299,)]
+    assert db_rows("SELECT at FROM attempts") == [(NOW - 299,)]
     _attempt(store, "alice", "a", NOW - 1000, kind="register")
     assert store.purge_expired(tokens_before=NOW, attempts_before={"login": NOW - 300}) == 0
     assert store.purge_expired(tokens_before=NOW, attempts_before={"register": NOW - 999}) == 1
 
 
-def test_purge_works_in_batches(store: SQLiteStore, db_path: str) -> None:
-    user = _add_user(store)
-    total = 2 * PURGE_BATCH + 7
-    for i in range(total):
-        store.add_refresh_token(_token(user, f"t{i}", expires_at=int(NOW) - 1))
-    traced: list[str] = []
-    store._connection().set_trace_callback(traced.append)
-    try:
-        assert store.purge_expired(tokens_before=NOW, attempts_before={}) == total
-    finally:
-        store._connection().set_trace_callback(None)
-    commits = [sql for sql in traced if sql == "COMMIT"]
-    assert len(commits) >= 3  # one short transaction per batch, never one long lock
-    assert _query(db_path, "SELECT count(*) FROM refresh_tokens") == [(0,)]
-
-
 # -- throttling -------------------------------------------------------------------------------
 
 
-def test_attempts_are_counted_per_bucket(store: SQLiteStore) -> None:
+def test_attempts_are_counted_per_bucket(store: Store) -> None:
     limits = AttemptLimits(per_pair=2, per_subject=3, per_address=4)
     assert _attempt(store, "alice", "1.1.1.1", NOW, limit=limits) is None
     assert _attempt(store, "alice", "1.1.1.1", NOW + 1, limit=limits) is None
@@ -578,23 +432,23 @@ def test_attempts_are_counted_per_bucket(store: SQLiteStore) -> None:
     assert _attempt(store, "alice", "1.1.1.1", NOW + 8, limit=limits, since=NOW) is None
 
 
-def test_refused_attempts_are_not_counted(store: SQLiteStore, db_path: str) -> None:
+def test_refused_attempts_are_not_counted(store: Store, db_rows: Rows) -> None:
     limits = AttemptLimits(per_pair=1)
     assert _attempt(store, "alice", "a", NOW, limit=limits) is None
     for offset in range(1, 10):
         assert _attempt(store, "alice", "a", NOW + offset, limit=limits) == NOW
-    assert _attempt_count(db_path) == 1
+    assert _attempt_count(db_rows) == 1
 
 
-def test_fifty_threads_take_exactly_the_limit(store: SQLiteStore, db_path: str) -> None:
+def test_fifty_threads_take_exactly_the_limit(store: Store, db_rows: Rows) -> None:
     limits = AttemptLimits(per_pair=5, per_subject=100, per_address=100)
     results = _in_threads(50, lambda i: _attempt(store, "alice", "a", NOW + i / 100, limit=limits))
     assert sum(result is None for result in results) == 5
-    assert _attempt_count(db_path) == 5
+    assert _attempt_count(db_rows) == 5
 
 
 def _take_in_process(path: str, index: int) -> bool:
-    store = SQLiteStore(path)
+    store = open_store(path, pool_size=1)
     try:
         taken = _attempt(store, "alice", "a", NOW + index, limit=AttemptLimits(per_pair=5))
     finally:
@@ -602,15 +456,15 @@ def _take_in_process(path: str, index: int) -> bool:
     return taken is None
 
 
-def test_processes_take_exactly_the_limit(store: SQLiteStore, db_path: str) -> None:
+def test_processes_take_exactly_the_limit(store: Store, database: str, db_rows: Rows) -> None:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(8, mp_context=context) as pool:
-        results = list(pool.map(_take_in_process, [db_path] * 24, range(24)))
+        results = list(pool.map(_take_in_process, [database] * 24, range(24)))
     assert sum(results) == 5
-    assert _attempt_count(db_path) == 5
+    assert _attempt_count(db_rows) == 5
 
 
-def test_a_login_forgets_only_its_own_pair(store: SQLiteStore, db_path: str) -> None:
+def test_a_login_forgets_only_its_own_pair(store: Store, db_rows: Rows) -> None:
     user = _add_user(store)
     for subject, address in [("alice", "a"), ("alice", "a"), ("alice", "b"), ("bob", "a")]:
         _attempt(store, subject, address, NOW)
@@ -622,13 +476,220 @@ def test_a_login_forgets_only_its_own_pair(store: SQLiteStore, db_path: str) -> 
         refresh=_token(user, "j"),
         session=_session(user, "f1"),
     )
-    rows = _query(
-        db_path, "SELECT kind, subject, address FROM attempts ORDER BY kind, subject, address"
-    )
+    rows = db_rows("SELECT kind, subject, address FROM attempts ORDER BY kind, subject, address")
     # The pair's attempts are gone and its success is remembered (one row per pair).
     assert rows == [("login", "alice", "b"), ("login", "bob", "a"), ("login-ok", "alice", "a")]
 
 
+def test_a_pair_with_a_recent_success_skips_only_the_per_subject_bucket(store: Store) -> None:
+    """``trusted_since``: a (subject, address) pair with a login success after it is not held
+    to ``per_subject`` (strangers cannot lock the owner out of a place they used), but still
+    to ``per_pair`` and ``per_address``; an older success, or none, trusts nothing."""
+    user = _add_user(store)
+    store.start_session(
+        user.id,
+        subject="alice",
+        address="home",
+        now=NOW,
+        refresh=_token(user, "j"),
+        session=_session(user, "f1"),
+    )
+    for index in range(3):
+        assert _attempt(store, "alice", f"elsewhere{index}", NOW + 10) is None
+    limits = AttemptLimits(per_pair=2, per_subject=3, per_address=10, trusted_since=NOW - 1)
+    assert _attempt(store, "alice", "new-place", NOW + 20, limit=limits) is not None
+    assert _attempt(store, "alice", "home", NOW + 20, limit=limits) is None
+    assert _attempt(store, "alice", "home", NOW + 20, limit=limits) is None
+    assert _attempt(store, "alice", "home", NOW + 20, limit=limits) is not None  # per_pair
+    stale = AttemptLimits(per_subject=3, trusted_since=NOW)  # the success is not after it
+    assert _attempt(store, "alice", "home", NOW + 20, limit=stale) is not None
+    untrusted = AttemptLimits(per_subject=3)
+    assert _attempt(store, "alice", "home", NOW + 20, limit=untrusted) is not None
+    by_address = AttemptLimits(per_subject=3, per_address=2, trusted_since=NOW - 1)
+    assert _attempt(store, "alice", "home", NOW + 20, limit=by_address) is not None
+
+
+# -- SQLite only: the file itself, its pragmas, its schema history, its failure modes -----
+
+
+@pytest.fixture
+def sqlite_path(db_path: Path) -> str:
+    return str(db_path)
+
+
+@pytest.mark.sqlite_only
+def test_fresh_file_is_migrated(store: Any, sqlite_path: str) -> None:
+    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert _query(sqlite_path, "PRAGMA user_version") == [(3,)]
+    tables = {
+        row[0] for row in _query(sqlite_path, "SELECT name FROM sqlite_master WHERE type='table'")
+    }
+    assert {"users", "refresh_tokens", "attempts", "sessions"} <= tables
+    assert "login_failures" not in tables  # it kept usernames in clear
+    indexes = {
+        row[0] for row in _query(sqlite_path, "SELECT name FROM sqlite_master WHERE type='index'")
+    }
+    assert {
+        "refresh_tokens_family",
+        "refresh_tokens_expires_at",
+        "attempts_pair",
+        "attempts_subject",
+        "attempts_address",
+        "attempts_at",
+        "users_username_skeleton",
+        "sessions_user_state",
+        "sessions_expires_at",
+    } <= indexes
+
+
+@pytest.mark.sqlite_only
+def test_version_one_database_is_migrated(sqlite_path: str) -> None:
+    """A database of the first schema keeps its users and loses its clear-text counters."""
+    connection = sqlite3.connect(sqlite_path, isolation_level=None)
+    for statement in _MIGRATIONS[0]:
+        connection.execute(statement)
+    connection.execute(
+        "INSERT INTO users (username, username_key, password_hash, date_joined)"
+        " VALUES ('alice', 'alice', 'h', 1)"
+    )
+    connection.execute(
+        "INSERT INTO login_failures (username_key, address, at) VALUES ('hunter2', 'a', 1)"
+    )
+    connection.execute("PRAGMA user_version = 1")
+    connection.close()
+    store = SQLiteStore(sqlite_path)
+    try:
+        assert store.schema_version() == 3
+        user = store.get_user_by_key("alice")
+        assert user is not None
+        assert user.username == "alice"
+        # Its skeleton is unknown (NULL), so it blocks nothing and nothing blocks it.
+        assert _add_user(store, "bob").id == user.id + 1
+    finally:
+        store.close()
+    tables = {row[0] for row in _query(sqlite_path, "SELECT name FROM sqlite_master")}
+    assert "login_failures" not in tables
+
+
+@pytest.mark.sqlite_only
+def test_pragmas(store: Any, sqlite_path: str) -> None:
+    connection = store._connection()
+    assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert connection.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    assert connection.execute("PRAGMA foreign_keys").fetchone() == (1,)
+    assert connection.execute("PRAGMA busy_timeout").fetchone() == (5000,)
+    assert connection.isolation_level is None
+
+
+@pytest.mark.sqlite_only
+def test_newer_schema_is_refused(sqlite_path: str) -> None:
+    SQLiteStore(sqlite_path).close()
+    connection = sqlite3.connect(sqlite_path)
+    connection.execute("PRAGMA user_version = 99")
+    connection.close()
+    with pytest.raises(StoreUnavailableError, match="newer"):
+        SQLiteStore(sqlite_path)
+
+
+@pytest.mark.sqlite_only
+def test_integrity_check_ok(store: Any, sqlite_path: str) -> None:
+    _add_user(store)
+    assert _query(sqlite_path, "PRAGMA integrity_check") == [("ok",)]
+    assert _query(sqlite_path, "PRAGMA foreign_key_check") == []
+
+
+@pytest.mark.sqlite_only
+def test_close_closes_every_threads_connection(store: Any) -> None:
+    connections = _in_threads(5, lambda _: store._connection())
+    assert len({id(c) for c in connections}) == 5
+    store.close()
+    for connection in connections:
+        with pytest.raises(sqlite3.ProgrammingError):
+            connection.execute("SELECT 1")
+    with pytest.raises(StoreUnavailableError):
+        store.ping()
+
+    def ping_in_new_thread(_: int) -> None:
+        with pytest.raises(StoreUnavailableError, match="closed"):
+            store.ping()
+
+    _in_threads(2, ping_in_new_thread)
+
+
+def _not_a_database(tmp_path: Path) -> str:
+    path = tmp_path / "garbage.sqlite3"
+    path.write_bytes(b"this is not an SQLite database, just some bytes" * 100)
+    return str(path)
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize(
+    "make_path",
+    [
+        lambda tmp: str(tmp / "missing" / "dir" / "db.sqlite3"),
+        str,
+        _not_a_database,
+    ],
+    ids=["missing-directory", "path-is-a-directory", "not-a-database"],
+)
+def test_unopenable_database(tmp_path: Path, make_path: Callable[[Path], str]) -> None:
+    with pytest.raises(StoreUnavailableError, match="unavailable") as info:
+        SQLiteStore(make_path(tmp_path))
+    assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
+
+
+@pytest.mark.sqlite_only
+def test_read_only_file_through_uri_is_unavailable(sqlite_path: str) -> None:
+    # Works as root too: SQLite itself refuses to write through a read-only open, and the
+    # store finds out at construction although no migration is pending.
+    SQLiteStore(sqlite_path).close()
+    with pytest.raises(StoreUnavailableError, match="readonly"):
+        SQLiteStore(f"file:{sqlite_path}?mode=ro")
+
+
+@pytest.mark.sqlite_only
+def test_disk_full_is_unavailable(store: Any) -> None:
+    _add_user(store)
+    # Cap the file at its current size: the next page allocation fails like a full disk.
+    connection = store._connection()
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    def fill() -> None:
+        for i in range(1000):
+            store.take_attempt(
+                kind="login",
+                subject="x" * 500,
+                address=f"10.0.0.{i}",
+                now=NOW,
+                since=0,
+                limits=AttemptLimits(),
+            )
+
+    with pytest.raises(StoreUnavailableError, match="full") as info:
+        fill()
+    assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+    assert store.get_user_by_key("alice") is not None
+
+
+@pytest.mark.sqlite_only
+def test_purge_works_in_batches(store: Any, sqlite_path: str) -> None:
+    user = _add_user(store)
+    total = 2 * PURGE_BATCH + 7
+    for i in range(total):
+        store.add_refresh_token(_token(user, f"t{i}", expires_at=int(NOW) - 1))
+    traced: list[str] = []
+    store._connection().set_trace_callback(traced.append)
+    try:
+        assert store.purge_expired(tokens_before=NOW, attempts_before={}) == total
+    finally:
+        store._connection().set_trace_callback(None)
+    commits = [sql for sql in traced if sql == "COMMIT"]
+    assert len(commits) >= 3  # one short transaction per batch, never one long lock
+    assert _query(sqlite_path, "SELECT count(*) FROM refresh_tokens") == [(0,)]
+
+
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(
     ("condition", "params", "index"),
     [
@@ -639,7 +700,7 @@ def test_a_login_forgets_only_its_own_pair(store: SQLiteStore, db_path: str) -> 
     ids=["pair", "subject", "address"],
 )
 def test_throttle_queries_use_indexes(
-    store: SQLiteStore, condition: str, params: tuple[str, ...], index: str
+    store: Any, condition: str, params: tuple[str, ...], index: str
 ) -> None:
     plan = store._connection().execute(
         "EXPLAIN QUERY PLAN SELECT count(*), min(at) FROM attempts"  # noqa: S608
@@ -649,6 +710,7 @@ def test_throttle_queries_use_indexes(
     assert index in " ".join(str(row) for row in plan.fetchall())
 
 
+@pytest.mark.sqlite_only
 def test_file_uri_database_is_created_private(tmp_path: Path) -> None:
     path = tmp_path / "uri.sqlite3"
     store = SQLiteStore(f"file:{path}?mode=rwc")

@@ -1,7 +1,9 @@
 """The store's session methods (migration 3): what a second backend must do too.
 
 Every state change is atomic: of concurrent calls on one session exactly one wins, and a
-session's state and its refresh tokens' states never disagree.
+session's state and its refresh tokens' states never disagree. Runs on SQLite and on
+PostgreSQL (``both_backends``); the migration of an SQLite file stays SQLite-only (the
+PostgreSQL migration has its test in ``test_postgres_store.py``).
 """
 
 from __future__ import annotations
@@ -10,31 +12,29 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
-from jwtlite.store import AttemptLimits, RefreshRecord, Session, User
+from jwtlite.store import AttemptLimits, RefreshRecord, Session, Store, User, open_store
 from jwtlite.store.sqlite import _MIGRATIONS, SQLiteStore
+
+pytestmark = pytest.mark.both_backends
 
 T = TypeVar("T")
 NOW = 1_700_000_000.0
 LATER = 2_000_000_000
+Rows = Callable[..., list[tuple[Any, ...]]]
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> str:
-    return str(tmp_path / "jwtlite.sqlite3")
-
-
-@pytest.fixture
-def store(db_path: str) -> Iterator[SQLiteStore]:
-    store = SQLiteStore(db_path)
+def store(database: str) -> Iterator[Store]:
+    store = open_store(database)
     yield store
     store.close()
 
 
-def _user(store: SQLiteStore, name: str = "alice") -> User:
+def _user(store: Store, name: str = "alice") -> User:
     user = store.create_user(
         username=name,
         username_key=name,
@@ -55,7 +55,7 @@ def _record(user: User, sid: str, suffix: str, *, expires: int = LATER) -> Refre
     return RefreshRecord(sid + suffix, user.id, sid, int(NOW), expires, "active")
 
 
-def _login(store: SQLiteStore, user: User, sid: str, **kwargs: object) -> RefreshRecord:
+def _login(store: Store, user: User, sid: str, **kwargs: object) -> RefreshRecord:
     record = _record(user, sid, "0" * 16)
     store.start_session(
         user.id,
@@ -68,15 +68,11 @@ def _login(store: SQLiteStore, user: User, sid: str, **kwargs: object) -> Refres
     return record
 
 
-def _states(store: SQLiteStore, db_path: str) -> list[tuple[object, ...]]:
-    connection = sqlite3.connect(db_path)
-    try:
-        return connection.execute(
-            "SELECT s.id, s.state, t.state FROM sessions AS s"
-            " JOIN refresh_tokens AS t ON t.family = s.id ORDER BY s.id, t.jti"
-        ).fetchall()
-    finally:
-        connection.close()
+def _states(db_rows: Rows) -> list[tuple[Any, ...]]:
+    return db_rows(
+        "SELECT s.id, s.state, t.state FROM sessions AS s"
+        " JOIN refresh_tokens AS t ON t.family = s.id ORDER BY s.id, t.jti"
+    )
 
 
 def _together(count: int, work: Callable[[int], T]) -> list[T]:
@@ -98,7 +94,7 @@ def _together(count: int, work: Callable[[int], T]) -> list[T]:
     return results
 
 
-def test_login_inserts_the_session_and_the_lookup_joins_it(store: SQLiteStore) -> None:
+def test_login_inserts_the_session_and_the_lookup_joins_it(store: Store) -> None:
     user = _user(store)
     record = _login(store, user, "a" * 16)
     found = store.get_refresh_token_and_user(record.jti)
@@ -108,7 +104,7 @@ def test_login_inserts_the_session_and_the_lookup_joins_it(store: SQLiteStore) -
     assert found[2] == _session(user, "a" * 16)
 
 
-def test_rotation_records_the_spend_and_the_use(store: SQLiteStore) -> None:
+def test_rotation_records_the_spend_and_the_use(store: Store) -> None:
     user = _user(store)
     old = _login(store, user, "a" * 16)
     new = RefreshRecord("a" * 16 + "1" * 16, user.id, "a" * 16, int(NOW) + 5, LATER + 5, "active")
@@ -127,7 +123,7 @@ def test_rotation_records_the_spend_and_the_use(store: SQLiteStore) -> None:
     assert store.rotate_refresh_token(old.jti, new, now=NOW + 6) is False
 
 
-def test_touch_updates_only_an_active_session(store: SQLiteStore) -> None:
+def test_touch_updates_only_an_active_session(store: Store) -> None:
     user = _user(store)
     record = _login(store, user, "a" * 16)
     store.touch_session("a" * 16, now=NOW + 61, user_agent="b", address="c")
@@ -143,7 +139,7 @@ def test_touch_updates_only_an_active_session(store: SQLiteStore) -> None:
     assert found[2].last_used_at == NOW + 61
 
 
-def test_list_is_live_sessions_of_the_user_newest_first(store: SQLiteStore) -> None:
+def test_list_is_live_sessions_of_the_user_newest_first(store: Store) -> None:
     alice, bob = _user(store), _user(store, "bob")
     _login(store, alice, "a" * 16, created=NOW)
     _login(store, alice, "b" * 16, created=NOW + 2)
@@ -165,27 +161,27 @@ def test_list_is_live_sessions_of_the_user_newest_first(store: SQLiteStore) -> N
     ],
 )
 def test_end_session_moves_only_forward(
-    store: SQLiteStore, db_path: str, first: str, second: str, second_changes: bool
+    store: Store, db_rows: Rows, first: str, second: str, second_changes: bool
 ) -> None:
     user = _user(store)
     _login(store, user, "a" * 16)
     assert store.end_session(user.id, "a" * 16, first) is True
     assert store.end_session(user.id, "a" * 16, second) is second_changes
     expected = second if second_changes else first
-    assert _states(store, db_path) == [("a" * 16, expected, "blacklisted")]
+    assert _states(db_rows) == [("a" * 16, expected, "blacklisted")]
 
 
 def test_end_session_refuses_another_users_and_unknown_sessions(
-    store: SQLiteStore, db_path: str
+    store: Store, db_rows: Rows
 ) -> None:
     alice, bob = _user(store), _user(store, "bob")
     _login(store, alice, "a" * 16)
     assert store.end_session(bob.id, "a" * 16, "revoked") is False
     assert store.end_session(alice.id, "f" * 16, "revoked") is False
-    assert _states(store, db_path) == [("a" * 16, "active", "active")]
+    assert _states(db_rows) == [("a" * 16, "active", "active")]
 
 
-def test_one_of_concurrent_ends_wins(store: SQLiteStore) -> None:
+def test_one_of_concurrent_ends_wins(store: Store) -> None:
     user = _user(store)
     _login(store, user, "a" * 16)
     results = _together(10, lambda i: store.end_session(user.id, "a" * 16, "revoked"))
@@ -193,7 +189,7 @@ def test_one_of_concurrent_ends_wins(store: SQLiteStore) -> None:
 
 
 def test_end_user_sessions_revokes_active_and_ended_only_of_that_user(
-    store: SQLiteStore, db_path: str
+    store: Store, db_rows: Rows
 ) -> None:
     alice, bob = _user(store), _user(store, "bob")
     _login(store, alice, "a" * 16)
@@ -202,14 +198,14 @@ def test_end_user_sessions_revokes_active_and_ended_only_of_that_user(
     assert store.end_session(alice.id, "b" * 16, "ended")
     assert store.end_user_sessions(alice.id) == 2
     assert store.end_user_sessions(alice.id) == 0
-    assert _states(store, db_path) == [
+    assert _states(db_rows) == [
         ("a" * 16, "revoked", "blacklisted"),
         ("b" * 16, "revoked", "blacklisted"),
         ("c" * 16, "active", "active"),
     ]
 
 
-def test_session_state_is_one_read_of_user_and_session(store: SQLiteStore) -> None:
+def test_session_state_is_one_read_of_user_and_session(store: Store) -> None:
     alice, bob = _user(store), _user(store, "bob")
     _login(store, alice, "a" * 16)
     assert store.session_state(alice.id, "a" * 16) == (True, "active")
@@ -221,7 +217,7 @@ def test_session_state_is_one_read_of_user_and_session(store: SQLiteStore) -> No
 
 
 def test_change_password_revokes_all_and_starts_the_callers_session(
-    store: SQLiteStore, db_path: str
+    store: Store, db_rows: Rows
 ) -> None:
     user = _user(store)
     _login(store, user, "a" * 16)
@@ -238,7 +234,7 @@ def test_change_password_revokes_all_and_starts_the_callers_session(
         address="a",
     )
     assert count == 2
-    assert _states(store, db_path) == [
+    assert _states(db_rows) == [
         ("a" * 16, "revoked", "blacklisted"),
         ("b" * 16, "revoked", "blacklisted"),
         ("c" * 16, "active", "active"),
@@ -254,26 +250,26 @@ def test_change_password_revokes_all_and_starts_the_callers_session(
     assert store.change_password(999, password_hash="x") is None
 
 
-def test_change_password_is_atomic(store: SQLiteStore, db_path: str) -> None:
+def test_change_password_is_atomic(store: Store, db_rows: Rows) -> None:
     """A failure in the middle (the new session's id taken) changes nothing."""
     user = _user(store)
     _login(store, user, "a" * 16)
     with pytest.raises(Exception, match=r"UNIQUE|unavailable"):
         store.change_password(user.id, password_hash="new", session=_session(user, "a" * 16))
-    assert _states(store, db_path) == [("a" * 16, "active", "active")]
+    assert _states(db_rows) == [("a" * 16, "active", "active")]
     reread = store.get_user(user.id)
     assert reread is not None
     assert reread.password_hash == "h"
 
 
-def test_reuse_revokes_the_session_with_its_family(store: SQLiteStore, db_path: str) -> None:
+def test_reuse_revokes_the_session_with_its_family(store: Store, db_rows: Rows) -> None:
     user = _user(store)
     _login(store, user, "a" * 16)
     assert store.revoke_family("a" * 16) == 1
-    assert _states(store, db_path) == [("a" * 16, "revoked", "blacklisted")]
+    assert _states(db_rows) == [("a" * 16, "revoked", "blacklisted")]
 
 
-def test_deleting_the_user_deletes_the_sessions(store: SQLiteStore) -> None:
+def test_deleting_the_user_deletes_the_sessions(store: Store) -> None:
     user = _user(store)
     _login(store, user, "a" * 16)
     assert store.delete_user(user.id)
@@ -281,7 +277,7 @@ def test_deleting_the_user_deletes_the_sessions(store: SQLiteStore) -> None:
     assert store.list_sessions(user.id, now=0) == []
 
 
-def test_purge_deletes_sessions_past_their_cut_off(store: SQLiteStore) -> None:
+def test_purge_deletes_sessions_past_their_cut_off(store: Store) -> None:
     user = _user(store)
     _login(store, user, "a" * 16, expires=int(NOW) - 20)
     _login(store, user, "b" * 16, expires=int(NOW) - 5)
@@ -291,7 +287,8 @@ def test_purge_deletes_sessions_past_their_cut_off(store: SQLiteStore) -> None:
     assert store.session_state(user.id, "b" * 16) == (True, "active")
 
 
-def test_version_two_families_become_sessions(db_path: str) -> None:
+@pytest.mark.sqlite_only
+def test_version_two_families_become_sessions(db_path: Path) -> None:
     connection = sqlite3.connect(db_path, isolation_level=None)
     for steps in _MIGRATIONS[:2]:
         for statement in steps:
@@ -313,7 +310,7 @@ def test_version_two_families_become_sessions(db_path: str) -> None:
         )
     connection.execute("PRAGMA user_version = 2")
     connection.close()
-    store = SQLiteStore(db_path)
+    store = SQLiteStore(str(db_path))
     try:
         assert store.schema_version() == 3
         found = store.get_refresh_token_and_user("2" * 32)

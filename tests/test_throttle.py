@@ -19,6 +19,9 @@ from jwtlite.service.throttle import address_group
 from support import PASSWORD, FakeClock, register
 from support_contract import NO_ACCOUNT, assert_error, assert_unauthorized
 
+# Every test that builds a client runs on SQLite and on PostgreSQL (conftest).
+pytestmark = pytest.mark.both_backends
+
 REGISTER = "/accounts/register/"
 LOGIN = "/accounts/token/"
 
@@ -190,6 +193,7 @@ def test_address_group(address: str, group: str) -> None:
 # -- what the counters keep on disk (item 9) -------------------------------------------------
 
 
+@pytest.mark.sqlite_only  # reads the SQLite files; test_postgres_store checks the tables
 def test_no_username_is_stored_in_clear(client: Any, db_path: Path) -> None:
     register(client)
     typed = "my-secret-passw0rd-in-the-username-field"

@@ -30,6 +30,9 @@ from support_contract import (
     post,
 )
 
+# Every test that builds a client runs on SQLite and on PostgreSQL (conftest).
+pytestmark = pytest.mark.both_backends
+
 SECRET = "s" * 32
 VERIFY = "/accounts/token/verify/"
 REFRESH = "/accounts/token/refresh/"

@@ -51,7 +51,7 @@ from jwtlite.service.throttle import (
 )
 from jwtlite.service.tokens import ACCESS, REFRESH, ClaimsFunction, TokenMinter, session_of
 from jwtlite.service.userstate import SessionCheck, UserStateCache
-from jwtlite.store import RefreshRecord, Session, Store, User, open_store
+from jwtlite.store import RefreshRecord, Session, Store, User
 
 __all__ = ["AuthService", "Principal", "load_signing_keys", "purge_expired"]
 
@@ -157,7 +157,7 @@ class AuthService:
         keys = load_signing_keys(settings)
         return cls(
             settings,
-            store if store is not None else open_store(settings.database),
+            store if store is not None else settings.open_store(),
             keys,
             hasher,
             clock or time.time,

@@ -2,7 +2,8 @@
 
 Every refusal is a :class:`~jwtlite.errors.ConfigurationError` naming the setting as its
 environment variable without the ``JWTLITE_`` prefix, so a bad deployment fails at start-up
-with a message that says what to fix. The secret key never appears in a message or a repr.
+with a message that says what to fix. The secret key and a database URL's password never
+appear in a message or a repr.
 """
 
 from __future__ import annotations
@@ -19,12 +20,20 @@ from urllib.parse import unquote, urlsplit
 
 from jwtlite.errors import ConfigurationError
 from jwtlite.service.origins import normalize_origin
+from jwtlite.store import Store, is_postgres_url, masked_url, open_store
+from jwtlite.store.url import url_scheme
 
-__all__ = ["ENV_PREFIX", "LAUNCHER_VARIABLES", "Settings"]
+__all__ = ["DEFAULT_POOL_SIZE", "ENV_PREFIX", "LAUNCHER_VARIABLES", "TEST_VARIABLES", "Settings"]
 
 ENV_PREFIX = "JWTLITE_"
 #: Read by ``serve.py`` rather than by :class:`Settings`; ``from_env`` lets them pass.
 LAUNCHER_VARIABLES = frozenset({"JWTLITE_HOST", "JWTLITE_PORT", "JWTLITE_THREADS"})
+#: Read by the test-suite (the PostgreSQL server to test against), never by the service;
+#: ``from_env`` lets them pass, so a server started from a test's environment runs.
+TEST_VARIABLES = frozenset({"JWTLITE_TEST_POSTGRES_URL"})
+#: Connections a PostgreSQL store may hold when neither DATABASE_POOL_SIZE nor the server's
+#: thread count says (the default of ``serve.py --threads``).
+DEFAULT_POOL_SIZE = 8
 
 # Minimum HMAC key length in bytes: the hash output size (RFC 7518 §3.2).
 _HMAC_MIN_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
@@ -54,6 +63,9 @@ _INTEGERS = {
     "password_hash_iterations": (1, ""),
     "password_hash_lanes": (1, ""),
     "password_hash_memory_kib": (8, " of KiB"),
+    "database_pool_size": (0, ""),
+    "database_connect_timeout": (1, " of seconds"),
+    "database_statement_timeout": (1, " of seconds"),
 }
 _INTEGER = re.compile(r"-?[0-9]{1,18}").fullmatch
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -70,6 +82,9 @@ class Settings:
     """
 
     database: str = "jwtlite.sqlite3"
+    database_pool_size: int = 0
+    database_connect_timeout: int = 5
+    database_statement_timeout: int = 5
     algorithm: str = "HS256"
     secret_key: str | None = None
     private_key_file: str | None = None
@@ -119,6 +134,7 @@ class Settings:
         if not self.database:
             raise ConfigurationError("DATABASE", "must not be empty")
         _check_key(self.algorithm, self.secret_key, self.private_key_file)
+        _check_database(self.database, self.secret_key, self.private_key_file)
         _check_lifetimes(self.access_token_lifetime, self.refresh_token_lifetime)
         _check_cors_combination(self.cors_allow_all_origins, self.cors_allow_credentials)
         _check_regexes(self.cors_allowed_origin_regexes)
@@ -139,12 +155,30 @@ class Settings:
             database = unquote(urlsplit(database).path)
         return os.path.splitext(database)[0] + ".key"
 
+    def open_store(self, *, threads: int | None = None) -> Store:
+        """Open the store ``database`` names, with these settings' pool and timeouts.
+
+        A PostgreSQL pool holds ``DATABASE_POOL_SIZE`` connections, or when that is 0 one
+        per server thread (``threads``, else :data:`DEFAULT_POOL_SIZE`).
+
+        Raises:
+            StoreUnavailableError: the database cannot be opened, reached or migrated.
+        """
+        return open_store(
+            self.database,
+            pool_size=self.database_pool_size or threads or DEFAULT_POOL_SIZE,
+            connect_timeout=self.database_connect_timeout,
+            statement_timeout=self.database_statement_timeout,
+        )
+
     def __repr__(self) -> str:
         parts = []
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name == "secret_key" and value is not None:
                 value = "***"
+            elif field.name == "database":
+                value = masked_url(value)
             parts.append(f"{field.name}={value!r}")
         return f"Settings({', '.join(parts)})"
 
@@ -159,7 +193,7 @@ class Settings:
         types = {f.name.upper(): (f.name, f.type) for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
         for key, raw in environ.items():
-            if not key.startswith(ENV_PREFIX) or key in LAUNCHER_VARIABLES:
+            if not key.startswith(ENV_PREFIX) or key in LAUNCHER_VARIABLES | TEST_VARIABLES:
                 continue
             name = key[len(ENV_PREFIX) :]
             if name not in types:
@@ -279,6 +313,25 @@ def _check_key_file(path: str) -> None:
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise ConfigurationError("PRIVATE_KEY_FILE", f"cannot read {path!r}: {reason}") from None
+
+
+def _check_database(database: str, secret: str | None, key_file: str | None) -> None:
+    scheme = url_scheme(database)
+    if scheme not in (None, "file") and not is_postgres_url(database):
+        raise ConfigurationError(
+            "DATABASE",
+            f"unsupported URL scheme {scheme!r}: give an SQLite file path, a file: URI "
+            "or a postgresql:// URL",
+        )
+    if is_postgres_url(database) and secret is None and key_file is None:
+        # Instances sharing a database must share the signing key, or a token issued by
+        # one fails on the next; a key generated on first run would differ on every host.
+        raise ConfigurationError(
+            "DATABASE",
+            "a PostgreSQL database is shared by every instance, so they must share one "
+            "signing key: set SECRET_KEY or PRIVATE_KEY_FILE (a generated key would differ "
+            "on every host)",
+        )
 
 
 def _check_lifetimes(access: int, refresh: int) -> None:

@@ -1,8 +1,9 @@
 """What every store offers: the :class:`Store` protocol and the records it returns.
 
-The service is written against this protocol alone; a backend (``jwtlite.store.sqlite``)
-implements it and is the only code that speaks SQL. Records are frozen dataclasses, so
-nothing above the store can change a row by mutating what it was handed.
+The service is written against this protocol alone; a backend (``jwtlite.store.sqlite``,
+``jwtlite.store.postgres``) implements it and is the only code that speaks SQL. Records are
+frozen dataclasses, so nothing above the store can change a row by mutating what it was
+handed.
 
 Every backend raises :class:`~jwtlite.errors.StoreUnavailableError` for any driver error
 that escapes a method, so the service fails closed whatever the backend.
@@ -17,6 +18,7 @@ from typing import Protocol
 __all__ = [
     "LOGIN_ATTEMPT",
     "LOGIN_SUCCESS",
+    "PURGE_BATCH",
     "REGISTRATION",
     "SESSION_STATES",
     "AttemptLimits",
@@ -38,6 +40,9 @@ REGISTRATION = "register"
 #: ``revoked`` (ended by "log out everywhere", a password change, its owner, account
 #: deletion or reuse detection: its access tokens are refused too).
 SESSION_STATES = ("active", "ended", "revoked")
+
+#: Rows a backend deletes per statement when purging, so no purge holds a lock for long.
+PURGE_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,13 +32,14 @@ from jwtlite.errors import StoreUnavailableError
 from jwtlite.store.base import (
     LOGIN_ATTEMPT,
     LOGIN_SUCCESS,
+    PURGE_BATCH,
     AttemptLimits,
     RefreshRecord,
     Session,
     User,
 )
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+__all__ = ["PURGE_BATCH", "SCHEMA_VERSION", "SQLiteStore"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -133,9 +134,6 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             FROM refresh_tokens GROUP BY family""",
     ),
 )
-# Rows deleted per statement when purging, so no purge holds the write lock for long.
-PURGE_BATCH = 500
-
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _USER_BY_ID = (

@@ -1,0 +1,677 @@
+"""The PostgreSQL store: users, sessions, refresh-token records and attempt counters that
+every instance of the service shares.
+
+The backend of :class:`~jwtlite.store.base.Store` for more than one process or host:
+psycopg 3 with a :class:`psycopg_pool.ConnectionPool`. Every statement is parametrised and
+runs in autocommit mode, so a change that is one statement is its own transaction:
+
+* registration is one ``INSERT ... ON CONFLICT DO NOTHING``: the unique indexes on
+  ``username_key`` and ``username_skeleton`` settle races between any number of instances;
+* spending a refresh token is one conditional ``UPDATE ... WHERE state = 'active'
+  RETURNING`` whose row feeds the ``INSERT`` of the new token, in one statement. Of
+  concurrent rotations exactly one updates the row (the others wait for it, re-check the
+  condition on the committed row and find it spent), and a failed insert undoes the spend;
+* a login's bookkeeping (forget the pair's attempts and remember its success, set
+  ``last_login``, insert the session and its first token) is one statement of
+  data-modifying CTEs;
+* every change that touches a session and its tokens (rotation, ending a session, reuse
+  detection, ending all of a user's sessions) locks the session rows before the token rows,
+  so two of them never wait on each other crosswise;
+* counting an attempt takes a transaction-level advisory lock per limited bucket, in a fixed
+  order so two attempts never wait on each other crosswise, then counts and inserts in one
+  statement of the same short transaction (pipelined: one round trip). The count runs after
+  the locks are granted, so it sees every attempt a previous holder committed: the limits
+  are exact across instances. A pair with a recent login success (``trusted_since``) is
+  exempt from the per-subject bucket, decided in that same statement.
+
+Time limits: ``connect_timeout`` bounds opening a connection and waiting for one from the
+pool; ``statement_timeout`` bounds every statement on the server, lock waits included; TCP
+keepalives notice a peer that vanished mid-statement. The pool checks a connection that sat
+idle before lending it, replaces broken ones in the background (all idle ones at once when one
+is found broken), and a read that meets a connection broken since its last use is retried
+once on a fresh one; so the process recovers by itself when the database comes back.
+
+Every :class:`psycopg.Error` (pool timeouts included) that escapes a public method becomes
+:class:`~jwtlite.errors.StoreUnavailableError`, chained with ``from``, with a message from
+which the URL's password has been removed.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import astuple
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
+
+from jwtlite.errors import StoreUnavailableError
+from jwtlite.store import _postgres_sql as sql
+from jwtlite.store._postgres_sql import SCHEMA_VERSION
+from jwtlite.store.base import (
+    LOGIN_ATTEMPT,
+    LOGIN_SUCCESS,
+    PURGE_BATCH,
+    AttemptLimits,
+    RefreshRecord,
+    Session,
+    User,
+)
+from jwtlite.store.url import ScrubbingFilter, scrub
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+Connection = psycopg.Connection[tuple[Any, ...]]
+Cursor = psycopg.Cursor[tuple[Any, ...]]
+
+# A connection whose peer vanished (host down, link cut) mid-statement is declared dead after
+# about idle + interval * count seconds, instead of never. Used unless the URL sets them.
+_NETWORK_DEFAULTS = {
+    "application_name": "jwtlite",
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+}
+# psycopg_pool logs every checkout at INFO; a server logging at INFO would print one line per
+# request. Its warnings (a failed reconnection) still show.
+_DRIVER_LOGGERS = ("psycopg", "psycopg.pool")
+# A broken connection makes the pool replace every idle connection at once (a restarted
+# server broke them all), at most this often.
+_DRAIN_INTERVAL = 1.0
+# A connection back in the pool for less than this is lent without a check (a round trip):
+# under load the check would double every round trip. One that broke meanwhile fails its
+# statement; a read is then retried once on a fresh connection, a write is unavailable.
+_CHECK_AFTER_IDLE = 1.0
+# Which states each ending may leave: logging out ends only an active session; a
+# revocation also reaches an ended one, whose access tokens were still live.
+_ENDABLE = {"ended": ["active"], "revoked": ["active", "ended"]}
+
+
+def _translating_errors(
+    method: Callable[Concatenate[PostgresStore, _P], _R],
+) -> Callable[Concatenate[PostgresStore, _P], _R]:
+    """Turn any psycopg error escaping ``method`` into StoreUnavailableError."""
+
+    @functools.wraps(method)
+    def wrapper(self: PostgresStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except psycopg.Error as error:
+            raise StoreUnavailableError(self._describe(error)) from error
+
+    return wrapper
+
+
+def _user(row: tuple[Any, ...] | None) -> User | None:
+    return None if row is None else User(*row)
+
+
+class PostgresStore:
+    """The PostgreSQL backend of :class:`~jwtlite.store.base.Store`, safe to share between
+    threads, processes and hosts.
+
+    Args:
+        url: a ``postgresql://`` (or ``postgres://``) URL, as libpq reads it.
+        pool_size: the most connections this store holds (one per server thread is plenty).
+        connect_timeout: seconds to open a connection, or to wait for one from the pool.
+        statement_timeout: seconds any statement may run or wait for a lock on the server.
+
+    Raises:
+        StoreUnavailableError: the database cannot be reached or migrated (refused,
+            unknown database, authentication failed, newer schema); the message never
+            holds the password.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 8,
+        connect_timeout: float = 5.0,
+        statement_timeout: float = 5.0,
+    ) -> None:
+        self._url = url
+        self._filter = ScrubbingFilter(url)
+        self._last_drain = 0.0
+        self._returned: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
+        # One cursor per connection, kept: a new cursor per statement costs a quarter of a
+        # read's client time. A connection is used by one thread at a time, so is its cursor.
+        self._cursors: weakref.WeakKeyDictionary[Connection, Cursor] = weakref.WeakKeyDictionary()
+        for name in _DRIVER_LOGGERS:
+            logger = logging.getLogger(name)
+            logger.addFilter(self._filter)
+            if name == "psycopg.pool" and logger.level == logging.NOTSET:
+                logger.setLevel(logging.WARNING)
+        self._pool: ConnectionPool[Connection] | None = None
+        try:
+            self._open(pool_size, connect_timeout, statement_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    @_translating_errors
+    def _open(self, pool_size: int, connect_timeout: float, statement_timeout: float) -> None:
+        kwargs = _connection_options(
+            self._url, connect_timeout=connect_timeout, statement_timeout=statement_timeout
+        )
+        # Migrate over a connection of its own: when the database cannot be reached, its
+        # error says why (refused, no such database, authentication) where a pool would
+        # only say it timed out.
+        with psycopg.connect(self._url, **kwargs) as connection:
+            _migrate(connection)
+        self._pool = ConnectionPool(
+            self._url,
+            kwargs=kwargs,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            name="jwtlite",
+            timeout=connect_timeout,
+            check=self._check,
+            # Give up a reconnection loop early: a later checkout starts a fresh one
+            # (immediate, then backing off from 1 s), so recovery never waits long.
+            reconnect_timeout=max(10.0, 2 * connect_timeout),
+        )
+        self._pool.open(wait=True, timeout=connect_timeout)
+
+    def _describe(self, error: BaseException) -> str:
+        return "the user store is unavailable: " + scrub(" ".join(str(error).split()), self._url)
+
+    def _check(self, connection: Connection) -> None:
+        """The pool's check before lending ``connection``: a round trip, unless it was in
+        use a moment ago."""
+        returned = self._returned.get(connection)
+        if returned is not None and time.monotonic() - returned < _CHECK_AFTER_IDLE:
+            return
+        try:
+            ConnectionPool.check_connection(connection)
+        except psycopg.Error:
+            self._replace_idle_connections()
+            raise
+
+    def _replace_idle_connections(self) -> None:
+        # One broken connection usually means a restart broke them all: replace the idle
+        # ones now rather than finding each by another failure.
+        now = time.monotonic()
+        if self._pool is not None and now - self._last_drain >= _DRAIN_INTERVAL:
+            self._last_drain = now
+            self._pool.drain()
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        pool = self._pool  # one pool throughout, even if close() runs meanwhile
+        if pool is None:
+            raise StoreUnavailableError("the user store is closed")
+        connection = pool.getconn()
+        try:
+            yield connection
+        finally:
+            if connection.broken:
+                self._replace_idle_connections()
+            self._returned[connection] = time.monotonic()
+            pool.putconn(connection)
+
+    def _cursor(self, connection: Connection) -> Cursor:
+        cursor = self._cursors.get(connection)
+        if cursor is None:
+            cursor = self._cursors[connection] = connection.cursor()
+        return cursor
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self._connection() as connection, connection.transaction():
+            yield connection
+
+    def _read(self, sql: str, params: Any) -> tuple[Any, ...] | None:
+        """One row of a query that changes nothing, retried once on a fresh connection when
+        the one it got turns out broken (by a server restart, say)."""
+        with self._connection() as connection:
+            try:
+                return self._cursor(connection).execute(sql, params).fetchone()
+            except psycopg.OperationalError:
+                if not connection.broken:
+                    raise
+        return self._one(sql, params)
+
+    def _all(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
+        with self._connection() as connection:
+            return self._cursor(connection).execute(sql, params).fetchall()
+
+    def _one(self, sql: str, params: Any) -> tuple[Any, ...] | None:
+        with self._connection() as connection:
+            return self._cursor(connection).execute(sql, params).fetchone()
+
+    def _rowcount(self, sql: str, params: Any) -> int:
+        with self._connection() as connection:
+            return self._cursor(connection).execute(sql, params).rowcount
+
+    def close(self) -> None:
+        """Close the pool and every connection; the store is unusable afterwards."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+        for name in _DRIVER_LOGGERS:
+            logging.getLogger(name).removeFilter(self._filter)
+
+    @_translating_errors
+    def ping(self) -> None:
+        """Check that the database answers (for health checks)."""
+        self._read("SELECT 1", ())
+
+    @_translating_errors
+    def schema_version(self) -> int:
+        """The schema version recorded in ``jwtlite_migrations``."""
+        row = self._read(sql.SCHEMA_VERSION_NOW, ())
+        assert row is not None  # noqa: S101 - an aggregate always answers one row
+        return int(row[0])
+
+    # -- users ------------------------------------------------------------------------------
+
+    @_translating_errors
+    def create_user(
+        self,
+        *,
+        username: str,
+        username_key: str,
+        username_skeleton: str,
+        email: str,
+        password_hash: str,
+        now: float,
+    ) -> User | None:
+        """Insert a user; return it, or None when ``username_key`` or ``username_skeleton``
+        is already taken.
+
+        One statement against the unique indexes, so concurrent registrations of one name or
+        of two look-alikes (from any number of instances) produce exactly one row.
+        """
+        params = {
+            "username": username,
+            "key": username_key,
+            "skeleton": username_skeleton,
+            "email": email,
+            "hash": password_hash,
+            "now": now,
+        }
+        row = self._one(sql.CREATE_USER, params)
+        if row is None:
+            return None
+        return User(row[0], username, email, password_hash, True, now, None)
+
+    @_translating_errors
+    def get_user(self, user_id: int) -> User | None:
+        """Return the user with this id, or None."""
+        return _user(self._read(sql.USER_BY_ID, (user_id,)))
+
+    @_translating_errors
+    def get_user_by_key(self, username_key: str) -> User | None:
+        """Return the user whose case-insensitive key is ``username_key``, or None."""
+        return _user(self._read(sql.USER_BY_KEY, (username_key,)))
+
+    @_translating_errors
+    def set_active(self, username_key: str, active: bool) -> bool:
+        """Activate or deactivate a user; False when there is no such user."""
+        sql = "UPDATE users SET is_active = %s WHERE username_key = %s"
+        return self._rowcount(sql, (active, username_key)) == 1
+
+    @_translating_errors
+    def delete_user(self, user_id: int) -> bool:
+        """Delete a user and (by cascade) their sessions and refresh tokens; False when there
+        was none."""
+        return self._rowcount("DELETE FROM users WHERE id = %s", (user_id,)) == 1
+
+    # -- refresh tokens ---------------------------------------------------------------------
+
+    @_translating_errors
+    def add_refresh_token(self, record: RefreshRecord) -> None:
+        """Record a newly issued refresh token."""
+        self._rowcount(sql.TOKEN_INSERT, astuple(record))
+
+    @_translating_errors
+    def get_refresh_token(self, jti: str) -> RefreshRecord | None:
+        """Return the record of the refresh token ``jti``, or None."""
+        row = self._read(sql.TOKEN_BY_JTI, (jti,))
+        return None if row is None else RefreshRecord(*row)
+
+    @_translating_errors
+    def get_refresh_token_and_user(
+        self, jti: str
+    ) -> tuple[RefreshRecord, User, Session | None] | None:
+        """The record of refresh token ``jti``, its user and its session, in one indexed
+        lookup, or None (no such token; a deleted user's tokens are deleted with the user)."""
+        row = self._read(sql.TOKEN_USER_SESSION_BY_JTI, (jti,))
+        if row is None:
+            return None
+        session = None if row[15] is None else Session(*row[15:])
+        return RefreshRecord(*row[:8]), User(*row[8:15]), session
+
+    @_translating_errors
+    def start_session(
+        self,
+        user_id: int,
+        *,
+        subject: str,
+        address: str,
+        now: float,
+        refresh: RefreshRecord,
+        session: Session,
+        password_hash: str | None = None,
+    ) -> None:
+        """Record a successful login in one statement (so one transaction, one commit).
+
+        Forgets the login attempts of this subject from ``address`` (the throttle's bucket)
+        and remembers the success (one :data:`LOGIN_SUCCESS` row per pair), sets
+        ``last_login`` (and a rehashed password when given), inserts ``session`` and its
+        first refresh token.
+        """
+        params = {
+            "attempt": LOGIN_ATTEMPT,
+            "success": LOGIN_SUCCESS,
+            "subject": subject,
+            "address": address,
+            "now": now,
+            "hash": password_hash,
+            "user_id": user_id,
+            **_session_params(session),
+            **_token_params(refresh),
+        }
+        self._rowcount(sql.START_SESSION, params)
+
+    @_translating_errors
+    def rotate_refresh_token(
+        self,
+        old_jti: str,
+        new: RefreshRecord,
+        *,
+        now: float | None = None,
+        user_agent: str | None = None,
+        address: str | None = None,
+    ) -> bool:
+        """Spend ``old_jti`` and record ``new``, atomically, noting the spend on the old
+        record (``spent_at``, ``successor``) and the use on the session ``new.family``.
+
+        One short transaction, pipelined (one round trip): lock the session row, then one
+        statement that spends, inserts and notes the use only when the old token was active.
+
+        Returns:
+            True when the old token was active (it is now spent and ``new`` is stored);
+            False, with nothing changed, when it was missing, spent or blacklisted. Of any
+            number of concurrent rotations of one token, on any number of instances,
+            exactly one returns True.
+        """
+        params = {
+            "old": old_jti,
+            "at": new.issued_at if now is None else now,
+            "agent": user_agent,
+            "address": address,
+            **_token_params(new),
+        }
+        with self._connection() as connection:
+            with connection.pipeline(), connection.transaction():
+                connection.execute(sql.LOCK_SESSION, (new.family,))
+                rotated = connection.execute(sql.ROTATE, params)
+            return rotated.fetchone() is not None
+
+    @_translating_errors
+    def revoke_family(self, family: str) -> int:
+        """Reuse detected: blacklist every token of ``family`` and revoke its session, in one
+        short transaction (pipelined, the session row locked first); return how many tokens
+        were not blacklisted yet."""
+        with self._connection() as connection:
+            with connection.pipeline(), connection.transaction():
+                connection.execute(sql.REVOKE_SESSION, (family,))
+                blacklisted = connection.execute(sql.BLACKLIST_FAMILY, (family,))
+            return blacklisted.rowcount
+
+    @_translating_errors
+    def blacklist_refresh_token(self, jti: str) -> bool:
+        """Blacklist one refresh token; False when there is no record of it."""
+        sql = "UPDATE refresh_tokens SET state = 'blacklisted' WHERE jti = %s"
+        return self._rowcount(sql, (jti,)) == 1
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    @_translating_errors
+    def touch_session(self, session_id: str, *, now: float, user_agent: str, address: str) -> None:
+        """Set an active session's ``last_used_at``, ``user_agent`` and ``address``."""
+        self._rowcount(sql.TOUCH_SESSION, (now, user_agent, address, session_id))
+
+    @_translating_errors
+    def list_sessions(self, user_id: int, *, now: float) -> list[Session]:
+        """The user's active, unexpired sessions, newest first (the (user_id, state) index)."""
+        return [Session(*row) for row in self._all(sql.LIST_SESSIONS, (user_id, now))]
+
+    @_translating_errors
+    def end_session(self, user_id: int, session_id: str, state: str) -> bool:
+        """End one session of ``user_id`` (``state`` "ended" or "revoked") and blacklist its
+        refresh tokens in one statement; False, changing nothing, when it is unknown,
+        another user's, or already in a state the ending does not change. Of concurrent
+        calls on one session exactly one returns True (the others wait for its row lock and
+        re-check the state)."""
+        params = {
+            "state": state,
+            "id": session_id,
+            "user_id": user_id,
+            "allowed": _ENDABLE[state],
+        }
+        return self._one(sql.END_SESSION, params) is not None
+
+    @_translating_errors
+    def end_user_sessions(self, user_id: int, state: str = "revoked") -> int:
+        """End every session of ``user_id`` and blacklist all their refresh tokens, in one
+        short transaction (pipelined); return how many sessions changed."""
+        with self._connection() as connection:
+            with connection.pipeline(), connection.transaction():
+                ended = _end_user_sessions(connection, user_id, state)
+            return ended.rowcount
+
+    @_translating_errors
+    def session_state(self, user_id: int, session_id: str) -> tuple[bool, str | None] | None:
+        """``(user is active, session state or None)``, or None when there is no such user;
+        one read by two primary keys."""
+        row = self._read(sql.SESSION_STATE, (session_id, user_id))
+        return None if row is None else (bool(row[0]), row[1])
+
+    @_translating_errors
+    def change_password(
+        self,
+        user_id: int,
+        *,
+        password_hash: str,
+        session: Session | None = None,
+        refresh: RefreshRecord | None = None,
+        subject: str | None = None,
+        address: str | None = None,
+    ) -> int | None:
+        """Set the password hash, revoke every session of the user, then add the caller's
+        new session and its first refresh token when given, in one transaction.
+
+        Returns the number of sessions revoked, or None (nothing changed) for an unknown user.
+        """
+        with self._transaction() as connection:
+            updated = connection.execute(
+                "UPDATE users SET password_hash = %s WHERE id = %s", (password_hash, user_id)
+            ).rowcount
+            if updated != 1:
+                return None
+            count = _end_user_sessions(connection, user_id, "revoked").rowcount
+            if subject is not None and address is not None:
+                connection.execute(
+                    "DELETE FROM attempts WHERE kind = %s AND subject = %s AND address = %s",
+                    (LOGIN_ATTEMPT, subject, address),
+                )
+            if session is not None:
+                connection.execute(sql.SESSION_INSERT, astuple(session))
+            if refresh is not None:
+                connection.execute(sql.TOKEN_INSERT, astuple(refresh))
+        return count
+
+    @_translating_errors
+    def purge_expired(
+        self,
+        *,
+        tokens_before: float,
+        attempts_before: Mapping[str, float],
+        sessions_before: float | None = None,
+    ) -> int:
+        """Delete refresh tokens with ``expires_at <= tokens_before``, sessions with
+        ``expires_at <= sessions_before`` (``tokens_before`` when None) and attempts of each
+        kind with ``at <= attempts_before[kind]``, in batches of :data:`PURGE_BATCH` rows a
+        statement (each its own short transaction, found through an index).
+
+        Returns:
+            The number of rows deleted.
+        """
+        sessions_cut = tokens_before if sessions_before is None else sessions_before
+        # expires_at is an integer column: compared with a whole number its index is used.
+        work: list[tuple[str, tuple[object, ...]]] = [
+            (sql.PURGE_TOKENS, (math.floor(tokens_before),)),
+            (sql.PURGE_SESSIONS, (math.floor(sessions_cut),)),
+        ]
+        work += [(sql.PURGE_ATTEMPTS, (kind, at)) for kind, at in attempts_before.items()]
+        deleted = 0
+        for statement, params in work:
+            while True:
+                count = self._rowcount(statement, (*params, PURGE_BATCH))
+                deleted += count
+                if count < PURGE_BATCH:
+                    break
+        return deleted
+
+    # -- throttling -------------------------------------------------------------------------
+
+    @_translating_errors
+    def take_attempt(
+        self,
+        *,
+        kind: str,
+        subject: str,
+        address: str,
+        now: float,
+        since: float,
+        limits: AttemptLimits,
+    ) -> float | None:
+        """Count one attempt unless a limit is already reached, atomically across instances.
+
+        Counts the attempts of ``kind`` made after ``since``: of this subject from this
+        address, of this subject, and from this address. When none of those counts has
+        reached its limit, records the attempt and returns None; otherwise records nothing
+        and returns the time of the oldest attempt in a full bucket.
+
+        Every attempt that could change a limited bucket holds that bucket's advisory lock
+        until it commits: the subject's lock guards the subject and the pair buckets, the
+        address's lock the address bucket. So of any number of concurrent attempts, exactly
+        as many as the limits allow get through.
+        """
+        keys = []
+        if limits.per_pair is not None or limits.per_subject is not None:
+            keys.append(sql.bucket_lock_key("attempts", kind, "subject", subject))
+        if limits.per_address is not None:
+            keys.append(sql.bucket_lock_key("attempts", kind, "address", address))
+        query, params = sql.take_attempt(
+            kind=kind, subject=subject, address=address, now=now, since=since, limits=limits
+        )
+        with self._connection() as connection:
+            # Pipelined: BEGIN, the locks, the count-and-insert and COMMIT leave in one round
+            # trip, so a bucket's lock is held for the server's work and the commit, not for
+            # network round trips (every login from one address queues on its lock).
+            with connection.pipeline(), connection.transaction():
+                if keys:
+                    connection.execute(sql.bucket_locks(len(keys)), sorted(keys))
+                counted = connection.execute(query, params)
+            row = counted.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+
+def _token_params(record: RefreshRecord) -> dict[str, object]:
+    return {
+        "jti": record.jti,
+        "token_user": record.user_id,
+        "family": record.family,
+        "issued_at": record.issued_at,
+        "expires_at": record.expires_at,
+        "state": record.state,
+        "spent_at": record.spent_at,
+        "successor": record.successor,
+    }
+
+
+def _session_params(session: Session) -> dict[str, object]:
+    return {
+        "s_id": session.id,
+        "s_user": session.user_id,
+        "s_created": session.created_at,
+        "s_used": session.last_used_at,
+        "s_expires": session.expires_at,
+        "s_agent": session.user_agent,
+        "s_address": session.address,
+        "s_state": session.state,
+    }
+
+
+def _end_user_sessions(connection: Connection, user_id: int, state: str) -> Cursor:
+    """Inside a transaction: move the user's sessions to ``state`` (their rows locked
+    first), then blacklist their tokens; the cursor of the sessions' UPDATE."""
+    ended = connection.execute(sql.END_USER_SESSIONS, (state, user_id, _ENDABLE[state]))
+    connection.execute(sql.BLACKLIST_USER, (user_id,))
+    return ended
+
+
+def _connection_options(
+    url: str, *, connect_timeout: float, statement_timeout: float
+) -> dict[str, Any]:
+    """The options every connection is opened with (the URL's own are kept, except the
+    timeouts, which the settings own)."""
+    given = conninfo_to_dict(url)
+    milliseconds = max(1, round(statement_timeout * 1000))
+    # Set at connection start-up, so no statement ever runs unbounded. A transaction left
+    # open by a stuck client is ended by the server too (its locks would block others).
+    options = " ".join(
+        part
+        for part in (
+            str(given.get("options") or ""),
+            f"-c statement_timeout={milliseconds}",
+            f"-c idle_in_transaction_session_timeout={milliseconds}",
+        )
+        if part
+    )
+    network = {name: value for name, value in _NETWORK_DEFAULTS.items() if name not in given}
+    return {
+        **network,
+        "autocommit": True,
+        "connect_timeout": max(1, math.ceil(connect_timeout)),
+        "options": options,
+    }
+
+
+def _migrate(connection: Connection) -> None:
+    """Apply the pending migrations in one transaction under the migration lock.
+
+    Raises:
+        StoreUnavailableError: the database's schema is newer than this code knows.
+    """
+    with connection.transaction():
+        # A migration may take long on a big table, and other instances wait their turn.
+        connection.execute("SET LOCAL statement_timeout = 0")
+        connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", sql.MIGRATION_LOCK)
+        connection.execute(sql.CREATE_MIGRATIONS_TABLE)
+        row = connection.execute(sql.SCHEMA_VERSION_NOW).fetchone()
+        version = 0 if row is None else int(row[0])
+        if version > SCHEMA_VERSION:
+            raise StoreUnavailableError(
+                f"the database schema is version {version}, newer than the "
+                f"{SCHEMA_VERSION} this jwtlite supports"
+            )
+        for number, steps in enumerate(sql.MIGRATIONS[version:], start=version + 1):
+            for statement in steps:
+                connection.execute(statement)
+            connection.execute(sql.RECORD_MIGRATION, (number,))
