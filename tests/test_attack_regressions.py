@@ -147,16 +147,12 @@ def test_an_oversized_origin_is_not_cached() -> None:
     assert cors.allowed_origin("http://localhost:8001") == "http://localhost:8001"
 
 
-# -- 7. a login burst is shed, not queued behind the hashing pool --------------------------------
-
-
-def test_logins_beyond_the_hash_queue_get_503_at_once(
-    make_client: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, db_path: Path
-) -> None:
-    client = make_client(password_hash_concurrency=1, password_hash_queue=0)
-    register(client)
+def _hold_a_hash(
+    monkeypatch: pytest.MonkeyPatch, release: threading.Event, work: Callable[[], object]
+) -> threading.Thread:
+    """Run ``work`` (a login) in a thread whose password hash waits for ``release``; return
+    once that hash holds its hashing place."""
     inside = threading.Event()
-    release = threading.Event()
     original = passwords._matches
 
     def slow(secret: bytes, encoded: str) -> bool:
@@ -165,10 +161,23 @@ def test_logins_beyond_the_hash_queue_get_503_at_once(
         return original(secret, encoded)
 
     monkeypatch.setattr(passwords, "_matches", slow)
-    first: dict[str, Any] = {}
-    worker = threading.Thread(target=lambda: first.update(r=login(client)))
+    worker = threading.Thread(target=work)
     worker.start()
     assert inside.wait(10)
+    return worker
+
+
+# -- 7. a login burst is shed, not queued behind the hashing pool --------------------------------
+
+
+def test_logins_beyond_the_hash_queue_get_503_at_once(
+    make_client: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, db_path: Path
+) -> None:
+    client = make_client(password_hash_concurrency=1, password_hash_queue=0)
+    register(client)
+    release = threading.Event()
+    first: dict[str, Any] = {}
+    worker = _hold_a_hash(monkeypatch, release, lambda: first.update(r=login(client)))
     started = time.perf_counter()
     shed = client.post_json(TOKEN, {"username": "alice", "password": PASSWORD}, expect_errors=True)
     assert time.perf_counter() - started < 1.0
@@ -386,25 +395,16 @@ def test_one_client_holds_only_its_share_of_the_hashing_places(
     client = make_client(password_hash_concurrency=2, password_hash_queue=2)
     register(client)
     register(client, "bob")
-    inside = threading.Event()
     release = threading.Event()
-    original = passwords._matches
-
-    def slow(secret: bytes, encoded: str) -> bool:
-        inside.set()
-        release.wait(10)
-        return original(secret, encoded)
-
-    monkeypatch.setattr(passwords, "_matches", slow)
     first: dict[str, Any] = {}
-    worker = threading.Thread(
-        target=lambda: first.update(r=_login_from(client, PASSWORD, "198.51.100.1"))
+    worker = _hold_a_hash(
+        monkeypatch,
+        release,
+        lambda: first.update(r=_login_from(client, PASSWORD, "198.51.100.1")),
     )
-    worker.start()
-    assert inside.wait(10)
     same_client = _login_from(client, PASSWORD, "198.51.100.1")
     assert_error(same_client, 503, {"detail": "Service temporarily unavailable."})
-    monkeypatch.setattr(passwords, "_matches", original)
+    monkeypatch.undo()  # hashes are fast again for the other client
     other = client.post_json(
         TOKEN,
         {"username": "bob", "password": PASSWORD},
