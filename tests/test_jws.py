@@ -460,6 +460,13 @@ def test_decode_complete_and_verify_honour_max_size() -> None:
         jws.decode_complete(big, SECRETS["HS256"], ["HS256"])
 
 
+def test_a_fourth_segment_is_named_in_the_error() -> None:
+    token = jws.encode(b"p", SECRETS["HS256"], "HS256")
+    for extra in (".AAAA", "."):
+        with pytest.raises(MalformedTokenError, match="exactly three segments"):
+            jws.decode(token + extra, SECRETS["HS256"], ["HS256"])
+
+
 def test_default_max_size_is_8_kib() -> None:
     assert jws.DEFAULT_MAX_TOKEN_SIZE == 8192
     filler = b"x" * 7000
