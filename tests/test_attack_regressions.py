@@ -299,9 +299,13 @@ def test_one_client_cannot_take_every_connection(server: ServerProcess) -> None:
         for sock in held:
             sock.close()
     # Once they are gone, the client is served again.
-    deadline = time.monotonic() + 10
+    _wait_until_healthy(server, within=10)
+
+
+def _wait_until_healthy(server: ServerProcess, *, within: float) -> None:
+    deadline = time.monotonic() + within
     while not _healthy(server):
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, f"no healthy answer within {within} s"
         time.sleep(0.1)
 
 
@@ -349,10 +353,7 @@ def _thousand_connections(server: ServerProcess) -> None:
     finally:
         for sock in held:
             sock.close()
-    deadline = time.monotonic() + 15
-    while not _healthy(server):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    _wait_until_healthy(server, within=15)
     assert "Traceback" not in server.stderr()
 
 
@@ -367,10 +368,7 @@ def test_the_connection_cap_is_logged_once_a_minute(server: ServerProcess) -> No
     finally:
         for sock in held:
             sock.close()
-    deadline = time.monotonic() + 10
-    while not _healthy(server):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    _wait_until_healthy(server, within=10)
     assert server.stderr().count("holds 64 connections") == 1
 
 
