@@ -16,6 +16,7 @@ import falcon
 
 from jwtlite.service import AuthService
 from jwtlite.service.accounts import AccountService
+from jwtlite.service.auth import Principal
 from jwtlite.web.auth import RequestAuth
 from jwtlite.web.body import read_body
 from jwtlite.web.resources import NO_STORE, MeResource, Resource, client_address
@@ -29,7 +30,19 @@ __all__ = [
 ]
 
 
-class PasswordResource(Resource):
+class _AccountResource(Resource):
+    """What every account resource holds, and how it learns who is calling."""
+
+    def __init__(self, service: AuthService, auth: RequestAuth, accounts: AccountService) -> None:
+        self._service = service
+        self._auth = auth
+        self._accounts = accounts
+
+    def _principal(self, req: falcon.Request) -> Principal:
+        return self._service.authenticate_access(self._auth.access_token(req))
+
+
+class PasswordResource(_AccountResource):
     """``POST accounts/password/``: change the password; answers a fresh token pair."""
 
     def __init__(
@@ -41,15 +54,13 @@ class PasswordResource(Resource):
         trusted_proxies: Collection[str],
         max_body_size: int,
     ) -> None:
-        self._service = service
-        self._auth = auth
-        self._accounts = accounts
+        super().__init__(service, auth, accounts)
         self._trusted_proxies = frozenset(trusted_proxies)
         self._max_body_size = max_body_size
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Check the old password, set the new one, end every other session."""
-        principal = self._service.authenticate_access(self._auth.access_token(req))
+        principal = self._principal(req)
         data = read_body(req, self._max_body_size)
         address = client_address(req, self._trusted_proxies)
         resp.media = self._accounts.change_password(
@@ -58,51 +69,36 @@ class PasswordResource(Resource):
         resp.cache_control = [NO_STORE]
 
 
-class LogoutAllResource(Resource):
+class LogoutAllResource(_AccountResource):
     """``POST accounts/logout-all/``: end every session of the user; answers ``{}``."""
-
-    def __init__(self, service: AuthService, auth: RequestAuth, accounts: AccountService) -> None:
-        self._service = service
-        self._auth = auth
-        self._accounts = accounts
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Revoke every session (no body is read)."""
-        principal = self._service.authenticate_access(self._auth.access_token(req))
+        principal = self._principal(req)
         resp.media = self._accounts.logout_all(principal)
         resp.cache_control = [NO_STORE]
         self._auth.clear(req, resp)  # this browser's session ended too
 
 
-class SessionListResource(Resource):
+class SessionListResource(_AccountResource):
     """``GET accounts/sessions/``: the user's live sessions, newest first."""
-
-    def __init__(self, service: AuthService, auth: RequestAuth, accounts: AccountService) -> None:
-        self._service = service
-        self._auth = auth
-        self._accounts = accounts
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List the sessions; ``current`` marks the caller's."""
-        principal = self._service.authenticate_access(self._auth.access_token(req))
+        principal = self._principal(req)
         resp.media = self._accounts.sessions(principal)
         resp.cache_control = [NO_STORE]
 
     on_head = on_get
 
 
-class SessionResource(Resource):
+class SessionResource(_AccountResource):
     """``DELETE accounts/sessions/{session_id}/``: end one session; 204, or 404 for an id
     that is not one of the user's live sessions."""
 
-    def __init__(self, service: AuthService, auth: RequestAuth, accounts: AccountService) -> None:
-        self._service = service
-        self._auth = auth
-        self._accounts = accounts
-
     def on_delete(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
         """Revoke the session."""
-        principal = self._service.authenticate_access(self._auth.access_token(req))
+        principal = self._principal(req)
         self._accounts.end_session(principal, session_id)
         resp.status = falcon.HTTP_204
         resp.cache_control = [NO_STORE]
