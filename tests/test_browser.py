@@ -614,8 +614,10 @@ def test_cookie_mode_access_token_refreshes_itself_through_the_cookie(
     fresh_cookies: Any, make_site: Callable[..., Site]
 ) -> None:
     driver = fresh_cookies
+    # 2 s, not 1: iat is whole seconds, so a 1 s token issued late in a second lived a few
+    # milliseconds, and on a loaded machine expired before the page's first call.
     site = make_site(
-        **COOKIE_SITE, JWTLITE_ACCESS_TOKEN_LIFETIME="1", JWTLITE_REFRESH_TOKEN_LIFETIME="60"
+        **COOKIE_SITE, JWTLITE_ACCESS_TOKEN_LIFETIME="2", JWTLITE_REFRESH_TOKEN_LIFETIME="60"
     )
     page = DemoPage(driver, site.origin + "/")
     _log_in_with_cookies(page, "bob")
