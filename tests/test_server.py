@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import waitress
+from waitress import wasyncore
 
 from jwtlite.http_channel import hardened_channel
 
@@ -383,11 +384,24 @@ def test_waitress_own_server_error_is_json_and_reveals_nothing() -> None:
         start_response("200 OK", [("X-Broken", "line\nfeed")])  # waitress refuses the header
         return [b"never sent"]
 
+    socket_map: dict[int, Any] = {}
     server = waitress.create_server(
-        broken, map={}, host="127.0.0.1", port=0, threads=1, expose_tracebacks=True
+        broken, map=socket_map, host="127.0.0.1", port=0, threads=1, expose_tracebacks=True
     )
     server.channel_class = hardened_channel(frozenset(), 64)
-    runner = threading.Thread(target=server.run, daemon=True)
+    stopping = threading.Event()
+
+    def serve() -> None:
+        # The loop thread closes its own sockets: closing them from this thread while its
+        # poll() runs races with it (EBADF in the server thread).
+        try:
+            while not stopping.is_set():
+                wasyncore.loop(timeout=0.05, map=socket_map, count=1)
+        finally:
+            wasyncore.close_all(socket_map)
+            server.task_dispatcher.shutdown()
+
+    runner = threading.Thread(target=serve, daemon=True)
     runner.start()
     try:
         with socket.create_connection(("127.0.0.1", server.effective_port), timeout=5) as sock:
@@ -396,8 +410,9 @@ def test_waitress_own_server_error_is_json_and_reveals_nothing() -> None:
             while chunk := sock.recv(65536):  # the server closes after an error
                 answer += chunk
     finally:
-        server.close()
+        stopping.set()
         runner.join(5)
+    assert not runner.is_alive()
     head, _, body = answer.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     assert lines[0] == "HTTP/1.1 500 Internal Server Error"

@@ -136,6 +136,11 @@ class DemoServer:
         self._server = server
         self._map = socket_map
         self._stopping = threading.Event()
+        # The loop thread closes the sockets (the trigger too) under this lock, and stop()
+        # pulls the trigger under it only while they are open: a closed trigger's descriptor
+        # may already belong to another file.
+        self._closing = threading.Lock()
+        self._closed = False
         self.api_url = api_url
         self.host: str = str(server.effective_host)
         self.port: int = int(server.effective_port)
@@ -155,17 +160,20 @@ class DemoServer:
             while not self._stopping.is_set() and self._map:
                 wasyncore.loop(timeout=_POLL_SECONDS, map=self._map, count=1)
         finally:
-            wasyncore.close_all(self._map)
+            with self._closing:
+                self._closed = True
+                wasyncore.close_all(self._map)
             self._server.task_dispatcher.shutdown()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving and wait (up to ``timeout`` seconds) for the thread to end."""
         self._stopping.set()
+        with self._closing:
+            if not self._closed:
+                self._server.pull_trigger()  # wakes the poll() at once
+        self._thread.join(timeout)
         if self._thread.is_alive():
-            self._server.pull_trigger()  # wakes the select() at once
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("demo server thread did not stop within %.1f s", timeout)
+            log.warning("demo server thread did not stop within %.1f s", timeout)
 
 
 def start_demo_server(
