@@ -21,8 +21,9 @@ import pytest
 
 from jwtlite.errors import StoreUnavailableError
 from jwtlite.store import AttemptLimits, RefreshRecord, Session, Store, User, open_store
+from jwtlite.store._sqlite_sql import MIGRATIONS
 from jwtlite.store.base import PURGE_BATCH
-from jwtlite.store.sqlite import _MIGRATIONS, SCHEMA_VERSION, SQLiteStore
+from jwtlite.store.sqlite import SCHEMA_VERSION, SQLiteStore
 
 pytestmark = pytest.mark.both_backends
 
@@ -546,7 +547,7 @@ def test_fresh_file_is_migrated(store: Any, sqlite_path: str) -> None:
 def test_version_one_database_is_migrated(sqlite_path: str) -> None:
     """A database of the first schema keeps its users and loses its clear-text counters."""
     connection = sqlite3.connect(sqlite_path, isolation_level=None)
-    for statement in _MIGRATIONS[0]:
+    for statement in MIGRATIONS[0]:
         connection.execute(statement)
     connection.execute(
         "INSERT INTO users (username, username_key, password_hash, date_joined)"

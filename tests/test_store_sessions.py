@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import pytest
 
 from jwtlite.store import AttemptLimits, RefreshRecord, Session, Store, User, open_store
-from jwtlite.store.sqlite import _MIGRATIONS, SQLiteStore
+from jwtlite.store._sqlite_sql import MIGRATIONS
+from jwtlite.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.both_backends
 
@@ -290,7 +291,7 @@ def test_purge_deletes_sessions_past_their_cut_off(store: Store) -> None:
 @pytest.mark.sqlite_only
 def test_version_two_families_become_sessions(db_path: Path) -> None:
     connection = sqlite3.connect(db_path, isolation_level=None)
-    for steps in _MIGRATIONS[:2]:
+    for steps in MIGRATIONS[:2]:
         for statement in steps:
             connection.execute(statement)
     connection.execute(

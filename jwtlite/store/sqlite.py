@@ -29,6 +29,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from jwtlite.errors import StoreUnavailableError
+from jwtlite.store import _sqlite_sql as sql
+from jwtlite.store._sqlite_sql import SCHEMA_VERSION
 from jwtlite.store.base import (
     LOGIN_ATTEMPT,
     LOGIN_SUCCESS,
@@ -44,121 +46,6 @@ __all__ = ["PURGE_BATCH", "SCHEMA_VERSION", "SQLiteStore"]
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
-# Each entry moves the schema from version N to N + 1 (PRAGMA user_version). Append, never
-# edit: a database in the field may be at any earlier version.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        # AUTOINCREMENT: a deleted user's id is never reused, so its unexpired access
-        # tokens (user_id claim) cannot authenticate as the next user registered.
-        """CREATE TABLE users (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            username TEXT NOT NULL,
-            username_key TEXT NOT NULL UNIQUE,
-            email TEXT NOT NULL DEFAULT '',
-            password_hash TEXT NOT NULL,
-            is_active INTEGER NOT NULL DEFAULT 1 CHECK (is_active IN (0, 1)),
-            date_joined REAL NOT NULL,
-            last_login REAL
-        )""",
-        """CREATE TABLE refresh_tokens (
-            jti TEXT PRIMARY KEY,
-            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-            family TEXT NOT NULL,
-            issued_at INTEGER,
-            expires_at INTEGER NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('active', 'spent', 'blacklisted'))
-        )""",
-        "CREATE INDEX refresh_tokens_family ON refresh_tokens (family)",
-        "CREATE INDEX refresh_tokens_expires_at ON refresh_tokens (expires_at)",
-        # ON DELETE CASCADE scans the child table by user_id without this index.
-        "CREATE INDEX refresh_tokens_user_id ON refresh_tokens (user_id)",
-        """CREATE TABLE login_failures (
-            id INTEGER PRIMARY KEY,
-            username_key TEXT NOT NULL,
-            address TEXT NOT NULL,
-            at REAL NOT NULL
-        )""",
-        "CREATE INDEX login_failures_username_at ON login_failures (username_key, at)",
-        "CREATE INDEX login_failures_address_at ON login_failures (address, at)",
-        "CREATE INDEX login_failures_at ON login_failures (at)",
-    ),
-    (
-        # Throttling counts attempts by kind ('login', 'register'), by subject (a keyed hash
-        # of the username: a password typed into the username field must not sit on disk in
-        # clear) and by client address (an IPv6 client's /64). The old table kept usernames
-        # in clear; its rows only ever mattered for a few minutes.
-        "DROP TABLE login_failures",
-        """CREATE TABLE attempts (
-            id INTEGER PRIMARY KEY,
-            kind TEXT NOT NULL,
-            subject TEXT NOT NULL,
-            address TEXT NOT NULL,
-            at REAL NOT NULL
-        )""",
-        "CREATE INDEX attempts_pair ON attempts (kind, subject, address, at)",
-        "CREATE INDEX attempts_subject ON attempts (kind, subject, at)",
-        "CREATE INDEX attempts_address ON attempts (kind, address, at)",
-        "CREATE INDEX attempts_at ON attempts (kind, at)",
-        # The UTS #39 skeleton of the username: whole-script look-alikes (a Cyrillic spelling
-        # of a Latin name) collide on this unique index as case variants do on username_key.
-        # Rows older than this migration have none (NULLs never collide).
-        "ALTER TABLE users ADD COLUMN username_skeleton TEXT",
-        "CREATE UNIQUE INDEX users_username_skeleton ON users (username_skeleton)",
-    ),
-    (
-        # A session is a refresh-token family made visible: refresh_tokens.family holds its
-        # id. Its state decides whether its access tokens still count ('revoked': no).
-        """CREATE TABLE sessions (
-            id TEXT PRIMARY KEY,
-            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-            created_at REAL NOT NULL,
-            last_used_at REAL NOT NULL,
-            expires_at INTEGER NOT NULL,
-            user_agent TEXT NOT NULL DEFAULT '',
-            address TEXT NOT NULL DEFAULT '',
-            state TEXT NOT NULL CHECK (state IN ('active', 'ended', 'revoked'))
-        )""",
-        "CREATE INDEX sessions_user_state ON sessions (user_id, state)",
-        "CREATE INDEX sessions_expires_at ON sessions (expires_at)",
-        # The rotation grace period: when a token was spent and which token replaced it.
-        "ALTER TABLE refresh_tokens ADD COLUMN spent_at REAL",
-        "ALTER TABLE refresh_tokens ADD COLUMN successor TEXT",
-        # Session ids are 16 hex digits (the first half of every jti of the session); an
-        # existing family, named by its first token's 32-digit jti, keeps the first half.
-        "UPDATE refresh_tokens SET family = substr(family, 1, 16)",
-        """INSERT OR IGNORE INTO sessions
-            (id, user_id, created_at, last_used_at, expires_at, user_agent, address, state)
-            SELECT family, min(user_id), coalesce(min(issued_at), 0),
-                   coalesce(max(issued_at), 0), max(expires_at), '', '',
-                   CASE WHEN max(state = 'active') = 1 THEN 'active' ELSE 'ended' END
-            FROM refresh_tokens GROUP BY family""",
-    ),
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
-
-_USER_BY_ID = (
-    "SELECT id, username, email, password_hash, is_active, date_joined, last_login"
-    " FROM users WHERE id = ?"
-)
-_USER_BY_KEY = (
-    "SELECT id, username, email, password_hash, is_active, date_joined, last_login"
-    " FROM users WHERE username_key = ?"
-)
-_TOKEN_COLUMNS = "jti, user_id, family, issued_at, expires_at, state, spent_at, successor"
-_TOKEN_BY_JTI = f"SELECT {_TOKEN_COLUMNS} FROM refresh_tokens WHERE jti = ?"  # noqa: S608
-_SESSION_COLUMNS = "id, user_id, created_at, last_used_at, expires_at, user_agent, address, state"
-# One indexed read: the token by its primary key, its user and its session by theirs.
-_TOKEN_USER_SESSION_BY_JTI = (
-    "SELECT t.jti, t.user_id, t.family, t.issued_at, t.expires_at, t.state, t.spent_at,"
-    " t.successor,"
-    " u.id, u.username, u.email, u.password_hash, u.is_active, u.date_joined, u.last_login,"
-    " s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.user_agent, s.address,"
-    " s.state"
-    " FROM refresh_tokens AS t JOIN users AS u ON u.id = t.user_id"
-    " LEFT JOIN sessions AS s ON s.id = t.family AND s.user_id = t.user_id WHERE t.jti = ?"
-)
-_TOKEN_INSERT = f"INSERT INTO refresh_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
-_SESSION_INSERT = f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
 # Which states each ending may leave: logging out ends only an active session; a
 # revocation also reaches an ended one, whose access tokens were still live.
 _ENDABLE = {"ended": ("active",), "revoked": ("active", "ended")}
@@ -310,7 +197,7 @@ class SQLiteStore:
                     f"the database schema is version {version}, newer than the "
                     f"{SCHEMA_VERSION} this jwtlite supports"
                 )
-            for number, steps in enumerate(_MIGRATIONS[version:], start=version + 1):
+            for number, steps in enumerate(sql.MIGRATIONS[version:], start=version + 1):
                 for statement in steps:
                     connection.execute(statement)
                 connection.execute(f"PRAGMA user_version = {number}")
@@ -375,12 +262,12 @@ class SQLiteStore:
     @_translating_errors
     def get_user(self, user_id: int) -> User | None:
         """Return the user with this id, or None."""
-        return _user(self._one(_USER_BY_ID, user_id))
+        return _user(self._one(sql.USER_BY_ID, user_id))
 
     @_translating_errors
     def get_user_by_key(self, username_key: str) -> User | None:
         """Return the user whose case-insensitive key is ``username_key``, or None."""
-        return _user(self._one(_USER_BY_KEY, username_key))
+        return _user(self._one(sql.USER_BY_KEY, username_key))
 
     @_translating_errors
     def set_active(self, username_key: str, active: bool) -> bool:
@@ -403,14 +290,14 @@ class SQLiteStore:
     def add_refresh_token(self, record: RefreshRecord) -> None:
         """Record a newly issued refresh token."""
         self._connection().execute(
-            _TOKEN_INSERT,
+            sql.TOKEN_INSERT,
             astuple(record),
         )
 
     @_translating_errors
     def get_refresh_token(self, jti: str) -> RefreshRecord | None:
         """Return the record of the refresh token ``jti``, or None."""
-        row = self._one(_TOKEN_BY_JTI, jti)
+        row = self._one(sql.TOKEN_BY_JTI, jti)
         return None if row is None else RefreshRecord(*row)
 
     @_translating_errors
@@ -446,8 +333,8 @@ class SQLiteStore:
                     "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
                 )
             connection.execute("UPDATE users SET last_login = ? WHERE id = ?", (now, user_id))
-            connection.execute(_SESSION_INSERT, astuple(session))
-            connection.execute(_TOKEN_INSERT, astuple(refresh))
+            connection.execute(sql.SESSION_INSERT, astuple(session))
+            connection.execute(sql.TOKEN_INSERT, astuple(refresh))
 
     @_translating_errors
     def get_refresh_token_and_user(
@@ -455,7 +342,7 @@ class SQLiteStore:
     ) -> tuple[RefreshRecord, User, Session | None] | None:
         """The record of refresh token ``jti``, its user and its session, in one indexed
         lookup, or None (no such token; a deleted user's tokens are deleted with the user)."""
-        row = self._one(_TOKEN_USER_SESSION_BY_JTI, jti)
+        row = self._one(sql.TOKEN_USER_SESSION_BY_JTI, jti)
         if row is None:
             return None
         session = None if row[15] is None else Session(*row[15:])
@@ -489,7 +376,7 @@ class SQLiteStore:
             )
             if cursor.rowcount != 1:
                 return False
-            connection.execute(_TOKEN_INSERT, astuple(new))
+            connection.execute(sql.TOKEN_INSERT, astuple(new))
             connection.execute(
                 "UPDATE sessions SET last_used_at = ?, expires_at = max(expires_at, ?),"
                 " user_agent = coalesce(?, user_agent), address = coalesce(?, address)"
@@ -537,7 +424,7 @@ class SQLiteStore:
     def list_sessions(self, user_id: int, *, now: float) -> list[Session]:
         """The user's active, unexpired sessions, newest first (the (user_id, state) index)."""
         rows = self._connection().execute(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions"  # noqa: S608 - fixed column list
+            f"SELECT {sql.SESSION_COLUMNS} FROM sessions"  # noqa: S608 - fixed column list
             " WHERE user_id = ? AND state = 'active' AND expires_at > ?"
             " ORDER BY created_at DESC, id",
             (user_id, now),
@@ -612,9 +499,9 @@ class SQLiteStore:
                     (subject, address),
                 )
             if session is not None:
-                connection.execute(_SESSION_INSERT, astuple(session))
+                connection.execute(sql.SESSION_INSERT, astuple(session))
             if refresh is not None:
-                connection.execute(_TOKEN_INSERT, astuple(refresh))
+                connection.execute(sql.TOKEN_INSERT, astuple(refresh))
         return count
 
     @_translating_errors
@@ -641,10 +528,10 @@ class SQLiteStore:
         deleted = 0
         sessions_cut = tokens_before if sessions_before is None else sessions_before
         work: list[tuple[str, tuple[object, ...]]] = [
-            (_PURGE_TOKENS, (tokens_before,)),
-            (_PURGE_SESSIONS, (sessions_cut,)),
+            (sql.PURGE_TOKENS, (tokens_before,)),
+            (sql.PURGE_SESSIONS, (sessions_cut,)),
         ]
-        work += [(_PURGE_ATTEMPTS, (kind, at)) for kind, at in attempts_before.items()]
+        work += [(sql.PURGE_ATTEMPTS, (kind, at)) for kind, at in attempts_before.items()]
         for statement, params in work:
             while True:
                 with _immediate(connection):
@@ -750,15 +637,3 @@ def _trusted(
         (LOGIN_SUCCESS, subject, address, limits.trusted_since),
     ).fetchone()
     return row is not None
-
-
-_PURGE_TOKENS = (
-    "DELETE FROM refresh_tokens WHERE jti IN"
-    " (SELECT jti FROM refresh_tokens WHERE expires_at <= ? LIMIT ?)"
-)
-_PURGE_SESSIONS = (
-    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= ? LIMIT ?)"
-)
-_PURGE_ATTEMPTS = (
-    "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE kind = ? AND at <= ? LIMIT ?)"
-)
