@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import support_postgres
-from support import FAST_HASH, FakeClock
+from support import FAST_HASH, FAST_HASH_ENV, FakeClock, ServerProcess
 
 with warnings.catch_warnings():  # webob imports the deprecated cgi module on Python 3.11
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -114,6 +114,36 @@ def shared_key_env(backend: str) -> dict[str, str]:
     """The environment a served instance needs on this backend: on PostgreSQL a shared
     signing key (a generated one is refused there), on SQLite nothing."""
     return {"JWTLITE_SECRET_KEY": support_postgres.SECRET} if backend == "postgres" else {}
+
+
+@pytest.fixture
+def serve(
+    db_path: Path, database: str, shared_key_env: dict[str, str]
+) -> Iterator[Callable[..., ServerProcess]]:
+    """``serve(**env)`` starts ``serve.py --threads 8`` on the test's database (cheap hashes,
+    logins that wait for their hash instead of being shed); every instance is stopped at
+    teardown, and none may have written a traceback."""
+    servers: list[ServerProcess] = []
+
+    def start(**env: str) -> ServerProcess:
+        server = ServerProcess(
+            database=db_path,
+            env={
+                **FAST_HASH_ENV,
+                **support_postgres.WAIT_FOR_HASHES,
+                "JWTLITE_DATABASE": database,
+                **shared_key_env,
+                **env,
+            },
+            args=["--threads", "8"],
+        )
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+        assert "Traceback" not in server.stderr()
 
 
 @pytest.fixture

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support import FAST_HASH_ENV, PASSWORD, ServerProcess, http
+from support import PASSWORD, ServerProcess, http
 from support_load import (
     Client,
     Reply,
@@ -33,41 +32,8 @@ Rows = Callable[..., list[tuple[Any, ...]]]
 TAKEN = {"username": ["A user with that username already exists."]}
 BLACKLISTED = {"detail": "Token is blacklisted", "code": "token_not_valid"}
 THROTTLED = re.compile(r"Request was throttled\. Expected available in [0-9]+ seconds\.")
-# These tests send dozens of logins at once to test the throttle's exactness, not the
-# shedding of logins beyond the hash queue (test_attack_regressions.py tests that).
-WAIT_FOR_HASHES = {
-    "JWTLITE_PASSWORD_HASH_QUEUE": "1000",
-    "JWTLITE_PASSWORD_HASH_PER_CLIENT": "1000",
-}
 # A generous bound for a shared two-core machine; bench/storm.py measures the real figures.
 VERIFY_P99_BOUND = 1.0
-
-
-@pytest.fixture
-def serve(
-    db_path: Path, database: str, shared_key_env: dict[str, str]
-) -> Iterator[Callable[..., ServerProcess]]:
-    """Start ``serve.py --threads 8`` on the test's database (cheap hashing); stop at teardown."""
-    servers: list[ServerProcess] = []
-
-    def start(**env: str) -> ServerProcess:
-        server = ServerProcess(
-            database=db_path,
-            env={
-                **FAST_HASH_ENV,
-                **WAIT_FOR_HASHES,
-                "JWTLITE_DATABASE": database,
-                **shared_key_env,
-                **env,
-            },
-            args=["--threads", "8"],
-        )
-        servers.append(server)
-        return server.start()
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def stop_and_read_log(server: ServerProcess) -> str:

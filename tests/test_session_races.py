@@ -11,13 +11,12 @@ Every test runs on SQLite and on PostgreSQL (``both_backends``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from support import FAST_HASH_ENV, PASSWORD, ServerProcess, http
+from support import PASSWORD, ServerProcess, http
 from support_load import Client, post_together, run_threads
 
 pytestmark = [pytest.mark.slow, pytest.mark.both_backends]
@@ -25,40 +24,6 @@ Rows = Callable[..., list[tuple[Any, ...]]]
 
 CREDENTIALS = {"username": "alice", "password": PASSWORD}
 NEW_PASSWORD = "another-staple-horse-9"
-
-# Logins race here on purpose, all from 127.0.0.1: they wait for their hash instead of being
-# shed with 503 (the shedding has its own tests in test_attack_regressions.py).
-WAIT_FOR_HASHES = {
-    "JWTLITE_PASSWORD_HASH_QUEUE": "1000",
-    "JWTLITE_PASSWORD_HASH_PER_CLIENT": "1000",
-}
-
-
-@pytest.fixture
-def serve(
-    db_path: Path, database: str, shared_key_env: dict[str, str]
-) -> Iterator[Callable[..., ServerProcess]]:
-    servers: list[ServerProcess] = []
-
-    def start(**env: str) -> ServerProcess:
-        server = ServerProcess(
-            database=db_path,
-            env={
-                **FAST_HASH_ENV,
-                **WAIT_FOR_HASHES,
-                "JWTLITE_DATABASE": database,
-                **shared_key_env,
-                **env,
-            },
-            args=["--threads", "8"],
-        )
-        servers.append(server)
-        return server.start()
-
-    yield start
-    for server in servers:
-        server.stop()
-        assert "Traceback" not in server.stderr()
 
 
 def _login(url: str) -> dict[str, str]:
