@@ -33,6 +33,7 @@ from jwtlite.store import (
     postgres,
 )
 from jwtlite.store import _postgres_sql as sql
+from jwtlite.store import base as store_base
 from jwtlite.store.postgres import SCHEMA_VERSION, PostgresStore
 
 import support_postgres
@@ -595,7 +596,7 @@ def test_an_outage_is_unavailable_bounded_in_time_and_the_same_store_recovers(
 
 def test_purging_works_in_batches(store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
     user = _add_user(store)
-    monkeypatch.setattr(postgres, "PURGE_BATCH", 50)
+    monkeypatch.setattr(store_base, "PURGE_BATCH", 50)
     for i in range(2 * 50 + 7):
         store.add_refresh_token(RefreshRecord(f"t{i}", user, "f", 1, int(NOW) - 1, "active"))
     statements: list[str] = []

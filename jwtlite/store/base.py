@@ -11,7 +11,7 @@ that escapes a method, so the service fails closed whatever the backend.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,6 +26,7 @@ __all__ = [
     "Session",
     "Store",
     "User",
+    "purge_in_batches",
 ]
 
 #: Kinds of counted events. A login attempt is counted before the password is checked and
@@ -43,6 +44,23 @@ SESSION_STATES = ("active", "ended", "revoked")
 
 #: Rows a backend deletes per statement when purging, so no purge holds a lock for long.
 PURGE_BATCH = 500
+
+
+def purge_in_batches(
+    steps: Iterable[tuple[str, tuple[object, ...]]],
+    delete: Callable[[str, tuple[object, ...]], int],
+) -> int:
+    """Run each purge ``(statement, params)`` through ``delete`` (one transaction a call,
+    returning the rows deleted) with :data:`PURGE_BATCH` appended to its parameters, again
+    and again until a batch deletes fewer rows than that; return the rows deleted in all."""
+    deleted = 0
+    for statement, params in steps:
+        while True:
+            count = delete(statement, (*params, PURGE_BATCH))
+            deleted += count
+            if count < PURGE_BATCH:
+                break
+    return deleted
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,11 +58,11 @@ from jwtlite.store._postgres_sql import SCHEMA_VERSION
 from jwtlite.store.base import (
     LOGIN_ATTEMPT,
     LOGIN_SUCCESS,
-    PURGE_BATCH,
     AttemptLimits,
     RefreshRecord,
     Session,
     User,
+    purge_in_batches,
 )
 from jwtlite.store.url import ScrubbingFilter, scrub
 
@@ -538,14 +538,7 @@ class PostgresStore:
             (sql.PURGE_SESSIONS, (math.floor(sessions_cut),)),
         ]
         work += [(sql.PURGE_ATTEMPTS, (kind, at)) for kind, at in attempts_before.items()]
-        deleted = 0
-        for statement, params in work:
-            while True:
-                count = self._rowcount(statement, (*params, PURGE_BATCH))
-                deleted += count
-                if count < PURGE_BATCH:
-                    break
-        return deleted
+        return purge_in_batches(work, self._rowcount)
 
     # -- throttling -------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from jwtlite.store.base import (
     RefreshRecord,
     Session,
     User,
+    purge_in_batches,
 )
 
 __all__ = ["PURGE_BATCH", "SCHEMA_VERSION", "SQLiteStore"]
@@ -525,21 +526,18 @@ class SQLiteStore:
             The number of rows deleted.
         """
         connection = self._connection()
-        deleted = 0
         sessions_cut = tokens_before if sessions_before is None else sessions_before
         work: list[tuple[str, tuple[object, ...]]] = [
             (sql.PURGE_TOKENS, (tokens_before,)),
             (sql.PURGE_SESSIONS, (sessions_cut,)),
         ]
         work += [(sql.PURGE_ATTEMPTS, (kind, at)) for kind, at in attempts_before.items()]
-        for statement, params in work:
-            while True:
-                with _immediate(connection):
-                    count = connection.execute(statement, (*params, PURGE_BATCH)).rowcount
-                deleted += count
-                if count < PURGE_BATCH:
-                    break
-        return deleted
+
+        def delete(statement: str, params: tuple[object, ...]) -> int:
+            with _immediate(connection):
+                return connection.execute(statement, params).rowcount
+
+        return purge_in_batches(work, delete)
 
     # -- throttling -------------------------------------------------------------------------
 
