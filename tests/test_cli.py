@@ -379,7 +379,10 @@ def test_migrate_never_shows_a_database_password(cli: Callable[..., Any]) -> Non
 
 # -- keys -------------------------------------------------------------------------------------
 
-ALGORITHMS = ["HS256", "HS384", "HS512", "RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"]
+ALGORITHMS = [
+    *("HS256", "HS384", "HS512", "RS256", "PS256", "ES256", "ES384", "ES512"),
+    *("EdDSA", "Ed25519", "Ed448"),
+]
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS, ids=ALGORITHMS)
