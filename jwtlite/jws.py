@@ -27,7 +27,7 @@ from jwtlite.errors import (
     InvalidSignatureError,
     MalformedTokenError,
 )
-from jwtlite.keys import Key, KeySet, as_key
+from jwtlite.keys import Key, KeySet, KeySource, as_key
 
 __all__ = [
     "DEFAULT_MAX_TOKEN_SIZE",
@@ -62,6 +62,8 @@ def encode(
         payload: the bytes to sign.
         key: a secret, a ``cryptography`` key, PEM/DER, a JWK dict, a :class:`Key` or a
             :class:`KeySet` (whose current key signs and whose ``kid`` is written).
+            Verifying also takes a :class:`~jwtlite.keys.KeySource` such as
+            :class:`~jwtlite.jwks_client.JWKSClient`.
         algorithm: defaults to the key's own algorithm, else ``HS256``.
         headers: extra header members; ``alg`` is always the signing algorithm.
 
@@ -228,6 +230,10 @@ def _verifying_key(key: Any, header: _Header) -> Key:
         if header.kid is None:
             raise InvalidKeyError("Token has no kid to choose a key with")
         key = key.get(header.kid)
+    elif isinstance(key, KeySource):
+        if header.kid is None:
+            raise InvalidKeyError("Token has no kid to choose a key with")
+        key = key.key_for(header.kid)
     return as_key(key, header.algorithm)
 
 
