@@ -10,6 +10,7 @@ import hmac
 import json
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -251,3 +252,17 @@ def test_algorithms_are_required(algorithms: Any) -> None:
 def test_a_realm_that_cannot_be_quoted_is_refused(realm: str) -> None:
     with pytest.raises(ValueError, match="realm"):
         BearerAuth(resource, KEY, algorithms=["ES256"], realm=realm)
+
+
+# -- the README's example ---------------------------------------------------------------------
+
+
+def test_the_readme_resource_server_example_builds_a_guarded_app() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("# orders.py -- gunicorn orders:app\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 (our own README)
+    app = webtest.TestApp(namespace["app"])
+    response = app.get("/", status=401)  # no credentials: answered without fetching the JWKS
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert isinstance(namespace["keys"], JWKSClient)
