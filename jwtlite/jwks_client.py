@@ -127,8 +127,6 @@ class JWKSClient(KeySource):
         self._opener = urllib.request.build_opener(_NoRedirect())
         self._lock = threading.Lock()
         self._cache = _Cache()
-        #: How many fetches were attempted (successful or not); for tests and metrics.
-        self.fetch_count = 0
 
     def key_for(self, kid: str) -> Key:
         """The key called ``kid``, fetching the JWKS when needed (see the class docstring).
@@ -184,7 +182,6 @@ class JWKSClient(KeySource):
         now = self._clock()
         if now - cache.attempted_at < self._cooldown:
             return cache
-        self.fetch_count += 1
         try:
             keys, lifetime = self._fetch()
         except JWKSFetchError as exc:
@@ -216,7 +213,12 @@ class JWKSClient(KeySource):
 
     def _read(self, response: Any) -> bytes:
         length = response.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > self._max_size:
+        if (
+            length is not None
+            and length.isascii()
+            and length.isdigit()
+            and int(length) > self._max_size
+        ):
             raise self._error(f"the body is larger than {self._max_size} bytes")
         chunks: list[bytes] = []
         total = 0
@@ -246,14 +248,14 @@ class JWKSClient(KeySource):
             raise self._error(f"its keys are refused ({exc})") from None
 
     def _lifetime_from(self, headers: Message) -> float:
-        directives = {
-            part.strip().partition("=")[0].lower(): part.strip().partition("=")[2]
-            for part in ",".join(headers.get_all("Cache-Control") or []).split(",")
-        }
+        directives: dict[str, str] = {}
+        for part in ",".join(headers.get_all("Cache-Control") or []).split(","):
+            name, _, value = part.strip().partition("=")
+            directives[name.lower()] = value.strip('"')
         if "no-store" in directives or "no-cache" in directives:
             return self._cooldown
-        max_age = directives.get("max-age", "").strip('"')
-        if not max_age.isdigit():
+        max_age = directives.get("max-age", "")
+        if not (max_age.isascii() and max_age.isdigit()):
             return self._lifetime
         return min(max(float(max_age), self._cooldown), self._max_lifetime)
 

@@ -62,8 +62,6 @@ def encode(
         payload: the bytes to sign.
         key: a secret, a ``cryptography`` key, PEM/DER, a JWK dict, a :class:`Key` or a
             :class:`KeySet` (whose current key signs and whose ``kid`` is written).
-            Verifying also takes a :class:`~jwtlite.keys.KeySource` such as
-            :class:`~jwtlite.jwks_client.JWKSClient`.
         algorithm: defaults to the key's own algorithm, else ``HS256``.
         headers: extra header members; ``alg`` is always the signing algorithm.
 
@@ -89,6 +87,10 @@ def decode(
     max_size: int = DEFAULT_MAX_TOKEN_SIZE,
 ) -> bytes:
     """Verify a compact JWS and return its payload bytes.
+
+    ``key`` is what :func:`encode` takes, or a :class:`~jwtlite.keys.KeySource` such as
+    :class:`~jwtlite.jwks_client.JWKSClient`; a :class:`KeySet` or a key source picks the
+    key by the header's ``kid``.
 
     Raises:
         MalformedTokenError: the token is too large or not a well-formed compact JWS.

@@ -20,6 +20,8 @@ from support_jwks import JWKSServer
 import jwtlite
 from jwtlite import CLAIMS_ENVIRON_KEY, BearerAuth, JWKSClient, Key
 
+from support import FakeClock
+
 KEY = Key.generate("ES256", kid="es-1")
 STRANGER = Key.generate("ES256", kid="es-1")
 NOW = int(time.time())
@@ -225,15 +227,16 @@ def test_a_jwks_that_cannot_be_fetched_is_503_not_401() -> None:
     server = JWKSServer()
     try:
         server.status = 500
-        client = JWKSClient(server.url, timeout=2.0)
-        app = guarded(client, retry_after=7)
+        clock = FakeClock()
+        app = guarded(JWKSClient(server.url, timeout=2.0, clock=clock), retry_after=7)
         response = app.get("/", headers=bearer(access()), status=503)
         assert response.headers["Retry-After"] == "7"
         assert "WWW-Authenticate" not in response.headers
         assert set(response.json) == {"detail"}
-        # The JWKS comes back: after the cooldown, the same token passes.
+        # The JWKS comes back: once the cooldown has passed, the same token passes.
         server.serve_jwks({"keys": [KEY.public_jwk()]})
-        app.app._keys = JWKSClient(server.url, timeout=2.0)
+        app.get("/", headers=bearer(access()), status=503)
+        clock.advance(10)
         app.get("/", headers=bearer(access()), status=200)
     finally:
         server.close()

@@ -62,9 +62,9 @@ def resource(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     return [json.dumps({"user_id": claims["user_id"]}).encode()]
 
 
-def resource_server(server: ServerProcess, algorithm: str) -> webtest.TestApp:
+def resource_server(server: ServerProcess, *algorithms: str) -> webtest.TestApp:
     client = JWKSClient(server.url + "/.well-known/jwks.json", timeout=3.0)
-    return webtest.TestApp(BearerAuth(resource, client, algorithms=[algorithm]))
+    return webtest.TestApp(BearerAuth(resource, client, algorithms=algorithms))
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -115,3 +115,24 @@ def test_a_refresh_through_the_server_gives_a_token_the_resource_accepts(
     assert refreshed.status == 200, refreshed.body
     app = resource_server(server, "Ed448")
     app.get("/", headers=bearer(refreshed.json()["access"]), status=200)
+
+
+def test_switching_the_service_from_eddsa_to_ed25519_keeps_its_tokens(issuer: Issuer) -> None:
+    before = issuer(JWTLITE_ALGORITHM="EdDSA")
+    pair = tokens_from(before)
+    assert before.stop() == 0
+    after = issuer(JWTLITE_ALGORITHM="Ed25519")  # the same database, so the same key file
+    verified = http("POST", after.url + "/accounts/token/verify/", {"token": pair["access"]})
+    assert verified.status == 200, verified.body
+    refreshed = http("POST", after.url + "/accounts/token/refresh/", {"refresh": pair["refresh"]})
+    assert refreshed.status == 200, refreshed.body
+    new_access = refreshed.json()["access"]
+    assert jwtlite.get_unverified_header(new_access)["alg"] == "Ed25519"
+    assert (
+        jwtlite.get_unverified_header(new_access)["kid"]
+        == (jwtlite.get_unverified_header(pair["access"])["kid"])
+    )
+    # A resource server allowing both names accepts the old and the new access tokens.
+    app = resource_server(after, "Ed25519", "EdDSA")
+    app.get("/", headers=bearer(pair["access"]), status=200)
+    app.get("/", headers=bearer(new_access), status=200)
