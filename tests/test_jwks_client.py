@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from support_jwks import JWKSServer
 
 import jwtlite
-from jwtlite import InvalidKeyError, JWKSClient, JWKSFetchError, Key, KeySet
+from jwtlite import InvalidKeyError, JWKSClient, JWKSFetchError, Key, KeySet, KeySource
 from jwtlite._jwk import public_members
 
 from support import FakeClock
@@ -361,3 +361,19 @@ def test_key_set_returns_the_cached_set(server: JWKSServer, clock: FakeClock) ->
     assert {key.kid for key in client.key_set()} == {"es-1", "ed-1"}
     assert {key.kid for key in client.key_set()} == {"es-1", "ed-1"}
     assert server.requests == 1
+
+
+def test_any_key_source_serves_decode() -> None:
+    class Directory(KeySource):
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def key_for(self, kid: str) -> Key:
+            self.asked.append(kid)
+            return KeySet([ES256]).get(kid)
+
+    directory = Directory()
+    assert jwtlite.decode(token(), directory, ["ES256"]) == CLAIMS
+    with pytest.raises(InvalidKeyError):
+        jwtlite.decode(token(ED25519), directory, ["Ed25519"])
+    assert directory.asked == ["es-1", "ed-1"]
