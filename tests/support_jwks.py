@@ -1,7 +1,8 @@
 """A JWKS document server on a loopback port whose answers a test controls.
 
 Test modules import this as ``support_jwks``. ``JWKSServer`` answers every GET with the
-current ``status``, ``body`` and ``headers``, after ``delay`` seconds, and counts requests.
+current ``status``, ``body`` and ``headers``, after ``delay`` seconds, and counts requests;
+``endless`` streams a body that never ends, ``drip`` sends it a byte at a time.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ class JWKSServer:
         self.headers: dict[str, str] = {"Content-Type": "application/json"}
         self.delay = 0.0
         self.send_length = True
+        self.endless = False  # after the body, spaces until the client hangs up (or 256 MiB)
+        self.drip = 0.0  # seconds between single bytes of an endless body
+        self.sent = 0  # bytes of the last answer that reached the socket
         self.requests = 0
         self.paths: list[str] = []
         self._lock = threading.Lock()
@@ -66,7 +70,20 @@ class JWKSServer:
                     self.close_connection = True
                 self.end_headers()
                 with contextlib.suppress(OSError):  # the client stopped reading (size cap)
+                    server.sent = 0
                     self.wfile.write(server.body)
+                    server.sent = len(server.body)
+                    if server.endless:
+                        self._stream_forever()
+
+            def _stream_forever(self) -> None:
+                chunk = b" " if server.drip else b" " * 65536
+                while server.sent < 256 * 1024 * 1024 and not server._released.is_set():
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    server.sent += len(chunk)
+                    if server.drip:
+                        server._released.wait(server.drip)
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -228,6 +228,26 @@ def test_an_oversized_body_is_refused(
         client_for(server, clock, max_size=65536).key_for("es-1")
 
 
+def test_an_endless_body_is_cut_off_while_reading(server: JWKSServer, clock: FakeClock) -> None:
+    server.body = b'{"keys": ['
+    server.send_length = False
+    server.endless = True
+    with pytest.raises(JWKSFetchError, match="larger than 65536"):
+        client_for(server, clock, max_size=65536).key_for("es-1")
+    assert server.sent < 256 * 1024 * 1024  # the client hung up long before the end
+
+
+def test_a_dripping_body_meets_the_whole_body_deadline(
+    server: JWKSServer, clock: FakeClock
+) -> None:
+    server.body = b'{"keys": ['
+    server.send_length = False
+    server.endless = True
+    server.drip = 0.05  # every read gets a byte well within the timeout
+    with pytest.raises(JWKSFetchError, match="took more than"):
+        client_for(server, clock, timeout=0.5).key_for("es-1")
+
+
 def test_redirects_are_not_followed(server: JWKSServer, clock: FakeClock) -> None:
     server.status = 302
     server.headers = {"Location": server.url + "?elsewhere"}
