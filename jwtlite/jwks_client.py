@@ -8,7 +8,9 @@ finds them by ``kid``. It is built to keep verifying through an outage of the is
 - an unknown ``kid`` causes at most one fetch per ``refetch_cooldown``, so random ``kid``s
   sent by an attacker cannot make it fetch more;
 - a failed fetch keeps the cached keys (PyJWT's client empties its cache, pyjwt#1162), logs
-  a warning, and is not retried before the cooldown has passed;
+  a warning, and is not retried before the cooldown has passed; until a fetch succeeds
+  again, a ``kid`` the cache lacks is a :class:`JWKSFetchError` (it may be a key published
+  since), not an unknown key;
 - the connection and every read have a timeout, the body a size cap enforced while reading,
   redirects are refused, and ``http`` is allowed only to loopback hosts or hosts named in
   ``allow_http_hosts``;
@@ -115,7 +117,7 @@ class JWKSClient(KeySource):
             raise ValueError("timeout and max_size must be positive")
         if not 0 <= refetch_cooldown <= lifetime <= max_lifetime:
             raise ValueError("need 0 <= refetch_cooldown <= lifetime <= max_lifetime")
-        self.url = url
+        self._url = url
         self._where = _check_url(url, {host.lower() for host in allow_http_hosts})
         self._timeout = timeout
         self._max_size = max_size
@@ -133,7 +135,7 @@ class JWKSClient(KeySource):
 
         Raises:
             InvalidKeyError: no key has this ``kid`` (even after a permitted refetch).
-            JWKSFetchError: no key was ever fetched and fetching fails now.
+            JWKSFetchError: no cached key has this ``kid`` and the last fetch failed.
         """
         cache = self._cache
         key = cache.get(kid)
@@ -154,7 +156,9 @@ class JWKSClient(KeySource):
         key = cache.get(kid)
         if key is not None:
             return key
-        if cache.keys is None:
+        if cache.error is not None:
+            # The issuer cannot be asked: the kid may be a key published since the last good
+            # fetch. "Try later" (503 in BearerAuth), not "your token is bad".
             raise self._unavailable(cache)
         raise InvalidKeyError("no key matches the token's kid")
 
@@ -194,7 +198,7 @@ class JWKSClient(KeySource):
 
     def _fetch(self) -> tuple[KeySet, float]:
         request = urllib.request.Request(  # noqa: S310 (the scheme is checked in __init__)
-            self.url, headers={"Accept": "application/jwk-set+json, application/json"}
+            self._url, headers={"Accept": "application/jwk-set+json, application/json"}
         )
         try:
             with self._opener.open(request, timeout=self._timeout) as response:

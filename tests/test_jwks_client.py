@@ -176,8 +176,8 @@ def test_a_failed_refetch_keeps_serving_the_cached_keys(
     clock.advance(61)
     with caplog.at_level(logging.WARNING, logger="jwtlite.jwks"):
         assert jwtlite.decode(good, client, ["ES256"]) == CLAIMS
-        with pytest.raises(InvalidKeyError):
-            client.key_for("unknown")  # within the cooldown: no fetch
+        with pytest.raises(JWKSFetchError):
+            client.key_for("unknown")  # within the cooldown: no fetch, and "cannot tell"
     assert server.requests == 2
     assert "HTTP 500" in caplog.text
     assert "keeping the cached keys" in caplog.text
@@ -279,9 +279,12 @@ def test_a_bad_refetch_keeps_the_good_keys(server: JWKSServer, clock: FakeClock)
     client = client_for(server, clock, refetch_cooldown=0.0)
     client.key_for("es-1")
     server.serve_jwks(HOSTILE_DOCUMENTS["hmac-key"])
-    with pytest.raises(InvalidKeyError):
+    with pytest.raises(JWKSFetchError, match="oct"):
         client.key_for("h")  # the HMAC key is never usable
     assert client.key_for("es-1").algorithm == "ES256"
+    server.serve_jwks(KeySet([ES256]).jwks())
+    with pytest.raises(InvalidKeyError):
+        client.key_for("h")  # a good fetch again: now simply unknown
 
 
 def test_keys_for_other_uses_are_skipped(server: JWKSServer, clock: FakeClock) -> None:
