@@ -47,6 +47,8 @@ CLAIMS_ENVIRON_KEY = "jwtlite.claims"
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _REALM = re.compile(r"[\x20-\x7e]*")
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -86,7 +88,7 @@ class BearerAuth:
 
     Raises:
         TypeError: ``algorithms`` is empty or a string.
-        ValueError: ``realm`` has characters a quoted header value cannot carry.
+        ValueError: ``realm`` or a scope has characters a quoted header value cannot carry.
     """
 
     def __init__(
@@ -109,6 +111,9 @@ class BearerAuth:
             raise TypeError("algorithms must be a non-empty list of algorithm names")
         if not _REALM.fullmatch(realm) or '"' in realm or "\\" in realm:
             raise ValueError("realm must be printable ASCII without quotes or backslashes")
+        scopes = frozenset(scopes)
+        if not all(_SCOPE.fullmatch(scope) for scope in scopes):
+            raise ValueError("scopes must be RFC 6749 scope tokens (no spaces or quotes)")
         self.app = app
         self._keys = keys
         self._algorithms = list(algorithms)
@@ -117,10 +122,13 @@ class BearerAuth:
         self._leeway = leeway
         self._options = Options(require=tuple(dict.fromkeys(("exp", *require))))
         self._token_types = None if token_types is None else frozenset(token_types)
-        self._scopes = frozenset(scopes)
+        self._scopes = scopes
         self._allow_anonymous = allow_anonymous
         self._challenge = f'Bearer realm="{realm}"'
         # The refusals that do not depend on the token, built once.
+        self._no_credentials = _Refusal(
+            401, "Authentication credentials were not provided.", self._challenge
+        )
         self._invalid_request = _Refusal(
             400,
             "Authorization header must contain two space-delimited values",
@@ -160,7 +168,7 @@ class BearerAuth:
     def _token_in(self, header: str | None) -> str | _Refusal:
         scheme, _, credentials = (header or "").strip(" ").partition(" ")
         if scheme.lower() != "bearer":
-            return _Refusal(401, "Authentication credentials were not provided.", self._challenge)
+            return self._no_credentials
         token = credentials.strip(" ")
         if not _TOKEN68.fullmatch(token):
             return self._invalid_request

@@ -251,6 +251,12 @@ def test_algorithms_are_required(algorithms: Any) -> None:
         BearerAuth(resource, KEY, algorithms=algorithms)
 
 
+@pytest.mark.parametrize("scope", ['a"b', "a b", "a\\b", "", "é"])
+def test_a_scope_that_is_not_a_scope_token_is_refused(scope: str) -> None:
+    with pytest.raises(ValueError, match="scope"):
+        BearerAuth(resource, KEY, algorithms=["ES256"], scopes=[scope])
+
+
 @pytest.mark.parametrize("realm", ['a"b', "a\\b", "é", "a\nb"])
 def test_a_realm_that_cannot_be_quoted_is_refused(realm: str) -> None:
     with pytest.raises(ValueError, match="realm"):
