@@ -1,4 +1,4 @@
-"""Signature algorithms of RFC 7518 §3 and RFC 8037, one small object per family.
+"""Signature algorithms of RFC 7518 §3, RFC 8037 and RFC 9864, one small object per family.
 
 Each algorithm names the key types it accepts and checks a key once (``check_key``), so
 "HMAC with an RSA public key" or "ES256 with a P-384 key" cannot be expressed. There is no
@@ -26,6 +26,8 @@ __all__ = [
     "ALGORITHMS",
     "Algorithm",
     "ECDSAAlgorithm",
+    "Ed448Algorithm",
+    "Ed25519Algorithm",
     "EdDSAAlgorithm",
     "HMACAlgorithm",
     "RSAAlgorithm",
@@ -202,11 +204,15 @@ class ECDSAAlgorithm(_AsymmetricAlgorithm):
 
 
 class EdDSAAlgorithm(_AsymmetricAlgorithm):
-    """EdDSA with Ed25519 or Ed448 keys (RFC 8037 §3.1)."""
+    """EdDSA with Ed25519 or Ed448 keys (RFC 8037 §3.1; deprecated by RFC 9864 in favour of
+    the fully-specified :class:`Ed25519Algorithm` and :class:`Ed448Algorithm`)."""
 
     family = "OKP"
-    private_types = (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)
-    public_types = (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)
+    private_types: ClassVar[tuple[type, ...]] = (
+        ed25519.Ed25519PrivateKey,
+        ed448.Ed448PrivateKey,
+    )
+    public_types: ClassVar[tuple[type, ...]] = (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)
     name = "EdDSA"
 
     def sign(self, key: Any, data: bytes) -> bytes:
@@ -218,6 +224,24 @@ class EdDSAAlgorithm(_AsymmetricAlgorithm):
         except InvalidSignature:
             return False
         return True
+
+
+class Ed25519Algorithm(EdDSAAlgorithm):
+    """``Ed25519`` (RFC 9864 §2.2): EdDSA with Ed25519 keys only."""
+
+    family = "Ed25519"
+    private_types = (ed25519.Ed25519PrivateKey,)
+    public_types = (ed25519.Ed25519PublicKey,)
+    name = "Ed25519"
+
+
+class Ed448Algorithm(EdDSAAlgorithm):
+    """``Ed448`` (RFC 9864 §2.3): EdDSA with Ed448 keys only."""
+
+    family = "Ed448"
+    private_types = (ed448.Ed448PrivateKey,)
+    public_types = (ed448.Ed448PublicKey,)
+    name = "Ed448"
 
 
 ALGORITHMS: Mapping[str, Algorithm] = {
@@ -236,6 +260,8 @@ ALGORITHMS: Mapping[str, Algorithm] = {
         ECDSAAlgorithm("ES384", hashes.SHA384(), ec.SECP384R1),
         ECDSAAlgorithm("ES512", hashes.SHA512(), ec.SECP521R1),
         EdDSAAlgorithm(),
+        Ed25519Algorithm(),
+        Ed448Algorithm(),
     )
 }
 

@@ -403,7 +403,11 @@ def _decode(args: argparse.Namespace, environ: Environ) -> int:
         _print_json({"verified": False, "header": header, "claims": claims})
         return 0
     key = _verifying_key(args.key, args.algorithm)
-    algorithms = sorted({k.algorithm for k in key}) if isinstance(key, KeySet) else [key.algorithm]
+    # What the key verifies: a PEM Ed25519 key (inferred as EdDSA) also verifies "Ed25519"
+    # tokens (RFC 9864); an explicit --algorithm narrows the allowlist to that one.
+    keys = list(key) if isinstance(key, KeySet) else [key]
+    names = {name for k in keys for name in k.algorithms}
+    algorithms = sorted(names) if args.algorithm is None else [args.algorithm]
     decoded = decode_complete(
         token,
         key,

@@ -24,6 +24,7 @@ __all__ = [
     "InvalidIssuerError",
     "InvalidKeyError",
     "InvalidSignatureError",
+    "JWKSFetchError",
     "JWTError",
     "MalformedTokenError",
     "MissingClaimError",
@@ -60,6 +61,16 @@ class AlgorithmNotAllowedError(JWTError):
 
 class InvalidKeyError(JWTError):
     """The key material is unusable: wrong type, too weak, unparsable, or unknown ``kid``."""
+
+
+class JWKSFetchError(JWTError):
+    """A JWK Set could not be fetched or used (network, HTTP status, size, JSON, a key the
+    library refuses) and no cached key can answer instead. ``url`` is the JWKS address
+    without its query."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
 
 
 class InvalidClaimError(JWTError):

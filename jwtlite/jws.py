@@ -27,7 +27,7 @@ from jwtlite.errors import (
     InvalidSignatureError,
     MalformedTokenError,
 )
-from jwtlite.keys import Key, KeySet, as_key
+from jwtlite.keys import Key, KeySet, KeySource, as_key
 
 __all__ = [
     "DEFAULT_MAX_TOKEN_SIZE",
@@ -87,6 +87,10 @@ def decode(
     max_size: int = DEFAULT_MAX_TOKEN_SIZE,
 ) -> bytes:
     """Verify a compact JWS and return its payload bytes.
+
+    ``key`` is what :func:`encode` takes, or a :class:`~jwtlite.keys.KeySource` such as
+    :class:`~jwtlite.jwks_client.JWKSClient`; a :class:`KeySet` or a key source picks the
+    key by the header's ``kid``.
 
     Raises:
         MalformedTokenError: the token is too large or not a well-formed compact JWS.
@@ -228,6 +232,10 @@ def _verifying_key(key: Any, header: _Header) -> Key:
         if header.kid is None:
             raise InvalidKeyError("Token has no kid to choose a key with")
         key = key.get(header.kid)
+    elif isinstance(key, KeySource):
+        if header.kid is None:
+            raise InvalidKeyError("Token has no kid to choose a key with")
+        key = key.key_for(header.kid)
     return as_key(key, header.algorithm)
 
 

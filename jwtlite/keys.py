@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from jwtlite._encoding import b64url_encode, json_dumps
 from jwtlite._jwk import (
@@ -31,6 +31,7 @@ from jwtlite._material import infer_algorithm, is_key_material, load_pem, load_p
 from jwtlite.algorithms import (
     Algorithm,
     ECDSAAlgorithm,
+    Ed448Algorithm,
     EdDSAAlgorithm,
     HMACAlgorithm,
     PrivateKey,
@@ -38,7 +39,28 @@ from jwtlite.algorithms import (
 )
 from jwtlite.errors import AlgorithmNotAllowedError, InvalidKeyError
 
-__all__ = ["Key", "KeySet", "as_key"]
+__all__ = ["Key", "KeySet", "KeySource", "as_key"]
+
+
+class KeySource:
+    """Something that finds a verifying :class:`Key` by a token's ``kid`` (a JWKS client).
+
+    Anything that takes a verifying key (:func:`jwtlite.decode` and friends) takes one; a
+    token without ``kid`` is refused, as with a :class:`KeySet`. Subclasses implement
+    :meth:`key_for`. (A plain base class, not an ``abc.ABC``: the verifier asks
+    ``isinstance`` on every token, and an ABC check costs several times more.)
+    """
+
+    __slots__ = ()
+
+    def key_for(self, kid: str) -> Key:
+        """The key called ``kid``.
+
+        Raises:
+            InvalidKeyError: no key has this ``kid``.
+            JWTError: a subclass saying why no key can be looked up now.
+        """
+        raise NotImplementedError
 
 
 class Key:
@@ -51,6 +73,11 @@ class Key:
         algorithm: the one algorithm this key serves, e.g. ``"HS256"`` or ``"ES256"``.
         kid: an optional key id, written to the header of tokens signed with this key.
 
+    ``algorithms`` names the token algorithms this key verifies: its own, and for an
+    Ed25519/Ed448 key both the RFC 9864 name of its curve and the older ``EdDSA`` (the same
+    signature with the same key, so no algorithm confusion can follow). The caller's
+    ``algorithms=`` allowlist still decides which of them a verifier accepts.
+
     Raises:
         InvalidKeyError: the material cannot serve ``algorithm`` (wrong type, curve, size, an
             RSA modulus with the ROCA fingerprint), or its JWK is not for signatures.
@@ -59,15 +86,18 @@ class Key:
 
     __slots__ = (
         "_algorithm",
+        "_aliases",
         "_sign_with",
         "_signing",
         "_verify_with",
         "_verifying",
         "algorithm",
+        "algorithms",
         "kid",
     )
 
     algorithm: str
+    algorithms: frozenset[str]
     kid: str | None
 
     def __init__(self, material: Any, algorithm: str, *, kid: str | None = None) -> None:
@@ -78,8 +108,10 @@ class Key:
         if "sign" not in operations:
             signing = None  # a private key whose JWK only verifies is a verifying key
         self.algorithm = alg.name
+        self.algorithms = _accepted_algorithms(alg, verifying)
         self.kid = kid
         self._algorithm = alg
+        self._aliases: dict[str, Key] = {}
         self._signing = signing
         self._verifying = verifying
         self._sign_with = None if signing is None else alg.prepare(signing)
@@ -89,7 +121,8 @@ class Key:
 
     @classmethod
     def generate(cls, algorithm: str, *, kid: str | None = None) -> Key:
-        """Make a fresh key for ``algorithm`` (RSA 2048, the algorithm's curve, Ed25519).
+        """Make a fresh key for ``algorithm`` (RSA 2048, the algorithm's curve; Ed448 for
+        ``Ed448``, else Ed25519 for ``Ed25519`` and ``EdDSA``).
 
         Asymmetric keys get their RFC 7638 thumbprint as ``kid`` unless one is given.
         """
@@ -100,6 +133,8 @@ class Key:
             material = os.urandom(alg.min_key_length)
         elif isinstance(alg, ECDSAAlgorithm):
             material = ec.generate_private_key(alg.curve())
+        elif isinstance(alg, Ed448Algorithm):
+            material = ed448.Ed448PrivateKey.generate()
         elif isinstance(alg, EdDSAAlgorithm):
             material = ed25519.Ed25519PrivateKey.generate()
         else:
@@ -188,6 +223,32 @@ class Key:
         if self._verify_with is None:
             raise InvalidKeyError(f"this {self.algorithm} key's key_ops do not allow verify")
         return self._algorithm.verify(self._verify_with, data, signature)
+
+    def for_algorithm(self, algorithm: str) -> Key:
+        """This key serving ``algorithm``, one of :attr:`algorithms` (made once, then reused).
+
+        An ``Ed25519`` key asked for ``EdDSA`` signs and verifies tokens whose header says
+        ``EdDSA``, with the same material, ``kid`` and permitted operations.
+
+        Raises:
+            AlgorithmNotAllowedError: ``algorithm`` is not one of :attr:`algorithms`.
+        """
+        if algorithm == self.algorithm:
+            return self
+        if algorithm not in self.algorithms:
+            raise AlgorithmNotAllowedError(
+                f"the key is for {self.algorithm}, not {algorithm}", algorithm=algorithm
+            )
+        alias = self._aliases.get(algorithm)
+        if alias is None:
+            alias = Key(self._verifying if self._signing is None else self._signing, algorithm)
+            alias.kid = self.kid
+            if self._sign_with is None:
+                alias._signing = alias._sign_with = None
+            if self._verify_with is None:
+                alias._verify_with = None
+            self._aliases[algorithm] = alias  # a benign race: both threads build equal keys
+        return alias
 
     def public_key(self) -> Key:
         """This key without its private part (an HMAC key is returned as it is).
@@ -345,11 +406,9 @@ def as_key(material: Any, algorithm: str) -> Key:
         InvalidKeyError: the material cannot serve ``algorithm``.
     """
     if isinstance(material, Key):
-        if material.algorithm != algorithm:
-            raise AlgorithmNotAllowedError(
-                f"the key is for {material.algorithm}, not {algorithm}", algorithm=algorithm
-            )
-        return material
+        if material.algorithm == algorithm:
+            return material
+        return material.for_algorithm(algorithm)
     try:
         hash(material)
     except TypeError:  # a dict or a public key object: nothing to cache it by
@@ -365,6 +424,13 @@ def _cached_key(material: Any, algorithm: str) -> Key:
 
 
 # -- preparation ------------------------------------------------------------------------------
+
+
+def _accepted_algorithms(alg: Algorithm, verifying: Any) -> frozenset[str]:
+    if not isinstance(alg, EdDSAAlgorithm):
+        return frozenset({alg.name})
+    curve = "Ed448" if isinstance(verifying, ed448.Ed448PublicKey) else "Ed25519"
+    return frozenset({"EdDSA", curve})
 
 
 def _prepare(material: Any, alg: Algorithm) -> tuple[Any, Any, frozenset[str]]:

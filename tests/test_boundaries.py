@@ -126,6 +126,13 @@ token = jwtlite.encode({"sub": "2"}, keyset)
 assert jwtlite.decode_complete(token, keyset, ["ES256"])["payload"] == {"sub": "2"}
 assert jwtlite.get_unverified_header(token)["kid"] == key.kid
 assert jws.decode(jws.encode(b"raw", key), key.public_key(), ["ES256"]) == b"raw"
+guard = jwtlite.BearerAuth(lambda environ, start: [b""], key, algorithms=["ES256"])
+answers = []
+access = jwtlite.encode({"sub": "3", "exp": 4102444800}, keyset)
+guard({"HTTP_AUTHORIZATION": "Bearer " + access}, lambda status, headers: answers.append(status))
+guard({}, lambda status, headers: answers.append(status))
+assert answers == ["401 Unauthorized"], answers
+jwtlite.JWKSClient("https://issuer.example/.well-known/jwks.json")
 try:
     jwtlite.decode("not.a.token", secret, ["HS256"])
 except jwtlite.JWTError:
@@ -174,6 +181,11 @@ def test_public_names_cover_the_documented_api() -> None:
         "InvalidIssuerError",
         "MissingClaimError",
         "InvalidClaimError",
+        "JWKSClient",
+        "JWKSFetchError",
+        "KeySource",
+        "BearerAuth",
+        "CLAIMS_ENVIRON_KEY",
     }
     assert documented <= set(jwtlite.__all__)
     assert len(jwtlite.__all__) == len(set(jwtlite.__all__))

@@ -379,7 +379,10 @@ def test_migrate_never_shows_a_database_password(cli: Callable[..., Any]) -> Non
 
 # -- keys -------------------------------------------------------------------------------------
 
-ALGORITHMS = ["HS256", "HS384", "HS512", "RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"]
+ALGORITHMS = [
+    *("HS256", "HS384", "HS512", "RS256", "PS256", "ES256", "ES384", "ES512"),
+    *("EdDSA", "Ed25519", "Ed448"),
+]
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS, ids=ALGORITHMS)
@@ -474,6 +477,21 @@ def test_decode_with_key_verifies(cli: Callable[..., Any], es256: tuple[Path, Ke
         "header": {"alg": "ES256", "typ": "JWT", "kid": key.kid},
         "claims": payload,
     }
+
+
+@pytest.mark.parametrize("algorithm", ["Ed25519", "EdDSA"])
+def test_decode_with_an_ed25519_public_pem_takes_both_names(
+    cli: Callable[..., Any], tmp_path: Path, algorithm: str
+) -> None:
+    key = Key.generate("Ed25519")
+    public = tmp_path / "public.pem"
+    public.write_bytes(key.public_pem())
+    token = encode(claims(), key, algorithm)
+    result = cli("decode", token, "--key", str(public))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["header"]["alg"] == algorithm
+    narrowed = cli("decode", token, "--key", str(public), "--algorithm", "Ed448")
+    assert narrowed.returncode == 1
 
 
 def test_decode_reads_the_token_from_stdin(

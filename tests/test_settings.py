@@ -299,7 +299,7 @@ def test_directory_as_key_file_refused(tmp_path: Path) -> None:
         Settings(private_key_file=str(tmp_path))
 
 
-@pytest.mark.parametrize("algorithm", ["none", "hs256", "HS1", "RS1", "Ed25519", ""])
+@pytest.mark.parametrize("algorithm", ["none", "hs256", "HS1", "RS1", "ed25519", "Ed", ""])
 def test_unknown_algorithm_refused(algorithm: str) -> None:
     with refused("ALGORITHM"):
         Settings(algorithm=algorithm)
@@ -307,7 +307,10 @@ def test_unknown_algorithm_refused(algorithm: str) -> None:
 
 @pytest.mark.parametrize(
     "algorithm",
-    ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"],
+    [
+        *("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"),
+        *("EdDSA", "Ed25519", "Ed448"),
+    ],
 )
 def test_asymmetric_algorithms_accepted(algorithm: str) -> None:
     assert Settings(algorithm=algorithm).algorithm == algorithm

@@ -39,7 +39,7 @@ DEFAULT_POOL_SIZE = 8
 _HMAC_MIN_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 _ASYMMETRIC = frozenset(
     f"{family}{size}" for family in ("RS", "PS", "ES") for size in (256, 384, 512)
-) | {"EdDSA"}
+) | {"EdDSA", "Ed25519", "Ed448"}  # Ed25519 and Ed448: RFC 9864's fully-specified names
 _ALGORITHMS = frozenset(_HMAC_MIN_KEY_BYTES) | _ASYMMETRIC
 
 # Every integer setting: its minimum, and its unit for error messages.

@@ -97,7 +97,8 @@ class TokenMinter:
         self._clock = clock
         self._claims = claims
         key_list = list(keys) if isinstance(keys, KeySet) else [keys]
-        self._algorithms = sorted({key.algorithm for key in key_list})
+        # An Ed25519/Ed448 key also verifies the EdDSA tokens it signed before RFC 9864.
+        self._algorithms = sorted({name for key in key_list for name in key.algorithms})
         self.signing_key = keys.current if isinstance(keys, KeySet) else keys
         # Written after user_id, in this order, when configured.
         self._tail: dict[str, Any] = {}

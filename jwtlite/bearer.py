@@ -1,0 +1,255 @@
+"""A WSGI middleware that lets only requests with a valid Bearer token reach an app
+(RFC 6750), for resource servers that trust tokens issued elsewhere (by jwtlite's service).
+
+Plain WSGI, no framework: wrap any WSGI app (Flask, Django, Falcon...) and serve it with any
+WSGI server. The claims of a verified token are put in the environ under
+:data:`CLAIMS_ENVIRON_KEY`. Answers, all with a small JSON body ``{"detail": ...}`` and
+``Cache-Control: no-store``:
+
+============================================  ====  =========================================
+request                                       code  ``WWW-Authenticate``
+============================================  ====  =========================================
+no ``Authorization`` header, or another       401   ``Bearer realm="..."`` (no error code,
+scheme (``Basic ...``)                                RFC 6750 §3.1)
+``Bearer`` without exactly one token68       400   ``error="invalid_request"``
+bad, expired, wrong audience/issuer/type      401   ``error="invalid_token"``
+valid token without the required scopes       403   ``error="insufficient_scope"``
+no key can be fetched (JWKS down, no cache)   503   none (the token is not at fault); with
+                                                      ``Retry-After``
+============================================  ====  =========================================
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
+from typing import Any, NamedTuple
+
+from jwtlite.errors import (
+    ExpiredTokenError,
+    ImmatureTokenError,
+    InvalidAudienceError,
+    InvalidIssuerError,
+    JWKSFetchError,
+    JWTError,
+    MissingClaimError,
+)
+from jwtlite.jwt import Options, decode
+
+__all__ = ["CLAIMS_ENVIRON_KEY", "BearerAuth"]
+
+#: The environ key under which a verified token's claims (a dict) reach the app; ``None``
+#: for an anonymous request let through by ``allow_anonymous=True``.
+CLAIMS_ENVIRON_KEY = "jwtlite.claims"
+
+# RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_REALM = re.compile(r"[\x20-\x7e]*")
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+# Short descriptions that say what is wrong without echoing the token or a key.
+_DESCRIPTIONS: tuple[tuple[type[JWTError], str], ...] = (
+    (ExpiredTokenError, "The access token expired"),
+    (ImmatureTokenError, "The access token is not valid yet"),
+    (InvalidAudienceError, "The access token is for another audience"),
+    (InvalidIssuerError, "The access token is from another issuer"),
+    (MissingClaimError, "The access token lacks a required claim"),
+)
+
+
+class BearerAuth:
+    """Verify the Bearer token of every request before ``app`` sees it.
+
+    Args:
+        app: the WSGI application to guard.
+        keys: what verifies the tokens: a :class:`jwtlite.JWKSClient` (usual), a
+            :class:`jwtlite.KeySet`, a :class:`jwtlite.Key` or key material.
+        algorithms: the allowlist of token algorithms; required, never a default.
+        audience: the audience(s) a token must name; None refuses tokens with ``aud``.
+        issuer: the issuer (or issuers) a token must name; None skips the check.
+        leeway: seconds of clock skew tolerated for ``exp``, ``nbf`` and ``iat``.
+        require: claim names every token must carry (``exp`` always is).
+        token_types: accepted values of the ``token_type`` claim when present (jwtlite's
+            refresh tokens are signed with the same key as its access tokens and say
+            ``"refresh"``); None accepts any.
+        scopes: scopes every token must grant, from its ``scope`` (space-separated) or
+            ``scp`` (list) claim; a token without them is answered 403.
+        realm: the ``realm`` of ``WWW-Authenticate``.
+        allow_anonymous: let requests *without* an ``Authorization`` header through, with
+            ``None`` as their claims; a bad token is still refused.
+        retry_after: seconds sent in ``Retry-After`` when no key can be fetched.
+
+    Raises:
+        TypeError: ``algorithms`` is empty or a string.
+        ValueError: ``realm`` or a scope has characters a quoted header value cannot carry.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        keys: Any,
+        *,
+        algorithms: Sequence[str],
+        audience: str | Iterable[str] | None = None,
+        issuer: str | Sequence[str] | None = None,
+        leeway: float | timedelta = 0,
+        require: Iterable[str] = (),
+        token_types: Iterable[str] | None = ("access",),
+        scopes: Iterable[str] = (),
+        realm: str = "api",
+        allow_anonymous: bool = False,
+        retry_after: int = 30,
+    ) -> None:
+        if isinstance(algorithms, str | bytes) or not algorithms:
+            raise TypeError("algorithms must be a non-empty list of algorithm names")
+        if not _REALM.fullmatch(realm) or '"' in realm or "\\" in realm:
+            raise ValueError("realm must be printable ASCII without quotes or backslashes")
+        scopes = frozenset(scopes)
+        if not all(_SCOPE.fullmatch(scope) for scope in scopes):
+            raise ValueError("scopes must be RFC 6749 scope tokens (no spaces or quotes)")
+        self.app = app
+        self._keys = keys
+        self._algorithms = list(algorithms)
+        self._audience = audience
+        self._issuer = issuer
+        self._leeway = leeway
+        self._options = Options(require=tuple(dict.fromkeys(("exp", *require))))
+        self._token_types = None if token_types is None else frozenset(token_types)
+        self._scopes = scopes
+        self._allow_anonymous = allow_anonymous
+        self._challenge = f'Bearer realm="{realm}"'
+        # The refusals that do not depend on the token, built once.
+        self._no_credentials = _Refusal(
+            401, "Authentication credentials were not provided.", self._challenge
+        )
+        self._invalid_request = _Refusal(
+            400,
+            "Authorization header must contain two space-delimited values",
+            f'{self._challenge}, error="invalid_request", '
+            'error_description="The Authorization header must be Bearer and one token"',
+        )
+        self._insufficient_scope = _Refusal(
+            403,
+            "The access token does not grant the required scope",
+            f'{self._challenge}, error="insufficient_scope", '
+            f'scope="{" ".join(sorted(self._scopes))}"',
+        )
+        self._unavailable = _Refusal(
+            503,
+            "The keys that verify tokens cannot be fetched now; try again later",
+            None,
+            (("Retry-After", str(retry_after)),),
+        )
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        outcome = self._authenticate(environ.get("HTTP_AUTHORIZATION"))
+        if isinstance(outcome, _Refusal):
+            return outcome.answer(start_response)
+        environ[CLAIMS_ENVIRON_KEY] = outcome
+        return self.app(environ, start_response)
+
+    def _authenticate(self, header: str | None) -> dict[str, Any] | _Refusal | None:
+        """The claims of the request's token, None for a permitted anonymous request, or
+        the refusal to answer with."""
+        if header is None and self._allow_anonymous:
+            return None
+        token = self._token_in(header)
+        if isinstance(token, _Refusal):
+            return token
+        return self._claims_of(token)
+
+    def _token_in(self, header: str | None) -> str | _Refusal:
+        scheme, _, credentials = (header or "").strip(" ").partition(" ")
+        if scheme.lower() != "bearer":
+            return self._no_credentials
+        token = credentials.strip(" ")
+        if not _TOKEN68.fullmatch(token):
+            return self._invalid_request
+        return token
+
+    def _claims_of(self, token: str) -> dict[str, Any] | _Refusal:
+        try:
+            claims = self._verify(token)
+        except JWKSFetchError:
+            return self._unavailable
+        except JWTError as exc:
+            return self._invalid_token(_describe(exc))
+        if not self._type_accepted(claims):
+            return self._invalid_token("The token is not an access token")
+        if self._scopes and not self._scopes <= _granted_scopes(claims):
+            return self._insufficient_scope
+        return claims
+
+    def _verify(self, token: str) -> dict[str, Any]:
+        return decode(
+            token,
+            self._keys,
+            self._algorithms,
+            audience=self._audience,
+            issuer=self._issuer,
+            leeway=self._leeway,
+            options=self._options,
+        )
+
+    def _type_accepted(self, claims: dict[str, Any]) -> bool:
+        if self._token_types is None or "token_type" not in claims:
+            return True
+        token_type = claims["token_type"]
+        return isinstance(token_type, str) and token_type in self._token_types
+
+    def _invalid_token(self, description: str) -> _Refusal:
+        challenge = f'{self._challenge}, error="invalid_token", error_description="{description}"'
+        return _Refusal(401, description, challenge)
+
+
+class _Refusal(NamedTuple):
+    """An answer that stops the request: status code, JSON detail, challenge, headers."""
+
+    status: int
+    detail: str
+    challenge: str | None
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def answer(self, start_response: StartResponse) -> list[bytes]:
+        body = json.dumps({"detail": self.detail}).encode()
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+        ]
+        if self.challenge is not None:
+            headers.append(("WWW-Authenticate", self.challenge))
+        start_response(_STATUS_LINES[self.status], headers + list(self.extra))
+        return [body]
+
+
+_STATUS_LINES = {
+    400: "400 Bad Request",
+    401: "401 Unauthorized",
+    403: "403 Forbidden",
+    503: "503 Service Unavailable",
+}
+
+
+def _describe(exc: JWTError) -> str:
+    for kind, description in _DESCRIPTIONS:
+        if isinstance(exc, kind):
+            return description
+    return "The access token is invalid"
+
+
+def _granted_scopes(claims: dict[str, Any]) -> frozenset[str]:
+    scope = claims.get("scope")
+    if isinstance(scope, str):
+        return frozenset(scope.split())
+    scp = claims.get("scp")
+    if isinstance(scp, list) and all(isinstance(item, str) for item in scp):
+        return frozenset(scp)
+    return frozenset()

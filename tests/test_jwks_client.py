@@ -1,0 +1,402 @@
+"""``JWKSClient`` against a real loopback HTTP server serving JWKS documents we control.
+
+Hostile or broken issuers (slow, huge, redirecting, failing, publishing secrets) and the
+cache rules (one fetch at a time, a cooldown for unknown kids, cached keys kept when a
+refetch fails) are each shown by counting the requests the server saw.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from support_jwks import JWKSServer
+
+import jwtlite
+from jwtlite import InvalidKeyError, JWKSClient, JWKSFetchError, Key, KeySet, KeySource
+from jwtlite._jwk import public_members
+
+from support import FakeClock
+
+CLAIMS = {"sub": "42", "exp": 4_102_444_800}
+ES256 = Key.generate("ES256", kid="es-1")
+ED25519 = Key.generate("Ed25519", kid="ed-1")
+# The point of this key is to be too weak: a JWKS publishing it must be refused.
+WEAK_RSA = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()  # noqa: S505
+
+
+@pytest.fixture
+def server() -> Iterator[JWKSServer]:
+    jwks_server = JWKSServer()
+    jwks_server.serve_jwks(KeySet([ES256, ED25519]).jwks())
+    yield jwks_server
+    jwks_server.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def client_for(server: JWKSServer, clock: FakeClock, **options: Any) -> JWKSClient:
+    options = {"timeout": 2.0, **options}
+    return JWKSClient(server.url, clock=clock, **options)
+
+
+def token(key: Key = ES256) -> str:
+    return jwtlite.encode(CLAIMS, key)
+
+
+# -- fetching and caching ---------------------------------------------------------------------
+
+
+def test_decode_with_a_client_fetches_once_then_uses_the_cache(
+    server: JWKSServer, clock: FakeClock
+) -> None:
+    client = client_for(server, clock)
+    for _ in range(5):
+        assert jwtlite.decode(token(), client, ["ES256"]) == CLAIMS
+        assert jwtlite.decode(token(ED25519), client, ["Ed25519"]) == CLAIMS
+    assert server.requests == 1
+    assert server.paths == ["/.well-known/jwks.json"]
+
+
+def test_a_token_without_kid_is_refused(server: JWKSServer, clock: FakeClock) -> None:
+    bare = Key(ES256.private_pem(), "ES256")  # no kid
+    with pytest.raises(InvalidKeyError, match="kid"):
+        jwtlite.decode(jwtlite.encode(CLAIMS, bare), client_for(server, clock), ["ES256"])
+    assert server.requests == 0
+
+
+def test_unknown_kids_refetch_at_most_once_per_cooldown(
+    server: JWKSServer, clock: FakeClock
+) -> None:
+    client = client_for(server, clock, refetch_cooldown=30.0)
+    client.key_for("es-1")
+    with pytest.raises(InvalidKeyError):
+        client.key_for("unknown")  # the first fetch was just now: no refetch yet
+    assert server.requests == 1
+    clock.advance(30)
+    for _ in range(50):  # an attacker's random kids
+        with pytest.raises(InvalidKeyError):
+            client.key_for(secrets.token_hex(8))
+    assert server.requests == 2  # the first fetch, and one refetch for the first random kid
+    clock.advance(30)
+    with pytest.raises(InvalidKeyError):
+        client.key_for("still-unknown")
+    assert server.requests == 3
+
+
+def test_a_new_kid_after_a_rotation_is_found_by_a_refetch(
+    server: JWKSServer, clock: FakeClock
+) -> None:
+    client = client_for(server, clock, refetch_cooldown=0.0)
+    assert jwtlite.decode(token(), client, ["ES256"]) == CLAIMS
+    rotated = Key.generate("ES256", kid="es-2")
+    server.serve_jwks(KeySet([rotated, ES256]).jwks())
+    assert jwtlite.decode(token(rotated), client, ["ES256"]) == CLAIMS
+    assert server.requests == 2
+
+
+def test_concurrent_callers_with_an_unknown_kid_share_one_fetch(
+    server: JWKSServer, clock: FakeClock
+) -> None:
+    client = client_for(server, clock)
+    client.key_for("es-1")
+    clock.advance(10)  # the cooldown since the first fetch
+    rotated = Key.generate("ES256", kid="es-2")
+    server.serve_jwks(KeySet([rotated, ES256]).jwks())
+    server.delay = 0.3  # the refetch is slow: every caller arrives while it runs
+    start = threading.Barrier(16)
+
+    def verify(_: int) -> dict[str, Any]:
+        start.wait(5)
+        return jwtlite.decode(token(rotated), client, ["ES256"])
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(verify, range(16)))
+    assert results == [CLAIMS] * 16
+    assert server.requests == 2
+
+
+def test_max_age_sets_the_lifetime_within_bounds(server: JWKSServer, clock: FakeClock) -> None:
+    server.serve_jwks(KeySet([ES256]).jwks(), **{"Cache-Control": "public, max-age=1000"})
+    client = client_for(server, clock, refetch_cooldown=10.0, lifetime=60.0)
+    client.key_for("es-1")
+    clock.advance(999)
+    client.key_for("es-1")
+    assert server.requests == 1
+    clock.advance(2)
+    client.key_for("es-1")  # stale: refreshed by this caller
+    assert server.requests == 2
+
+
+@pytest.mark.parametrize(
+    ("cache_control", "fresh_for"),
+    [
+        ("max-age=999999999", 500.0),  # capped by max_lifetime
+        ("max-age=1", 10.0),  # raised to the cooldown
+        ("no-store", 10.0),
+        ("max-age=abc", 60.0),  # unreadable: the default lifetime
+        ("", 60.0),
+    ],
+    ids=["huge", "tiny", "no-store", "unreadable", "absent"],
+)
+def test_cache_lifetime_bounds(
+    server: JWKSServer, clock: FakeClock, cache_control: str, fresh_for: float
+) -> None:
+    headers = {"Cache-Control": cache_control} if cache_control else {}
+    server.serve_jwks(KeySet([ES256]).jwks(), **headers)
+    client = client_for(server, clock, refetch_cooldown=10.0, lifetime=60.0, max_lifetime=500.0)
+    client.key_for("es-1")
+    clock.advance(fresh_for - 0.5)
+    client.key_for("es-1")
+    assert server.requests == 1
+    clock.advance(1)
+    client.key_for("es-1")
+    assert server.requests == 2
+
+
+# -- failures ---------------------------------------------------------------------------------
+
+
+def test_a_failed_refetch_keeps_serving_the_cached_keys(
+    server: JWKSServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = client_for(server, clock, lifetime=60.0, refetch_cooldown=30.0)
+    good = token()
+    assert jwtlite.decode(good, client, ["ES256"]) == CLAIMS
+    server.status, server.body = 500, b"oops"
+    clock.advance(61)
+    with caplog.at_level(logging.WARNING, logger="jwtlite.jwks"):
+        assert jwtlite.decode(good, client, ["ES256"]) == CLAIMS
+        with pytest.raises(JWKSFetchError):
+            client.key_for("unknown")  # within the cooldown: no fetch, and "cannot tell"
+    assert server.requests == 2
+    assert "HTTP 500" in caplog.text
+    assert "keeping the cached keys" in caplog.text
+    assert good not in caplog.text
+    clock.advance(31)
+    assert jwtlite.decode(good, client, ["ES256"]) == CLAIMS
+    assert server.requests == 3
+
+
+def test_no_cache_and_a_failing_server_is_a_fetch_error_without_a_storm(
+    server: JWKSServer, clock: FakeClock
+) -> None:
+    server.status = 503
+    client = client_for(server, clock, refetch_cooldown=30.0)
+    for _ in range(10):
+        with pytest.raises(JWKSFetchError) as info:
+            jwtlite.decode(token(), client, ["ES256"])
+    assert info.value.url == server.url
+    assert isinstance(info.value, jwtlite.JWTError)
+    assert server.requests == 1
+    server.serve_jwks(KeySet([ES256]).jwks())
+    clock.advance(31)
+    assert jwtlite.decode(token(), client, ["ES256"]) == CLAIMS
+
+
+def test_a_slow_server_times_out(server: JWKSServer, clock: FakeClock) -> None:
+    server.delay = 5.0
+    client = client_for(server, clock, timeout=0.3)
+    with pytest.raises(JWKSFetchError, match=r"TimeoutError|timed out"):
+        client.key_for("es-1")
+
+
+def test_a_closed_port_is_a_fetch_error(clock: FakeClock) -> None:
+    closed = JWKSServer()
+    url = closed.url
+    closed.close()
+    with pytest.raises(JWKSFetchError):
+        JWKSClient(url, clock=clock, timeout=1.0).key_for("es-1")
+
+
+@pytest.mark.parametrize("send_length", [True, False], ids=["content-length", "until-close"])
+def test_an_oversized_body_is_refused(
+    server: JWKSServer, clock: FakeClock, send_length: bool
+) -> None:
+    server.body = b'{"keys": [' + b" " * (4 * 1024 * 1024) + b"]}"
+    server.send_length = send_length
+    with pytest.raises(JWKSFetchError, match="larger than 65536"):
+        client_for(server, clock, max_size=65536).key_for("es-1")
+
+
+def test_an_endless_body_is_cut_off_while_reading(server: JWKSServer, clock: FakeClock) -> None:
+    server.body = b'{"keys": ['
+    server.send_length = False
+    server.endless = True
+    with pytest.raises(JWKSFetchError, match="larger than 65536"):
+        client_for(server, clock, max_size=65536).key_for("es-1")
+    assert server.sent < 256 * 1024 * 1024  # the client hung up long before the end
+
+
+def test_a_dripping_body_meets_the_whole_body_deadline(
+    server: JWKSServer, clock: FakeClock
+) -> None:
+    server.body = b'{"keys": ['
+    server.send_length = False
+    server.endless = True
+    server.drip = 0.05  # every read gets a byte well within the timeout
+    with pytest.raises(JWKSFetchError, match="took more than"):
+        client_for(server, clock, timeout=0.5).key_for("es-1")
+
+
+def test_redirects_are_not_followed(server: JWKSServer, clock: FakeClock) -> None:
+    server.status = 302
+    server.headers = {"Location": server.url + "?elsewhere"}
+    with pytest.raises(JWKSFetchError, match="HTTP 302"):
+        client_for(server, clock).key_for("es-1")
+    assert server.requests == 1
+
+
+HOSTILE_DOCUMENTS = {
+    "hmac-key": {"keys": [{"kty": "oct", "k": "c2VjcmV0" * 8, "alg": "HS256", "kid": "h"}]},
+    "hmac-beside-a-good-key": {"keys": [ES256.public_jwk(), {"kty": "oct", "k": "AAAA"}]},
+    "weak-rsa": {"keys": [{**public_members(WEAK_RSA), "alg": "RS256", "kid": "weak"}]},
+    "no-keys-member": {"keys_": []},
+    "keys-not-a-list": {"keys": {"kty": "EC"}},
+    "only-encryption-keys": {"keys": [{**ES256.public_jwk(), "use": "enc"}]},
+}
+
+
+@pytest.mark.parametrize("document", HOSTILE_DOCUMENTS.values(), ids=HOSTILE_DOCUMENTS.keys())
+def test_documents_the_library_refuses_are_fetch_errors(
+    server: JWKSServer, clock: FakeClock, document: Any
+) -> None:
+    server.serve_jwks(document)
+    with pytest.raises(JWKSFetchError):
+        client_for(server, clock).key_for("h")
+
+
+def test_a_bad_refetch_keeps_the_good_keys(server: JWKSServer, clock: FakeClock) -> None:
+    client = client_for(server, clock, refetch_cooldown=0.0)
+    client.key_for("es-1")
+    server.serve_jwks(HOSTILE_DOCUMENTS["hmac-key"])
+    with pytest.raises(JWKSFetchError, match="oct"):
+        client.key_for("h")  # the HMAC key is never usable
+    assert client.key_for("es-1").algorithm == "ES256"
+    server.serve_jwks(KeySet([ES256]).jwks())
+    with pytest.raises(InvalidKeyError):
+        client.key_for("h")  # a good fetch again: now simply unknown
+
+
+def test_keys_for_other_uses_are_skipped(server: JWKSServer, clock: FakeClock) -> None:
+    server.serve_jwks({"keys": [ES256.public_jwk(), {**ED25519.public_jwk(), "use": "enc"}]})
+    client = client_for(server, clock)
+    assert client.key_for("es-1").algorithm == "ES256"
+    with pytest.raises(InvalidKeyError):
+        client.key_for("ed-1")
+
+
+BAD_BODIES = {
+    "duplicate-member": b'{"keys": [], "keys": []}',
+    "not-json": b"<html>hello</html>",
+    "nan": b'{"keys": [], "x": NaN}',
+    "bom": b'\xef\xbb\xbf{"keys": []}',
+    "not-utf8": b'{"keys": [], "x": "\xff"}',
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
+def test_bodies_that_are_not_strict_json_are_refused(
+    server: JWKSServer, clock: FakeClock, body: bytes
+) -> None:
+    server.body = body
+    with pytest.raises(JWKSFetchError, match="strict JSON"):
+        client_for(server, clock).key_for("es-1")
+
+
+# -- URLs -------------------------------------------------------------------------------------
+
+REFUSED_URLS = {
+    "http-remote": "http://issuer.example/.well-known/jwks.json",
+    "http-private-address": "http://10.0.0.1/jwks",
+    "ftp": "ftp://127.0.0.1/jwks",
+    "file": "file:///etc/passwd",
+    "credentials": "https://user:pass@issuer.example/jwks",
+    "no-host": "https:///jwks",
+    "loopback-lookalike": "http://127.0.0.1.evil.example/jwks",
+    "localhost-subdomain": "http://localhost.evil.example/jwks",
+}
+
+
+@pytest.mark.parametrize("url", REFUSED_URLS.values(), ids=REFUSED_URLS.keys())
+def test_urls_refused_at_construction(url: str) -> None:
+    with pytest.raises(ValueError, match="JWKS URL"):
+        JWKSClient(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://issuer.example/.well-known/jwks.json",
+        "http://127.0.0.1:8000/.well-known/jwks.json",
+        "http://127.8.9.10/jwks",
+        "http://[::1]:8000/jwks",
+        "http://localhost:8000/jwks",
+        "http://LOCALHOST/jwks",
+    ],
+)
+def test_urls_accepted(url: str) -> None:
+    assert repr(JWKSClient(url)).startswith("JWKSClient(")
+
+
+def test_a_named_host_may_use_http() -> None:
+    JWKSClient("http://auth.internal/jwks", allow_http_hosts=["auth.internal"])
+    with pytest.raises(ValueError, match="JWKS URL"):
+        JWKSClient("http://other.internal/jwks", allow_http_hosts=["auth.internal"])
+
+
+def test_the_query_stays_out_of_errors(server: JWKSServer, clock: FakeClock) -> None:
+    server.status = 500
+    client = JWKSClient(server.url + "?api_key=hunter2", clock=clock, timeout=2.0)
+    with pytest.raises(JWKSFetchError) as info:
+        client.key_for("es-1")
+    assert "hunter2" not in str(info.value)
+    assert server.paths == ["/.well-known/jwks.json?api_key=hunter2"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"timeout": 0},
+        {"max_size": 0},
+        {"refetch_cooldown": 100.0, "lifetime": 50.0},
+        {"lifetime": 100.0, "max_lifetime": 50.0},
+    ],
+    ids=["timeout", "max-size", "cooldown-over-lifetime", "lifetime-over-max"],
+)
+def test_unusable_limits_are_refused(options: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=r"positive|refetch_cooldown"):
+        JWKSClient("https://issuer.example/jwks", **options)  # type: ignore[arg-type]
+
+
+def test_key_set_returns_the_cached_set(server: JWKSServer, clock: FakeClock) -> None:
+    client = client_for(server, clock)
+    assert {key.kid for key in client.key_set()} == {"es-1", "ed-1"}
+    assert {key.kid for key in client.key_set()} == {"es-1", "ed-1"}
+    assert server.requests == 1
+
+
+def test_any_key_source_serves_decode() -> None:
+    class Directory(KeySource):
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def key_for(self, kid: str) -> Key:
+            self.asked.append(kid)
+            return KeySet([ES256]).get(kid)
+
+    directory = Directory()
+    assert jwtlite.decode(token(), directory, ["ES256"]) == CLAIMS
+    with pytest.raises(InvalidKeyError):
+        jwtlite.decode(token(ED25519), directory, ["Ed25519"])
+    assert directory.asked == ["es-1", "ed-1"]
