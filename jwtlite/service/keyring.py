@@ -12,9 +12,10 @@ A ring over a key directory reloads (the one place: :meth:`KeyRing.reload`):
 - every ``KEYS_RELOAD_INTERVAL`` seconds, at the first request after the deadline (one
   ``stat`` of ``ring.json``; the keys are read again only when it changed);
 - after SIGHUP, at the next request (the handler only calls :func:`request_reload`);
-- when a token names a ``kid`` the ring does not know, at most once a second whatever the
-  traffic, so another instance that already signs with a new key is followed at once and
-  random ``kid``s cost no more than a dictionary miss.
+- when a token names a ``kid`` the ring does not know: one ``stat``, and the keys read again
+  only if ``ring.json`` changed (a failed read is retried at most once a second), so another
+  instance that already signs with a new key is followed at once, and random ``kid``s cost
+  a ``stat`` each, never a read of the directory.
 
 A reload that fails (garbage in the directory, a truncated key) logs a warning and keeps the
 ring that was working; it is tried again at the next deadline.
@@ -43,7 +44,7 @@ __all__ = ["UNKNOWN_KID_RELOAD_SECONDS", "KeyRing", "Ring", "request_reload"]
 
 log = logging.getLogger("jwtlite")
 
-#: At most one directory check a second for tokens naming an unknown ``kid``.
+#: After a failed reload, tokens naming an unknown ``kid`` retry it at most once a second.
 UNKNOWN_KID_RELOAD_SECONDS = 1.0
 _HEADER_CACHE_SIZE = 64
 
@@ -168,6 +169,7 @@ class KeyRing:
         self._lock = threading.Lock()
         self._next_check = clock() + reload_interval if directory is not None else float("inf")
         self._next_unknown_kid = 0.0
+        self._failed = False
         self._generation = _ReloadSignal.generation
 
     @classmethod
@@ -203,19 +205,22 @@ class KeyRing:
         return self.ring
 
     def after_unknown_kid(self, seen: Ring) -> Ring:
-        """The snapshot to try again with after ``seen`` knew no key for a token: a newer
-        one if another thread reloaded meanwhile, or if the directory changed (checked at
-        most once every :data:`UNKNOWN_KID_RELOAD_SECONDS`)."""
+        """The snapshot to try again with after ``seen`` knew no key for a token.
+
+        A newer snapshot if another thread reloaded meanwhile, or if ``ring.json`` changed
+        (one ``stat``, no more than the header parse the token already cost): another
+        instance may sign with a key this one has not loaded yet. The keys are read again
+        only when ``ring.json`` changed, which only ``rotate-key`` does; a read that failed
+        is not tried again for :data:`UNKNOWN_KID_RELOAD_SECONDS`, so tokens with random
+        ``kid``s never make the service read the directory over and over.
+        """
         if self.directory is None:
             return self.ring
         with self._lock:
-            if self.ring is not seen:
+            if self.ring is not seen or self._clock() < self._next_unknown_kid:
                 return self.ring
-            now = self._clock()
-            if now < self._next_unknown_kid:
-                return self.ring
-            self._next_unknown_kid = now + UNKNOWN_KID_RELOAD_SECONDS
-            self._reload_locked("unknown kid")
+            if not self._reload_locked("unknown kid") and self._failed:
+                self._next_unknown_kid = self._clock() + UNKNOWN_KID_RELOAD_SECONDS
         return self.ring
 
     def reload(self, reason: str = "requested") -> bool:
@@ -241,12 +246,14 @@ class KeyRing:
         directory = self.directory
         if directory is None:
             return False
+        self._failed = False
         try:
             if directory.stamp() == self._stamp:
                 return False
             files = directory.read()
             ring = Ring.from_files(files)
         except (InvalidKeyError, OSError) as exc:
+            self._failed = True
             log.warning("signing keys not reloaded (%s), keeping the current ring: %s", reason, exc)
             return False
         previous = self.ring
