@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from jwtlite import Key, jws
+from jwtlite._encoding import b64url_encode
 from jwtlite.errors import ConfigurationError, InvalidKeyError
 from jwtlite.service.auth import load_signing_keys
 from jwtlite.service.keydir import KeyDirectory, RingFiles, Stamp, key_pepper
@@ -399,6 +400,42 @@ def test_hs256_rotation_keeps_old_tokens_until_they_expire(
     a.post_json(REFRESH, {"refresh": old["refresh"]}, status=200)
     clock.advance(20)  # past the refresh lifetime
     a.post_json(REFRESH, {"refresh": old["refresh"]}, status=401)
+
+
+def test_a_read_only_directory_serves(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    KeyDirectory(str(keys_dir)).ensure("ES256", now=NOW)
+    (keys_dir / ".lock").unlink()
+    keys_dir.chmod(0o500)  # as a read-only mount: no lock file can be made
+    try:
+        a = instance(algorithm="ES256")
+        register(a)
+        a.post_json(VERIFY, {"token": login(a)["access"]}, status=200)
+    finally:
+        keys_dir.chmod(0o700)
+
+
+FOREIGN_HEADERS = {
+    "unknown kid": {"alg": "ES256", "typ": "JWT", "kid": "no-such-key"},
+    "no kid in an asymmetric ring": {"alg": "ES256", "typ": "JWT"},
+    "kid not a string": {"alg": "ES256", "typ": "JWT", "kid": 7},
+    "kid of a path": {"alg": "ES256", "typ": "JWT", "kid": "../ring.json"},
+}
+
+
+@pytest.mark.parametrize("forged", FOREIGN_HEADERS.values(), ids=FOREIGN_HEADERS.keys())
+def test_tokens_naming_no_key_of_the_ring_get_401(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock, forged: dict[str, Any]
+) -> None:
+    a = instance(algorithm="ES256")
+    register(a)
+    claims = unverified_segment(login(a)["access"], 1)
+    signing_input = b".".join(b64url_encode(json.dumps(part).encode()) for part in (forged, claims))
+    token = (signing_input + b"." + b64url_encode(os.urandom(64))).decode()
+    for path, body in ((VERIFY, {"token": token}), (REFRESH, {"refresh": token})):
+        reply = a.post_json(path, body, status=401)
+        assert reply.json["code"] == "token_not_valid"
 
 
 def test_jwks_lists_current_and_retired_keys_until_pruned(

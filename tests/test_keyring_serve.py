@@ -49,8 +49,8 @@ def keys_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def rotate_key(db_path: Path, keys_dir: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run ``python -m jwtlite rotate-key ARGS`` with ``JWTLITE_KEYS_DIR`` set."""
+def command(db_path: Path, keys_dir: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``python -m jwtlite ARGS`` with ``JWTLITE_KEYS_DIR`` set."""
 
     def run(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         environ = {
@@ -62,7 +62,7 @@ def rotate_key(db_path: Path, keys_dir: Path) -> Callable[..., subprocess.Comple
             **(env or {}),
         }
         return subprocess.run(
-            [sys.executable, "-m", "jwtlite", "rotate-key", *args],
+            [sys.executable, "-m", "jwtlite", *args],
             capture_output=True,
             text=True,
             cwd=db_path.parent,
@@ -70,6 +70,17 @@ def rotate_key(db_path: Path, keys_dir: Path) -> Callable[..., subprocess.Comple
             timeout=CLI_TIMEOUT,
             check=False,
         )
+
+    return run
+
+
+@pytest.fixture
+def rotate_key(command: Callable[..., Any]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``python -m jwtlite rotate-key ARGS`` with ``JWTLITE_KEYS_DIR`` set."""
+
+    def run(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        result: subprocess.CompletedProcess[str] = command("rotate-key", *args, env=env)
+        return result
 
     return run
 
@@ -131,6 +142,17 @@ def test_rotate_key_makes_retires_and_never_prints_a_key(
     secret = (keys_dir / f"{third['kid']}.key").read_text()
     for result in (first, second, third):
         assert secret not in json.dumps(result)
+
+
+def test_jwks_prints_the_ring(rotate_key: Callable[..., Any], command: Callable[..., Any]) -> None:
+    empty = command("jwks")
+    assert empty.returncode == 1
+    assert "no signing key in" in empty.stderr
+    old = printed(rotate_key("--algorithm", "ES256"))["kid"]
+    new = printed(rotate_key("--algorithm", "HS256"))["kid"]
+    listed = printed(command("jwks"))
+    assert [key["kid"] for key in listed["keys"]] == [old]  # the HMAC key is not published
+    assert new != old
 
 
 def test_concurrent_rotations_keep_one_chain(

@@ -131,6 +131,8 @@ class KeyDirectory:
             InvalidKeyError: the directory cannot be created or written, or ``seed`` is
                 given for a directory that already holds a ring.
         """
+        if seed is None and self.stamp() is not None:
+            return  # the usual start: no lock, so a read-only directory serves too
         self._make_directory()
         with self._locked():
             if self.stamp() is not None:
