@@ -122,7 +122,7 @@ class Ring:
             return self._only
         if isinstance(token, bytes):
             token = token.decode("ascii", "replace")
-        segment = token.partition(".")[0]
+        segment = token[: token.find(".")]  # a token without a dot fails its parse below
         key = self._by_header.get(segment)
         if key is not None:
             return key
@@ -200,8 +200,10 @@ class KeyRing:
 
     def current(self) -> Ring:
         """The snapshot to use now (reloaded first when a check is due)."""
-        if self._generation != _ReloadSignal.generation or self._clock() >= self._next_check:
-            self._check(blocking=False)
+        if self.directory is not None and (
+            self._generation != _ReloadSignal.generation or self._clock() >= self._next_check
+        ):
+            self._check()
         return self.ring
 
     def after_unknown_kid(self, seen: Ring) -> Ring:
@@ -229,8 +231,8 @@ class KeyRing:
         with self._lock:
             return self._reload_locked(reason)
 
-    def _check(self, *, blocking: bool) -> None:
-        if not self._lock.acquire(blocking=blocking):
+    def _check(self) -> None:
+        if not self._lock.acquire(blocking=False):
             return  # another thread is reloading: use the current snapshot meanwhile
         try:
             generation = _ReloadSignal.generation
