@@ -90,7 +90,9 @@ class TokenMinter:
         clock: the service's clock (Unix seconds).
         claims: extra claims for access tokens, or None.
 
-    Each call reads the ring's current snapshot once and uses it throughout.
+    Each call reads the ring's current snapshot once and uses it throughout; a check that
+    meets an unknown ``kid`` may take the newer snapshot another instance's rotation made
+    (:meth:`~jwtlite.service.keyring.KeyRing.after_unknown_kid`).
     """
 
     def __init__(
