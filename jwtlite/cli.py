@@ -32,7 +32,9 @@ from jwtlite.jwt import decode_complete, decode_unverified_claims
 from jwtlite.keys import Key, KeySet
 from jwtlite.service.accounts import AccountService
 from jwtlite.service.auth import AuthService, load_signing_keys, purge_expired
+from jwtlite.service.keydir import KeyDirectory, RingFiles
 from jwtlite.service.keyfile import key_file_content, load_key_file, write_key_file
+from jwtlite.service.keyring import Ring
 from jwtlite.service.sessions import session_document
 from jwtlite.service.settings import Settings
 from jwtlite.service.validators import normalize_username, username_key
@@ -139,6 +141,27 @@ def build_parser(environ: Environ) -> argparse.ArgumentParser:
 
     jwks = _command(commands, "jwks", _jwks, "print the service's public JWKS")
     _add_database(jwks)
+
+    rotate = _command(
+        commands,
+        "rotate-key",
+        _rotate_key,
+        "make a new signing key in JWTLITE_KEYS_DIR and retire the current one",
+    )
+    rotate.add_argument(
+        "--algorithm",
+        metavar="ALG",
+        choices=sorted(ALGORITHMS),
+        help="the new key's algorithm (default: the current key's; %(choices)s)",
+    )
+    rotate.add_argument(
+        "--import",
+        dest="import_file",
+        metavar="FILE",
+        help="instead of rotating, make the key in FILE (a key file, e.g. the one beside the "
+        "database or PRIVATE_KEY_FILE) the first key of an empty JWTLITE_KEYS_DIR, so the "
+        "tokens it signed keep verifying",
+    )
 
     flush = _command(
         commands, "flush-expired", _flush_expired, "delete expired tokens and login failures"
@@ -381,12 +404,79 @@ def _keygen(args: argparse.Namespace, environ: Environ) -> int:
 
 def _jwks(args: argparse.Namespace, environ: Environ) -> int:
     settings = Settings.from_env(environ)
+    if settings.keys_dir is not None:
+        directory = KeyDirectory(settings.keys_dir)
+        if directory.stamp() is None:
+            raise CommandError(f"no signing key in {settings.keys_dir} yet")
+        _print_json(Ring.from_files(_read_ring(directory)).jwks)
+        return 0
     if settings.secret_key is None and not os.path.exists(settings.key_path):
         # Not created here: the key is the server's to make on its first run.
         raise CommandError(f"no signing key at {settings.key_path} yet")
     keys = load_signing_keys(settings)
     _print_json(keys.jwks() if isinstance(keys, KeySet) else {"keys": []})
     return 0
+
+
+def _rotate_key(args: argparse.Namespace, environ: Environ) -> int:
+    settings = Settings.from_env(environ)
+    if settings.keys_dir is None:
+        raise UsageError(
+            "rotate-key needs JWTLITE_KEYS_DIR (a key directory; a single SECRET_KEY or key "
+            "file cannot hold a retired key)"
+        )
+    directory = KeyDirectory(settings.keys_dir)
+    now = int(time.time())
+    try:
+        if args.import_file is not None:
+            algorithm = args.algorithm or settings.algorithm
+            try:
+                seed = load_key_file(args.import_file, algorithm)
+            except FileNotFoundError:
+                raise CommandError(f"{args.import_file} does not exist") from None
+            directory.ensure(algorithm, now=now, seed=seed)
+            _print_json(
+                {
+                    "kid": seed.kid,
+                    "algorithm": seed.algorithm,
+                    "imported": args.import_file,
+                    "retired": [],
+                    "pruned": [],
+                }
+            )
+            return 0
+        if directory.stamp() is None:  # an empty directory: its first key, nothing to retire
+            directory.ensure(args.algorithm or settings.algorithm, now=now)
+            files = directory.read()
+            first = files.keys[files.manifest.current]
+            _print_json(
+                {"kid": first.kid, "algorithm": first.algorithm, "retired": [], "pruned": []}
+            )
+            return 0
+        current = _read_ring(directory)
+        algorithm = args.algorithm or current.keys[current.manifest.current].algorithm
+        # Tokens signed by a retired key live at most a refresh lifetime after it was
+        # retired, plus the leeway, plus the time an instance may take to notice.
+        keep = settings.refresh_token_lifetime + settings.leeway + settings.keys_reload_interval
+        rotation = directory.rotate(algorithm, now=now, keep_seconds=keep)
+    except InvalidKeyError as exc:
+        raise CommandError(str(exc)) from exc
+    _print_json(
+        {
+            "kid": rotation.kid,
+            "algorithm": rotation.algorithm,
+            "retired": list(rotation.retired),
+            "pruned": list(rotation.pruned),
+        }
+    )
+    return 0
+
+
+def _read_ring(directory: KeyDirectory) -> RingFiles:
+    try:
+        return directory.read()
+    except InvalidKeyError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 # -- tokens -------------------------------------------------------------------------------

@@ -107,6 +107,7 @@ def run(
     _configure_logging()
     import waitress  # noqa: PLC0415 - the library must not import the server
 
+    from jwtlite.service.keyring import request_reload  # noqa: PLC0415
     from jwtlite.service.settings import Settings  # noqa: PLC0415
     from jwtlite.store import masked_url  # noqa: PLC0415
     from jwtlite.web.app import create_app  # noqa: PLC0415
@@ -173,6 +174,8 @@ def run(
     # Set explicitly: a process started in the background by a non-interactive shell
     # inherits SIGINT as ignored, and Python then never raises KeyboardInterrupt.
     signal.signal(signal.SIGINT, _exit_on_signal)
+    # SIGHUP: re-read JWTLITE_KEYS_DIR at the next request (the handler does no I/O).
+    signal.signal(signal.SIGHUP, lambda signum, frame: request_reload())
     try:
         print(
             f"jwtlite listening on http://{_url_host(str(bound_host))}:{bound_port} "

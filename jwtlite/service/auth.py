@@ -31,7 +31,9 @@ from jwtlite.service import validators
 from jwtlite.service.confusables import username_skeleton
 from jwtlite.service.csrf import CSRF_MISSING, CSRFKey, IssuedToken
 from jwtlite.service.fields import Fields
+from jwtlite.service.keydir import KeyDirectory
 from jwtlite.service.keyfile import load_or_create_key_file
+from jwtlite.service.keyring import KeyRing
 from jwtlite.service.passwords import PasswordHasher
 from jwtlite.service.sessions import (
     clean_user_agent,
@@ -69,16 +71,28 @@ class Principal:
     session_id: str
 
 
-def load_signing_keys(settings: Settings) -> Key | KeySet:
-    """The signing key of ``settings``: an HMAC :class:`Key`, or a one-key :class:`KeySet`
-    whose ``kid`` (the key's RFC 7638 thumbprint) the published JWKS names.
+def load_signing_keys(settings: Settings) -> Key | KeySet | KeyRing:
+    """The signing key of ``settings``: an HMAC :class:`Key`, a one-key :class:`KeySet`
+    whose ``kid`` (the key's RFC 7638 thumbprint) the published JWKS names, or with
+    ``KEYS_DIR`` a :class:`~jwtlite.service.keyring.KeyRing` following that directory.
 
-    From ``SECRET_KEY`` or ``PRIVATE_KEY_FILE``, else generated on first run and kept beside
-    the database with mode 0600, so tokens survive a restart.
+    From ``KEYS_DIR``, ``SECRET_KEY`` or ``PRIVATE_KEY_FILE``, else generated on first run
+    and kept beside the database with mode 0600, so tokens survive a restart.
 
     Raises:
-        ConfigurationError: the key file is missing, unreadable, exposed or not a key.
+        ConfigurationError: the key file or directory is missing, unreadable, exposed, holds
+            something else, or not a key.
     """
+    if settings.keys_dir is not None:
+        try:
+            return KeyRing.open(
+                KeyDirectory(settings.keys_dir),
+                settings.algorithm,
+                reload_interval=settings.keys_reload_interval,
+                now=int(time.time()),
+            )
+        except InvalidKeyError as exc:
+            raise ConfigurationError("KEYS_DIR", str(exc)) from exc
     try:
         if settings.secret_key is not None:
             key = Key(settings.secret_key.encode(), settings.algorithm)
@@ -105,7 +119,8 @@ class AuthService:
     Args:
         settings: lifetimes, claim checks, rotation and throttling limits.
         store: the user and token store.
-        keys: a key, or a key set that signs with its current key and verifies by ``kid``.
+        keys: a key, a key set that signs with its current key and verifies by ``kid``, or
+            a key ring that follows a key directory (``KEYS_DIR``).
         hasher: hashes and verifies passwords.
         clock: returns the current Unix time; injected so tests control expiry.
         claims: a function of the :class:`~jwtlite.store.User` returning extra claims for
@@ -118,7 +133,7 @@ class AuthService:
         self,
         settings: Settings,
         store: Store,
-        keys: Key | KeySet,
+        keys: Key | KeySet | KeyRing,
         hasher: PasswordHasher,
         clock: Callable[[], float] = time.time,
         *,
@@ -130,10 +145,11 @@ class AuthService:
         self.hasher = hasher
         self.clock = clock
         self.tokens = TokenMinter(settings, keys, clock, claims=claims)
-        self._jwks = keys.jwks() if isinstance(keys, KeySet) else {"keys": []}
         self._next_purge = 0.0
-        self.throttle = Throttle(settings, store, pepper=_pepper(self.tokens.signing_key))
-        self.csrf = CSRFKey(_pepper(self.tokens.signing_key))
+        # From the ring's pepper, never from the current key: a rotation must not reset the
+        # login counters or end every CSRF token (a single key's pepper is derived from it).
+        self.throttle = Throttle(settings, store, pepper=self.tokens.keyring.pepper)
+        self.csrf = CSRFKey(self.tokens.keyring.pepper)
         self.users = UserStateCache(store, clock, ttl=settings.user_state_cache_seconds)
 
     @classmethod
@@ -445,8 +461,9 @@ class AuthService:
         self.csrf.check(presented, token_type=claims["token_type"], jti=claims["jti"])
 
     def jwks(self) -> dict[str, Any]:
-        """The public keys that verify our tokens (none for HMAC)."""
-        return self._jwks
+        """The public keys that verify our tokens: the current and the retired ones (none
+        for HMAC keys)."""
+        return self.tokens.keyring.current().jwks
 
     def health(self) -> dict[str, str]:
         """``{"status": "ok"}`` when the store answers; raises StoreUnavailableError if not."""
@@ -586,9 +603,3 @@ def purge_expired(store: Store, settings: Settings, now: float) -> int:
             TRUSTED: now - TRUSTED_ADDRESS_SECONDS,
         },
     )
-
-
-def _pepper(key: Key) -> bytes:
-    """Secret material every instance sharing the signing key shares, never stored with the
-    data: the key of the hash that stands for usernames in the throttle's counters."""
-    return key.secret() if key.is_symmetric else key.private_pem()

@@ -47,6 +47,7 @@ _INTEGERS = {
     "access_token_lifetime": (1, " of seconds"),
     "refresh_token_lifetime": (1, " of seconds"),
     "leeway": (0, " of seconds"),
+    "keys_reload_interval": (1, " of seconds"),
     "cors_preflight_max_age": (0, " of seconds"),
     "login_max_failures": (1, ""),
     "login_max_failures_per_address": (1, ""),
@@ -88,6 +89,9 @@ class Settings:
     algorithm: str = "HS256"
     secret_key: str | None = None
     private_key_file: str | None = None
+    # -- signing-key rotation (README "Rotating signing keys"): a key directory instead
+    keys_dir: str | None = None
+    keys_reload_interval: int = 5
     access_token_lifetime: int = 10
     refresh_token_lifetime: int = 30
     rotate_refresh_tokens: bool = False
@@ -134,7 +138,8 @@ class Settings:
         if not self.database:
             raise ConfigurationError("DATABASE", "must not be empty")
         _check_key(self.algorithm, self.secret_key, self.private_key_file)
-        _check_database(self.database, self.secret_key, self.private_key_file)
+        _check_keys_dir(self.keys_dir, self.secret_key, self.private_key_file)
+        _check_database(self.database, self.secret_key, self.private_key_file or self.keys_dir)
         _check_lifetimes(self.access_token_lifetime, self.refresh_token_lifetime)
         _check_cors_combination(self.cors_allow_all_origins, self.cors_allow_credentials)
         _check_regexes(self.cors_allowed_origin_regexes)
@@ -288,6 +293,15 @@ def _check_key(algorithm: str, secret: str | None, key_file: str | None) -> None
         _check_key_file(key_file)
 
 
+def _check_keys_dir(keys_dir: str | None, secret: str | None, key_file: str | None) -> None:
+    if keys_dir is not None and (secret is not None or key_file is not None):
+        raise ConfigurationError(
+            "KEYS_DIR",
+            "give KEYS_DIR or SECRET_KEY/PRIVATE_KEY_FILE, not both (to move a key file into "
+            "a key directory, run: python -m jwtlite rotate-key --import FILE)",
+        )
+
+
 def _check_secret(algorithm: str, secret: str) -> None:
     minimum = _HMAC_MIN_KEY_BYTES.get(algorithm)
     if minimum is None:
@@ -329,8 +343,8 @@ def _check_database(database: str, secret: str | None, key_file: str | None) -> 
         raise ConfigurationError(
             "DATABASE",
             "a PostgreSQL database is shared by every instance, so they must share one "
-            "signing key: set SECRET_KEY or PRIVATE_KEY_FILE (a generated key would differ "
-            "on every host)",
+            "signing key: set SECRET_KEY or PRIVATE_KEY_FILE, or KEYS_DIR on a shared file "
+            "system (a generated key would differ on every host)",
         )
 
 

@@ -20,8 +20,14 @@ from typing import Any
 
 from jwtlite import jwt
 from jwtlite._encoding import json_text
-from jwtlite.errors import ConfigurationError, MalformedTokenError, WrongTokenTypeError
+from jwtlite.errors import (
+    ConfigurationError,
+    InvalidKeyError,
+    MalformedTokenError,
+    WrongTokenTypeError,
+)
 from jwtlite.keys import Key, KeySet
+from jwtlite.service.keyring import KeyRing
 from jwtlite.service.settings import Settings
 from jwtlite.store import RefreshRecord, User
 
@@ -79,27 +85,28 @@ class TokenMinter:
 
     Args:
         settings: lifetimes, ``iss``/``aud``, leeway.
-        keys: a key, or a key set that signs with its current key and verifies by ``kid``.
+        keys: a key, a key set that signs with its current key and verifies by ``kid``, or
+            a :class:`~jwtlite.service.keyring.KeyRing` that follows a key directory.
         clock: the service's clock (Unix seconds).
         claims: extra claims for access tokens, or None.
+
+    Each call reads the ring's current snapshot once and uses it throughout; a check that
+    meets an unknown ``kid`` may take the newer snapshot another instance's rotation made
+    (:meth:`~jwtlite.service.keyring.KeyRing.after_unknown_kid`).
     """
 
     def __init__(
         self,
         settings: Settings,
-        keys: Key | KeySet,
+        keys: Key | KeySet | KeyRing,
         clock: Callable[[], float],
         *,
         claims: ClaimsFunction | None = None,
     ) -> None:
         self._settings = settings
-        self._keys = keys
+        self.keyring = keys if isinstance(keys, KeyRing) else KeyRing.fixed(keys)
         self._clock = clock
         self._claims = claims
-        key_list = list(keys) if isinstance(keys, KeySet) else [keys]
-        # An Ed25519/Ed448 key also verifies the EdDSA tokens it signed before RFC 9864.
-        self._algorithms = sorted({name for key in key_list for name in key.algorithms})
-        self.signing_key = keys.current if isinstance(keys, KeySet) else keys
         # Written after user_id, in this order, when configured.
         self._tail: dict[str, Any] = {}
         if settings.issuer is not None:
@@ -140,6 +147,11 @@ class TokenMinter:
         claims.update(self._tail)
         return jwt.encode(claims, self.signing_key)
 
+    @property
+    def signing_key(self) -> Key:
+        """The key that signs now."""
+        return self.keyring.current().signing_key
+
     def decode(self, token: str, *, expected_type: str | None = None) -> dict[str, Any]:
         """The claims of a token of ours, checked (signature, time, ``iss``/``aud``, forms).
 
@@ -147,10 +159,20 @@ class TokenMinter:
             JWTError: invalid, expired, of the wrong type, or not ours.
         """
         settings = self._settings
+        keyring = self.keyring
+        ring = keyring.current()
+        key = ring.verifying_key(token)
+        if key is None:
+            # Maybe another instance signs with a key we have not loaded yet.
+            key = keyring.after_unknown_kid(ring).verifying_key(token)
+            if key is None:
+                raise InvalidKeyError("no key matches the token's kid")
         claims = jwt.decode(
             token,
-            self._keys,
-            self._algorithms,
+            key,
+            # A key checks only its own algorithm's signatures (an Ed25519/Ed448 key also the
+            # EdDSA ones it signed before RFC 9864 named its curve).
+            tuple(key.algorithms),
             audience=settings.audience,
             issuer=settings.issuer,
             leeway=settings.leeway,

@@ -166,6 +166,11 @@ class MeResource(Resource):
     on_head = on_get  # as Django answers HEAD wherever it answers GET
 
 
+# A rotation signs with the new key at once: a resource server whose copy of the JWKS is
+# older fetches it again on the unknown kid; a minute of caching bounds the rest.
+JWKS_CACHE = "max-age=60"
+
+
 class JWKSResource(Resource):
     """``GET /.well-known/jwks.json``: the public keys that verify our tokens."""
 
@@ -173,8 +178,9 @@ class JWKSResource(Resource):
         self._service = service
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Publish the JWKS."""
+        """Publish the JWKS (it follows the key ring: cached one minute at most)."""
         resp.media = self._service.jwks()
+        resp.cache_control = [JWKS_CACHE]
 
     on_head = on_get
 

@@ -1,0 +1,324 @@
+"""The key directory (``JWTLITE_KEYS_DIR``): the signing-key ring on disk, shared by instances.
+
+Layout (the directory and every file in it are private to their owner: mode 0700/0600)::
+
+    keys/
+      ring.json      which key is current, and when each key was created and retired
+      <kid>.key      one key file per key, in the key-file format of keyfile.py
+      pepper         the throttle and CSRF secret: made once, never rotated
+      .lock          flock()ed by whoever changes the ring (rotate-key, a first start)
+      .tmp-*         a write in progress (or left by a crash): ignored, removed at rotation
+
+``ring.json`` is described (and parsed) in :mod:`jwtlite.service.ringfile`.
+
+Every file is written to a ``.tmp-*`` file, fsynced, renamed into place and the directory
+fsynced, so a reader on another instance sees the old ring or the new one, never half of
+one. A rotation writes the new key file first, then ``ring.json`` (the one atomic switch),
+then deletes pruned key files: a key file ``ring.json`` does not name is tolerated (a
+rotation in progress), anything else unknown is garbage and refused.
+
+A key is bound to the one algorithm ``ring.json`` gives it. ``kidless`` marks the HMAC key
+that signed without a ``kid`` while it was the only key (simplejwt's exact header): it keeps
+verifying tokens without a ``kid`` until it is pruned. Asymmetric keys are named by their
+RFC 7638 thumbprint, HMAC keys by a random id (a thumbprint of a secret would leak).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from jwtlite.errors import InvalidKeyError
+from jwtlite.keys import Key
+from jwtlite.service.keyfile import key_file_content, load_key_file
+from jwtlite.service.ringfile import MANIFEST, KeyRecord, Manifest, is_kid, parse_manifest
+
+__all__ = ["KeyDirectory", "RingFiles", "Rotation", "key_pepper"]
+
+PEPPER = "pepper"
+LOCK = ".lock"
+KEY_SUFFIX = ".key"
+TEMP_PREFIX = ".tmp-"
+_MAX_MANIFEST_BYTES = 1 << 20
+_READ_ATTEMPTS = 5
+
+Stamp = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RingFiles:
+    """What one consistent read of the directory found: the manifest, its keys, the pepper,
+    and the stamp of ``ring.json`` they belong to."""
+
+    stamp: Stamp
+    manifest: Manifest
+    keys: dict[str, Key]
+    pepper: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """The outcome of :meth:`KeyDirectory.rotate`: the new kid, the kids it retired and the
+    kids it pruned (what ``rotate-key`` prints)."""
+
+    kid: str
+    algorithm: str
+    retired: tuple[str, ...]
+    pruned: tuple[str, ...]
+
+
+def key_pepper(key: Key) -> bytes:
+    """The throttle and CSRF secret of a single-key deployment (derived from its key, as it
+    always was), so an import into a key directory keeps the counters and CSRF tokens."""
+    return key.secret() if key.is_symmetric else key.private_pem()
+
+
+class KeyDirectory:
+    """The key directory at ``path``: read it consistently, create it, rotate it.
+
+    Every method raises :class:`~jwtlite.errors.InvalidKeyError` with a message naming the
+    file and the problem (never a key) when the directory cannot be used.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def stamp(self) -> Stamp | None:
+        """A cheap identity of ``ring.json`` (one ``stat``): it changes with every write,
+        since every write is a rename of a new file. None when there is none."""
+        try:
+            st = os.stat(os.path.join(self.path, MANIFEST))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise InvalidKeyError(f"cannot read key directory {self.path}: {exc.strerror}") from exc
+        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def read(self) -> RingFiles:
+        """Read the ring: check the directory, parse ``ring.json``, load every key it names.
+
+        A rotation running meanwhile (``ring.json`` replaced during the read, a pruned key
+        file gone) is met by reading again.
+
+        Raises:
+            InvalidKeyError: missing, exposed to other users, garbage, a truncated or foreign
+                key, or a malformed ``ring.json``.
+        """
+        for attempt in range(_READ_ATTEMPTS):
+            before = self.stamp()
+            try:
+                files = self._read_once(before)
+            except InvalidKeyError:
+                if attempt + 1 < _READ_ATTEMPTS and self.stamp() != before:
+                    continue
+                raise
+            if self.stamp() == files.stamp:
+                return files
+        raise InvalidKeyError(f"key directory {self.path} keeps changing while being read")
+
+    def ensure(self, algorithm: str, *, now: int, seed: Key | None = None) -> None:
+        """Give an empty (or missing) directory its first key: ``seed`` (an imported key
+        file, whose pepper is kept), else a new key for ``algorithm``. Does nothing when
+        the directory already holds a ring.
+
+        Raises:
+            InvalidKeyError: the directory cannot be created or written, or ``seed`` is
+                given for a directory that already holds a ring.
+        """
+        if seed is None and self.stamp() is not None:
+            return  # the usual start: no lock, so a read-only directory serves too
+        self._make_directory()
+        with self._locked():
+            if self.stamp() is not None:
+                if seed is not None:
+                    raise InvalidKeyError(
+                        f"key directory {self.path} already holds a ring; "
+                        "import a key file into an empty directory only"
+                    )
+                return
+            self._check_directory()
+            key = seed if seed is not None else Key.generate(algorithm)
+            record, key = _new_record(key, now, kidless=key.is_symmetric)
+            pepper = key_pepper(key) if seed is not None else secrets.token_bytes(32)
+            self._write(PEPPER, _b64(pepper))
+            self._write(record.kid + KEY_SUFFIX, key_file_content(key))
+            self._write(MANIFEST, Manifest(record.kid, (record,)).to_json())
+
+    def rotate(self, algorithm: str, *, now: int, keep_seconds: int) -> Rotation:
+        """Make a new current key for ``algorithm``, retire the current one, and prune the
+        keys retired more than ``keep_seconds`` ago. The one place a rotation is applied.
+
+        Raises:
+            InvalidKeyError: the directory holds no usable ring, or cannot be written.
+        """
+        with self._locked():
+            files = self.read()
+            old = files.manifest
+            record, key = _new_record(Key.generate(algorithm), now, kidless=False)
+            kept: list[KeyRecord] = [record]
+            retired: list[str] = []
+            pruned: list[str] = []
+            for previous in old.records:
+                rec = previous
+                if rec.retired is None:
+                    rec = KeyRecord(rec.kid, rec.algorithm, rec.created, now, rec.kidless)
+                    retired.append(rec.kid)
+                if rec.retired is not None and rec.retired + keep_seconds < now:
+                    pruned.append(rec.kid)
+                else:
+                    kept.append(rec)
+            self._write(record.kid + KEY_SUFFIX, key_file_content(key))
+            self._write(MANIFEST, Manifest(record.kid, tuple(kept)).to_json())
+            for kid in pruned:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.path, kid + KEY_SUFFIX))
+            self._remove_leftovers({rec.kid for rec in kept})
+            return Rotation(record.kid, record.algorithm, tuple(retired), tuple(pruned))
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _read_once(self, stamp: Stamp | None) -> RingFiles:
+        self._check_directory()
+        if stamp is None:
+            raise InvalidKeyError(f"key directory {self.path} holds no {MANIFEST}")
+        manifest = parse_manifest(self._read_private(MANIFEST, _MAX_MANIFEST_BYTES), self.path)
+        for name in sorted(os.listdir(self.path)):
+            if not _is_ours(name):
+                raise InvalidKeyError(
+                    f"key directory {self.path} holds a foreign file {name!r}; "
+                    "keep only jwtlite's key files there"
+                )
+        keys: dict[str, Key] = {}
+        for rec in manifest.records:
+            path = os.path.join(self.path, rec.kid + KEY_SUFFIX)
+            try:
+                keys[rec.kid] = load_key_file(path, rec.algorithm)
+            except FileNotFoundError:
+                raise InvalidKeyError(f"key file {path} named by {MANIFEST} is missing") from None
+            keys[rec.kid].kid = rec.kid
+            if not keys[rec.kid].can_sign:
+                raise InvalidKeyError(f"key file {path} holds no private key")
+        pepper_text = self._read_private(PEPPER, 4096)
+        try:
+            pepper = base64.urlsafe_b64decode(pepper_text.strip() + b"==")
+        except ValueError:
+            pepper = b""
+        if len(pepper) < 32:
+            raise InvalidKeyError(f"{os.path.join(self.path, PEPPER)} is not a usable secret")
+        assert stamp is not None  # noqa: S101 - checked above
+        return RingFiles(stamp, manifest, keys, pepper)
+
+    def _check_directory(self) -> None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise InvalidKeyError(f"key directory {self.path} does not exist") from None
+        except OSError as exc:
+            raise InvalidKeyError(f"cannot read key directory {self.path}: {exc.strerror}") from exc
+        if not stat.S_ISDIR(st.st_mode):
+            raise InvalidKeyError(f"{self.path} is not a directory")
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise InvalidKeyError(
+                f"key directory {self.path} is accessible to other users "
+                f"(mode {stat.S_IMODE(st.st_mode):o}); run chmod 700 on it"
+            )
+
+    def _read_private(self, name: str, limit: int) -> bytes:
+        path = os.path.join(self.path, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise InvalidKeyError(f"{path} is missing") from None
+        except OSError as exc:
+            raise InvalidKeyError(f"cannot read {path}: {exc.strerror}") from exc
+        with os.fdopen(fd, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise InvalidKeyError(f"{path} is not a regular file")
+            if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise InvalidKeyError(
+                    f"{path} is accessible to other users "
+                    f"(mode {stat.S_IMODE(st.st_mode):o}); run chmod 600 on it"
+                )
+            data = handle.read(limit + 1)
+        if len(data) > limit:
+            raise InvalidKeyError(f"{path} is too large")
+        return data
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _make_directory(self) -> None:
+        try:
+            os.mkdir(self.path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise InvalidKeyError(
+                f"cannot create key directory {self.path}: {exc.strerror}"
+            ) from exc
+        self._check_directory()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        path = os.path.join(self.path, LOCK)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise InvalidKeyError(f"cannot lock {path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _write(self, name: str, data: bytes) -> None:
+        """Write ``name`` atomically: a private temporary file, synced, renamed, and the
+        directory synced so the rename survives a crash."""
+        temp = os.path.join(self.path, TEMP_PREFIX + secrets.token_hex(8))
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.rename(temp, os.path.join(self.path, name))
+            directory = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise InvalidKeyError(f"cannot write {name} in {self.path}: {exc.strerror}") from exc
+
+    def _remove_leftovers(self, kids: set[str]) -> None:
+        # Under the lock, nobody else writes: temporary files and unnamed keys are debris.
+        for name in os.listdir(self.path):
+            unnamed = name.endswith(KEY_SUFFIX) and name[: -len(KEY_SUFFIX)] not in kids
+            if name.startswith(TEMP_PREFIX) or unnamed:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.path, name))
+
+
+def _is_ours(name: str) -> bool:
+    if name in (MANIFEST, PEPPER, LOCK) or name.startswith(TEMP_PREFIX):
+        return True
+    return name.endswith(KEY_SUFFIX) and is_kid(name[: -len(KEY_SUFFIX)])
+
+
+def _new_record(key: Key, now: int, *, kidless: bool) -> tuple[KeyRecord, Key]:
+    # Asymmetric keys by their thumbprint (what today's tokens carry); secrets by a random id.
+    kid = secrets.token_urlsafe(12) if key.is_symmetric else key.thumbprint()
+    key.kid = kid
+    return KeyRecord(kid, key.algorithm, now, None, kidless), key
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=") + b"\n"

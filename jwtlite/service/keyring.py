@@ -1,0 +1,271 @@
+"""The signing-key ring the service signs and verifies with, and how it follows rotations.
+
+A :class:`Ring` is an immutable snapshot: the key that signs, every key that verifies (by
+``kid``, each bound to its one algorithm), the JWKS to publish. A :class:`KeyRing` holds the
+current snapshot and replaces it with one reference assignment when the key directory
+changes; a token operation reads ``keyring.current()`` once and uses that snapshot for all
+it does. Readers take no lock: the hot path is two integer comparisons (the reload signal
+counter and a monotonic deadline).
+
+A ring over a key directory reloads (the one place: :meth:`KeyRing.reload`):
+
+- every ``KEYS_RELOAD_INTERVAL`` seconds, at the first request after the deadline (one
+  ``stat`` of ``ring.json``; the keys are read again only when it changed);
+- after SIGHUP, at the next request (the handler only calls :func:`request_reload`);
+- when a token names a ``kid`` the ring does not know: one ``stat``, and the keys read again
+  only if ``ring.json`` changed (a failed read is retried at most once a second), so another
+  instance that already signs with a new key is followed at once, and random ``kid``s cost
+  a ``stat`` each, never a read of the directory.
+
+A reload that fails (garbage in the directory, a truncated key) logs a warning and keeps the
+ring that was working; it is tried again at the next deadline.
+
+HMAC and asymmetric keys may share a ring (an ``--algorithm`` change at rotation): a token's
+``kid`` picks one key and the key's own algorithm is the only one accepted for it, so a
+``kid`` can never make an HMAC key check a token signed "with" a public key; a token without
+a ``kid`` is checked only by the ``kidless`` HMAC key (the one that signed simplejwt's
+header). Only public keys are published.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from jwtlite import jws
+from jwtlite.errors import InvalidKeyError
+from jwtlite.keys import Key, KeySet
+from jwtlite.service.keydir import KeyDirectory, RingFiles, Stamp, key_pepper
+
+__all__ = ["UNKNOWN_KID_RELOAD_SECONDS", "KeyRing", "Ring", "request_reload"]
+
+log = logging.getLogger("jwtlite")
+
+#: After a failed reload, tokens naming an unknown ``kid`` retry it at most once a second.
+UNKNOWN_KID_RELOAD_SECONDS = 1.0
+_HEADER_CACHE_SIZE = 64
+
+
+class _ReloadSignal:
+    """How many reloads were asked for (SIGHUP): an int a signal handler may bump."""
+
+    generation = 0
+
+
+def request_reload() -> None:
+    """Ask every key ring of this process to re-read its directory at its next use.
+
+    Safe in a signal handler: it only increments a counter (no I/O, no lock).
+    """
+    _ReloadSignal.generation += 1
+
+
+class Ring:
+    """An immutable snapshot of the keys: one signs, all verify.
+
+    Args:
+        keys: the keys, each with a ``kid``.
+        signing_key: the key that signs (a kid-less copy for simplejwt's header).
+        kidless: the key that checks tokens without a ``kid``, or None.
+        only: a single key that checks every token whatever its ``kid`` (a ``Key`` given
+            to the service directly, as before rings existed).
+    """
+
+    __slots__ = ("_by_header", "_by_kid", "_kidless", "_only", "jwks", "kids", "signing_key")
+
+    def __init__(
+        self,
+        keys: Iterable[Key],
+        signing_key: Key,
+        *,
+        kidless: Key | None = None,
+        only: Key | None = None,
+    ) -> None:
+        self._by_kid = {key.kid: key for key in keys if key.kid}
+        self._kidless = kidless
+        self._only = only
+        self._by_header: dict[str, Key] = {}
+        self.signing_key = signing_key
+        self.kids = tuple(self._by_kid)
+        public = [key for key in self._by_kid.values() if not key.is_symmetric]
+        self.jwks: dict[str, Any] = {"keys": [key.public_jwk() for key in public]}
+
+    @classmethod
+    def of(cls, keys: Key | KeySet) -> Ring:
+        """The ring of a single key or of a :class:`KeySet` (no directory)."""
+        if isinstance(keys, KeySet):
+            return cls(keys, keys.current)
+        return cls([keys], keys, only=keys)
+
+    @classmethod
+    def from_files(cls, files: RingFiles) -> Ring:
+        """The ring a key directory holds."""
+        manifest = files.manifest
+        current = files.keys[manifest.current]
+        kidless = next((files.keys[r.kid] for r in manifest.records if r.kidless), None)
+        signing = current
+        if kidless is current:
+            # The first HMAC key, alone: simplejwt's exact header, no kid.
+            signing = Key(current.secret(), current.algorithm)
+        return cls(files.keys.values(), signing, kidless=kidless)
+
+    def verifying_key(self, token: str | bytes) -> Key | None:
+        """The key that may check ``token`` (by its ``kid``), or None when none is known.
+
+        Raises:
+            MalformedTokenError: the token's header cannot be read.
+        """
+        if self._only is not None:
+            return self._only
+        if isinstance(token, bytes):
+            token = token.decode("ascii", "replace")
+        segment = token[: token.find(".")]  # a token without a dot fails its parse below
+        key = self._by_header.get(segment)
+        if key is not None:
+            return key
+        kid = jws.get_unverified_header(token).get("kid")
+        key = self._kidless if kid is None else self._by_kid.get(kid)
+        if key is not None and len(self._by_header) < _HEADER_CACHE_SIZE:
+            # Only headers naming a key we hold are kept, and only a few: random kids
+            # cannot grow it. The segment fixes the kid, so the answer cannot change.
+            self._by_header[segment] = key
+        return key
+
+    def __repr__(self) -> str:
+        return f"Ring(kids={list(self.kids)!r}, signing={self.signing_key.kid!r})"
+
+
+class KeyRing:
+    """The live ring: the current :class:`Ring` snapshot and how it is kept up to date.
+
+    Args:
+        ring: the first snapshot.
+        pepper: the throttle and CSRF secret; stable across rotations.
+        directory: the key directory to follow, or None for a fixed ring.
+        stamp: the stamp of ``ring.json`` the first snapshot was read from.
+        reload_interval: seconds between checks of the directory.
+        clock: a monotonic clock (injected for tests).
+    """
+
+    def __init__(
+        self,
+        ring: Ring,
+        *,
+        pepper: bytes,
+        directory: KeyDirectory | None = None,
+        stamp: Stamp | None = None,
+        reload_interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ring = ring
+        self.pepper = pepper
+        self.directory = directory
+        self._stamp = stamp
+        self._interval = reload_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next_check = clock() + reload_interval if directory is not None else float("inf")
+        self._next_unknown_kid = 0.0
+        self._failed = False
+        self._generation = _ReloadSignal.generation
+
+    @classmethod
+    def fixed(cls, keys: Key | KeySet) -> KeyRing:
+        """A ring that never changes: today's single key or secret (or a given KeySet).
+        Its pepper is derived from the signing key, as it always was."""
+        ring = Ring.of(keys)
+        return cls(ring, pepper=key_pepper(ring.signing_key))
+
+    @classmethod
+    def open(
+        cls, directory: KeyDirectory, algorithm: str, *, reload_interval: float, now: int
+    ) -> KeyRing:
+        """The ring of ``directory``, giving an empty one its first ``algorithm`` key.
+
+        Raises:
+            InvalidKeyError: the directory cannot be used (the message says why).
+        """
+        directory.ensure(algorithm, now=now)
+        files = directory.read()
+        return cls(
+            Ring.from_files(files),
+            pepper=files.pepper,
+            directory=directory,
+            stamp=files.stamp,
+            reload_interval=reload_interval,
+        )
+
+    def current(self) -> Ring:
+        """The snapshot to use now (reloaded first when a check is due)."""
+        if self.directory is not None and (
+            self._generation != _ReloadSignal.generation or self._clock() >= self._next_check
+        ):
+            self._check()
+        return self.ring
+
+    def after_unknown_kid(self, seen: Ring) -> Ring:
+        """The snapshot to try again with after ``seen`` knew no key for a token.
+
+        A newer snapshot if another thread reloaded meanwhile, or if ``ring.json`` changed
+        (one ``stat``, no more than the header parse the token already cost): another
+        instance may sign with a key this one has not loaded yet. The keys are read again
+        only when ``ring.json`` changed, which only ``rotate-key`` does; a read that failed
+        is not tried again for :data:`UNKNOWN_KID_RELOAD_SECONDS`, so tokens with random
+        ``kid``s never make the service read the directory over and over.
+        """
+        if self.directory is None:
+            return self.ring
+        with self._lock:
+            if self.ring is not seen or self._clock() < self._next_unknown_kid:
+                return self.ring
+            if not self._reload_locked("unknown kid") and self._failed:
+                self._next_unknown_kid = self._clock() + UNKNOWN_KID_RELOAD_SECONDS
+        return self.ring
+
+    def reload(self, reason: str = "requested") -> bool:
+        """Re-read the directory now if ``ring.json`` changed; return whether the ring
+        changed. A failure is logged and keeps the current ring."""
+        with self._lock:
+            return self._reload_locked(reason)
+
+    def _check(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            return  # another thread is reloading: use the current snapshot meanwhile
+        try:
+            generation = _ReloadSignal.generation
+            reason = "signal" if generation != self._generation else "interval"
+            self._generation = generation
+            self._next_check = self._clock() + self._interval
+            self._reload_locked(reason)
+        finally:
+            self._lock.release()
+
+    def _reload_locked(self, reason: str) -> bool:
+        """The one place a reloaded ring is applied (hook audit events and metrics here)."""
+        directory = self.directory
+        if directory is None:
+            return False
+        self._failed = False
+        try:
+            if directory.stamp() == self._stamp:
+                return False
+            files = directory.read()
+            ring = Ring.from_files(files)
+        except (InvalidKeyError, OSError) as exc:
+            self._failed = True
+            log.warning("signing keys not reloaded (%s), keeping the current ring: %s", reason, exc)
+            return False
+        previous = self.ring
+        self.ring = ring  # one reference assignment: readers see the old ring or the new one
+        self._stamp = files.stamp
+        log.info(
+            "signing keys reloaded (%s): current %s, was %s, %d keys",
+            reason,
+            files.manifest.current,
+            previous.signing_key.kid or "(no kid)",
+            len(ring.kids),
+        )
+        return True

@@ -1,0 +1,123 @@
+"""``ring.json``: the record of a key directory's ring, parsed strictly and written whole.
+
+::
+
+    {"format": "jwtlite-keyring-1", "current": "<kid>",
+     "keys": [{"kid": "<kid>", "alg": "ES256", "created": 1767225600,
+               "retired": null, "kidless": false}, ...]}
+
+Every member is required and no other is allowed; exactly the current key is unretired; a
+``kid`` is 1 to 64 of ``A-Z a-z 0-9 _ -`` (it names a file); only an HMAC key may be
+``kidless``, and only one. Times are Unix seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from jwtlite.algorithms import get_algorithm
+from jwtlite.errors import InvalidKeyError, JWTError
+
+__all__ = ["FORMAT", "MANIFEST", "KeyRecord", "Manifest", "is_kid", "parse_manifest"]
+
+FORMAT = "jwtlite-keyring-1"
+MANIFEST = "ring.json"
+_KID = re.compile(r"[A-Za-z0-9_-]{1,64}").fullmatch
+_RECORD_MEMBERS_ORDER = ("kid", "alg", "created", "retired", "kidless")
+_RECORD_MEMBERS = frozenset(_RECORD_MEMBERS_ORDER)
+
+
+def is_kid(text: str) -> bool:
+    """Whether ``text`` is a ``kid`` a key directory may hold (and name a file by)."""
+    return _KID(text) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """One key of the ring: its id, algorithm, Unix times, and whether it signs kid-less."""
+
+    kid: str
+    algorithm: str
+    created: int
+    retired: int | None
+    kidless: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """The content of ``ring.json``: the current key's id and every key's record."""
+
+    current: str
+    records: tuple[KeyRecord, ...]
+
+    def to_json(self) -> bytes:
+        """The manifest as ``ring.json`` holds it."""
+        keys = [
+            {
+                "kid": r.kid,
+                "alg": r.algorithm,
+                "created": r.created,
+                "retired": r.retired,
+                "kidless": r.kidless,
+            }
+            for r in self.records
+        ]
+        return json.dumps({"format": FORMAT, "current": self.current, "keys": keys}).encode()
+
+
+def parse_manifest(data: bytes, where: str) -> Manifest:
+    """Parse ``ring.json`` strictly.
+
+    Raises:
+        InvalidKeyError: not the format above (unknown members, a repeated ``kid``, no or
+            several current keys, a ``kidless`` asymmetric key, an unknown algorithm).
+    """
+    problem = f"{os.path.join(where, MANIFEST)} is malformed"
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidKeyError(f"{problem}: not JSON (truncated?)") from exc
+    if not isinstance(document, dict) or set(document) != {"format", "current", "keys"}:
+        raise InvalidKeyError(f"{problem}: expected format, current and keys")
+    if document["format"] != FORMAT:
+        raise InvalidKeyError(f"{problem}: unknown format {document['format']!r}")
+    keys = document["keys"]
+    if not isinstance(keys, list) or not keys:
+        raise InvalidKeyError(f"{problem}: keys must be a non-empty list")
+    records = tuple(_parse_record(item, problem) for item in keys)
+    kids = [rec.kid for rec in records]
+    if len(set(kids)) != len(kids):
+        raise InvalidKeyError(f"{problem}: a kid repeats")
+    active = [rec.kid for rec in records if rec.retired is None]
+    if active != [document["current"]]:
+        raise InvalidKeyError(f"{problem}: exactly the current key must be unretired")
+    if sum(rec.kidless for rec in records) > 1:
+        raise InvalidKeyError(f"{problem}: several kidless keys")
+    return Manifest(document["current"], records)
+
+
+def _parse_record(item: Any, problem: str) -> KeyRecord:
+    if not isinstance(item, dict) or set(item) != _RECORD_MEMBERS:
+        raise InvalidKeyError(f"{problem}: each key needs exactly {sorted(_RECORD_MEMBERS)}")
+    kid, alg, created, retired, kidless = (item[name] for name in _RECORD_MEMBERS_ORDER)
+    if not isinstance(kid, str) or not is_kid(kid):
+        raise InvalidKeyError(f"{problem}: a kid is not 1 to 64 of A-Z a-z 0-9 _ -")
+    try:
+        algorithm = get_algorithm(alg) if isinstance(alg, str) else None
+    except JWTError:  # any refusal means the same: not an algorithm of ours
+        algorithm = None
+    if algorithm is None or algorithm.name != alg:
+        raise InvalidKeyError(f"{problem}: key {kid} has an unknown algorithm")
+    if not _is_time(created) or not (retired is None or _is_time(retired)):
+        raise InvalidKeyError(f"{problem}: key {kid} has a bad created/retired time")
+    if not isinstance(kidless, bool) or (kidless and not algorithm.symmetric):
+        raise InvalidKeyError(f"{problem}: key {kid}: kidless is only for an HMAC key")
+    return KeyRecord(kid, alg, created, retired, kidless)
+
+
+def _is_time(value: object) -> bool:
+    return type(value) is int and 0 <= value < 95_000_000_000

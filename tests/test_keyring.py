@@ -1,0 +1,526 @@
+"""The key directory and the key ring: format, atomicity, permissions, pruning, garbage,
+reloads, and the service over a rotating directory (in process, real files).
+
+Two apps on one database and one directory stand for two instances; ``request_reload()`` is
+what SIGHUP does (``test_keyring_serve.py`` sends the real signal to a real ``serve.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jwtlite import Key, jws
+from jwtlite._encoding import b64url_encode
+from jwtlite.errors import ConfigurationError, InvalidKeyError
+from jwtlite.service.auth import load_signing_keys
+from jwtlite.service.keydir import KeyDirectory, RingFiles, Stamp, key_pepper
+from jwtlite.service.keyfile import load_key_file, write_key_file
+from jwtlite.service.keyring import KeyRing, Ring, request_reload
+from jwtlite.service.settings import Settings
+
+from support import FakeClock, login, register
+from support_server import unverified_segment
+
+NOW = 1_800_000_000
+KEEP = 40  # refresh lifetime 30 + leeway 0 + reload interval, as rotate-key computes it
+VERIFY = "/accounts/token/verify/"
+REFRESH = "/accounts/token/refresh/"
+JWKS = "/.well-known/jwks.json"
+
+
+def manifest(directory: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((directory / "ring.json").read_bytes())
+    return document
+
+
+def header(token: str) -> dict[str, Any]:
+    result: dict[str, Any] = unverified_segment(token, 0)
+    return result
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def keys_dir(tmp_path: Path) -> Path:
+    return tmp_path / "keys"
+
+
+@pytest.fixture
+def instance(
+    make_client: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> Callable[..., Any]:
+    """An app over the key directory (another call: another instance on the same files)."""
+
+    def build(**overrides: Any) -> Any:
+        return make_client(keys_dir=str(keys_dir), **overrides)
+
+    return build
+
+
+def rotate(keys_dir: Path, clock: FakeClock, algorithm: str = "HS256") -> str:
+    """Rotate as ``rotate-key`` does (at the service's clock), tell instances; the new kid."""
+    rotation = KeyDirectory(str(keys_dir)).rotate(algorithm, now=int(clock()), keep_seconds=KEEP)
+    request_reload()
+    return rotation.kid
+
+
+# -- the directory format -----------------------------------------------------------------
+
+
+def test_an_empty_directory_gets_its_first_key_and_private_files(keys_dir: Path) -> None:
+    directory = KeyDirectory(str(keys_dir))
+    directory.ensure("ES256", now=NOW)
+    ring = manifest(keys_dir)
+    (record,) = ring["keys"]
+    assert ring["current"] == record["kid"]
+    assert record == {
+        "kid": record["kid"],
+        "alg": "ES256",
+        "created": NOW,
+        "retired": None,
+        "kidless": False,
+    }
+    assert sorted(os.listdir(keys_dir)) == sorted(
+        [".lock", "pepper", "ring.json", record["kid"] + ".key"]
+    )
+    assert mode(keys_dir) == 0o700
+    assert all(mode(keys_dir / name) == 0o600 for name in os.listdir(keys_dir))
+    key = directory.read().keys[record["kid"]]
+    assert key.kid == key.thumbprint() == record["kid"]  # what today's ES256 tokens carry
+    directory.ensure("ES256", now=NOW + 1)  # a second start changes nothing
+    assert manifest(keys_dir) == ring
+
+
+def test_an_hmac_key_has_a_random_kid_and_signs_without_one_while_alone(keys_dir: Path) -> None:
+    directory = KeyDirectory(str(keys_dir))
+    directory.ensure("HS256", now=NOW)
+    files = directory.read()
+    (record,) = files.manifest.records
+    assert record.kidless
+    secret = files.keys[record.kid].secret()
+    assert secret.hex() not in record.kid
+    assert len(record.kid) == 16
+    ring = Ring.from_files(files)
+    assert ring.signing_key.kid is None
+    assert ring.jwks == {"keys": []}
+
+
+def test_rotation_retires_the_current_key_and_prunes_from_retirement(keys_dir: Path) -> None:
+    directory = KeyDirectory(str(keys_dir))
+    directory.ensure("ES256", now=NOW)
+    first = manifest(keys_dir)["current"]
+    second = directory.rotate("ES256", now=NOW + 100, keep_seconds=KEEP)
+    assert second.retired == (first,)
+    assert second.pruned == ()
+    # 'first' was created long ago, but retired only KEEP seconds ago: kept.
+    third = directory.rotate("ES256", now=NOW + 100 + KEEP, keep_seconds=KEEP)
+    assert third.retired == (second.kid,)
+    assert third.pruned == ()
+    fourth = directory.rotate("ES256", now=NOW + 101 + KEEP, keep_seconds=KEEP)
+    assert fourth.pruned == (first,)
+    ring = manifest(keys_dir)
+    assert [key["kid"] for key in ring["keys"]] == [fourth.kid, third.kid, second.kid]
+    assert [key["retired"] for key in ring["keys"]] == [None, NOW + 101 + KEEP, NOW + 100 + KEEP]
+    assert not (keys_dir / f"{first}.key").exists()
+    # The current key is never pruned, however old.
+    fifth = directory.rotate("ES256", now=NOW + 10_000, keep_seconds=KEEP)
+    assert set(fifth.pruned) == {second.kid, third.kid}
+    assert manifest(keys_dir)["keys"][1]["kid"] == fourth.kid
+
+
+def test_readers_never_see_half_a_ring_while_rotations_run(keys_dir: Path) -> None:
+    directory = KeyDirectory(str(keys_dir))
+    directory.ensure("HS256", now=NOW)
+    errors: list[Exception] = []
+    done = threading.Event()
+    reads = 0
+
+    def reader() -> None:
+        nonlocal reads
+        reader_directory = KeyDirectory(str(keys_dir))
+        while not done.is_set():
+            try:
+                files = reader_directory.read()
+                assert files.manifest.current in files.keys
+                reads += 1
+            except InvalidKeyError as exc:
+                # Outrun by back-to-back rotations: a clean refusal (a live ring keeps its
+                # snapshot and tries again), never a half-read ring.
+                if "keeps changing" not in str(exc):
+                    errors.append(exc)
+            except Exception as exc:
+                errors.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for step in range(40):  # pruning on: key files disappear under the reader too
+            directory.rotate("HS256", now=NOW + 10 * step, keep_seconds=5)
+    finally:
+        done.set()
+        thread.join(30)
+    assert errors == []
+    assert reads > 0
+
+
+# -- refusals -----------------------------------------------------------------------------
+
+
+def break_foreign_file(keys_dir: Path, kid: str) -> None:
+    (keys_dir / "notes.txt").write_text("hello")
+
+
+def break_truncated_key(keys_dir: Path, kid: str) -> None:
+    path = keys_dir / f"{kid}.key"
+    path.write_bytes(path.read_bytes()[:40])
+
+
+def break_other_family(keys_dir: Path, kid: str) -> None:
+    path = keys_dir / f"{kid}.key"
+    path.unlink()
+    write_key_file(str(path), Key.generate("RS256"))
+
+
+def break_exposed_key(keys_dir: Path, kid: str) -> None:
+    (keys_dir / f"{kid}.key").chmod(0o640)
+
+
+def break_exposed_ring(keys_dir: Path, kid: str) -> None:
+    (keys_dir / "ring.json").chmod(0o644)
+
+
+def break_exposed_directory(keys_dir: Path, kid: str) -> None:
+    keys_dir.chmod(0o755)
+
+
+def break_truncated_ring(keys_dir: Path, kid: str) -> None:
+    path = keys_dir / "ring.json"
+    path.write_bytes(path.read_bytes()[:30])
+
+
+def break_missing_key(keys_dir: Path, kid: str) -> None:
+    (keys_dir / f"{kid}.key").unlink()
+
+
+def break_unknown_member(keys_dir: Path, kid: str) -> None:
+    ring = manifest(keys_dir)
+    ring["keys"][0]["use"] = "sig"
+    (keys_dir / "ring.json").write_text(json.dumps(ring))
+
+
+def break_two_current(keys_dir: Path, kid: str) -> None:
+    ring = manifest(keys_dir)
+    ring["keys"].append({**ring["keys"][0], "kid": "other"})
+    (keys_dir / "ring.json").write_text(json.dumps(ring))
+
+
+def break_kidless_asymmetric(keys_dir: Path, kid: str) -> None:
+    ring = manifest(keys_dir)
+    ring["keys"][0]["kidless"] = True
+    (keys_dir / "ring.json").write_text(json.dumps(ring))
+
+
+def break_kid_path(keys_dir: Path, kid: str) -> None:
+    ring = manifest(keys_dir)
+    ring["keys"][0]["kid"] = ring["current"] = "../ring"
+    (keys_dir / "ring.json").write_text(json.dumps(ring))
+
+
+GARBAGE = {
+    "foreign file": (break_foreign_file, "foreign file 'notes.txt'"),
+    "truncated key": (break_truncated_key, "key file"),
+    "key of another family": (break_other_family, "key file"),
+    "key readable by others": (break_exposed_key, "chmod 600"),
+    "ring.json readable by others": (break_exposed_ring, "chmod 600"),
+    "directory open to others": (break_exposed_directory, "chmod 700"),
+    "truncated ring.json": (break_truncated_ring, "not JSON"),
+    "missing key file": (break_missing_key, "is missing"),
+    "unknown member": (break_unknown_member, "exactly"),
+    "two current keys": (break_two_current, "exactly the current key"),
+    "kidless asymmetric key": (break_kidless_asymmetric, "kidless is only for an HMAC key"),
+    "kid that is a path": (break_kid_path, "kid is not"),
+}
+
+
+@pytest.mark.parametrize(("damage", "fragment"), GARBAGE.values(), ids=GARBAGE.keys())
+def test_garbage_is_refused_at_start_up(
+    keys_dir: Path, damage: Callable[[Path, str], None], fragment: str, tmp_path: Path
+) -> None:
+    KeyDirectory(str(keys_dir)).ensure("ES256", now=NOW)
+    damage(keys_dir, manifest(keys_dir)["current"])
+    settings = Settings(database=str(tmp_path / "db.sqlite3"), keys_dir=str(keys_dir))
+    with pytest.raises(ConfigurationError) as info:
+        load_signing_keys(settings)
+    assert info.value.setting == "KEYS_DIR"
+    assert fragment in str(info.value)
+    assert "PRIVATE KEY" not in str(info.value)
+
+
+def test_keys_dir_excludes_the_single_key_settings(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="KEYS_DIR: give KEYS_DIR or SECRET_KEY"):
+        Settings(keys_dir=str(tmp_path), secret_key="s" * 32)
+    key_file = tmp_path / "k.key"
+    write_key_file(str(key_file), Key.generate("HS256"))
+    with pytest.raises(ConfigurationError, match="rotate-key --import"):
+        Settings(keys_dir=str(tmp_path), private_key_file=str(key_file))
+    with pytest.raises(ConfigurationError, match="KEYS_RELOAD_INTERVAL"):
+        Settings(keys_dir=str(tmp_path), keys_reload_interval=0)
+    assert Settings.from_env({"JWTLITE_KEYS_DIR": "/k"}).keys_dir == "/k"
+
+
+# -- reloads ------------------------------------------------------------------------------
+
+
+class CountingDirectory(KeyDirectory):
+    """A real key directory that counts its ``stat`` checks and its full reads."""
+
+    checks = 0
+    reads = 0
+
+    def stamp(self) -> Stamp | None:
+        self.checks += 1
+        return super().stamp()
+
+    def read(self) -> RingFiles:
+        self.reads += 1
+        return super().read()
+
+
+def live_ring(keys_dir: Path, clock: FakeClock) -> tuple[KeyRing, CountingDirectory]:
+    directory = CountingDirectory(str(keys_dir))
+    directory.ensure("ES256", now=NOW)
+    files = directory.read()
+    ring = KeyRing(
+        Ring.from_files(files),
+        pepper=files.pepper,
+        directory=directory,
+        stamp=files.stamp,
+        reload_interval=3600,
+        clock=clock,
+    )
+    return ring, directory
+
+
+def test_unknown_kids_cost_a_stat_and_a_rotation_is_followed_at_once(
+    keys_dir: Path, clock: FakeClock
+) -> None:
+    keyring, directory = live_ring(keys_dir, clock)
+    directory.checks = directory.reads = 0
+    seen = keyring.current()
+    for _ in range(500):
+        assert keyring.after_unknown_kid(seen) is seen
+    assert directory.reads == 0  # random kids: a stat each, never a read of the keys
+    new_kid = KeyDirectory(str(keys_dir)).rotate("ES256", now=NOW, keep_seconds=KEEP).kid
+    # The first token naming the new kid is followed at once (no waiting out a rate limit
+    # that random kids might have used up), and the keys are read once.
+    fresh = keyring.after_unknown_kid(seen)
+    assert new_kid in fresh.kids
+    assert fresh.signing_key.kid == new_kid
+    assert directory.reads == 1
+    checks = directory.checks
+    assert keyring.current() is fresh  # nothing due: no check on the hot path
+    assert directory.checks == checks
+
+
+def test_a_broken_directory_is_read_at_most_once_a_second_for_unknown_kids(
+    keys_dir: Path, clock: FakeClock
+) -> None:
+    keyring, directory = live_ring(keys_dir, clock)
+    seen = keyring.current()
+    KeyDirectory(str(keys_dir)).rotate("ES256", now=NOW, keep_seconds=KEEP)
+    (keys_dir / "stray.pem").write_text("garbage")
+    directory.reads = 0
+    for _ in range(500):
+        assert keyring.after_unknown_kid(seen) is seen
+    assert directory.reads == 1
+    clock.advance(1)
+    (keys_dir / "stray.pem").unlink()
+    assert keyring.after_unknown_kid(seen) is not seen
+    assert directory.reads == 2
+
+
+def test_a_failed_reload_keeps_the_working_ring(
+    keys_dir: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    keyring, directory = live_ring(keys_dir, clock)
+    working = keyring.current()
+    directory.rotate("ES256", now=NOW, keep_seconds=KEEP)
+    (keys_dir / "stray.pem").write_text("garbage")
+    with caplog.at_level(logging.WARNING, logger="jwtlite"):
+        assert not keyring.reload("test")
+    assert keyring.current() is working
+    assert "keeping the current ring" in caplog.text
+    assert "stray.pem" in caplog.text
+    (keys_dir / "stray.pem").unlink()
+    assert keyring.reload("test")  # tried again once the directory is usable
+    assert keyring.current() is not working
+
+
+def test_a_reload_signal_is_followed_at_the_next_use(keys_dir: Path, clock: FakeClock) -> None:
+    keyring, directory = live_ring(keys_dir, clock)
+    before = keyring.current()
+    directory.rotate("ES256", now=NOW, keep_seconds=KEEP)
+    assert keyring.current() is before  # interval 3600: nothing due
+    request_reload()
+    assert keyring.current() is not before
+
+
+# -- the service over a key directory -----------------------------------------------------
+
+
+def test_hs256_rotation_keeps_old_tokens_until_they_expire(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    a, b = instance(), instance()
+    register(a)
+    old = login(a)
+    assert header(old["access"]) == {"alg": "HS256", "typ": "JWT"}  # simplejwt's, exactly
+    new_kid = rotate(keys_dir, clock)
+    new = login(b)
+    assert header(new["access"]) == {"alg": "HS256", "typ": "JWT", "kid": new_kid}
+    for client in (a, b):
+        client.post_json(VERIFY, {"token": old["access"]}, status=200)
+        client.post_json(VERIFY, {"token": new["access"]}, status=200)
+    refreshed = a.post_json(REFRESH, {"refresh": old["refresh"]}, status=200).json
+    assert header(refreshed["access"])["kid"] == new_kid
+    assert a.get(JWKS, status=200).json == {"keys": []}  # secrets are never published
+    clock.advance(11)  # past the access lifetime: the old access token expires as usual
+    a.post_json(VERIFY, {"token": old["access"]}, status=401)
+    a.post_json(REFRESH, {"refresh": old["refresh"]}, status=200)
+    clock.advance(20)  # past the refresh lifetime
+    a.post_json(REFRESH, {"refresh": old["refresh"]}, status=401)
+
+
+def test_a_read_only_directory_serves(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    KeyDirectory(str(keys_dir)).ensure("ES256", now=NOW)
+    (keys_dir / ".lock").unlink()
+    keys_dir.chmod(0o500)  # as a read-only mount: no lock file can be made
+    try:
+        a = instance(algorithm="ES256")
+        register(a)
+        a.post_json(VERIFY, {"token": login(a)["access"]}, status=200)
+    finally:
+        keys_dir.chmod(0o700)
+
+
+FOREIGN_HEADERS = {
+    "unknown kid": {"alg": "ES256", "typ": "JWT", "kid": "no-such-key"},
+    "no kid in an asymmetric ring": {"alg": "ES256", "typ": "JWT"},
+    "kid not a string": {"alg": "ES256", "typ": "JWT", "kid": 7},
+    "kid of a path": {"alg": "ES256", "typ": "JWT", "kid": "../ring.json"},
+}
+
+
+@pytest.mark.parametrize("forged", FOREIGN_HEADERS.values(), ids=FOREIGN_HEADERS.keys())
+def test_tokens_naming_no_key_of_the_ring_get_401(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock, forged: dict[str, Any]
+) -> None:
+    a = instance(algorithm="ES256")
+    register(a)
+    claims = unverified_segment(login(a)["access"], 1)
+    signing_input = b".".join(b64url_encode(json.dumps(part).encode()) for part in (forged, claims))
+    token = (signing_input + b"." + b64url_encode(os.urandom(64))).decode()
+    for path, body in ((VERIFY, {"token": token}), (REFRESH, {"refresh": token})):
+        reply = a.post_json(path, body, status=401)
+        assert reply.json["code"] == "token_not_valid"
+
+
+def test_jwks_lists_current_and_retired_keys_until_pruned(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    a = instance(algorithm="ES256")
+    register(a)
+    first = a.get(JWKS, status=200)
+    assert first.headers["Cache-Control"] == "max-age=60"
+    (old_kid,) = [key["kid"] for key in first.json["keys"]]
+    old = login(a)
+    assert header(old["access"])["kid"] == old_kid
+    new_kid = rotate(keys_dir, clock, "ES256")
+    assert [key["kid"] for key in a.get(JWKS).json["keys"]] == [new_kid, old_kid]
+    a.post_json(VERIFY, {"token": old["refresh"]}, status=200)
+    clock.advance(KEEP + 1)
+    newest = rotate(keys_dir, clock, "ES256")
+    assert [key["kid"] for key in a.get(JWKS).json["keys"]] == [newest, new_kid]
+    assert not (keys_dir / f"{old_kid}.key").exists()
+    a.post_json(VERIFY, {"token": old["refresh"]}, status=401)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [("ES256", "HS256"), ("HS256", "EdDSA"), ("RS256", "PS256")],
+    ids=["asymmetric to HMAC", "HMAC to asymmetric", "RS256 to PS256"],
+)
+def test_an_algorithm_change_keeps_each_key_on_its_algorithm(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock, before: str, after: str
+) -> None:
+    a = instance(algorithm=before)
+    register(a)
+    old = login(a)
+    new_kid = rotate(keys_dir, clock, after)
+    new = login(a)
+    assert header(new["access"])["alg"] == after
+    assert header(new["access"])["kid"] == new_kid
+    a.post_json(VERIFY, {"token": old["access"]}, status=200)
+    a.post_json(VERIFY, {"token": new["access"]}, status=200)
+    published = a.get(JWKS).json["keys"]
+    assert all(key["kty"] != "oct" for key in published)
+    assert {key["alg"] for key in published} == {before, after} - {"HS256"}
+    # A token naming a key with another algorithm than that key's is refused.
+    forged_header = {**header(new["access"]), "kid": header(old["access"]).get("kid")}
+    if forged_header["kid"] is not None:
+        payload = json.dumps(unverified_segment(new["access"], 1)).encode()
+        forged = jws.encode(payload, Key.generate(after), headers=forged_header)
+        a.post_json(VERIFY, {"token": forged}, status=401)
+
+
+def test_a_rotation_keeps_the_login_throttle_counters(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    a = instance(login_max_failures_per_username=3)
+    register(a)
+    wrong = {"username": "alice", "password": "wrong-password-1"}
+    for address in ("192.0.2.1", "192.0.2.2"):
+        a.post_json("/accounts/token/", wrong, status=401, extra_environ={"REMOTE_ADDR": address})
+    rotate(keys_dir, clock)
+    a.post_json("/accounts/token/", wrong, status=401, extra_environ={"REMOTE_ADDR": "192.0.2.3"})
+    right = {"username": "alice", "password": "correct-horse-battery-7"}
+    a.post_json("/accounts/token/", right, status=429, extra_environ={"REMOTE_ADDR": "192.0.2.4"})
+
+
+def test_import_keeps_a_single_key_deployment_working(
+    make_client: Callable[..., Any], keys_dir: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    key_file = tmp_path / "single.key"
+    write_key_file(str(key_file), Key.generate("HS256"))
+    before = make_client(private_key_file=str(key_file), login_max_failures_per_username=2)
+    register(before)
+    old = login(before)
+    wrong = {"username": "alice", "password": "wrong-password-1"}
+    before.post_json(
+        "/accounts/token/", wrong, status=401, extra_environ={"REMOTE_ADDR": "1.1.1.0"}
+    )
+    directory = KeyDirectory(str(keys_dir))
+    seed = load_key_file(str(key_file), "HS256")
+    directory.ensure("HS256", now=int(clock()), seed=seed)
+    assert directory.read().pepper == key_pepper(load_key_file(str(key_file), "HS256"))
+    after = make_client(keys_dir=str(keys_dir), login_max_failures_per_username=2)
+    after.post_json(VERIFY, {"token": old["access"]}, status=200)
+    assert header(login(after)["access"]) == {"alg": "HS256", "typ": "JWT"}
+    # The counter kept by the single-key deployment still counts: one more failure throttles.
+    after.post_json("/accounts/token/", wrong, status=401, extra_environ={"REMOTE_ADDR": "1.1.1.1"})
+    after.post_json("/accounts/token/", wrong, status=429, extra_environ={"REMOTE_ADDR": "1.1.1.2"})
+    with pytest.raises(InvalidKeyError, match="empty directory"):
+        directory.ensure("HS256", now=int(clock()), seed=seed)

@@ -1,0 +1,336 @@
+"""Key rotation with real processes: ``python -m jwtlite rotate-key``, SIGHUP to a real
+``serve.py``, and the issue's test: two instances on one database and one key directory
+under load while the key rotates, with no 401 for a valid token.
+
+Loopback only; every wait is bounded and every load stops by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jwtlite import Key
+from jwtlite.service.keyfile import write_key_file
+
+from support import FAST_HASH_ENV, PASSWORD, ROOT, ServerProcess, http
+from support_load import Client, run_threads
+from support_server import clean_environ, unverified_segment
+
+CLI_TIMEOUT = 60.0
+WAIT = 15.0  # the longest any step may take on a loaded two-core machine
+ROOMY = {
+    "JWTLITE_PASSWORD_HASH_QUEUE": "1000",
+    "JWTLITE_PASSWORD_HASH_PER_CLIENT": "1000",
+    "JWTLITE_ACCESS_TOKEN_LIFETIME": "120",
+    "JWTLITE_REFRESH_TOKEN_LIFETIME": "240",
+}
+
+
+def kid_of(token: str) -> str | None:
+    kid: str | None = unverified_segment(token, 0).get("kid")
+    return kid
+
+
+@pytest.fixture
+def keys_dir(tmp_path: Path) -> Path:
+    return tmp_path / "keys"
+
+
+@pytest.fixture
+def command(db_path: Path, keys_dir: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``python -m jwtlite ARGS`` with ``JWTLITE_KEYS_DIR`` set."""
+
+    def run(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        environ = {
+            **clean_environ(),
+            "PYTHONPATH": str(ROOT),
+            "JWTLITE_DATABASE": str(db_path),
+            "JWTLITE_KEYS_DIR": str(keys_dir),
+            **ROOMY,
+            **(env or {}),
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "jwtlite", *args],
+            capture_output=True,
+            text=True,
+            cwd=db_path.parent,
+            env=environ,
+            timeout=CLI_TIMEOUT,
+            check=False,
+        )
+
+    return run
+
+
+@pytest.fixture
+def rotate_key(command: Callable[..., Any]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``python -m jwtlite rotate-key ARGS`` with ``JWTLITE_KEYS_DIR`` set."""
+
+    def run(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        result: subprocess.CompletedProcess[str] = command("rotate-key", *args, env=env)
+        return result
+
+    return run
+
+
+def printed(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert result.returncode == 0, result.stderr
+    assert "PRIVATE KEY" not in result.stdout
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+@pytest.fixture
+def serve(db_path: Path, keys_dir: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start ``serve.py`` on the test's database and key directory; stop at teardown."""
+    servers: list[ServerProcess] = []
+
+    def start(database: str | None = None, **env: str) -> ServerProcess:
+        server = ServerProcess(
+            database=db_path,
+            env={
+                **FAST_HASH_ENV,
+                **ROOMY,
+                "JWTLITE_KEYS_DIR": str(keys_dir),
+                **({"JWTLITE_DATABASE": database} if database else {}),
+                **env,
+            },
+            args=["--threads", "8"],
+        )
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+# -- the command --------------------------------------------------------------------------
+
+
+def test_rotate_key_needs_a_key_directory(rotate_key: Callable[..., Any]) -> None:
+    result = rotate_key(env={"JWTLITE_KEYS_DIR": ""})
+    assert result.returncode == 2
+    assert "rotate-key needs JWTLITE_KEYS_DIR" in result.stderr
+
+
+def test_rotate_key_makes_retires_and_never_prints_a_key(
+    rotate_key: Callable[..., Any], keys_dir: Path
+) -> None:
+    first = printed(rotate_key("--algorithm", "ES256"))  # an empty directory: its first key
+    assert first["retired"] == []
+    second = printed(rotate_key())  # the current key's algorithm by default
+    assert second["algorithm"] == "ES256"
+    assert second["retired"] == [first["kid"]]
+    third = printed(rotate_key("--algorithm", "EdDSA"))
+    assert third["retired"] == [second["kid"]]
+    assert third["pruned"] == []
+    ring = json.loads((keys_dir / "ring.json").read_text())
+    assert [key["alg"] for key in ring["keys"]] == ["EdDSA", "ES256", "ES256"]
+    secret = (keys_dir / f"{third['kid']}.key").read_text()
+    for result in (first, second, third):
+        assert secret not in json.dumps(result)
+
+
+def test_jwks_prints_the_ring(rotate_key: Callable[..., Any], command: Callable[..., Any]) -> None:
+    empty = command("jwks")
+    assert empty.returncode == 1
+    assert "no signing key in" in empty.stderr
+    old = printed(rotate_key("--algorithm", "ES256"))["kid"]
+    new = printed(rotate_key("--algorithm", "HS256"))["kid"]
+    listed = printed(command("jwks"))
+    assert [key["kid"] for key in listed["keys"]] == [old]  # the HMAC key is not published
+    assert new != old
+
+
+def test_concurrent_rotations_keep_one_chain(
+    rotate_key: Callable[..., Any], keys_dir: Path
+) -> None:
+    first = printed(rotate_key())
+    with ThreadPoolExecutor(4) as pool:
+        results = [printed(r) for r in pool.map(lambda _: rotate_key(), range(8))]
+    ring = json.loads((keys_dir / "ring.json").read_text())
+    kids = {key["kid"] for key in ring["keys"]}
+    assert len(kids) == 9
+    assert kids == {first["kid"]} | {result["kid"] for result in results}
+    retired = [kid for result in results for kid in result["retired"]]
+    # Each rotation retired the key the previous one made: one chain, no key lost.
+    assert sorted(retired) == sorted(kids - {ring["current"]})
+    assert sorted(os.listdir(keys_dir)) == sorted(
+        [".lock", "pepper", "ring.json", *(f"{kid}.key" for kid in kids)]
+    )
+
+
+def test_import_moves_a_key_file_into_a_directory(
+    rotate_key: Callable[..., Any], serve: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    key_file = tmp_path / "old.key"
+    write_key_file(str(key_file), Key.generate("HS256"))
+    before = serve(JWTLITE_KEYS_DIR="", JWTLITE_PRIVATE_KEY_FILE=str(key_file))
+    user = {"username": "alice", "password": PASSWORD}
+    assert http("POST", before.url + "/accounts/register/", user).status == 201
+    old = http("POST", before.url + "/accounts/token/", user).json()
+    before.stop()
+    imported = printed(rotate_key("--import", str(key_file)))
+    assert imported["imported"] == str(key_file)
+    again = rotate_key("--import", str(key_file))
+    assert again.returncode == 1
+    assert "empty directory" in again.stderr
+    after = serve()
+    verified = http("POST", after.url + "/accounts/token/verify/", {"token": old["access"]})
+    assert verified.status == 200
+    new = http("POST", after.url + "/accounts/token/", user).json()
+    assert kid_of(new["access"]) is None  # still the one key: simplejwt's header
+
+
+# -- SIGHUP -------------------------------------------------------------------------------
+
+
+def jwks_kids(server: ServerProcess) -> list[str]:
+    reply = http("GET", server.url + "/.well-known/jwks.json")
+    assert reply.status == 200
+    return [key["kid"] for key in reply.json()["keys"]]
+
+
+def test_sighup_makes_a_server_reload_its_keys(
+    serve: Callable[..., ServerProcess], rotate_key: Callable[..., Any]
+) -> None:
+    server = serve(JWTLITE_ALGORITHM="ES256", JWTLITE_KEYS_RELOAD_INTERVAL="3600")
+    (old_kid,) = jwks_kids(server)
+    new_kid = printed(rotate_key())["kid"]
+    assert jwks_kids(server) == [old_kid]  # no check due for an hour: nothing changed
+    assert server.process is not None
+    server.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + WAIT
+    while jwks_kids(server) != [new_kid, old_kid] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert jwks_kids(server) == [new_kid, old_kid]
+    assert server.process.poll() is None  # SIGHUP did not stop it
+    assert "signing keys reloaded (signal)" in server.stderr()
+
+
+# -- the issue's test ---------------------------------------------------------------------
+
+LOAD_THREADS = 6
+
+
+class Load:
+    """Threads that log in, verify and refresh alternately on two servers, and verify the
+    tokens they got earlier, recording every refusal of a valid token."""
+
+    def __init__(self, servers: list[ServerProcess]) -> None:
+        self.urls = [server.url for server in servers]
+        self.stop = threading.Event()
+        self.failures: list[str] = []
+        self.kids: list[tuple[int, str | None]] = []  # (server index, kid) per issued token
+        self.first_tokens: list[dict[str, str]] = []
+        self.operations = 0
+
+    def worker(self, index: int) -> int:
+        clients = [Client(url).connect() for url in self.urls]
+        user = {"username": f"user{index}", "password": PASSWORD}
+        self.expect(clients[0].post("/accounts/register/", user), 201, "register")
+        kept: list[dict[str, str]] = []
+        turn = index
+        try:
+            while not self.stop.is_set():
+                here, there = clients[turn % 2], clients[(turn + 1) % 2]
+                pair = self.expect(here.post("/accounts/token/", user), 200, "login")
+                self.kids.append((turn % 2, kid_of(pair["access"])))
+                if not kept:
+                    self.first_tokens.append(pair)
+                kept = [pair, *kept][:4]
+                for tokens in kept:  # this one and older ones, maybe of a retired key
+                    for client in (here, there):
+                        self.expect(
+                            client.post("/accounts/token/verify/", {"token": tokens["access"]}),
+                            200,
+                            "verify",
+                        )
+                refreshed = self.expect(
+                    there.post("/accounts/token/refresh/", {"refresh": kept[-1]["refresh"]}),
+                    200,
+                    "refresh",
+                )
+                self.kids.append(((turn + 1) % 2, kid_of(refreshed["access"])))
+                self.operations += 1
+                turn += 1
+        finally:
+            for client in clients:
+                client.close()
+        return self.operations
+
+    def expect(self, reply: Any, status: int, what: str) -> Any:
+        if reply.status != status:
+            self.failures.append(f"{what}: {reply.status} {reply.body[:200]!r}")
+            return {"access": "", "refresh": ""}
+        return reply.json()
+
+
+def wait_for_operations(load: Load, more: int) -> None:
+    """Let the load run ``more`` rounds (bounded in time; at once if it already failed)."""
+    target = load.operations + more
+    deadline = time.monotonic() + WAIT
+    while load.operations < target and time.monotonic() < deadline and not load.failures:
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.both_backends
+def test_rotation_under_load_across_two_instances(
+    serve: Callable[..., ServerProcess], rotate_key: Callable[..., Any], database: str
+) -> None:
+    # A reloads on SIGHUP only; B only by itself (its interval, and an unknown kid).
+    a = serve(database, JWTLITE_KEYS_RELOAD_INTERVAL="3600")
+    b = serve(database, JWTLITE_KEYS_RELOAD_INTERVAL="2")
+    load = Load([a, b])
+    runner = threading.Thread(
+        target=lambda: run_threads(LOAD_THREADS, load.worker, timeout=4 * WAIT), daemon=True
+    )
+    runner.start()
+    rotations: list[str] = []
+    try:
+        for _ in range(2):
+            wait_for_operations(load, 12)
+            rotations.append(printed(rotate_key())["kid"])
+            assert a.process is not None
+            a.process.send_signal(signal.SIGHUP)
+        wait_for_operations(load, 12)
+    finally:
+        load.stop.set()
+        runner.join(4 * WAIT)
+    assert not runner.is_alive()
+    assert load.failures == []
+    assert load.operations >= 36
+    # Tokens of every key were issued: kid-less before the first rotation, then each new kid.
+    issued = {kid for _, kid in load.kids}
+    assert {None, *rotations} <= issued
+    # The first tokens (simplejwt's header, the retired first key) still verify and refresh
+    # on both instances; once B has met the newest kid, both sign with it.
+    user = {"username": "user0", "password": PASSWORD}
+    newest = http("POST", a.url + "/accounts/token/", user).json()
+    assert kid_of(newest["access"]) == rotations[-1]
+    assert kid_of(load.first_tokens[0]["access"]) is None
+    for server in (a, b):
+        for pair in (*load.first_tokens, newest):
+            verify = {"token": pair["access"]}
+            reply = http("POST", server.url + "/accounts/token/verify/", verify)
+            assert reply.status == 200
+            refresh = {"refresh": pair["refresh"]}
+            assert http("POST", server.url + "/accounts/token/refresh/", refresh).status == 200
+    from_b = http("POST", b.url + "/accounts/token/", user).json()
+    assert kid_of(from_b["access"]) == rotations[-1]
+    for server in (a, b):
+        assert "Traceback" not in server.stderr()
