@@ -104,7 +104,6 @@ def run(
     With ``demo_port`` set, the demo page is also served on ``host:demo_port`` (a second
     origin), told to call the API at ``api_url`` (default: the address the API is bound to).
     """
-    _configure_logging()
     import waitress  # noqa: PLC0415 - the library must not import the server
 
     from jwtlite.service.settings import Settings  # noqa: PLC0415
@@ -116,6 +115,7 @@ def run(
         _check_cookie_host(settings, host)
     except ConfigurationError as exc:
         return _fail(str(exc))
+    _configure_logging(settings.log_format)
     database = masked_url(settings.database)  # a PostgreSQL URL's password never shows
     try:
         store = settings.open_store(threads=threads)
@@ -245,10 +245,14 @@ def _demo_url(demo: DemoServer) -> str:
     return f"http://localhost:{demo.port}" if loopback else demo.url
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _configure_logging(log_format: str) -> None:
+    # Every record, the audit log's included, to stderr: one JSON object a line by default
+    # (LOG_FORMAT=json), for a log shipper or jq; LOG_FORMAT=text for a person at a terminal.
+    from jwtlite.service.audit import formatter  # noqa: PLC0415
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(log_format))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     # Under load waitress warns "Task queue depth is N" for every request that waits for a
     # thread: noise that costs about a tenth of the throughput. Saturation shows in latency.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
