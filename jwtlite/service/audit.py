@@ -18,6 +18,7 @@ Nothing secret reaches a record: events carry ids, counts and fixed reason codes
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from datetime import UTC, datetime
@@ -114,13 +115,19 @@ class JSONFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     """Human-readable lines: ``time LEVEL logger: message``, an audit record followed by its
-    fields as ``name=value`` (strings JSON-quoted, so a value cannot break the line)."""
+    fields as ``name=value`` (strings JSON-quoted, so a value cannot break the line), and a
+    message with a control or non-printable character escaped (``\\n``), so it cannot
+    forge a line either. A traceback keeps its lines."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
         """The plain line, with an audit record's fields appended."""
+        message = record.getMessage()
+        if not message.isprintable():
+            record = copy.copy(record)  # other handlers still see the record as it was
+            record.msg, record.args = message.encode("unicode_escape").decode("ascii"), None
         line = super().format(record)
         document = getattr(record, "audit", None)
         if isinstance(document, dict):

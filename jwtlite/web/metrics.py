@@ -73,11 +73,12 @@ class _Route:
         self.by_status: dict[str, dict[int, Counter]] = {m: {} for m in (*_METHODS, "other")}
 
     def count(self, method: str, status: int, seconds: float) -> None:
-        statuses = self.by_status.get(method) or self.by_status["other"]
+        statuses = self.by_status.get(method)
+        if statuses is None:
+            method, statuses = "other", self.by_status["other"]
         child = statuses.get(status)
         if child is None:
-            label = method if method in _METHODS else "other"
-            child = statuses[status] = self.requests.labels(self.name, label, str(status))
+            child = statuses[status] = self.requests.labels(self.name, method, str(status))
         child.inc()
         self.latency.observe(seconds)
 
