@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -19,12 +20,13 @@ from typing import Any
 
 import pytest
 import webtest
+from test_hostile_requests import exchange, parse
 
 from jwtlite.errors import ConfigurationError
 from jwtlite.service.settings import Settings
 from jwtlite.web.app import create_app
 
-from support import FAST_HASH, FAST_HASH_ENV, PASSWORD, ROOT, http
+from support import FAST_HASH, FAST_HASH_ENV, PASSWORD, ROOT, ServerProcess, http
 from support_server import clean_environ, free_port
 
 LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
@@ -310,3 +312,30 @@ def test_two_gunicorn_workers_report_the_same_totals(tmp_path: Path) -> None:
         process.terminate()
         _, err = process.communicate(timeout=20)
     assert process.returncode == 0, err
+
+
+HOSTILE_IDS = [
+    b"a\x0bSet-Cookie: x=1",  # waitress itself refuses the control character (400)
+    b"<script>alert(1)</script>",
+    b"x" * 200,
+]
+
+
+@pytest.mark.slow
+def test_a_real_server_never_reflects_a_hostile_id_and_ids_its_own_errors(
+    tmp_path: Path,
+) -> None:
+    with ServerProcess(tmp_path / "db.sqlite3", env=FAST_HASH_ENV) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        get = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Request-ID: %s\r\n\r\n"
+        answers = [parse(exchange(port, get % value)) for value in HOSTILE_IDS]
+        chunked = (
+            b"POST /accounts/token/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2\r\n{}\r\n0\r\n\r\n"
+        )
+        answers.append(parse(exchange(port, chunked)))
+    assert [status for status, _, _ in answers] == [400, 200, 200, 411]
+    for _, headers, body in answers:
+        assert re.fullmatch(r"[0-9a-f]{32}", headers["x-request-id"])
+        assert "set-cookie" not in headers
+        assert json.loads(body)
