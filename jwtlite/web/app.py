@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import falcon
 
@@ -63,6 +63,9 @@ from jwtlite.web.resources import (
     MeResource,
     ThrottledEndpoint,
 )
+
+if TYPE_CHECKING:
+    from jwtlite.web.metrics import Metrics
 
 __all__ = ["create_app"]
 
@@ -128,7 +131,7 @@ def create_app(
     # next, so they time everything the app does (CORS included).
     middleware: list[Any] = [RequestIdMiddleware(settings.trusted_proxies)]
     if metrics is not None:
-        middleware.append(metrics.middleware)
+        middleware.append(metrics.middleware())
     app = falcon.App(middleware=[*middleware, cors])
     # Compact JSON as DRF renders it, from an encoder built once rather than per response.
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(dumps=json_text)
@@ -185,39 +188,33 @@ def create_app(
     }
     if metrics is not None:
         # Not in the OpenAPI document: an operator's endpoint, off by default, not JSON.
-        routes["/metrics"] = metrics.resource(settings)
-        metrics.metrics.bind_routes(routes)
+        routes["/metrics"] = metrics.resource(
+            allowed=settings.metrics_allowed, trusted_proxies=proxies
+        )
+        metrics.bind_routes(routes)
     for path, resource in routes.items():
         app.add_route(path, resource)
     _add_error_handlers(app, events)
     return app
 
 
-class _MetricsParts:
-    """The metrics of an app with ``METRICS`` on: the subscriber, its middleware, its
-    resource (built here so that ``prometheus_client`` is imported only when on)."""
+def _metrics(settings: Settings, events: Events) -> Metrics | None:
+    """The app's metrics, subscribed to its events, when ``METRICS`` is on (None when off:
+    then ``prometheus_client`` is never imported)."""
+    if not settings.metrics:
+        return None
+    from jwtlite.web.metrics import Metrics  # noqa: PLC0415 - prometheus_client only when on
 
-    def __init__(self, events: Events) -> None:
-        from jwtlite.web import metrics  # noqa: PLC0415 - prometheus_client only when on
-
-        self._module = metrics
-        self.metrics = metrics.Metrics()
-        self.middleware = metrics.MetricsMiddleware(self.metrics)
-        events.subscribe(self.metrics)
-
-    def resource(self, settings: Settings) -> object:
-        return self._module.MetricsResource(
-            self.metrics,
-            allowed=settings.metrics_allowed,
-            trusted_proxies=settings.trusted_proxies,
-        )
+    metrics = Metrics()
+    events.subscribe(metrics)
+    return metrics
 
 
-def _metrics(settings: Settings, events: Events) -> _MetricsParts | None:
-    return _MetricsParts(events) if settings.metrics else None
+def _add_error_handlers(
+    app: falcon.App[falcon.Request, falcon.Response], events: Events | None = None
+) -> None:
+    events = events if events is not None else Events()
 
-
-def _add_error_handlers(app: falcon.App[falcon.Request, falcon.Response], events: Events) -> None:
     def csrf_refused(req: falcon.Request, resp: falcon.Response, exc: CSRFError, _: Any) -> None:
         events.csrf_refused(_CSRF_REASONS.get(str(exc), "origin"))
         _csrf(req, resp, exc, _)

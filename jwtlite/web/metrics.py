@@ -216,6 +216,18 @@ class Metrics:
         """The metric children of the route ``resource`` serves (``unmatched`` for None)."""
         return self._routes.get(id(resource), self._unmatched)
 
+    # -- the web parts -----------------------------------------------------------------------
+
+    def middleware(self) -> MetricsMiddleware:
+        """The middleware that counts and times every request into these metrics."""
+        return MetricsMiddleware(self)
+
+    def resource(
+        self, *, allowed: Iterable[str], trusted_proxies: Collection[str]
+    ) -> MetricsResource:
+        """The ``/metrics`` resource serving these metrics to clients in ``allowed``."""
+        return MetricsResource(self, allowed=allowed, trusted_proxies=trusted_proxies)
+
     # -- exposition --------------------------------------------------------------------------
 
     def exposition(self) -> bytes:
