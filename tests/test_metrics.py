@@ -23,6 +23,7 @@ import webtest
 from test_hostile_requests import exchange, parse
 
 from jwtlite.errors import ConfigurationError
+from jwtlite.service.passwords import PasswordHasher
 from jwtlite.service.settings import Settings
 from jwtlite.web.app import create_app
 
@@ -151,6 +152,32 @@ def test_events_reach_the_counters(make: Callable[..., Any]) -> None:
         if line.startswith("# HELP "):
             assert line.split()[2].startswith("jwtlite_"), line
             assert len(line.split(" ", 3)[3]) > 10, line  # a real help text
+
+
+def test_ended_sessions_are_counted_by_reason(make: Callable[..., Any]) -> None:
+    client = make(metrics=True, allow_account_deletion=True)
+    credentials = {"username": "alice", "password": PASSWORD}
+    client.post_json("/accounts/register/", credentials, status=201)
+    pairs = [client.post_json("/accounts/token/", credentials).json for _ in range(4)]
+    bearer = {"Authorization": f"Bearer {pairs[0]['access']}"}
+    listed = client.get("/accounts/sessions/", headers=bearer).json
+    other = next(s["id"] for s in listed if not s["current"])
+    client.delete(f"/accounts/sessions/{other}/", headers=bearer, status=204)
+    client.post_json("/accounts/token/blacklist/", {"refresh": pairs[1]["refresh"]})
+    client.delete_json("/accounts/me/", {"password": PASSWORD}, headers=bearer, status=204)
+    text = scrape(client)
+    revoked = "jwtlite_sessions_revoked_total"
+    assert sample(text, revoked, reason="session_deleted") == 1
+    assert sample(text, revoked, reason="logout") == 1
+    assert sample(text, revoked, reason="account_deleted") == 2  # the two still live
+
+
+def test_the_hasher_reports_hashes_in_flight() -> None:
+    calls: list[int] = []
+    hasher = PasswordHasher(memory_kib=1024, iterations=1, in_flight=calls.append)
+    assert calls == []  # its own dummy hash at construction is no caller's
+    hasher.verify(PASSWORD, hasher.hash(PASSWORD))
+    assert calls == [1, -1, 1, -1]
 
 
 def test_paths_and_methods_cannot_create_label_values(make: Callable[..., Any]) -> None:
