@@ -36,7 +36,9 @@ def request_id(presented: str | None) -> str:
 
 
 class RequestIdMiddleware:
-    """Falcon middleware giving each request an id and its context.
+    """Falcon middleware giving each request an id and its context (first in the list: its
+    ``process_request`` runs before CORS may answer a preflight, its ``process_response``
+    last).
 
     Args:
         trusted_proxies: peers whose ``X-Forwarded-For`` names the client (the address the
@@ -47,22 +49,17 @@ class RequestIdMiddleware:
         self._trusted_proxies = frozenset(trusted_proxies)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Choose the id, set the request context, and put the id on the response now (a
-        later failure cannot lose it)."""
+        """Choose the id, put it on the response now (the error handlers add headers, never
+        clear them, so every answer keeps it), and set the request context."""
         rid = request_id(req.get_header(REQUEST_ID_HEADER))
-        context = RequestContext(rid, client_address(req, self._trusted_proxies))
-        req.context.request_id = rid
-        req.context.request_token = request_context.set(context)
         resp.set_header(REQUEST_ID_HEADER, rid)
+        context = RequestContext(rid, client_address(req, self._trusted_proxies))
+        req.context.request_token = request_context.set(context)
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
-        """Keep the id on the response (an error handler may have rebuilt its headers) and
-        leave the thread's context as it was."""
-        rid = req.context.get("request_id")
-        if rid is not None:
-            resp.set_header(REQUEST_ID_HEADER, rid)
+        """Leave the thread's context as it was before the request."""
         token = req.context.get("request_token")
         if token is not None:
             request_context.reset(token)
