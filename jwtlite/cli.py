@@ -30,6 +30,7 @@ from jwtlite.errors import (
 from jwtlite.jws import get_unverified_header
 from jwtlite.jwt import decode_complete, decode_unverified_claims
 from jwtlite.keys import Key, KeySet
+from jwtlite.service import audit
 from jwtlite.service.accounts import AccountService
 from jwtlite.service.auth import AuthService, load_signing_keys, purge_expired
 from jwtlite.service.keydir import KeyDirectory, RingFiles
@@ -461,6 +462,8 @@ def _rotate_key(args: argparse.Namespace, environ: Environ) -> int:
         rotation = directory.rotate(algorithm, now=now, keep_seconds=keep)
     except InvalidKeyError as exc:
         raise CommandError(str(exc)) from exc
+    server.configure_logging(settings.log_format)
+    audit.key_rotated(kid=rotation.kid, previous_kid=current.manifest.current)
     _print_json(
         {
             "kid": rotation.kid,

@@ -22,6 +22,10 @@ waitress answers some requests itself and reads every request at the client's pa
   hold at most ``max_per_peer`` connections (trusted proxies excepted), so a hundred slow
   connections from one place no longer use up every connection the server accepts.
 
+Its own errors carry a fresh ``X-Request-ID`` too, as every answer of the app does (the
+request never reached the app, so there is no client id to keep: a garbled request's header
+is not trusted).
+
 Nothing here imports waitress at module level: ``jwtlite.cli`` imports the launcher, and its
 other commands work without the server extra.
 """
@@ -34,6 +38,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 from typing import Any
 
 from jwtlite._encoding import json_text
@@ -120,6 +125,7 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
                     ("Content-Type", "application/json"),
                     ("Cache-Control", "no-store"),
                     ("X-Content-Type-Options", "nosniff"),
+                    ("X-Request-ID", uuid.uuid4().hex),
                 ]
             )
             self.set_close_on_finish()  # adds Connection: close, as waitress's own does

@@ -24,7 +24,14 @@ if TYPE_CHECKING:
     from jwtlite.demo.server import DemoServer
     from jwtlite.service.settings import Settings
 
-__all__ = ["add_arguments", "add_demo_arguments", "demo_options", "main", "run"]
+__all__ = [
+    "add_arguments",
+    "add_demo_arguments",
+    "configure_logging",
+    "demo_options",
+    "main",
+    "run",
+]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -104,7 +111,6 @@ def run(
     With ``demo_port`` set, the demo page is also served on ``host:demo_port`` (a second
     origin), told to call the API at ``api_url`` (default: the address the API is bound to).
     """
-    _configure_logging()
     import waitress  # noqa: PLC0415 - the library must not import the server
 
     from jwtlite.service.keyring import request_reload  # noqa: PLC0415
@@ -117,6 +123,7 @@ def run(
         _check_cookie_host(settings, host)
     except ConfigurationError as exc:
         return _fail(str(exc))
+    configure_logging(settings.log_format)
     database = masked_url(settings.database)  # a PostgreSQL URL's password never shows
     try:
         store = settings.open_store(threads=threads)
@@ -248,10 +255,15 @@ def _demo_url(demo: DemoServer) -> str:
     return f"http://localhost:{demo.port}" if loopback else demo.url
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def configure_logging(log_format: str) -> None:
+    """Send every record, the audit log's included, to stderr: one JSON object a line
+    (``LOG_FORMAT=json``, the default), for a log shipper or jq; ``text`` for a person at a
+    terminal."""
+    from jwtlite.service.audit import formatter  # noqa: PLC0415
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(log_format))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     # Under load waitress warns "Task queue depth is N" for every request that waits for a
     # thread: noise that costs about a tenth of the throughput. Saturation shows in latency.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)

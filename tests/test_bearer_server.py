@@ -5,15 +5,19 @@ database); the resource app runs in-process under webtest, and its ``JWKSClient`
 ``/.well-known/jwks.json`` from the issuer over real HTTP. Stopping the issuer shows the
 cached keys keep verifying while a client with no cache answers 503.
 
-The ``issuer`` fixture starts a server with any environment, so a key-rotation case (once
-the service's key ring lands) is one more test here: start it with the ring's settings,
-rotate, and check that tokens under the old and the new ``kid`` both pass.
+A rotation of the issuer's key directory (``rotate-key``, then SIGHUP) is followed by the
+resource server: the new ``kid`` makes its client fetch again, the retired key keeps
+verifying the tokens it signed.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,8 @@ import webtest
 import jwtlite
 from jwtlite import CLAIMS_ENVIRON_KEY, BearerAuth, JWKSClient
 
-from support import FAST_HASH_ENV, PASSWORD, ServerProcess, http
+from support import FAST_HASH_ENV, PASSWORD, ROOT, ServerProcess, http
+from support_server import clean_environ
 
 ALGORITHMS = ["RS256", "EdDSA", "Ed25519"]
 
@@ -136,3 +141,49 @@ def test_switching_the_service_from_eddsa_to_ed25519_keeps_its_tokens(issuer: Is
     app = resource_server(after, "Ed25519", "EdDSA")
     app.get("/", headers=bearer(pair["access"]), status=200)
     app.get("/", headers=bearer(new_access), status=200)
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "EdDSA"])
+def test_a_resource_server_follows_the_issuers_key_rotation(
+    issuer: Issuer, tmp_path: Path, algorithm: str
+) -> None:
+    keys_dir = tmp_path / "keys"
+    env = {"JWTLITE_KEYS_DIR": str(keys_dir), "JWTLITE_ALGORITHM": algorithm}
+    server = issuer(**env, JWTLITE_KEYS_RELOAD_INTERVAL="3600")
+    old = tokens_from(server)
+    old_kid = jwtlite.get_unverified_header(old["access"])["kid"]
+    client = JWKSClient(server.url + "/.well-known/jwks.json", timeout=3.0, refetch_cooldown=0.1)
+    app = webtest.TestApp(BearerAuth(resource, client, algorithms=[algorithm]))
+    app.get("/", headers=bearer(old["access"]), status=200)
+
+    rotated = subprocess.run(
+        [sys.executable, "-m", "jwtlite", "rotate-key"],
+        capture_output=True,
+        text=True,
+        env={**clean_environ(), "PYTHONPATH": str(ROOT), **env},
+        timeout=60,
+        check=True,
+    )
+    new_kid = json.loads(rotated.stdout)["kid"]
+    assert server.process is not None
+    server.process.send_signal(signal.SIGHUP)  # the reload interval is an hour
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        jwks = http("GET", server.url + "/.well-known/jwks.json").json()
+        if jwks["keys"][0]["kid"] == new_kid:
+            break
+        time.sleep(0.05)
+    assert [jwk["kid"] for jwk in jwks["keys"]] == [new_kid, old_kid]
+
+    account = {"username": "alice", "password": PASSWORD}
+    new = http("POST", server.url + "/accounts/token/", account).json()
+    assert jwtlite.get_unverified_header(new["access"])["kid"] == new_kid
+    # The client knew only the old key: the new kid makes it fetch again (past its cooldown),
+    # and the retired key keeps verifying the tokens it signed.
+    time.sleep(0.2)
+    app.get("/", headers=bearer(new["access"]), status=200)
+    app.get("/", headers=bearer(old["access"]), status=200)
+    assert server.stop() == 0
+    # Both keys stay cached with the issuer gone.
+    app.get("/", headers=bearer(new["access"]), status=200)
+    app.get("/", headers=bearer(old["access"]), status=200)

@@ -25,7 +25,9 @@ LIBRARY_MODULES = sorted(
 )
 DRIVERS = {"sqlite3", "psycopg", "psycopg_pool"}
 SERVERS = {"falcon", "waitress"}
-SERVICE_DEPENDENCIES = SERVERS | DRIVERS
+#: Only ``jwtlite.web.metrics`` may import it, and only an app with METRICS on imports that.
+METRICS = {"prometheus_client"}
+SERVICE_DEPENDENCIES = SERVERS | DRIVERS | METRICS
 
 # What each layer must never import: third-party top-level names, and our own modules (a
 # name forbids it and everything under it).
@@ -42,7 +44,7 @@ FORBIDDEN: dict[str, tuple[set[str], set[str]]] = {
         },
     ),
     "store": (
-        SERVERS,
+        SERVERS | METRICS,
         {
             "jwtlite.service",
             "jwtlite.web",
@@ -78,7 +80,7 @@ FORBIDDEN: dict[str, tuple[set[str], set[str]]] = {
         },
     ),
     "demo": (
-        DRIVERS | {"falcon"},
+        DRIVERS | METRICS | {"falcon"},
         {"jwtlite.store", "jwtlite.service", "jwtlite.web", "jwtlite.cli", "jwtlite.server"},
     ),
 }
@@ -330,3 +332,29 @@ def test_import_scanner_sees_every_import_form(tmp_path: Path) -> None:
     names = imported_modules(sample)
     assert {"falcon", "waitress.server", "sqlite3", "falcon.testing"} <= names
     assert {"jwtlite.store", "jwtlite.service", "jwtlite.app"} <= names
+
+
+def test_only_the_metrics_module_imports_prometheus_client() -> None:
+    importers = {
+        path.relative_to(PACKAGE_DIR).as_posix()
+        for path in PACKAGE_DIR.rglob("*.py")
+        if {name.split(".")[0] for name in imported_modules(path)} & METRICS
+    }
+    assert importers == {"web/metrics.py"}
+
+
+APP_WITH_METRICS = """
+import json, sys
+from jwtlite.service.settings import Settings
+from jwtlite.web.app import create_app
+create_app(Settings(database={database!r}, metrics={metrics!r}))
+print(json.dumps(sorted(n for n in ("prometheus_client",) if n in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize(("metrics", "loaded"), [(False, []), (True, ["prometheus_client"])])
+def test_an_app_loads_prometheus_client_only_with_metrics_on(
+    tmp_path: Path, metrics: bool, loaded: list[str]
+) -> None:
+    code = APP_WITH_METRICS.format(database=str(tmp_path / "db.sqlite3"), metrics=metrics)
+    assert run_fresh(code) == loaded

@@ -488,7 +488,8 @@ def test_cookie_mode_preflight_allows_the_csrf_header(make: Callable[..., Any]) 
 def test_body_mode_preflight_is_unchanged(make: Callable[..., Any]) -> None:
     response = _preflight(make(), "content-type")
     assert response.headers["Access-Control-Allow-Headers"] == (
-        "accept, authorization, content-type, user-agent, x-csrftoken, x-requested-with"
+        "accept, authorization, content-type, user-agent, x-csrftoken, x-requested-with, "
+        "x-request-id"
     )
 
 

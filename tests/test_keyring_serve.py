@@ -144,6 +144,24 @@ def test_rotate_key_makes_retires_and_never_prints_a_key(
         assert secret not in json.dumps(result)
 
 
+def test_rotate_key_writes_an_audit_event(rotate_key: Callable[..., Any], keys_dir: Path) -> None:
+    first = printed(rotate_key("--algorithm", "ES256"))
+    result = rotate_key()
+    second = printed(result)
+    (line,) = [json.loads(line) for line in result.stderr.splitlines()]
+    assert line["event"] == "key.rotated"
+    assert (line["kid"], line["previous_kid"], line["source"]) == (
+        second["kid"],
+        first["kid"],
+        "rotate-key",
+    )
+    assert {"time", "user_id", "client", "session_id", "request_id"} <= line.keys()
+    for kid in (first["kid"], second["kid"]):
+        key = (keys_dir / f"{kid}.key").read_text()
+        assert key not in result.stderr
+        assert key.splitlines()[1] not in result.stderr  # not even one line of the PEM
+
+
 def test_jwks_prints_the_ring(rotate_key: Callable[..., Any], command: Callable[..., Any]) -> None:
     empty = command("jwks")
     assert empty.returncode == 1
@@ -218,7 +236,12 @@ def test_sighup_makes_a_server_reload_its_keys(
         time.sleep(0.05)
     assert jwks_kids(server) == [new_kid, old_kid]
     assert server.process.poll() is None  # SIGHUP did not stop it
-    assert "signing keys reloaded (signal)" in server.stderr()
+    log = server.stderr()
+    assert "signing keys reloaded (signal)" in log
+    events = [json.loads(line) for line in log.splitlines() if '"key.rotated"' in line]
+    assert [(e["kid"], e["previous_kid"], e["source"]) for e in events] == [
+        (new_kid, old_kid, "reload")
+    ]
 
 
 # -- the test ---------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 Owns :class:`AuthService` (register, log in, verify, refresh, log out, throttle), the
 :class:`Settings`, password hashing, registration rules, request-field checks, key files,
-the CSRF values bound to tokens, and the origin normaliser that settings and CORS share.
+the CSRF values bound to tokens, the origin normaliser that settings and CORS share, and the
+events it reports (``events``: one seam; ``audit``: the ``jwtlite.audit`` log; ``context``:
+the request id and client the web layer sets).
 It uses the token library and a :class:`~jwtlite.store.Store`; it must never import
 falcon, waitress or SQL text.
 """

@@ -91,13 +91,17 @@ class AccountService:
         self._auth.users.forget_user(user.id)
         if changed is None:  # deleted meanwhile
             raise NotFoundError("the user is gone")
+        self._auth.events.password_changed(user.id, sessions_ended=changed, session_id=session.id)
         return pair
 
     def logout_all(self, principal: Principal) -> dict[str, Any]:
         """End every session of the caller's user (the caller's too); answer ``{}``."""
         user = principal.user
-        self._store.end_user_sessions(user.id, "revoked")
+        count = self._store.end_user_sessions(user.id, "revoked")
         self._auth.users.forget_user(user.id)
+        self._auth.events.sessions_ended(
+            user.id, reason="logout_all", count=count, session_id=principal.session_id
+        )
         return {}
 
     def sessions(self, principal: Principal) -> list[dict[str, Any]]:
@@ -119,6 +123,9 @@ class AccountService:
         if not self._store.end_session(user.id, session_id, "revoked"):
             raise NotFoundError("no such session")
         self._auth.users.forget_session(user.id, session_id)
+        self._auth.events.sessions_ended(
+            user.id, reason="session_deleted", count=1, session_id=session_id
+        )
 
     def delete_account(
         self, principal: Principal, data: Mapping[str, Any], *, address: str
@@ -135,8 +142,10 @@ class AccountService:
         fields.check()
         with self._auth.hasher.admission(address_group(address)):
             self._check_password(user, password, address=address, field="password")
+        sessions = len(self._store.list_sessions(user.id, now=self._auth.clock()))
         self._store.delete_user(user.id)
         self._auth.users.forget_user(user.id)
+        self._auth.events.sessions_ended(user.id, reason="account_deleted", count=sessions)
 
     # -- by username (the command line) -----------------------------------------------------
 
@@ -158,6 +167,7 @@ class AccountService:
         user = self._user(username)
         count = self._store.end_user_sessions(user.id, "revoked")
         self._auth.users.forget_user(user.id)
+        self._auth.events.sessions_ended(user.id, reason="command_line", count=count)
         return count
 
     def set_password(self, username: str, password: str) -> int:
@@ -177,6 +187,7 @@ class AccountService:
         self._auth.users.forget_user(user.id)
         if changed is None:
             raise NotFoundError(f"no user named {username!r}")
+        self._auth.events.password_changed(user.id, sessions_ended=changed)
         return changed
 
     # -- internals --------------------------------------------------------------------------

@@ -23,17 +23,20 @@ from jwtlite.errors import (
     JWTError,
     MalformedTokenError,
     StoreUnavailableError,
+    ThrottledError,
     TokenRevokedError,
     ValidationError,
 )
 from jwtlite.keys import Key, KeySet
 from jwtlite.service import validators
+from jwtlite.service.audit import AuditLog
 from jwtlite.service.confusables import username_skeleton
 from jwtlite.service.csrf import CSRF_MISSING, CSRFKey, IssuedToken
+from jwtlite.service.events import Events
 from jwtlite.service.fields import Fields
 from jwtlite.service.keydir import KeyDirectory
 from jwtlite.service.keyfile import load_or_create_key_file
-from jwtlite.service.keyring import KeyRing
+from jwtlite.service.keyring import KeyRing, Ring
 from jwtlite.service.passwords import PasswordHasher
 from jwtlite.service.sessions import (
     clean_user_agent,
@@ -127,6 +130,8 @@ class AuthService:
             access tokens, called at login and at every refresh; a reserved claim (see
             :data:`~jwtlite.service.tokens.RESERVED_CLAIMS`) or a value JSON cannot carry
             raises :class:`~jwtlite.errors.ConfigurationError` at the first call.
+        events: where the service reports logins, refreshes, revocations and the other
+            events of :mod:`jwtlite.service.events`; by default to the audit log alone.
     """
 
     def __init__(
@@ -138,13 +143,16 @@ class AuthService:
         clock: Callable[[], float] = time.time,
         *,
         claims: ClaimsFunction | None = None,
+        events: Events | None = None,
     ) -> None:
         self.settings = settings
+        self.events = events if events is not None else Events([AuditLog()])
         self.store = store
         self.keys = keys
         self.hasher = hasher
         self.clock = clock
         self.tokens = TokenMinter(settings, keys, clock, claims=claims)
+        self.tokens.keyring.on_change = self._keys_reloaded
         self._next_purge = 0.0
         # From the ring's pepper, never from the current key: a rotation must not reset the
         # login counters or end every CSRF token (a single key's pepper is derived from it).
@@ -160,8 +168,10 @@ class AuthService:
         store: Store | None = None,
         clock: Callable[[], float] | None = None,
         claims: ClaimsFunction | None = None,
+        events: Events | None = None,
     ) -> AuthService:
         """Build the service that ``settings`` describe (opening the store if not given)."""
+        events = events if events is not None else Events([AuditLog()])
         hasher = PasswordHasher(
             memory_kib=settings.password_hash_memory_kib,
             iterations=settings.password_hash_iterations,
@@ -169,6 +179,7 @@ class AuthService:
             concurrency=settings.password_hash_concurrency,
             queue=settings.password_hash_queue,
             per_client=settings.password_hash_per_client,
+            in_flight=events.hashes_in_flight,
         )
         keys = load_signing_keys(settings)
         return cls(
@@ -178,6 +189,7 @@ class AuthService:
             hasher,
             clock or time.time,
             claims=claims,
+            events=events,
         )
 
     # -- users ------------------------------------------------------------------------------
@@ -225,6 +237,7 @@ class AuthService:
         )
         if user is None:
             raise ValidationError({"username": [_USERNAME_TAKEN]})
+        self.events.user_registered(user.id)
         return {"id": user.id, "username": user.username, "email": user.email}
 
     def login(
@@ -251,6 +264,7 @@ class AuthService:
         if len(username) > validators.USERNAME_MAX_LENGTH:
             # No account can have this name: refused at once, before the throttle's hash of
             # a name that may be 64 KB and before any password hash.
+            self.events.login_failed(None, "unknown_user")
             raise AuthenticationError("No active account found with the given credentials")
         key = validators.username_key(username)
         now = self.clock()
@@ -269,6 +283,7 @@ class AuthService:
             session=session,
             password_hash=rehashed,
         )
+        self.events.login_succeeded(user.id, session.id)
         self._purge_now_and_then(now)
         return pair
 
@@ -280,7 +295,11 @@ class AuthService:
         # Counted before the password is checked (atomically with the check of the limits),
         # and forgotten on success: parallel guesses see each other at once instead of all
         # slipping through during the tens of milliseconds a hash takes.
-        self.throttle.take_login(subject, address, now)
+        try:
+            self.throttle.take_login(subject, address, now)
+        except ThrottledError:
+            self.events.login_throttled()
+            raise
         user = self.store.get_user_by_key(key)
         if user is None:
             self.hasher.dummy_verify(password)  # the same cost as a real verification
@@ -289,6 +308,7 @@ class AuthService:
             # Verified even for an inactive user, so that refusal takes the same time.
             valid = self.hasher.verify(password, user.password_hash) and user.is_active
         if user is None or not valid:
+            self.events.login_failed(*_failure(user))
             raise AuthenticationError("No active account found with the given credentials")
         rehashed = None
         if self.hasher.needs_rehash(user.password_hash):
@@ -381,6 +401,17 @@ class AuthService:
             JWTError: invalid, expired, wrong type, blacklisted or spent.
             InactiveUserError: the user was deleted or deactivated.
         """
+        try:
+            result, outcome = self._refresh(data, address=address, user_agent=user_agent)
+        except (JWTError, InactiveUserError):
+            self.events.refreshed("refused")
+            raise
+        self.events.refreshed(outcome)
+        return result
+
+    def _refresh(
+        self, data: Mapping[str, Any], *, address: str, user_agent: str | None
+    ) -> tuple[dict[str, str], str]:
         fields = Fields(data)
         token = fields.text("refresh")
         fields.check()
@@ -389,7 +420,7 @@ class AuthService:
         now = self.clock()
         record, user, session = self._record_user_session(claims)
         if record.state == "spent":
-            return self._replay(record, user, now)
+            return self._replay(record, user, now), "grace"
         self._check_record(record, session)
         iat = int(now)
         result = {ACCESS: self.tokens.access(user, record.family, iat)}
@@ -404,12 +435,12 @@ class AuthService:
                 found = self.store.get_refresh_token_and_user(record.jti)
                 if found is None:
                     raise TokenRevokedError(record.jti)
-                return self._replay(found[0], user, now)
+                return self._replay(found[0], user, now), "grace"
             result[REFRESH] = new_refresh
         elif needs_touch(session, now=now, user_agent=agent, address=address):
             self.store.touch_session(session.id, now=now, user_agent=agent, address=address)
         self._purge_now_and_then(now)
-        return result
+        return result, "ok"
 
     def blacklist(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Log out: refuse ``{"refresh"}`` and every token of its session from now on.
@@ -429,6 +460,7 @@ class AuthService:
         if not self.store.end_session(record.user_id, record.family, "ended"):
             raise TokenRevokedError(record.jti)
         self.users.forget_session(record.user_id, record.family)
+        self.events.logout(record.user_id, record.family)
         return {}
 
     # -- cookies (see jwtlite.service.csrf) -----------------------------------------------------
@@ -459,6 +491,15 @@ class AuthService:
             raise CSRFError(CSRF_MISSING)
         claims = self.tokens.decode(token)
         self.csrf.check(presented, token_type=claims["token_type"], jti=claims["jti"])
+        # Refusals are reported where every CSRFError becomes a 403 (the web layer's error
+        # handler), which also sees the origin checks made there.
+
+    def _keys_reloaded(self, previous: Ring, ring: Ring) -> None:
+        """Report a new signing key this instance picked up from its key directory."""
+        if ring.current_kid is not None and ring.current_kid != previous.current_kid:
+            self.events.key_rotated(
+                kid=ring.current_kid, previous_kid=previous.current_kid, source="reload"
+            )
 
     def jwks(self) -> dict[str, Any]:
         """The public keys that verify our tokens: the current and the retired ones (none
@@ -566,8 +607,10 @@ class AuthService:
         return successor if within_grace(record, successor, now=now, grace=grace) else None
 
     def _revoke(self, record: RefreshRecord) -> None:
+        # Reached only for reuse: a spent token presented outside the grace period.
         self.store.revoke_family(record.family)
         self.users.forget_session(record.user_id, record.family)
+        self.events.reuse_detected(record.user_id, record.family)
 
     def _purge_now_and_then(self, now: float) -> None:
         # Expired rows go as the service runs, at most once a minute; a race between two
@@ -580,6 +623,7 @@ class AuthService:
             try:
                 purge_expired(self.store, self.settings, now)
             except StoreUnavailableError as exc:
+                self.events.store_error()
                 log.warning("purge of expired rows failed, will retry: %s", exc)
 
 
@@ -603,3 +647,10 @@ def purge_expired(store: Store, settings: Settings, now: float) -> int:
             TRUSTED: now - TRUSTED_ADDRESS_SECONDS,
         },
     )
+
+
+def _failure(user: User | None) -> tuple[int | None, str]:
+    """The user id (only of a user that exists) and reason code of a refused login."""
+    if user is None:
+        return None, "unknown_user"
+    return user.id, "inactive_user" if not user.is_active else "bad_password"

@@ -72,9 +72,20 @@ class Ring:
         kidless: the key that checks tokens without a ``kid``, or None.
         only: a single key that checks every token whatever its ``kid`` (a ``Key`` given
             to the service directly, as before rings existed).
+        current_kid: the ``kid`` the directory records as current (the signing key's own
+            ``kid`` when not given; a kid-less HMAC signing key still has one on disk).
     """
 
-    __slots__ = ("_by_header", "_by_kid", "_kidless", "_only", "jwks", "kids", "signing_key")
+    __slots__ = (
+        "_by_header",
+        "_by_kid",
+        "_kidless",
+        "_only",
+        "current_kid",
+        "jwks",
+        "kids",
+        "signing_key",
+    )
 
     def __init__(
         self,
@@ -83,7 +94,9 @@ class Ring:
         *,
         kidless: Key | None = None,
         only: Key | None = None,
+        current_kid: str | None = None,
     ) -> None:
+        self.current_kid = current_kid if current_kid is not None else signing_key.kid
         self._by_kid = {key.kid: key for key in keys if key.kid}
         self._kidless = kidless
         self._only = only
@@ -110,7 +123,7 @@ class Ring:
         if kidless is current:
             # The first HMAC key, alone: simplejwt's exact header, no kid.
             signing = Key(current.secret(), current.algorithm)
-        return cls(files.keys.values(), signing, kidless=kidless)
+        return cls(files.keys.values(), signing, kidless=kidless, current_kid=manifest.current)
 
     def verifying_key(self, token: str | bytes) -> Key | None:
         """The key that may check ``token`` (by its ``kid``), or None when none is known.
@@ -171,6 +184,9 @@ class KeyRing:
         self._next_unknown_kid = 0.0
         self._failed = False
         self._generation = _ReloadSignal.generation
+        #: Called as ``on_change(previous, ring)`` after a reload replaced the snapshot (the
+        #: service reports a new signing key from it); an exception it raises is logged.
+        self.on_change: Callable[[Ring, Ring], None] | None = None
 
     @classmethod
     def fixed(cls, keys: Key | KeySet) -> KeyRing:
@@ -265,7 +281,12 @@ class KeyRing:
             "signing keys reloaded (%s): current %s, was %s, %d keys",
             reason,
             files.manifest.current,
-            previous.signing_key.kid or "(no kid)",
+            previous.current_kid or "(no kid)",
             len(ring.kids),
         )
+        if self.on_change is not None:
+            try:
+                self.on_change(previous, ring)
+            except Exception:
+                log.exception("reporting reloaded signing keys failed")
         return True

@@ -106,6 +106,8 @@ class PasswordHasher:
             few threads, not all of them).
         per_client: how many of those places one client may hold at once; None or 0 means
             half the hashing threads (at least one).
+        in_flight: called with 1 when a hash enters the pool (running or waiting for a
+            thread) and with -1 when it leaves, for the "hashes in flight" gauge.
 
     Raises:
         ValueError: a parameter is out of range.
@@ -122,6 +124,7 @@ class PasswordHasher:
         concurrency: int | None = None,
         queue: int = 2,
         per_client: int | None = None,
+        in_flight: Callable[[int], None] | None = None,
     ) -> None:
         if not 1 <= lanes <= _MAX_LANES:
             raise ValueError(f"lanes must be between 1 and {_MAX_LANES}")
@@ -148,7 +151,9 @@ class PasswordHasher:
         self._clients_lock = threading.Lock()
         # A hash of a random password with our own parameters: verifying against it costs
         # exactly what a real verification costs, so an unknown user is not told apart by time.
+        self._in_flight: Callable[[int], None] | None = None
         self._dummy_hash = self.hash(os.urandom(16).hex())
+        self._in_flight = in_flight  # after the dummy hash: that one is no caller's
 
     @contextlib.contextmanager
     def admission(self, client: str | None = None) -> Iterator[None]:
@@ -181,7 +186,14 @@ class PasswordHasher:
                         del self._clients[client]
 
     def _in_pool(self, work: Callable[[], _T]) -> _T:
-        return self._pool.submit(work).result()
+        in_flight = self._in_flight
+        if in_flight is None:
+            return self._pool.submit(work).result()
+        in_flight(1)
+        try:
+            return self._pool.submit(work).result()
+        finally:
+            in_flight(-1)
 
     def hash(self, password: str) -> str:
         """Hash ``password`` with a fresh random salt.

@@ -125,6 +125,10 @@ class Settings:
     cookie_secure: bool = True
     cookie_samesite: str = "Lax"
     cookie_domain: str | None = None
+    # -- observability (README "Operating jwtlite"): metrics and the log format
+    metrics: bool = False
+    metrics_allowed: tuple[str, ...] = ("127.0.0.0/8", "::1")
+    log_format: str = "json"
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -148,6 +152,7 @@ class Settings:
         object.__setattr__(self, "cors_allowed_origins", _normalize_origins(self))
         object.__setattr__(self, "trusted_proxies", _normalize_proxies(self.trusted_proxies))
         _check_cookies(self)
+        _check_observability(self)
 
     @property
     def key_path(self) -> str:
@@ -447,3 +452,30 @@ def _normalize_domain(domain: str) -> str:
             "COOKIE_DOMAIN", f"must be a host name such as example.com, got {domain!r}"
         )
     return name
+
+
+# -- observability -------------------------------------------------------------------------------
+
+_LOG_FORMATS = ("json", "text")
+
+
+def _check_observability(settings: Settings) -> None:
+    """Check ``LOG_FORMAT`` and ``METRICS_ALLOWED`` and store their normal forms (a lower-case
+    format; each network as ``ipaddress`` writes it)."""
+    log_format = settings.log_format.strip().lower()
+    if log_format not in _LOG_FORMATS:
+        raise ConfigurationError(
+            "LOG_FORMAT", f"must be one of {', '.join(_LOG_FORMATS)}, got {settings.log_format!r}"
+        )
+    object.__setattr__(settings, "log_format", log_format)
+    networks = []
+    for cidr in settings.metrics_allowed:
+        try:
+            # strict: "10.1.2.3/8" names a host, not a network, and is most likely a typo.
+            networks.append(str(ipaddress.ip_network(cidr.strip(), strict=True)))
+        except ValueError:
+            raise ConfigurationError(
+                "METRICS_ALLOWED",
+                f"{cidr!r} is not an IP network such as 10.0.0.0/8 or an address",
+            ) from None
+    object.__setattr__(settings, "metrics_allowed", tuple(networks))

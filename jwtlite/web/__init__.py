@@ -3,7 +3,9 @@
 Owns :func:`create_app` (routes and the one place errors become responses), the
 resources, our CORS middleware, the token cookies and where a request's token comes from
 (header, body or cookie, with the CSRF check: ``cookies`` and ``auth``), the OpenAPI
-document and the WSGI entry point (``gunicorn 'jwtlite.web.wsgi:application'``). It uses
+document, the request ids (``requestid``), the Prometheus metrics (``metrics``, imported
+only when ``METRICS`` is on) and the WSGI entry point
+(``gunicorn 'jwtlite.web.wsgi:application'``). It uses
 the service and the token library; it must never speak SQL or reach into password hashing.
 """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import falcon
 
@@ -32,7 +32,10 @@ from jwtlite.errors import (
     WrongTokenTypeError,
 )
 from jwtlite.service.accounts import AccountService
+from jwtlite.service.audit import AuditLog
 from jwtlite.service.auth import AuthService
+from jwtlite.service.csrf import CSRF_MISSING, CSRF_WRONG
+from jwtlite.service.events import Events
 from jwtlite.service.settings import Settings
 from jwtlite.service.tokens import ClaimsFunction
 from jwtlite.store import Store
@@ -45,8 +48,14 @@ from jwtlite.web.accounts import (
 )
 from jwtlite.web.auth import RequestAuth
 from jwtlite.web.cookies import TokenCookies
-from jwtlite.web.cors import CSRF_ALLOW_HEADER, DEFAULT_ALLOW_HEADERS, CORSMiddleware
+from jwtlite.web.cors import (
+    CSRF_ALLOW_HEADER,
+    DEFAULT_ALLOW_HEADERS,
+    DEFAULT_EXPOSE_HEADERS,
+    CORSMiddleware,
+)
 from jwtlite.web.openapi import OpenAPIResource
+from jwtlite.web.requestid import RequestIdMiddleware
 from jwtlite.web.resources import (
     BodyEndpoint,
     HealthResource,
@@ -55,11 +64,16 @@ from jwtlite.web.resources import (
     ThrottledEndpoint,
 )
 
+if TYPE_CHECKING:
+    from jwtlite.web.metrics import Metrics
+
 __all__ = ["create_app"]
 
 log = logging.getLogger("jwtlite")
 
 WWW_AUTHENTICATE = 'Bearer realm="api"'
+# The CSRF refusal reason codes of the events (anything else is an origin check).
+_CSRF_REASONS = {CSRF_MISSING: "missing", CSRF_WRONG: "incorrect"}
 TOKEN_NOT_VALID = "token_not_valid"
 
 
@@ -80,12 +94,20 @@ def create_app(
         claims: a function of the user returning extra claims for access tokens (see
             :class:`~jwtlite.service.auth.AuthService`).
 
+    Every response carries an ``X-Request-ID``; security events go to the ``jwtlite.audit``
+    logger, and with ``settings.metrics`` to the Prometheus metrics served at ``/metrics``
+    (``prometheus_client`` is imported only then).
+
     Raises:
         ConfigurationError: the settings or the signing key are unusable.
         StoreUnavailableError: the database cannot be opened.
     """
     settings = settings or Settings()
-    service = AuthService.from_settings(settings, store=store, clock=clock, claims=claims)
+    events = Events([AuditLog()])
+    metrics = _metrics(settings, events)
+    service = AuthService.from_settings(
+        settings, store=store, clock=clock, claims=claims, events=events
+    )
     accounts = AccountService(service)
     cookies = TokenCookies.from_settings(settings)
     cors = CORSMiddleware(
@@ -97,6 +119,7 @@ def create_app(
         allow_headers=DEFAULT_ALLOW_HEADERS
         if cookies is None
         else (*DEFAULT_ALLOW_HEADERS, CSRF_ALLOW_HEADER),
+        expose_headers=DEFAULT_EXPOSE_HEADERS,
     )
     auth = RequestAuth(
         service,
@@ -104,7 +127,12 @@ def create_app(
         body_tokens=settings.token_transport == "both",
         listed_origin=cors.listed_origin,
     )
-    app = falcon.App(middleware=[cors])
+    # The request id first: its answer runs last, so every response carries the id. Metrics
+    # next, so they time everything the app does (CORS included).
+    middleware: list[Any] = [RequestIdMiddleware(settings.trusted_proxies)]
+    if metrics is not None:
+        middleware.append(metrics.middleware())
+    app = falcon.App(middleware=[*middleware, cors])
     # Compact JSON as DRF renders it, from an encoder built once rather than per response.
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(dumps=json_text)
     # One route serves "/accounts/token" and "/accounts/token/": a redirect would break a
@@ -158,13 +186,45 @@ def create_app(
         "/health": HealthResource(service),
         "/openapi.json": OpenAPIResource(),
     }
+    if metrics is not None:
+        # Not in the OpenAPI document: an operator's endpoint, off by default, not JSON.
+        routes["/metrics"] = metrics.resource(
+            allowed=settings.metrics_allowed, trusted_proxies=proxies
+        )
+        metrics.bind_routes(routes)
     for path, resource in routes.items():
         app.add_route(path, resource)
-    _add_error_handlers(app)
+    _add_error_handlers(app, events)
     return app
 
 
-def _add_error_handlers(app: falcon.App[falcon.Request, falcon.Response]) -> None:
+def _metrics(settings: Settings, events: Events) -> Metrics | None:
+    """The app's metrics, subscribed to its events, when ``METRICS`` is on (None when off:
+    then ``prometheus_client`` is never imported)."""
+    if not settings.metrics:
+        return None
+    from jwtlite.web.metrics import Metrics  # noqa: PLC0415 - prometheus_client only when on
+
+    metrics = Metrics()
+    events.subscribe(metrics)
+    return metrics
+
+
+def _add_error_handlers(
+    app: falcon.App[falcon.Request, falcon.Response], events: Events | None = None
+) -> None:
+    events = events if events is not None else Events()
+
+    def csrf_refused(req: falcon.Request, resp: falcon.Response, exc: CSRFError, _: Any) -> None:
+        events.csrf_refused(_CSRF_REASONS.get(str(exc), "origin"))
+        _csrf(req, resp, exc, _)
+
+    def store_unavailable(
+        req: falcon.Request, resp: falcon.Response, exc: StoreUnavailableError, _: Any
+    ) -> None:
+        events.store_error()
+        _store_unavailable(req, resp, exc, _)
+
     # Falcon picks the most specific handler by the exception's class hierarchy.
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(falcon.HTTPError, _http_error)
@@ -176,8 +236,11 @@ def _add_error_handlers(app: falcon.App[falcon.Request, falcon.Response]) -> Non
     app.add_error_handler(NotAuthenticatedError, _not_authenticated)
     app.add_error_handler(NotFoundError, _not_found)
     app.add_error_handler(ThrottledError, _throttled)
-    app.add_error_handler(CSRFError, _csrf)
-    app.add_error_handler(StoreUnavailableError, _store_unavailable)
+    # The two refusals the service's events report are seen here, the one place every
+    # CSRFError (the service's token checks and this layer's origin check) and every store
+    # failure of a request end.
+    app.add_error_handler(CSRFError, csrf_refused)
+    app.add_error_handler(StoreUnavailableError, store_unavailable)
     app.add_error_handler(BusyError, _busy)
 
 

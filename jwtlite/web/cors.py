@@ -19,7 +19,13 @@ import falcon
 from jwtlite.errors import ConfigurationError
 from jwtlite.service.origins import MAX_ORIGIN_LENGTH, normalize_origin
 
-__all__ = ["CSRF_ALLOW_HEADER", "DEFAULT_ALLOW_HEADERS", "DEFAULT_ALLOW_METHODS", "CORSMiddleware"]
+__all__ = [
+    "CSRF_ALLOW_HEADER",
+    "DEFAULT_ALLOW_HEADERS",
+    "DEFAULT_ALLOW_METHODS",
+    "DEFAULT_EXPOSE_HEADERS",
+    "CORSMiddleware",
+]
 
 # django-cors-headers' defaults, so simplejwt front-ends keep working unchanged.
 DEFAULT_ALLOW_METHODS = ("DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT")
@@ -30,7 +36,10 @@ DEFAULT_ALLOW_HEADERS = (
     "user-agent",
     "x-csrftoken",
     "x-requested-with",
+    "x-request-id",
 )
+#: Response headers the app lets a page's script read: the request id, to quote in a report.
+DEFAULT_EXPOSE_HEADERS = ("x-request-id",)
 #: Announced too when tokens travel in cookies: the header that carries a CSRF value back.
 CSRF_ALLOW_HEADER = "x-csrf-token"
 

@@ -1,0 +1,40 @@
+"""Who is asking: the request id and client address of the request being served, if any.
+
+The web layer sets them once per request (``jwtlite.web.requestid``) in a
+:class:`contextvars.ContextVar`, so the service's events can name them without every
+service method growing two parameters it never uses for its rules. A call from the command
+line, or from a thread that serves no request, sees :data:`NO_REQUEST`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+
+__all__ = ["NO_REQUEST", "RequestContext", "current_request", "request_context"]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """The request being served.
+
+    Attributes:
+        request_id: the ``X-Request-ID`` the client sent (when safe) or one generated for it.
+        client: the client's address, as the throttle sees it (trusted proxies resolved).
+    """
+
+    request_id: str | None
+    client: str | None
+
+
+NO_REQUEST = RequestContext(None, None)
+
+#: The request this thread (or task) is serving; set and reset by the web middleware.
+request_context: contextvars.ContextVar[RequestContext] = contextvars.ContextVar(
+    "jwtlite_request", default=NO_REQUEST
+)
+
+
+def current_request() -> RequestContext:
+    """The request being served, or :data:`NO_REQUEST`."""
+    return request_context.get()

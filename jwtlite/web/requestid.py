@@ -1,0 +1,65 @@
+"""``X-Request-ID``: accepted or generated, returned on every response, seen by the events.
+
+:class:`RequestIdMiddleware` runs first and answers last, so every response carries the id:
+successes, the 4xx/5xx of the error handlers, CORS preflights and 404s of unknown paths. While
+the request is served, its id and client address sit in
+:data:`jwtlite.service.context.request_context`, where the service's events read them.
+
+A client's id is kept only if it is 1 to 128 characters of ``[A-Za-z0-9._:-]``: it is
+echoed in a header and written to the audit log, so anything else (a CR/LF that would split a
+header or forge a log line, a 10 KB value, a quote) is replaced by a fresh ``uuid4`` hex id,
+never reflected.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Collection
+
+import falcon
+
+from jwtlite.service.context import RequestContext, request_context
+from jwtlite.web.resources import client_address
+
+__all__ = ["REQUEST_ID_HEADER", "RequestIdMiddleware", "request_id"]
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}").fullmatch
+
+
+def request_id(presented: str | None) -> str:
+    """``presented`` when it is a safe id, else a new one (32 hex digits)."""
+    if presented is not None and _SAFE_ID(presented) is not None:
+        return presented
+    return uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    """Falcon middleware giving each request an id and its context (first in the list: its
+    ``process_request`` runs before CORS may answer a preflight, its ``process_response``
+    last).
+
+    Args:
+        trusted_proxies: peers whose ``X-Forwarded-For`` names the client (the address the
+            throttle uses, so the audit log names the same client).
+    """
+
+    def __init__(self, trusted_proxies: Collection[str]) -> None:
+        self._trusted_proxies = frozenset(trusted_proxies)
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Choose the id, put it on the response now (the error handlers add headers, never
+        clear them, so every answer keeps it), and set the request context."""
+        rid = request_id(req.get_header(REQUEST_ID_HEADER))
+        resp.set_header(REQUEST_ID_HEADER, rid)
+        context = RequestContext(rid, client_address(req, self._trusted_proxies))
+        req.context.request_token = request_context.set(context)
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        """Leave the thread's context as it was before the request."""
+        token = req.context.get("request_token")
+        if token is not None:
+            request_context.reset(token)
