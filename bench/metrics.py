@@ -2,14 +2,15 @@
 
 Run: ``python bench/metrics.py`` (needs ``wrk``, as ``bench/server.py``).
 
-Three servers run side by side on loopback, on the same waitress settings: the bare WSGI app
+Four servers run side by side on loopback, on the same waitress settings: the bare WSGI app
 of ``bench/server.py`` that answers ``{}`` (the most any app can get out of this server),
-``serve.py`` with ``JWTLITE_METRICS`` off, and ``serve.py`` with it on and
-``PROMETHEUS_MULTIPROC_DIR`` set, as in production (every metric write then goes to a
-memory-mapped file). wrk loads each in turn with the same verify request, for several
-rounds; in each, the off and on servers run back to back (in alternating order), so a noisy
-neighbour hurts both alike. The table shows the medians (req/s, p50/p99 latency, each as a
-ratio to the ceiling), and the cost of metrics is the median over rounds of each round's
+``serve.py`` with ``JWTLITE_METRICS`` off, ``serve.py`` with it on and
+``PROMETHEUS_MULTIPROC_DIR`` set, as under several gunicorn workers (every metric write then
+goes to a memory-mapped file), and ``serve.py`` with it on in one process (serve.py's own
+set-up: one process, many threads). wrk loads each in turn with the same verify request,
+for several rounds; in each, the off and on servers run back to back (each first in turn),
+so a noisy neighbour hurts them alike. The table shows the medians (req/s, p50/p99 latency,
+each as a ratio to the ceiling), and the cost of metrics is the median over rounds of each round's
 ``1 - on/off`` (the target is under 5 %), with its quartiles to show how noisy the machine
 was. Because a shared machine makes throughput jump by tens of percent from one second to the
 next, the server's own CPU time per request (from ``/proc/<pid>/stat``, which other
@@ -149,7 +150,7 @@ def main() -> int:
     tmpfs = shm if shm.is_dir() else None
     multiproc = Path(tempfile.mkdtemp(prefix="jwtlite-prometheus-", dir=tmpfs))
     database = workdir / "bench.sqlite3"
-    ports = {name: service_bench.free_port() for name in ("ceiling", "off", "on")}
+    ports = {name: service_bench.free_port() for name in ("ceiling", "off", "on", "single")}
     processes = []
     try:
         processes.append(start_ceiling(workdir, ports["ceiling"], args.threads))
@@ -164,22 +165,27 @@ def main() -> int:
                 PROMETHEUS_MULTIPROC_DIR=str(multiproc),
             )
         )
+        processes.append(
+            start_serve(workdir, database, ports["single"], args.threads, JWTLITE_METRICS="true")
+        )
         token = access_token(f"http://127.0.0.1:{ports['off']}")
         body = {"token": token}
         urls = {
             "ceiling": f"http://127.0.0.1:{ports['ceiling']}/",
             "off": f"http://127.0.0.1:{ports['off']}/accounts/token/verify/",
             "on": f"http://127.0.0.1:{ports['on']}/accounts/token/verify/",
+            "single": f"http://127.0.0.1:{ports['single']}/accounts/token/verify/",
         }
-        for name in ("off", "on"):  # warm-up, and a check that verify answers 200
+        for name in ("off", "on", "single"):  # warm-up, and a check that verify answers 200
             status, answer = service_bench.post(urls[name], body)
             if status != 200:
                 raise RuntimeError(f"verify on {name} answered {status}: {answer}")
         results: dict[str, list[dict[str, float]]] = {name: [] for name in urls}
         pids = dict(zip(urls, (process.pid for process in processes), strict=True))
         for round_index in range(args.rounds):
-            pair = ["off", "on"] if round_index % 2 == 0 else ["on", "off"]
-            for name in ["ceiling", *pair]:
+            trio = ["off", "on", "single"]
+            trio = trio[round_index % 3 :] + trio[: round_index % 3]  # each goes first in turn
+            for name in ["ceiling", *trio]:
                 cpu = cpu_seconds(pids[name])
                 figures = service_bench.wrk(
                     urls[name], body, args.seconds, args.connections, workdir
@@ -220,6 +226,7 @@ def report(
         "ceiling": "bare waitress (ceiling)",
         "off": "serve.py, METRICS off",
         "on": "serve.py, METRICS on (multiprocess)",
+        "single": "serve.py, METRICS on (one process)",
     }
     for name, label in labels.items():
         m = medians[name]
@@ -227,26 +234,29 @@ def report(
             f"{label:<38}{m['rps']:>8.0f}{m['p50']:>9.2f}{m['p99']:>9.2f}"
             f"{m['rps'] / ceiling:>11.1%}{m['cpu_us']:>12.0f}"
         )
-    per_round = [
-        1 - on["rps"] / off["rps"] for on, off in zip(results["on"], results["off"], strict=True)
-    ]
-    cost = statistics.median(per_round)
-    low, _, high = statistics.quantiles(per_round, n=4)
-    verdict = "ok" if cost < TARGET_COST else "OVER TARGET"
-    print(
-        f"metrics cost (median of the rounds' 1 - on/off): {cost:+.1%} of verify throughput "
-        f"(target < {TARGET_COST:.0%}: {verdict}); quartiles {low:+.1%} .. {high:+.1%}"
-    )
-    print(f"per round: {', '.join(f'{c:+.1%}' for c in per_round)}")
-    cpu = [
-        on["cpu_us"] / off["cpu_us"] - 1
-        for on, off in zip(results["on"], results["off"], strict=True)
-    ]
-    low, _, high = statistics.quantiles(cpu, n=4)
-    print(
-        f"server CPU per request, on vs off (median of rounds): {statistics.median(cpu):+.1%} "
-        f"(quartiles {low:+.1%} .. {high:+.1%})"
-    )
+    for name, mode in (("on", "multiprocess"), ("single", "one process")):
+        per_round = [
+            1 - on["rps"] / off["rps"]
+            for on, off in zip(results[name], results["off"], strict=True)
+        ]
+        cost = statistics.median(per_round)
+        low, _, high = statistics.quantiles(per_round, n=4)
+        verdict = "ok" if cost < TARGET_COST else "OVER TARGET"
+        print(
+            f"metrics cost, {mode} (median of the rounds' 1 - on/off): {cost:+.1%} of verify "
+            f"throughput (target < {TARGET_COST:.0%}: {verdict}); quartiles {low:+.1%} .. "
+            f"{high:+.1%}"
+        )
+        print(f"  per round: {', '.join(f'{c:+.1%}' for c in per_round)}")
+        cpu = [
+            on["cpu_us"] / off["cpu_us"] - 1
+            for on, off in zip(results[name], results["off"], strict=True)
+        ]
+        low, _, high = statistics.quantiles(cpu, n=4)
+        print(
+            f"  server CPU per request, on vs off (median of rounds): "
+            f"{statistics.median(cpu):+.1%} (quartiles {low:+.1%} .. {high:+.1%})"
+        )
     off_cpu = medians["off"]["cpu_us"]
     print(
         f"metric work of one request, timed alone: {metric_us:.1f} us = "
