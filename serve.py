@@ -6,9 +6,14 @@ creates ``jwtlite.sqlite3`` and a signing key beside it.
 
 from __future__ import annotations
 
+import signal
 import sys
 
-from jwtlite.server import main
+# Until the server installs its own handler (a key reload), an early SIGHUP is ignored rather
+# than ending a process that is still importing: a rotation script may signal every instance.
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+from jwtlite.server import main  # noqa: E402 - after the signal disposition, on purpose
 
 if __name__ == "__main__":
     sys.exit(main())

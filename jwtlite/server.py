@@ -111,9 +111,15 @@ def run(
     With ``demo_port`` set, the demo page is also served on ``host:demo_port`` (a second
     origin), told to call the API at ``api_url`` (default: the address the API is bound to).
     """
+    from jwtlite.service.keyring import request_reload  # noqa: PLC0415
+
+    # SIGHUP asks for a re-read of JWTLITE_KEYS_DIR at the next request (the handler does no
+    # I/O). Installed first: a "rotate, then HUP every instance" script must not kill one that
+    # is still starting (the default action of SIGHUP ends the process).
+    signal.signal(signal.SIGHUP, lambda signum, frame: request_reload())
+
     import waitress  # noqa: PLC0415 - the library must not import the server
 
-    from jwtlite.service.keyring import request_reload  # noqa: PLC0415
     from jwtlite.service.settings import Settings  # noqa: PLC0415
     from jwtlite.store import masked_url  # noqa: PLC0415
     from jwtlite.web.app import create_app  # noqa: PLC0415
@@ -181,12 +187,10 @@ def run(
     # Set explicitly: a process started in the background by a non-interactive shell
     # inherits SIGINT as ignored, and Python then never raises KeyboardInterrupt.
     signal.signal(signal.SIGINT, _exit_on_signal)
-    # SIGHUP: re-read JWTLITE_KEYS_DIR at the next request (the handler does no I/O).
-    signal.signal(signal.SIGHUP, lambda signum, frame: request_reload())
     try:
         print(
             f"jwtlite listening on http://{_url_host(str(bound_host))}:{bound_port} "
-            f"(database {database}, algorithm {settings.algorithm})",
+            f"(database {database}, {_keys_description(settings)})",
             flush=True,
         )
         if demo is not None:
@@ -267,6 +271,14 @@ def configure_logging(log_format: str) -> None:
     # Under load waitress warns "Task queue depth is N" for every request that waits for a
     # thread: noise that costs about a tenth of the throughput. Saturation shows in latency.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+
+def _keys_description(settings: Settings) -> str:
+    # A key directory's current key may be of another algorithm than ALGORITHM (that only
+    # names the first key's): name the directory, not a setting that may mislead.
+    if settings.keys_dir is not None:
+        return f"keys {settings.keys_dir}"
+    return f"algorithm {settings.algorithm}"
 
 
 def _url_host(host: str) -> str:

@@ -211,6 +211,58 @@ def test_tokens_survive_restart(serve: Any, db_path: Path) -> None:
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
 
+def test_banner_names_the_key_directory_not_a_misleading_algorithm(
+    serve: Any, db_path: Path
+) -> None:
+    keys = db_path.parent / "keys"
+    server = serve(JWTLITE_KEYS_DIR=str(keys), JWTLITE_ALGORITHM="ES256")
+    assert server.banner == f"jwtlite listening on {server.url} (database {db_path}, keys {keys})"
+
+
+def _ignores_or_catches_sighup(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    masks = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    hup = 1 << (signal.SIGHUP - 1)
+    return bool((int(masks["SigIgn"], 16) | int(masks["SigCgt"], 16)) & hup)
+
+
+def test_sighup_while_starting_does_not_kill_the_server(db_path: Path) -> None:
+    """A "rotate, then HUP every instance" script may reach one that is still importing."""
+    process = subprocess.Popen(
+        [sys.executable, str(SERVE), "--host", "127.0.0.1", "--port", "0"],
+        cwd=db_path.parent,
+        env={**clean_environ(), **FAST_HASH_ENV, "JWTLITE_DATABASE": str(db_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        # The interpreter itself dies of a SIGHUP before serve.py's first line runs; from
+        # that line on, every SIGHUP until the banner must be survived.
+        while not _ignores_or_catches_sighup(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        banner: list[str] = []
+        assert process.stdout is not None
+        reader = threading.Thread(target=lambda: banner.append(process.stdout.readline()))
+        reader.start()
+        sent = 0
+        while reader.is_alive() and time.monotonic() < deadline:
+            process.send_signal(signal.SIGHUP)
+            sent += 1
+            time.sleep(0.01)
+        reader.join(1)
+        assert sent > 1
+        assert process.poll() is None, f"exit {process.returncode} after {sent} SIGHUPs"
+        url = banner[0].split("listening on ", 1)[1].split()[0]
+        assert http("GET", url + "/health").status == 200
+    finally:
+        process.terminate()
+        process.wait(15)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
 @pytest.mark.parametrize("algorithm", ["HS256", "ES256"], ids=["hmac", "ecdsa"])
 def test_banner(serve: Any, db_path: Path, algorithm: str, request: pytest.FixtureRequest) -> None:
     server = serve(JWTLITE_ALGORITHM=algorithm)
