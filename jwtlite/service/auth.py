@@ -31,6 +31,7 @@ from jwtlite.keys import Key, KeySet
 from jwtlite.service import validators
 from jwtlite.service.audit import AuditLog
 from jwtlite.service.confusables import username_skeleton
+from jwtlite.service.context import NO_REQUEST, request_context
 from jwtlite.service.csrf import CSRF_MISSING, CSRFKey, IssuedToken
 from jwtlite.service.events import Events
 from jwtlite.service.fields import Fields
@@ -495,11 +496,20 @@ class AuthService:
         # handler), which also sees the origin checks made there.
 
     def _keys_reloaded(self, previous: Ring, ring: Ring) -> None:
-        """Report a new signing key this instance picked up from its key directory."""
-        if ring.current_kid is not None and ring.current_kid != previous.current_kid:
+        """Report a new signing key this instance picked up from its key directory.
+
+        Outside any request's context: whichever request found the reload due (its id and
+        address are the client's to choose) did not cause it.
+        """
+        if ring.current_kid is None or ring.current_kid == previous.current_kid:
+            return
+        token = request_context.set(NO_REQUEST)
+        try:
             self.events.key_rotated(
                 kid=ring.current_kid, previous_kid=previous.current_kid, source="reload"
             )
+        finally:
+            request_context.reset(token)
 
     def jwks(self) -> dict[str, Any]:
         """The public keys that verify our tokens: the current and the retired ones (none
