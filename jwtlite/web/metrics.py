@@ -4,9 +4,9 @@ This module is imported only by ``create_app`` when ``METRICS=true``, so with me
 process loads ``prometheus_client`` and no request pays anything for them. When on:
 
 * :class:`Metrics` subscribes to the service's :mod:`events <jwtlite.service.events>`
-  (logins by outcome, registrations, refreshes, reuse, revoked sessions, CSRF refusals,
-  store errors, password hashes in flight) and owns every metric; each is named
-  ``jwtlite_...`` and has its help text.
+  (logins by outcome, registrations and throttled ones, refreshes, reuse, revoked
+  sessions, CSRF refusals, store errors, password hashes in flight) and owns every metric;
+  each is named ``jwtlite_...`` and has its help text.
 * :class:`MetricsMiddleware` counts requests by route template, method and status, and
   observes their latency by route. The ``route`` label is the template a resource was
   mounted at (``/accounts/token``, ``/accounts/sessions/{session_id}``) or ``unmatched``,
@@ -124,11 +124,17 @@ class Metrics:
         )
         logins = Counter(
             "jwtlite_logins",
-            "Login attempts by outcome: ok, bad_credentials, throttled.",
+            "Login attempts by outcome: ok, bad_credentials, throttled (with the password "
+            "checks of password changes and account deletions).",
             ["outcome"],
             registry=registry,
         )
         registrations = Counter("jwtlite_registrations", "Users registered.", registry=registry)
+        registrations_throttled = Counter(
+            "jwtlite_registrations_throttled",
+            "Registrations refused by the per-address throttle (429).",
+            registry=registry,
+        )
         refreshes = Counter(
             "jwtlite_refreshes",
             "Token refreshes by outcome: ok, grace (a second tab in the grace period), refused.",
@@ -186,6 +192,7 @@ class Metrics:
             EventName.LOGIN_FAILED: lambda event: bad.inc(),
             EventName.LOGIN_THROTTLED: lambda event: throttled.inc(),
             EventName.USER_REGISTERED: lambda event: registrations.inc(),
+            EventName.REGISTRATION_THROTTLED: lambda event: registrations_throttled.inc(),
             EventName.LOGOUT: lambda event: logged_out.inc(),
             EventName.REFRESH: _by_detail(refreshes, "outcome"),
             EventName.REUSE_DETECTED: reuse_detected,
