@@ -1,8 +1,9 @@
 """The one way the service reports what happened: typed events, handed to subscribers.
 
 :class:`AuthService <jwtlite.service.auth.AuthService>` and the account rules call one method
-of :class:`Events` at the exact point where a login succeeds, fails or is throttled, a user
-registers, a token is refreshed, a reused refresh token revokes its family, a password
+of :class:`Events` at the exact point where a login succeeds, fails or is throttled (so does
+the password check of a password change or an account deletion), a user registers or is
+throttled, a token is refreshed, a reused refresh token revokes its family, a password
 changes, sessions end, a CSRF check refuses, the store fails, or a password hash starts and
 finishes. They know nothing of who listens. Two subscribers exist: the audit log
 (:mod:`jwtlite.service.audit`, one JSON line per security event) and the Prometheus metrics
