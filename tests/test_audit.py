@@ -168,6 +168,86 @@ def test_a_real_server_writes_every_event_and_no_secret(tmp_path: Path) -> None:
     assert leaked == []
 
 
+def _audit_events(output: str) -> dict[str, list[dict[str, Any]]]:
+    events: dict[str, list[dict[str, Any]]] = {}
+    for line in output.splitlines():
+        record = json.loads(line)
+        if "event" in record:
+            events.setdefault(record["event"], []).append(record)
+    return events
+
+
+def _metric(text: str, series: str) -> float:
+    (value,) = [
+        line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(series + " ")
+    ]
+    return float(value)
+
+
+@pytest.mark.slow
+def test_password_checks_outside_a_login_are_audited_and_counted_as_logins(
+    tmp_path: Path,
+) -> None:
+    """Audit L2: wrong passwords at POST /accounts/password/ and DELETE /accounts/me/, and
+    throttled registrations, used to leave no audit line and no count."""
+    env = {
+        **FAST_HASH_ENV,
+        "JWTLITE_METRICS": "true",
+        "JWTLITE_ALLOW_ACCOUNT_DELETION": "true",
+        "JWTLITE_REGISTRATION_MAX_PER_ADDRESS": "2",
+    }
+    with ServerProcess(tmp_path / "db.sqlite3", env=env) as server:
+        url = server.url
+        for name in ("alice", "bob"):
+            assert (
+                _post(url, "/accounts/register/", {"username": name, "password": PASSWORD}).status
+                == 201
+            )
+        refused = _post(url, "/accounts/register/", {"username": "carol", "password": PASSWORD})
+        assert refused.status == 429
+        alice = _login(url, "alice", PASSWORD).json()
+        wrong = {"old_password": NEW_PASSWORD, "new_password": NEW_PASSWORD + "!"}
+        statuses = [
+            http(
+                "POST", f"{url}/accounts/password/", wrong, headers=_bearer(alice["access"])
+            ).status
+            for _ in range(7)
+        ]
+        assert statuses == [400] * 5 + [429] * 2
+        bob = _login(url, "bob", PASSWORD).json()
+        deleted = http(
+            "DELETE",
+            f"{url}/accounts/me/",
+            {"password": NEW_PASSWORD},
+            headers=_bearer(bob["access"]),
+        )
+        assert deleted.status == 400
+        scraped = http("GET", f"{url}/metrics").body.decode()
+    events = _audit_events(server.stderr())
+
+    (registration,) = events["registration.throttled"]
+    assert registration["request_id"] == header(refused, "X-Request-ID")
+    assert registration["client"] == "127.0.0.1"
+    failed = events["login.failed"]
+    assert [(r["user_id"], r["reason"], r["action"]) for r in failed] == [
+        *[(1, "bad_password", "password_change")] * 5,
+        (2, "bad_password", "account_deletion"),
+    ]
+    alices_session = events["login.succeeded"][0]["session_id"]
+    assert {r["session_id"] for r in failed[:5]} == {alices_session}
+    throttled = events["login.throttled"]
+    assert [(r["user_id"], r["session_id"], r["action"]) for r in throttled] == [
+        (1, alices_session, "password_change")
+    ] * 2
+    assert _metric(scraped, 'jwtlite_logins_total{outcome="bad_credentials"}') == 6
+    assert _metric(scraped, 'jwtlite_logins_total{outcome="throttled"}') == 2
+    assert _metric(scraped, 'jwtlite_logins_total{outcome="ok"}') == 2
+    assert _metric(scraped, "jwtlite_registrations_throttled_total") == 1
+    assert _metric(scraped, "jwtlite_registrations_total") == 2
+    assert PASSWORD not in server.stderr()
+    assert NEW_PASSWORD not in server.stderr()
+
+
 # -- the seam -----------------------------------------------------------------------------------
 
 

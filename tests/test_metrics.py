@@ -82,6 +82,54 @@ def test_refused_client_gets_the_404_of_an_unknown_path(make: Callable[..., Any]
     assert "jwtlite_" not in refused.text
 
 
+PAGE = "http://localhost:8001"
+PREFLIGHT = {"Origin": PAGE, "Access-Control-Request-Method": "GET"}
+PROBES = [
+    *((method, {}) for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")),
+    *((method, {}) for method in ("TRACE", "CONNECT", "PROPFIND", "BREW")),
+    ("POST", {"Origin": PAGE}),
+    ("OPTIONS", {"Origin": PAGE}),
+    ("OPTIONS", PREFLIGHT),
+    ("OPTIONS", {**PREFLIGHT, "Access-Control-Request-Method": "DELETE"}),
+    ("OPTIONS", {"Origin": "http://evil.example", "Access-Control-Request-Method": "GET"}),
+]
+PROBE_IDS = [
+    "get", "head", "post", "put", "patch", "delete", "options", "trace", "connect", "propfind",
+    "invented", "post-with-origin", "options-with-origin", "preflight", "preflight-delete",
+    "preflight-unlisted-origin",
+]  # fmt: skip
+
+
+def _answer(client: webtest.TestApp, path: str, method: str, headers: dict[str, str]) -> Any:
+    response = client.request(path, method=method, headers=headers, status="*")
+    kept = sorted((k.lower(), v) for k, v in response.headerlist if k.lower() != "x-request-id")
+    return response.status, kept, response.body
+
+
+@pytest.mark.parametrize(("method", "headers"), PROBES, ids=PROBE_IDS)
+def test_a_refused_client_cannot_tell_metrics_from_an_unknown_path(
+    make: Callable[..., Any], method: str, headers: dict[str, str]
+) -> None:
+    app = make(metrics=True, cors_allowed_origins=(PAGE,)).app
+    outside = webtest.TestApp(app, extra_environ={"REMOTE_ADDR": "10.0.0.7"}, lint=False)
+    unknown = _answer(outside, "/nowhere-at-all", method, headers)
+    assert _answer(outside, "/metrics", method, headers) == unknown
+    assert _answer(outside, "/metrics/", method, headers) == unknown
+    if "Access-Control-Request-Method" not in headers:
+        assert unknown[0] == "404 Not Found"
+
+
+def test_an_allowed_client_gets_the_usual_answers_to_other_methods(
+    make: Callable[..., Any],
+) -> None:
+    client = make(metrics=True)
+    for method in ("POST", "PUT", "DELETE"):
+        refused = client.request("/metrics", method=method, status=405)
+        assert refused.headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert client.options("/metrics").json["allow"] == ["GET", "HEAD", "OPTIONS"]
+    assert client.head("/metrics").status_int == 200
+
+
 @pytest.mark.parametrize(
     ("allowed", "peer", "served"),
     [

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jwtlite.errors import NotFoundError, ValidationError
+from jwtlite.errors import NotFoundError, ThrottledError, ValidationError
 from jwtlite.service import validators
 from jwtlite.service.auth import AuthService, Principal
 from jwtlite.service.fields import Fields
@@ -28,6 +28,9 @@ __all__ = ["AccountService"]
 
 WRONG_OLD_PASSWORD = "Your old password was entered incorrectly. Please enter it again."
 WRONG_PASSWORD = "Your password was entered incorrectly. Please enter it again."
+#: The ``action`` of the login events a password check outside a login reports.
+PASSWORD_CHANGE = "password_change"
+ACCOUNT_DELETION = "account_deletion"
 
 
 class AccountService:
@@ -56,7 +59,9 @@ class AccountService:
         is returned (so the device that changed the password stays in).
 
         The old password is checked as a login is: an attempt is counted for (user, address)
-        before the hash is verified, and forgotten when it was right.
+        before the hash is verified, and forgotten when it was right; a wrong one or a
+        throttled one is reported as a login's (``login.failed``, ``login.throttled``, with
+        ``action`` ``password_change``).
 
         Raises:
             ValidationError: a field is missing, the new password breaks the registration
@@ -74,7 +79,9 @@ class AccountService:
             )
         fields.check()
         with self._auth.hasher.admission(address_group(address)):  # shed, not queued
-            subject = self._check_password(user, old, address=address, field="old_password")
+            subject = self._check_password(
+                principal, old, address=address, field="old_password", action=PASSWORD_CHANGE
+            )
             password_hash = self._auth.hasher.hash(new)
         now = self._auth.clock()
         pair, session, record = self._auth.new_session_tokens(
@@ -132,6 +139,9 @@ class AccountService:
     ) -> None:
         """Delete the caller's user, with every session and token, given ``{"password"}``.
 
+        The password is checked, counted and reported as a login's (``action``
+        ``account_deletion``).
+
         Raises:
             ValidationError: the password is missing or wrong (``password``).
             ThrottledError: too many attempts for this user from this address.
@@ -141,7 +151,9 @@ class AccountService:
         password = fields.text("password", trim=False)
         fields.check()
         with self._auth.hasher.admission(address_group(address)):
-            self._check_password(user, password, address=address, field="password")
+            self._check_password(
+                principal, password, address=address, field="password", action=ACCOUNT_DELETION
+            )
         sessions = len(self._store.list_sessions(user.id, now=self._auth.clock()))
         self._store.delete_user(user.id)
         self._auth.users.forget_user(user.id)
@@ -199,13 +211,24 @@ class AccountService:
             raise NotFoundError(f"no user named {username!r}")
         return user
 
-    def _check_password(self, user: User, password: str, *, address: str, field: str) -> str:
-        """Count an attempt at ``user`` from ``address``, then verify ``password``; return
-        the throttle's subject. The attempt is forgotten by the caller's store change."""
+    def _check_password(
+        self, principal: Principal, password: str, *, address: str, field: str, action: str
+    ) -> str:
+        """Count an attempt at the principal's user from ``address``, then verify
+        ``password``; return the throttle's subject. The attempt is forgotten by the caller's
+        store change. A refusal is reported exactly as a login's, naming ``action``."""
+        user, events = principal.user, self._auth.events
         throttle = self._auth.throttle
         subject = throttle.subject(validators.username_key(user.username))
-        throttle.take_login(subject, address, self._auth.clock())
+        try:
+            throttle.take_login(subject, address, self._auth.clock())
+        except ThrottledError:
+            events.login_throttled(user_id=user.id, session_id=principal.session_id, action=action)
+            raise
         if not self._auth.hasher.verify(password, user.password_hash):
+            events.login_failed(
+                user.id, "bad_password", session_id=principal.session_id, action=action
+            )
             message = WRONG_OLD_PASSWORD if field == "old_password" else WRONG_PASSWORD
             raise ValidationError({field: [message]})
         return subject

@@ -226,7 +226,7 @@ class AuthService:
         fields.check()
         with self.hasher.admission(None if address is None else address_group(address)):
             if address is not None:
-                self.throttle.take_registration(address, self.clock())
+                self._take_registration(address)
             password_hash = self.hasher.hash(password)
         user = self.store.create_user(
             username=username,
@@ -240,6 +240,13 @@ class AuthService:
             raise ValidationError({"username": [_USERNAME_TAKEN]})
         self.events.user_registered(user.id)
         return {"id": user.id, "username": user.username, "email": user.email}
+
+    def _take_registration(self, address: str) -> None:
+        try:
+            self.throttle.take_registration(address, self.clock())
+        except ThrottledError:
+            self.events.registration_throttled()
+            raise
 
     def login(
         self, data: Mapping[str, Any], *, address: str, user_agent: str | None = None

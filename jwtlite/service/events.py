@@ -1,8 +1,9 @@
 """The one way the service reports what happened: typed events, handed to subscribers.
 
 :class:`AuthService <jwtlite.service.auth.AuthService>` and the account rules call one method
-of :class:`Events` at the exact point where a login succeeds, fails or is throttled, a user
-registers, a token is refreshed, a reused refresh token revokes its family, a password
+of :class:`Events` at the exact point where a login succeeds, fails or is throttled (so does
+the password check of a password change or an account deletion), a user registers or is
+throttled, a token is refreshed, a reused refresh token revokes its family, a password
 changes, sessions end, a CSRF check refuses, the store fails, or a password hash starts and
 finishes. They know nothing of who listens. Two subscribers exist: the audit log
 (:mod:`jwtlite.service.audit`, one JSON line per security event) and the Prometheus metrics
@@ -44,6 +45,7 @@ class EventName(StrEnum):
     LOGIN_FAILED = "login.failed"
     LOGIN_THROTTLED = "login.throttled"
     USER_REGISTERED = "user.registered"
+    REGISTRATION_THROTTLED = "registration.throttled"
     LOGOUT = "logout"
     REFRESH = "refresh"
     REUSE_DETECTED = "refresh.reuse_detected"
@@ -64,6 +66,7 @@ AUDITED = frozenset(
         EventName.LOGIN_FAILED,
         EventName.LOGIN_THROTTLED,
         EventName.USER_REGISTERED,
+        EventName.REGISTRATION_THROTTLED,
         EventName.LOGOUT,
         EventName.REUSE_DETECTED,
         EventName.PASSWORD_CHANGED,
@@ -164,18 +167,49 @@ class Events:
         """A login started ``session_id`` for ``user_id``."""
         self.emit(EventName.LOGIN_SUCCEEDED, user_id=user_id, session_id=session_id)
 
-    def login_failed(self, user_id: int | None, reason: str) -> None:
-        """A login was refused: ``reason`` is ``unknown_user``, ``bad_password`` or
-        ``inactive_user``; ``user_id`` only when the user exists."""
-        self.emit(EventName.LOGIN_FAILED, user_id=user_id, reason=reason)
+    def login_failed(
+        self,
+        user_id: int | None,
+        reason: str,
+        *,
+        session_id: str | None = None,
+        action: str | None = None,
+    ) -> None:
+        """A password check was refused: ``reason`` is ``unknown_user``, ``bad_password`` or
+        ``inactive_user``; ``user_id`` only when the user exists.
 
-    def login_throttled(self) -> None:
-        """A login was refused by the throttle before any credential was checked."""
-        self.emit(EventName.LOGIN_THROTTLED)
+        A login names no ``action``; the same check inside another request does
+        (``password_change``, ``account_deletion``), with the caller's ``session_id``.
+        """
+        self.emit(
+            EventName.LOGIN_FAILED,
+            user_id=user_id,
+            session_id=session_id,
+            reason=reason,
+            **_action(action),
+        )
+
+    def login_throttled(
+        self,
+        *,
+        user_id: int | None = None,
+        session_id: str | None = None,
+        action: str | None = None,
+    ) -> None:
+        """A password check was refused by the throttle before the password was checked: a
+        login (no ``user_id``: the typed username is not trusted), or ``action`` of the
+        authenticated ``user_id`` and ``session_id``."""
+        self.emit(
+            EventName.LOGIN_THROTTLED, user_id=user_id, session_id=session_id, **_action(action)
+        )
 
     def user_registered(self, user_id: int) -> None:
         """A user was created."""
         self.emit(EventName.USER_REGISTERED, user_id=user_id)
+
+    def registration_throttled(self) -> None:
+        """A registration was refused by its address's throttle (before any hash)."""
+        self.emit(EventName.REGISTRATION_THROTTLED)
 
     def logout(self, user_id: int, session_id: str) -> None:
         """A session was ended by its refresh token (the blacklist endpoint)."""
@@ -237,3 +271,8 @@ class Events:
     def hashes_in_flight(self, delta: int) -> None:
         """A password hash entered (``delta`` 1) or left (-1) the hashing pool."""
         self.emit(EventName.HASH_STARTED if delta > 0 else EventName.HASH_FINISHED)
+
+
+def _action(action: str | None) -> dict[str, Detail]:
+    """The ``action`` detail when there is one (a login's events keep their fields)."""
+    return {} if action is None else {"action": action}

@@ -4,9 +4,9 @@ This module is imported only by ``create_app`` when ``METRICS=true``, so with me
 process loads ``prometheus_client`` and no request pays anything for them. When on:
 
 * :class:`Metrics` subscribes to the service's :mod:`events <jwtlite.service.events>`
-  (logins by outcome, registrations, refreshes, reuse, revoked sessions, CSRF refusals,
-  store errors, password hashes in flight) and owns every metric; each is named
-  ``jwtlite_...`` and has its help text.
+  (logins by outcome, registrations and throttled ones, refreshes, reuse, revoked
+  sessions, CSRF refusals, store errors, password hashes in flight) and owns every metric;
+  each is named ``jwtlite_...`` and has its help text.
 * :class:`MetricsMiddleware` counts requests by route template, method and status, and
   observes their latency by route. The ``route`` label is the template a resource was
   mounted at (``/accounts/token``, ``/accounts/sessions/{session_id}``) or ``unmatched``,
@@ -15,8 +15,9 @@ process loads ``prometheus_client`` and no request pays anything for them. When 
   children are bound once per route, so a request does two dictionary look-ups, one
   ``inc`` and one ``observe``.
 * :class:`MetricsResource` serves the text format to clients in ``METRICS_ALLOWED``
-  (default loopback); anyone else gets the 404 of an unknown path, so a scanner cannot tell
-  the endpoint exists (a 403 would confirm it).
+  (default loopback); anyone else gets the 404 of an unknown path to every method (the
+  middleware refuses them before a responder is picked), so a scanner cannot tell the
+  endpoint exists (a 403, a 405 or an ``OPTIONS`` answer would confirm it).
 
 Several processes (gunicorn workers): set ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory
 before the server starts. ``prometheus_client`` reads it at import to keep each process's
@@ -123,11 +124,17 @@ class Metrics:
         )
         logins = Counter(
             "jwtlite_logins",
-            "Login attempts by outcome: ok, bad_credentials, throttled.",
+            "Login attempts by outcome: ok, bad_credentials, throttled (with the password "
+            "checks of password changes and account deletions).",
             ["outcome"],
             registry=registry,
         )
         registrations = Counter("jwtlite_registrations", "Users registered.", registry=registry)
+        registrations_throttled = Counter(
+            "jwtlite_registrations_throttled",
+            "Registrations refused by the per-address throttle (429).",
+            registry=registry,
+        )
         refreshes = Counter(
             "jwtlite_refreshes",
             "Token refreshes by outcome: ok, grace (a second tab in the grace period), refused.",
@@ -185,6 +192,7 @@ class Metrics:
             EventName.LOGIN_FAILED: lambda event: bad.inc(),
             EventName.LOGIN_THROTTLED: lambda event: throttled.inc(),
             EventName.USER_REGISTERED: lambda event: registrations.inc(),
+            EventName.REGISTRATION_THROTTLED: lambda event: registrations_throttled.inc(),
             EventName.LOGOUT: lambda event: logged_out.inc(),
             EventName.REFRESH: _by_detail(refreshes, "outcome"),
             EventName.REUSE_DETECTED: reuse_detected,
@@ -275,6 +283,14 @@ class MetricsMiddleware:
         """Note when the request arrived."""
         req.context.metrics_began = self._clock()
 
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, params: object
+    ) -> None:
+        """Refuse a client outside ``METRICS_ALLOWED`` before routing picks a responder for
+        its method, so every method it tries is the 404 of an unknown path."""
+        if isinstance(resource, MetricsResource):
+            resource.refuse_unless_allowed(req)
+
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
@@ -303,10 +319,22 @@ class MetricsResource(Resource):
         self._allowed = allowed_networks(allowed)
         self._trusted_proxies = frozenset(trusted_proxies)
 
+    def refuse_unless_allowed(self, req: falcon.Request) -> None:
+        """Raise the 404 of an unknown path unless the client is in ``METRICS_ALLOWED``.
+
+        :class:`MetricsMiddleware` calls it for every request routed here, whatever its
+        method: a 405 to ``POST`` or a 200 to ``OPTIONS`` would tell a scanner the endpoint
+        exists. (A CORS preflight is answered before routing, as for any path.)
+
+        Raises:
+            falcon.HTTPRouteNotFound: the client is not allowed.
+        """
+        if not self._allows(client_address(req, self._trusted_proxies)):
+            raise falcon.HTTPRouteNotFound()
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Serve the metrics, or the 404 of an unknown path to a client not allowed."""
-        if not self._allows(client_address(req, self._trusted_proxies)):
-            raise falcon.HTTPNotFound()
+        self.refuse_unless_allowed(req)  # again: the resource is safe without the middleware
         resp.data = self._metrics.exposition()
         resp.content_type = CONTENT_TYPE_LATEST
         resp.cache_control = [NO_STORE]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ from jwtlite.web.auth import CookieExchange, RequestAuth
 from jwtlite.web.body import FORM_TYPE, read_body
 
 __all__ = [
+    "UNKNOWN_CLIENT",
     "BodyEndpoint",
     "HealthResource",
     "JWKSResource",
@@ -31,22 +33,90 @@ NO_STORE = "no-store"
 PARSES = [falcon.MEDIA_JSON, FORM_TYPE]
 
 
+#: The client of a request that cannot be named: a trusted proxy's ``X-Forwarded-For`` entry
+#: is malformed, or the peer is no IP address. It is no IP address, so it never passes the
+#: metrics allowlist; every such request shares one throttle bucket.
+UNKNOWN_CLIENT = "unknown"
+# Longer than any form below can be ("[" + 39 characters of IPv6 + "]:65535"): not parsed.
+_MAX_ENTRY_LENGTH = 48
+_OWS = " \t"  # RFC 9110 optional whitespace around list elements
+_PORT = re.compile(r"[0-9]{1,5}").fullmatch
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
 def client_address(req: falcon.Request, trusted_proxies: Collection[str]) -> str:
-    """The client's IP address: the socket peer, or, when the peer is a trusted proxy, the
-    right-most ``X-Forwarded-For`` entry that is not itself a trusted proxy."""
-    peer = req.remote_addr or "unknown"
-    if not trusted_proxies or peer not in trusted_proxies:
-        return peer
-    forwarded = req.get_header("X-Forwarded-For") or ""
+    """The client's IP address, as canonical ``ipaddress`` text (an IPv4-mapped IPv6
+    address as the IPv4 address; never a zone id), at most 39 characters.
+
+    It is the socket peer; or, when the peer is a trusted proxy, the right-most
+    ``X-Forwarded-For`` entry that is not itself a trusted proxy (the proxy host itself when
+    the header is absent or lists trusted proxies only). An entry may be ``ip``,
+    ``ip:port``, ``[v6]`` or ``[v6]:port``, the forms proxies write. Fail closed: an entry
+    the walk from the right must read that is none of those (``unknown``, empty, garbage, an
+    IPv6 zone id) makes the client :data:`UNKNOWN_CLIENT`, never the peer (often loopback);
+    so does a peer that is no IP address (a Unix socket).
+    """
+    peer = _peer_address(req.remote_addr)
+    if peer is None:
+        return UNKNOWN_CLIENT
+    if not _is_trusted(peer, trusted_proxies):
+        return _canonical(peer)
+    forwarded = req.get_header("X-Forwarded-For")
+    if forwarded is None:
+        return _canonical(peer)
     for entry in reversed(forwarded.split(",")):
-        candidate = entry.strip()
-        try:
-            candidate = str(ipaddress.ip_address(candidate))
-        except ValueError:
-            return peer  # a garbled chain is not trusted beyond the proxy itself
-        if candidate not in trusted_proxies:
-            return candidate
-    return peer
+        candidate = _forwarded_address(entry.strip(_OWS))
+        if candidate is None:
+            return UNKNOWN_CLIENT
+        if not _is_trusted(candidate, trusted_proxies):
+            return _canonical(candidate)
+    return _canonical(peer)
+
+
+def _canonical(address: _IPAddress) -> str:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def _is_trusted(address: _IPAddress, trusted_proxies: Collection[str]) -> bool:
+    # TRUSTED_PROXIES holds ipaddress text, which keeps an IPv4-mapped address mapped.
+    return str(address) in trusted_proxies or _canonical(address) in trusted_proxies
+
+
+def _peer_address(peer: str) -> _IPAddress | None:
+    """The socket peer without the zone id an OS may add to a link-local peer (None when it
+    is no IP address)."""
+    try:
+        address = ipaddress.ip_address(peer[:_MAX_ENTRY_LENGTH].partition("%")[0])
+    except ValueError:
+        return None
+    return address
+
+
+def _forwarded_address(entry: str) -> _IPAddress | None:
+    """The address of one ``X-Forwarded-For`` entry, or None when it is not ``ip``,
+    ``ip:port``, ``[v6]`` or ``[v6]:port`` (a zone id is refused: it is free text)."""
+    if len(entry) > _MAX_ENTRY_LENGTH or "%" in entry:
+        return None
+    host, port = entry, None
+    bracketed = entry.startswith("[")
+    if bracketed:
+        host, bracket, rest = entry[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return None
+        port = rest[1:] if rest else None
+    elif entry.count(":") == 1:  # IPv4 with a port: an IPv6 address has two colons or more
+        host, _, port = entry.partition(":")
+    if port is not None and (_PORT(port) is None or int(port) > 65535):
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if bracketed and address.version != 6:
+        return None
+    return address
 
 
 class Resource:
