@@ -73,6 +73,7 @@ def client_address(req: falcon.Request, trusted_proxies: Collection[str]) -> str
     return _canonical(peer)
 
 
+@functools.lru_cache(maxsize=4096)
 def _canonical(address: _IPAddress) -> str:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
@@ -84,6 +85,7 @@ def _is_trusted(address: _IPAddress, trusted_proxies: Collection[str]) -> bool:
     return str(address) in trusted_proxies or _canonical(address) in trusted_proxies
 
 
+@functools.lru_cache(maxsize=4096)  # every request names its peer: parse each one once
 def _peer_address(peer: str) -> _IPAddress | None:
     """The socket peer without the zone id an OS may add to a link-local peer (None when it
     is no IP address)."""
