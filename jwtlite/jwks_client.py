@@ -188,7 +188,11 @@ class JWKSClient(KeySource):
             return cache
         try:
             keys, lifetime = self._fetch()
-        except JWKSFetchError as exc:
+        except Exception as exc:
+            # Whatever fails while fetching or loading counts as a failed attempt: the cached
+            # keys stay and the cooldown applies (an escaping exception would skip both).
+            if not isinstance(exc, JWKSFetchError):
+                exc = self._error(type(exc).__name__)
             # The message names the host and path and the failure, never a token or a key.
             _log.warning("%s; %s", exc, "keeping the cached keys" if cache.keys else "no keys")
             self._cache = _Cache(cache.keys, cache.fresh_until, now, str(exc))
@@ -211,7 +215,9 @@ class JWKSClient(KeySource):
         except urllib.error.HTTPError as exc:
             exc.close()
             raise self._error(f"HTTP {exc.code}") from None
-        except (OSError, ValueError) as exc:  # URLError, timeouts, resets, bad HTTP
+        except Exception as exc:  # any failure to fetch is a failed attempt
+            # URLError, timeouts, resets, and every http.client.HTTPException (too many
+            # headers, a bad status line, a line too long, an incomplete read...).
             raise self._error(type(getattr(exc, "reason", exc)).__name__) from None
         return self._load(body), self._lifetime_from(headers)
 
@@ -276,7 +282,13 @@ def _check_url(url: str, allowed_http: set[str]) -> str:
     """Check the URL's scheme and host; return it without query or fragment (for messages)."""
     if not isinstance(url, str):
         raise ValueError("the JWKS URL must be a string")
+    if not url.isascii() or any(char <= " " or char == "\x7f" for char in url):
+        raise ValueError("the JWKS URL must be ASCII without spaces or control characters")
     parts = urllib.parse.urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (raises for a port that is not a number in range)
+    except ValueError:
+        raise ValueError("the JWKS URL has an unusable port") from None
     host = (parts.hostname or "").lower()
     if not host or parts.username is not None or parts.password is not None:
         raise ValueError("the JWKS URL needs a host and no user name or password")

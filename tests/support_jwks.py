@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -89,3 +90,64 @@ class JWKSServer:
                 pass
 
         return Handler
+
+
+class RawServer:
+    """A loopback TCP server that answers each connection with ``respond(conn)``: raw
+    bytes, for answers ``http.server`` cannot send (broken status lines, 101 headers, a
+    trailer that never ends, dripped header lines).
+
+    ``respond`` is bytes to send, or a callable taking the socket; ``stop`` is set at
+    teardown so that slow callables end.
+    """
+
+    def __init__(self, respond: Any = b"") -> None:
+        self.respond = respond
+        self.requests = 0
+        self.received = 0  # bytes of the last request
+        self.stop = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.1)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}/jwks"
+
+    def close(self) -> None:
+        self.stop.set()
+        self._thread.join(5)
+        self._sock.close()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(5)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                request += data
+            self.requests += 1
+            self.received = len(request)
+            if callable(self.respond):
+                self.respond(conn)
+            else:
+                conn.sendall(self.respond)
+
+
+def raw_answer(body: bytes, *head: bytes, status: bytes = b"200 OK") -> bytes:
+    """An HTTP/1.1 answer with ``body``, its length and the extra header lines ``head``."""
+    lines = [b"HTTP/1.1 " + status, b"Content-Length: %d" % len(body), *head]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body

@@ -7,6 +7,7 @@ refetch fails) are each shown by counting the requests the server saw.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from support_jwks import JWKSServer
+from support_jwks import JWKSServer, RawServer, raw_answer
 
 import jwtlite
 from jwtlite import InvalidKeyError, JWKSClient, JWKSFetchError, Key, KeySet, KeySource
@@ -314,6 +315,54 @@ def test_bodies_that_are_not_strict_json_are_refused(
         client_for(server, clock).key_for("es-1")
 
 
+# -- answers http.client cannot parse (audit F1) ----------------------------------------------
+
+BROKEN_ANSWERS = {
+    "101-headers": b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 101 + b"Content-Length: 2\r\n\r\n{}",
+    "status-99": b"HTTP/1.1 99 X\r\nContent-Length: 2\r\n\r\n{}",
+    "status-garbage": b"HELLO\r\n\r\n",
+    "line-too-long": b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70000 + b"\r\n\r\n",
+    "http-2": b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+    "short-body": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{}",
+    "bad-chunk-size": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    "nothing": b"",
+}
+
+
+@pytest.fixture
+def raw() -> Iterator[RawServer]:
+    raw_server = RawServer()
+    yield raw_server
+    raw_server.close()
+
+
+@pytest.mark.parametrize("answer", BROKEN_ANSWERS.values(), ids=BROKEN_ANSWERS.keys())
+def test_an_unparsable_answer_is_a_failed_fetch_with_a_cooldown(
+    raw: RawServer, clock: FakeClock, answer: bytes
+) -> None:
+    raw.respond = raw_answer(json.dumps(KeySet([ES256]).jwks()).encode())
+    client = JWKSClient(raw.url, clock=clock, timeout=2.0, lifetime=60.0)
+    assert client.key_for("es-1").kid == "es-1"
+    raw.respond = answer
+    clock.advance(61)  # stale: the next caller refreshes
+    for _ in range(5):
+        assert client.key_for("es-1").kid == "es-1"  # the cached key still serves
+        with pytest.raises(JWKSFetchError):
+            client.key_for("unknown")  # "cannot tell", not an escaping http.client error
+    assert raw.requests == 2  # one failed attempt, then the cooldown
+
+
+def test_an_unparsable_answer_without_a_cache_is_a_fetch_error(
+    raw: RawServer, clock: FakeClock
+) -> None:
+    raw.respond = BROKEN_ANSWERS["101-headers"]
+    client = JWKSClient(raw.url, clock=clock, timeout=2.0)
+    for _ in range(3):
+        with pytest.raises(JWKSFetchError):
+            client.key_for("es-1")
+    assert raw.requests == 1
+
+
 # -- URLs -------------------------------------------------------------------------------------
 
 REFUSED_URLS = {
@@ -325,6 +374,12 @@ REFUSED_URLS = {
     "no-host": "https:///jwks",
     "loopback-lookalike": "http://127.0.0.1.evil.example/jwks",
     "localhost-subdomain": "http://localhost.evil.example/jwks",
+    "space": "https://issuer.example/jw ks",
+    "newline": "https://issuer.example/jwks\r\nX-Injected: 1",
+    "tab": "https://issuer.example/\tjwks",
+    "non-ascii": "https://issuer.example/jwks\u00e9",
+    "port-not-a-number": "https://issuer.example:port/jwks",
+    "port-out-of-range": "https://issuer.example:70000/jwks",
 }
 
 
