@@ -14,9 +14,11 @@ finds them by ``kid``. It is built to keep verifying through an outage of the is
 - the connection and every read have a timeout, the body a size cap enforced while reading,
   redirects are refused, and ``http`` is allowed only to loopback hosts or hosts named in
   ``allow_http_hosts``;
-- the body is parsed as strict JSON and loaded with :meth:`KeySet.from_jwks`'s rules (keys
-  for other uses skipped, weak RSA refused...), and a JWKS that carries an HMAC (``oct``)
-  key is refused whole: a published secret is not a secret.
+- the body is parsed as strict JSON; members this library cannot use (another ``use``, an
+  unknown ``alg``, ``kty`` or curve, weak RSA, no ``kid``) are skipped with one warning per
+  fetch, while what shows a hostile or broken set refuses it whole: an HMAC (``oct``) key
+  (a published secret is not a secret), private key members, a repeated ``kid``, or no
+  usable key (see :func:`published_keys`).
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
 from jwtlite._encoding import EncodingError, json_loads
+from jwtlite._jwk import is_signature_key, jwk_set_members
 from jwtlite.errors import InvalidKeyError, JWKSFetchError
 from jwtlite.keys import Key, KeySet, KeySource
 
@@ -43,6 +47,8 @@ _log = logging.getLogger("jwtlite.jwks")
 
 _CHUNK = 16 * 1024
 _LOOPBACK_NAMES = frozenset({"localhost"})
+# RFC 7518 §6.2.2, §6.3.2, §6.4.1 and RFC 8037 §2: members only a private key or secret has.
+_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +97,8 @@ class JWKSClient(KeySource):
         refetch_cooldown: the fewest seconds between two fetches, whatever causes them
             (an unknown ``kid``, stale keys, a failure): a token signed by a key published
             less than this after the last fetch may be refused until the cooldown ends.
-        algorithm: passed to :meth:`KeySet.from_jwks` for JWKs without ``alg`` (RSA keys
-            need one to be usable).
+        algorithm: the ``alg`` of JWKs that have none (RSA keys need one to be usable);
+            a JWK's own ``alg`` is never overridden.
         allow_http_hosts: host names allowed over plain ``http`` besides loopback.
         clock: monotonic seconds; injectable for tests.
 
@@ -176,6 +182,14 @@ class JWKSClient(KeySource):
             raise self._unavailable(cache)
         return cache.keys
 
+    def wait_for_refresh(self, timeout: float) -> bool:
+        """Wait until no fetch is in flight; return False when ``timeout`` seconds passed
+        first (for tests, and for a clean shutdown)."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        self._lock.release()
+        return True
+
     def __repr__(self) -> str:
         return f"JWKSClient({self._where!r})"
 
@@ -247,15 +261,19 @@ class JWKSClient(KeySource):
             document = json_loads(body)
         except EncodingError as exc:
             raise self._error(f"the body is not strict JSON ({exc})") from None
-        members = document.get("keys") if isinstance(document, dict) else None
-        if isinstance(members, list) and any(
-            isinstance(jwk, dict) and jwk.get("kty") == "oct" for jwk in members
-        ):
-            raise self._error("it publishes an HMAC (oct) key; refusing the whole set")
         try:
-            return KeySet.from_jwks(document, self._algorithm)
+            keys, skipped = published_keys(document, self._algorithm)
         except InvalidKeyError as exc:
             raise self._error(f"its keys are refused ({exc})") from None
+        if skipped:
+            # One line per fetch, naming each skipped key by kid and why; never key material.
+            _log.warning(
+                "the JWKS at %s: skipped %d key(s) it cannot use: %s",
+                self._where,
+                len(skipped),
+                "; ".join(skipped),
+            )
+        return keys
 
     def _lifetime_from(self, headers: Message) -> float:
         directives: dict[str, str] = {}
@@ -309,3 +327,57 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def published_keys(document: Any, algorithm: str | None) -> tuple[KeySet, list[str]]:
+    """The usable signature keys of a published JWK Set, and why each other member was
+    skipped.
+
+    An issuer may publish keys this library cannot use beside the ones it signs with (an
+    encryption key without ``use``, an algorithm or curve not supported here, a weak RSA
+    key, a key without ``kid``); they are skipped, so that adding one does not stop every
+    verifier. What shows a hostile or broken document refuses the whole set: an entry that is
+    not an object, an HMAC (``oct``) key (a published secret is not a secret), private key
+    members (``d``, ``p``...: the issuer is leaking its keys), a ``kid`` used twice, or no
+    usable key at all. ``algorithm`` is the ``alg`` of JWKs that have none.
+
+    Raises:
+        InvalidKeyError: the whole set is refused.
+    """
+    members = jwk_set_members(document)
+    if any(jwk.get("kty") == "oct" for jwk in members):
+        raise InvalidKeyError("it publishes an HMAC (oct) key; refusing the whole set")
+    if any(name in jwk for jwk in members for name in _PRIVATE_MEMBERS):
+        raise InvalidKeyError("it publishes private key members; refusing the whole set")
+    kids = Counter(jwk["kid"] for jwk in members if isinstance(jwk.get("kid"), str))
+    repeated = sorted(kid for kid, count in kids.items() if count > 1)
+    if repeated:
+        raise InvalidKeyError(f"kid {_shown(repeated[0])} names more than one key")
+    keys: list[Key] = []
+    skipped: list[str] = []
+    for index, jwk in enumerate(members):
+        reason = _unusable(jwk)
+        if reason is None:
+            try:
+                keys.append(Key.from_jwk(jwk, None if "alg" in jwk else algorithm))
+                continue
+            except Exception as exc:  # any key this library cannot load is skipped
+                reason = _shown(str(exc) or type(exc).__name__, 120)
+        name = f"kid {_shown(jwk['kid'])}" if isinstance(jwk.get("kid"), str) else f"#{index}"
+        skipped.append(f"{name}: {reason}")
+    if not keys:
+        raise InvalidKeyError("no usable signature key: " + ("; ".join(skipped) or "none"))
+    return KeySet(keys), skipped
+
+
+def _unusable(jwk: dict[str, Any]) -> str | None:
+    if not isinstance(jwk.get("kid"), str) or not jwk["kid"]:
+        return "no kid (a token could not name it)"
+    if not is_signature_key(jwk):
+        return "not a signature key (use or key_ops)"
+    return None
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a log line, cut to ``limit`` characters (it is the issuer's)."""
+    return repr(text[:limit] + ("..." if len(text) > limit else ""))

@@ -257,6 +257,7 @@ def test_redirects_are_not_followed(server: JWKSServer, clock: FakeClock) -> Non
     assert server.requests == 1
 
 
+RSA_JWK = {**public_members(rsa.generate_private_key(65537, 2048).public_key()), "alg": "RS256"}
 HOSTILE_DOCUMENTS = {
     "hmac-key": {"keys": [{"kty": "oct", "k": "c2VjcmV0" * 8, "alg": "HS256", "kid": "h"}]},
     "hmac-beside-a-good-key": {"keys": [ES256.public_jwk(), {"kty": "oct", "k": "AAAA"}]},
@@ -264,6 +265,10 @@ HOSTILE_DOCUMENTS = {
     "no-keys-member": {"keys_": []},
     "keys-not-a-list": {"keys": {"kty": "EC"}},
     "only-encryption-keys": {"keys": [{**ES256.public_jwk(), "use": "enc"}]},
+    "private-member-d": {"keys": [ES256.public_jwk(), {**ED25519.public_jwk(), "d": "AAAA"}]},
+    "private-rsa-prime": {"keys": [ES256.public_jwk(), {**RSA_JWK, "kid": "r", "p": "AQAB"}]},
+    "duplicate-kid": {"keys": [ES256.public_jwk(), {**ED25519.public_jwk(), "kid": "es-1"}]},
+    "entry-not-an-object": {"keys": [ES256.public_jwk(), "EC"]},
 }
 
 
@@ -286,6 +291,79 @@ def test_a_bad_refetch_keeps_the_good_keys(server: JWKSServer, clock: FakeClock)
     server.serve_jwks(KeySet([ES256]).jwks())
     with pytest.raises(InvalidKeyError):
         client.key_for("h")  # a good fetch again: now simply unknown
+
+
+def _ec_jwk(kid: str, **members: str) -> dict[str, str]:
+    jwk = {**Key.generate("ES256", kid=kid).public_jwk(), **members}
+    jwk.pop("use", None)
+    return jwk
+
+
+# Members an issuer may publish beside its signing keys, which this library cannot use (audit
+# F8): each is skipped, the rest of the set still serves.
+UNUSABLE_MEMBERS = {
+    "ecdh-es-without-use": _ec_jwk("enc-1", alg="ECDH-ES"),
+    "ecdh-es-a256kw": _ec_jwk("enc-2", alg="ECDH-ES+A256KW"),
+    "rsa-oaep-without-use": {**RSA_JWK, "alg": "RSA-OAEP", "kid": "enc-3"},
+    "alg-none": _ec_jwk("none-1", alg="none"),
+    "alg-not-a-string": _ec_jwk("bad-alg", alg=7),  # type: ignore[arg-type]
+    "weak-rsa": {**public_members(WEAK_RSA), "alg": "RS256", "kid": "weak"},
+    "rsa-without-alg": {**{k: v for k, v in RSA_JWK.items() if k != "alg"}, "kid": "no-alg"},
+    "x25519": {"kty": "OKP", "crv": "X25519", "x": "AQID" * 10 + "AQ", "kid": "x25519"},
+    "secp256k1": {**_ec_jwk("k1"), "crv": "secp256k1", "alg": "ES256K"},
+    "kty-akp": {"kty": "AKP", "alg": "ML-DSA-44", "pub": "AAAA", "kid": "pq-1"},
+    "no-kid": {k: v for k, v in _ec_jwk("x").items() if k != "kid"},
+    "kid-not-a-string": {**_ec_jwk("x"), "kid": 5},
+    "bad-base64": {**_ec_jwk("b64"), "x": "not base64!"},
+    "use-enc": {**ED25519.public_jwk(), "use": "enc", "kid": "ed-enc"},
+}
+
+
+@pytest.mark.parametrize("member", UNUSABLE_MEMBERS.values(), ids=UNUSABLE_MEMBERS.keys())
+def test_a_member_the_library_cannot_use_is_skipped_with_a_warning(
+    server: JWKSServer, clock: FakeClock, caplog: pytest.LogCaptureFixture, member: Any
+) -> None:
+    server.serve_jwks({"keys": [ES256.public_jwk(), member]})
+    client = client_for(server, clock)
+    with caplog.at_level(logging.WARNING, logger="jwtlite.jwks"):
+        assert jwtlite.decode(token(), client, ["ES256"]) == CLAIMS
+        kid = member.get("kid")
+        if isinstance(kid, str):
+            with pytest.raises(InvalidKeyError):
+                client.key_for(kid)
+    warnings = [r for r in caplog.records if "skipped 1 key" in r.getMessage()]
+    assert len(warnings) == 1
+    for name in ("x", "n", "pub"):
+        if isinstance(member.get(name), str) and len(member[name]) > 8:
+            assert member[name] not in caplog.text  # never key material
+
+
+def test_a_set_gaining_an_unknown_alg_keeps_serving_after_the_refresh(
+    server: JWKSServer, clock: FakeClock
+) -> None:
+    # Audit F2: an encryption key without use, alg ECDH-ES, made every request 401 once the
+    # cache went stale, and every request refetch.
+    client = client_for(server, clock, lifetime=60.0, refetch_cooldown=10.0)
+    good = token()
+    assert jwtlite.decode(good, client, ["ES256"]) == CLAIMS
+    server.serve_jwks({"keys": [ES256.public_jwk(), UNUSABLE_MEMBERS["ecdh-es-without-use"]]})
+    clock.advance(61)
+    for _ in range(5):
+        assert jwtlite.decode(good, client, ["ES256"]) == CLAIMS
+    client.wait_for_refresh(5)
+    for _ in range(5):
+        assert jwtlite.decode(good, client, ["ES256"]) == CLAIMS
+    assert server.requests == 2
+
+
+def test_algorithm_only_fills_in_a_missing_alg(server: JWKSServer, clock: FakeClock) -> None:
+    # An EdDSA -> Ed25519 migration: the set says Ed25519; algorithm="EdDSA" must not refuse it.
+    bare = dict(Key.generate("EdDSA", kid="ed-old").public_jwk())
+    bare.pop("alg")
+    server.serve_jwks({"keys": [ED25519.public_jwk(), bare]})
+    client = client_for(server, clock, algorithm="EdDSA")
+    assert client.key_for("ed-1").algorithm == "Ed25519"
+    assert client.key_for("ed-old").algorithm == "EdDSA"
 
 
 def test_keys_for_other_uses_are_skipped(server: JWKSServer, clock: FakeClock) -> None:
