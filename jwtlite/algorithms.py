@@ -36,6 +36,10 @@ __all__ = [
 ]
 
 MIN_RSA_KEY_SIZE = 2048
+# The largest RSA modulus accepted, from any source (JWK, PEM, DER, key objects): a modulus
+# of 65,536 bits makes each verification cost a large fraction of a second, and no issuer
+# uses more than 8192 bits. (OpenSSL's own limit, OPENSSL_RSA_MAX_MODULUS_BITS, is 16384.)
+MAX_RSA_KEY_SIZE = 16384
 
 PrivateKey = (
     rsa.RSAPrivateKey
@@ -123,7 +127,7 @@ class _AsymmetricAlgorithm(Algorithm):
 
 
 class RSAAlgorithm(_AsymmetricAlgorithm):
-    """RS256/384/512: RSASSA-PKCS1-v1_5 (RFC 7518 §3.3), keys of 2048 bits or more whose
+    """RS256/384/512: RSASSA-PKCS1-v1_5 (RFC 7518 §3.3), keys of 2048 to 16384 bits whose
     modulus lacks the ROCA fingerprint (CVE-2017-15361: such keys can be factored)."""
 
     family = "RSA"
@@ -141,6 +145,8 @@ class RSAAlgorithm(_AsymmetricAlgorithm):
     def _check_key_details(self, key: rsa.RSAPrivateKey | rsa.RSAPublicKey) -> None:
         if key.key_size < MIN_RSA_KEY_SIZE:
             raise InvalidKeyError(f"{self.name} needs an RSA key of at least 2048 bits")
+        if key.key_size > MAX_RSA_KEY_SIZE:
+            raise InvalidKeyError(f"RSA keys of more than {MAX_RSA_KEY_SIZE} bits are refused")
         public = key.public_key() if isinstance(key, rsa.RSAPrivateKey) else key
         if has_roca_fingerprint(public.public_numbers().n):
             raise InvalidKeyError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from cryptography.x509.oid import NameOID
 import jwtlite
 from jwtlite import AlgorithmNotAllowedError, InvalidKeyError, Key, KeySet
 from jwtlite._encoding import b64url_encode
+from jwtlite._jwk import public_members
 from jwtlite.service.keyfile import load_or_create_key_file
 
 from support_keys import openssh_public, private_der, private_pem, public_der, public_pem
@@ -512,11 +514,63 @@ def rsa_private_jwk(private_key: rsa.RSAPrivateKey, *, crt: bool = True) -> dict
     return jwk
 
 
-@pytest.mark.parametrize("crt", [True, False], ids=["with-crt", "d-only"])
-def test_rsa_private_jwk_loads(crt: bool) -> None:
-    key = Key.from_jwk(rsa_private_jwk(RSA_PRIVATE, crt=crt), "RS256")
+def test_rsa_private_jwk_loads() -> None:
+    key = Key.from_jwk(rsa_private_jwk(RSA_PRIVATE), "RS256")
     assert key.can_sign
     assert_signs_and_verifies(key, Key(RSA_PRIVATE.public_key(), "RS256"))
+
+
+def _without(jwk: dict[str, str], *names: str) -> dict[str, str]:
+    return {name: value for name, value in jwk.items() if name not in names}
+
+
+INCOMPLETE_RSA_PRIVATE_JWKS = {
+    "d-only": lambda: rsa_private_jwk(RSA_PRIVATE, crt=False),
+    "no-qi": lambda: _without(rsa_private_jwk(RSA_PRIVATE), "qi"),
+    "no-p": lambda: _without(rsa_private_jwk(RSA_PRIVATE), "p"),
+    "multi-prime-oth": lambda: {**rsa_private_jwk(RSA_PRIVATE), "oth": []},
+    # Audit F5: d-only with a huge modulus and exponent froze the process for a minute and a
+    # half in rsa_recover_prime_factors; now refused before any arithmetic.
+    "d-only-huge": lambda: {
+        "kty": "RSA",
+        "n": b64url_encode(((1 << 16383) | secrets.randbits(16383) | 1).to_bytes(2048)).decode(),
+        "e": "AQAB",
+        "d": b64url_encode(secrets.token_bytes(2047) + b"\x01").decode(),
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "make", INCOMPLETE_RSA_PRIVATE_JWKS.values(), ids=INCOMPLETE_RSA_PRIVATE_JWKS.keys()
+)
+def test_rsa_private_jwk_needs_every_crt_member(make: Callable[[], dict[str, str]]) -> None:
+    with pytest.raises(InvalidKeyError, match=r"RFC 7518|oth"):
+        Key.from_jwk(make(), "RS256")
+
+
+def _huge_rsa_public_key(bits: int) -> rsa.RSAPublicKey:
+    # Not a real RSA modulus (no factors known), but OpenSSL loads any odd n as a public key.
+    return rsa.RSAPublicNumbers(
+        65537, (1 << (bits - 1)) | secrets.randbits(bits - 1) | 1
+    ).public_key()
+
+
+OVERSIZED_RSA = {
+    "jwk": lambda: {**public_members(_huge_rsa_public_key(16400)), "alg": "RS256"},
+    "jwk-65536-bits": lambda: {**public_members(_huge_rsa_public_key(65536)), "alg": "RS256"},
+    "key-object": lambda: _huge_rsa_public_key(16400),
+    "pem": lambda: _huge_rsa_public_key(16400).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ),
+}
+
+
+@pytest.mark.parametrize("make", OVERSIZED_RSA.values(), ids=OVERSIZED_RSA.keys())
+def test_rsa_keys_over_16384_bits_are_refused(make: Callable[[], Any]) -> None:
+    material = make()
+    load = Key.from_jwk if isinstance(material, dict) else lambda key: Key(key, "RS256")
+    with pytest.raises(InvalidKeyError, match="more than 16384 bits"):
+        load(material)
 
 
 def test_jwk_may_be_json_text() -> None:
