@@ -11,15 +11,17 @@ import json
 import logging
 import secrets
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from support_jwks import JWKSServer, RawServer, raw_answer
+from support_jwks import JWKSServer, RawServer, raw_answer, self_signed_tls
 
 import jwtlite
 from jwtlite import InvalidKeyError, JWKSClient, JWKSFetchError, Key, KeySet, KeySource
@@ -595,6 +597,29 @@ def test_the_header_section_counts_against_the_byte_budget(
     raw.respond = raw_answer(ES256_BODY, *headers)
     with pytest.raises(JWKSFetchError, match="larger than 1024"):
         JWKSClient(raw.url, clock=clock, timeout=2.0, max_size=1024).key_for("es-1")
+
+
+def test_https_verifies_the_certificate(tmp_path: Path, clock: FakeClock) -> None:
+    server_tls, trusting = self_signed_tls(tmp_path)
+    tls_server = JWKSServer(tls=server_tls)
+    try:
+        tls_server.serve_jwks(KeySet([ES256]).jwks())
+        with pytest.raises(JWKSFetchError, match="SSLCertVerificationError"):
+            JWKSClient(tls_server.url, clock=clock, timeout=2.0).key_for("es-1")
+        client = JWKSClient(tls_server.url, clock=clock, timeout=2.0, ssl_context=trusting)
+        assert client.key_for("es-1").kid == "es-1"
+    finally:
+        tls_server.close()
+
+
+def test_a_stalled_tls_handshake_meets_the_deadline(raw: RawServer, clock: FakeClock) -> None:
+    raw.respond = lambda conn: raw.stop.wait(30)  # never answers the ClientHello
+    url = raw.url.replace("http://", "https://")
+    client = JWKSClient(url, clock=clock, timeout=1.0, ssl_context=ssl.create_default_context())
+    started = time.monotonic()
+    with pytest.raises(JWKSFetchError):
+        client.key_for("es-1")
+    assert time.monotonic() - started < 4
 
 
 def test_environment_proxies_are_not_used(
