@@ -70,14 +70,16 @@ def bounded_get(
     parts = urllib.parse.urlsplit(url)
     budget = _Budget(time.monotonic() + timeout, timeout, max_body + HEADER_ALLOWANCE)
     connection: _BoundedHTTPConnection | _BoundedHTTPSConnection
+    # The port is always given: without one, http.client reads "::1" as host ":" port 1.
+    host = parts.hostname or ""
     if parts.scheme == "https":
+        port = parts.port or http.client.HTTPS_PORT
         connection = _BoundedHTTPSConnection(
-            parts.hostname or "", parts.port, timeout=timeout, context=tls, budget=budget
+            host, port, timeout=timeout, context=tls, budget=budget
         )
     else:
-        connection = _BoundedHTTPConnection(
-            parts.hostname or "", parts.port, timeout=timeout, budget=budget
-        )
+        port = parts.port or http.client.HTTP_PORT
+        connection = _BoundedHTTPConnection(host, port, timeout=timeout, budget=budget)
     watchdog = threading.Timer(timeout, _shut_down, (connection, budget))
     watchdog.daemon = True
     watchdog.start()
