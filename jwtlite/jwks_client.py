@@ -53,6 +53,7 @@ MIN_REFETCH_COOLDOWN = 1.0
 # How much longer than ``timeout`` a caller waits for a fetch before answering "try later":
 # the fetch itself is cut off at ``timeout`` (name resolution aside).
 _WAIT_MARGIN = 1.0
+_MAX_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,38 +143,13 @@ class JWKSClient(KeySource):
         ssl_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        for name, value in (
-            ("timeout", timeout),
-            ("lifetime", lifetime),
-            ("max_lifetime", max_lifetime),
-            ("refetch_cooldown", refetch_cooldown),
-        ):
-            _check_seconds(name, value)
-        if isinstance(max_size, bool) or not isinstance(max_size, int):
-            raise TypeError("max_size must be an int")
-        if max_size <= 0:
-            raise ValueError("max_size must be positive")
-        if timeout > 300:
-            raise ValueError("timeout must be positive and at most 300 seconds")
-        if not MIN_REFETCH_COOLDOWN <= refetch_cooldown <= lifetime <= max_lifetime:
-            raise ValueError(
-                f"need {MIN_REFETCH_COOLDOWN} <= refetch_cooldown <= lifetime <= max_lifetime"
-            )
-        if algorithm is not None and (
-            not isinstance(algorithm, str) or algorithm not in ALGORITHMS
-        ):
-            raise ValueError(f"unsupported algorithm {algorithm!r}")
-        if algorithm is not None and ALGORITHMS[algorithm].symmetric:
-            raise ValueError("a JWKS publishes no HMAC keys: algorithm cannot be HS*")
-        if isinstance(allow_http_hosts, str | bytes):
-            raise TypeError("allow_http_hosts must be a list of host names, not a string")
-        hosts = list(allow_http_hosts)
-        if not all(isinstance(host, str) and host for host in hosts):
-            raise TypeError("allow_http_hosts must hold non-empty host name strings")
+        _check_limits(timeout, max_size, lifetime, max_lifetime, refetch_cooldown)
+        _check_algorithm(algorithm)
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise TypeError("ssl_context must be an ssl.SSLContext")
+        hosts = _http_hosts(allow_http_hosts)
         self._url = url
-        self._where = _check_url(url, {host.lower() for host in hosts})
+        self._where = _check_url(url, hosts)
         self._timeout = float(timeout)
         self._max_size = max_size
         self._lifetime = float(lifetime)
@@ -381,11 +357,47 @@ def _check_url(url: str, allowed_http: set[str]) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-def _check_seconds(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be positive and finite")
+def _check_limits(
+    timeout: float, max_size: int, lifetime: float, max_lifetime: float, cooldown: float
+) -> None:
+    for name, value in (
+        ("timeout", timeout),
+        ("lifetime", lifetime),
+        ("max_lifetime", max_lifetime),
+        ("refetch_cooldown", cooldown),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{name} must be a number of seconds")
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be positive and finite")
+    if isinstance(max_size, bool) or not isinstance(max_size, int):
+        raise TypeError("max_size must be an int")
+    if max_size <= 0:
+        raise ValueError("max_size must be positive")
+    if timeout > _MAX_TIMEOUT:
+        raise ValueError(f"timeout must be at most {_MAX_TIMEOUT} seconds")
+    if not MIN_REFETCH_COOLDOWN <= cooldown <= lifetime <= max_lifetime:
+        raise ValueError(
+            f"need {MIN_REFETCH_COOLDOWN} <= refetch_cooldown <= lifetime <= max_lifetime"
+        )
+
+
+def _check_algorithm(algorithm: object) -> None:
+    if algorithm is None:
+        return
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+        raise ValueError(f"unsupported algorithm {algorithm!r}")
+    if ALGORITHMS[algorithm].symmetric:
+        raise ValueError("a JWKS publishes no HMAC keys: algorithm cannot be HS*")
+
+
+def _http_hosts(allow_http_hosts: Iterable[str]) -> set[str]:
+    if isinstance(allow_http_hosts, str | bytes):
+        raise TypeError("allow_http_hosts must be a list of host names, not a string")
+    hosts = list(allow_http_hosts)
+    if not all(isinstance(host, str) and host for host in hosts):
+        raise TypeError("allow_http_hosts must hold non-empty host name strings")
+    return {host.lower() for host in hosts}
 
 
 def _is_loopback(host: str) -> bool:
