@@ -10,6 +10,8 @@ every byte received (status line, headers, chunk framing, trailers, body) counts
 which also bounds the TLS handshake (OpenSSL reads the raw socket itself). Name resolution
 is the one step neither can interrupt.
 
+HTTP/1.1 with chunked bodies stays allowed (refusing chunked would refuse ordinary servers):
+the budget and the deadline bound chunk framing and trailers as they bound everything else.
 No proxy is used, whatever the environment says (``urllib`` honours ``http_proxy``), and no
 redirect is followed (http.client follows none).
 """
