@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from jwtlite._encoding import EncodingError, b64url_decode, b64url_encode, json_loads
+from jwtlite.algorithms import MAX_RSA_KEY_SIZE
 from jwtlite.errors import InvalidKeyError
 
 __all__ = [
@@ -43,6 +44,7 @@ CURVES: dict[str, type[ec.EllipticCurve]] = {
 }
 CURVE_NAMES = {curve().name: name for name, curve in CURVES.items()}
 EC_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+_RSA_CRT_MEMBERS = ("p", "q", "dp", "dq", "qi")
 
 
 def jwk_members(jwk: Mapping[str, Any] | str) -> dict[str, Any]:
@@ -157,16 +159,27 @@ def material_from_jwk(members: Mapping[str, Any]) -> Any:
 
 
 def _rsa_from_jwk(members: Mapping[str, Any]) -> Any:
-    public = rsa.RSAPublicNumbers(_jwk_int(members, "e"), _jwk_int(members, "n"))
+    n, e = _jwk_int(members, "n"), _jwk_int(members, "e")
+    # Checked before any arithmetic: a modulus of tens of thousands of bits costs seconds per
+    # operation (and minutes to check a private key), with the GIL held.
+    if n.bit_length() > MAX_RSA_KEY_SIZE:
+        raise InvalidKeyError(f"RSA keys of more than {MAX_RSA_KEY_SIZE} bits are refused")
+    public = rsa.RSAPublicNumbers(e, n)
     if "d" not in members:
         return public.public_key()
+    # RFC 7518 §6.3.2: the other private members "MUST be present" with d (unless the key
+    # is multi-prime, "oth", which is not supported). Recovering p and q from d alone is a
+    # modular exponentiation with an exponent the JWK chooses: refused rather than done.
+    if "oth" in members:
+        raise InvalidKeyError("multi-prime RSA JWKs (oth) are not supported")
+    missing = [name for name in _RSA_CRT_MEMBERS if name not in members]
+    if missing:
+        raise InvalidKeyError(
+            f"an RSA private JWK needs p, q, dp, dq and qi with d (RFC 7518 §6.3.2); "
+            f"missing {missing}"
+        )
     d = _jwk_int(members, "d")
-    if all(name in members for name in ("p", "q", "dp", "dq", "qi")):
-        p, q = _jwk_int(members, "p"), _jwk_int(members, "q")
-        dmp1, dmq1, iqmp = (_jwk_int(members, name) for name in ("dp", "dq", "qi"))
-    else:
-        p, q = rsa.rsa_recover_prime_factors(public.n, public.e, d)
-        dmp1, dmq1, iqmp = rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q)
+    p, q, dmp1, dmq1, iqmp = (_jwk_int(members, name) for name in _RSA_CRT_MEMBERS)
     return rsa.RSAPrivateNumbers(p, q, d, dmp1, dmq1, iqmp, public).private_key()
 
 

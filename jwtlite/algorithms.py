@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
@@ -36,6 +36,10 @@ __all__ = [
 ]
 
 MIN_RSA_KEY_SIZE = 2048
+# The largest RSA modulus accepted, from any source (JWK, PEM, DER, key objects): a modulus
+# of 65,536 bits makes each verification cost a large fraction of a second, and no issuer
+# uses more than 8192 bits. (OpenSSL's own limit, OPENSSL_RSA_MAX_MODULUS_BITS, is 16384.)
+MAX_RSA_KEY_SIZE = 16384
 
 PrivateKey = (
     rsa.RSAPrivateKey
@@ -123,7 +127,7 @@ class _AsymmetricAlgorithm(Algorithm):
 
 
 class RSAAlgorithm(_AsymmetricAlgorithm):
-    """RS256/384/512: RSASSA-PKCS1-v1_5 (RFC 7518 §3.3), keys of 2048 bits or more whose
+    """RS256/384/512: RSASSA-PKCS1-v1_5 (RFC 7518 §3.3), keys of 2048 to 16384 bits whose
     modulus lacks the ROCA fingerprint (CVE-2017-15361: such keys can be factored)."""
 
     family = "RSA"
@@ -141,6 +145,8 @@ class RSAAlgorithm(_AsymmetricAlgorithm):
     def _check_key_details(self, key: rsa.RSAPrivateKey | rsa.RSAPublicKey) -> None:
         if key.key_size < MIN_RSA_KEY_SIZE:
             raise InvalidKeyError(f"{self.name} needs an RSA key of at least 2048 bits")
+        if key.key_size > MAX_RSA_KEY_SIZE:
+            raise InvalidKeyError(f"RSA keys of more than {MAX_RSA_KEY_SIZE} bits are refused")
         public = key.public_key() if isinstance(key, rsa.RSAPrivateKey) else key
         if has_roca_fingerprint(public.public_numbers().n):
             raise InvalidKeyError(
@@ -203,6 +209,33 @@ class ECDSAAlgorithm(_AsymmetricAlgorithm):
         return True
 
 
+# Public keys of small order (audit F6). With such a key, the signature R = the key's point
+# (or the identity), S = 0 verifies for many or ANY message: OpenSSL's Ed25519/Ed448 verify
+# does not refuse them. The points of small order are the torsion points: 8 on edwards25519
+# (cofactor 8), 4 on edwards448 (cofactor 4). An encoding is the little-endian y with the
+# sign of x in the top bit (RFC 8032 §5.1.2, §5.2.2), so each is listed by y alone, sign bit
+# ignored; y + p is a non-canonical encoding of y when it still fits (only for y = 0 and 1).
+# edwards25519 (p = 2^255 - 19): (0, 1) order 1, (0, -1) order 2, (±sqrt(-1), 0) order 4,
+# and four points of order 8 with y = ±Y8 (the same seven y values as libsodium's
+# ge25519_has_small_order blocklist; tests/test_keys.py recomputes the order of each).
+_P25519 = 2**255 - 19
+_Y8_25519 = 2707385501144840649318225287225658788936804267575313519463743609750303402022
+_ED25519_SMALL_ORDER_Y = frozenset(
+    {0, 1, _P25519 - 1, _Y8_25519, _P25519 - _Y8_25519, _P25519, _P25519 + 1}
+)
+# edwards448 (p = 2^448 - 2^224 - 1): (0, 1) order 1, (0, -1) order 2, (±1, 0) order 4.
+_P448 = 2**448 - 2**224 - 1
+_ED448_SMALL_ORDER_Y = frozenset({0, 1, _P448 - 1, _P448, _P448 + 1})
+
+
+def has_small_order(public: ed25519.Ed25519PublicKey | ed448.Ed448PublicKey) -> bool:
+    """Whether an Ed25519 or Ed448 public key is a point of small order (in any encoding)."""
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    if isinstance(public, ed25519.Ed25519PublicKey):
+        return int.from_bytes(raw, "little") & ((1 << 255) - 1) in _ED25519_SMALL_ORDER_Y
+    return int.from_bytes(raw[:56], "little") in _ED448_SMALL_ORDER_Y
+
+
 class EdDSAAlgorithm(_AsymmetricAlgorithm):
     """EdDSA with Ed25519 or Ed448 keys (RFC 8037 §3.1; deprecated by RFC 9864 in favour of
     the fully-specified :class:`Ed25519Algorithm` and :class:`Ed448Algorithm`)."""
@@ -214,6 +247,14 @@ class EdDSAAlgorithm(_AsymmetricAlgorithm):
     )
     public_types: ClassVar[tuple[type, ...]] = (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)
     name = "EdDSA"
+
+    def _check_key_details(self, key: Any) -> None:
+        if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey) and has_small_order(
+            key
+        ):
+            raise InvalidKeyError(
+                "the public key is a point of small order: forged signatures would verify"
+            )
 
     def sign(self, key: Any, data: bytes) -> bytes:
         return key.sign(data)  # type: ignore[no-any-return]

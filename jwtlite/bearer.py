@@ -9,9 +9,10 @@ WSGI server. The claims of a verified token are put in the environ under
 ============================================  ====  =========================================
 request                                       code  ``WWW-Authenticate``
 ============================================  ====  =========================================
-no ``Authorization`` header, or another       401   ``Bearer realm="..."`` (no error code,
-scheme (``Basic ...``)                                RFC 6750 §3.1)
+no ``Authorization`` header, an empty or     401   ``Bearer realm="..."`` (no error code,
+blank one, or another scheme (``Basic ...``)          RFC 6750 §3.1)
 ``Bearer`` without exactly one token68       400   ``error="invalid_request"``
+after one or more spaces (a tab, a quote...)
 bad, expired, wrong audience/issuer/type      401   ``error="invalid_token"``
 valid token without the required scopes       403   ``error="insufficient_scope"``
 no key can be fetched (JWKS down, no cache)   503   none (the token is not at fault); with
@@ -79,15 +80,21 @@ class BearerAuth:
         token_types: accepted values of the ``token_type`` claim when present (jwtlite's
             refresh tokens are signed with the same key as its access tokens and say
             ``"refresh"``); None accepts any.
-        scopes: scopes every token must grant, from its ``scope`` (space-separated) or
-            ``scp`` (list) claim; a token without them is answered 403.
+        scopes: scopes every token must grant (a list, not a string), from its ``scope``
+            claim (RFC 6749 §3.3: scope tokens separated by spaces, U+0020 only; repeated
+            spaces are ignored; any other character, tabs and non-breaking spaces included,
+            is part of a token) or, only when ``scope`` is absent, its ``scp`` claim (a list
+            of strings); a token without them is answered 403.
         realm: the ``realm`` of ``WWW-Authenticate``.
-        allow_anonymous: let requests *without* an ``Authorization`` header through, with
-            ``None`` as their claims; a bad token is still refused.
-        retry_after: seconds sent in ``Retry-After`` when no key can be fetched.
+        allow_anonymous: let requests *without* an ``Authorization`` header (or with an
+            empty or blank one) through, with ``None`` as their claims; a bad token is still
+            refused.
+        retry_after: seconds sent in ``Retry-After`` when no key can be fetched (an int,
+            0 or more).
 
     Raises:
-        TypeError: ``algorithms`` is empty or a string.
+        TypeError: ``algorithms`` is empty or a string; ``scopes``, ``token_types`` or
+            ``require`` is a string; ``retry_after`` is not an int.
         ValueError: ``realm`` or a scope has characters a quoted header value cannot carry.
     """
 
@@ -109,10 +116,17 @@ class BearerAuth:
     ) -> None:
         if isinstance(algorithms, str | bytes) or not algorithms:
             raise TypeError("algorithms must be a non-empty list of algorithm names")
+        for name, value in (("scopes", scopes), ("token_types", token_types), ("require", require)):
+            if isinstance(value, str | bytes):
+                raise TypeError(f"{name} must be a list of strings, not a string")
+        if isinstance(retry_after, bool) or not isinstance(retry_after, int):
+            raise TypeError("retry_after must be an int")
+        if retry_after < 0:
+            raise ValueError("retry_after must be 0 or more")
         if not _REALM.fullmatch(realm) or '"' in realm or "\\" in realm:
             raise ValueError("realm must be printable ASCII without quotes or backslashes")
         scopes = frozenset(scopes)
-        if not all(_SCOPE.fullmatch(scope) for scope in scopes):
+        if not all(isinstance(scope, str) and _SCOPE.fullmatch(scope) for scope in scopes):
             raise ValueError("scopes must be RFC 6749 scope tokens (no spaces or quotes)")
         self.app = app
         self._keys = keys
@@ -158,19 +172,24 @@ class BearerAuth:
     def _authenticate(self, header: str | None) -> dict[str, Any] | _Refusal | None:
         """The claims of the request's token, None for a permitted anonymous request, or
         the refusal to answer with."""
-        if header is None and self._allow_anonymous:
-            return None
+        if header is None or not header.strip(" \t"):
+            # An empty or blank header carries no credentials: as if absent.
+            return None if self._allow_anonymous else self._no_credentials
         token = self._token_in(header)
         if isinstance(token, _Refusal):
             return token
         return self._claims_of(token)
 
-    def _token_in(self, header: str | None) -> str | _Refusal:
-        scheme, _, credentials = (header or "").strip(" ").partition(" ")
+    def _token_in(self, header: str) -> str | _Refusal:
+        header = header.strip(" \t")
+        scheme = header.split(" ", 1)[0].split("\t", 1)[0]
         if scheme.lower() != "bearer":
             return self._no_credentials
-        token = credentials.strip(" ")
-        if not _TOKEN68.fullmatch(token):
+        # RFC 6750 §2.1: "Bearer" 1*SP b64token. A tab after the scheme is Bearer badly
+        # written (400), not another scheme (401).
+        rest = header[len(scheme) :]
+        token = rest.strip(" ")
+        if not rest.startswith(" ") or not _TOKEN68.fullmatch(token):
             return self._invalid_request
         return token
 
@@ -246,9 +265,14 @@ def _describe(exc: JWTError) -> str:
 
 
 def _granted_scopes(claims: dict[str, Any]) -> frozenset[str]:
-    scope = claims.get("scope")
-    if isinstance(scope, str):
-        return frozenset(scope.split())
+    if "scope" in claims:
+        # RFC 6749 §3.3: tokens are separated by %x20 only (str.split() also splits on tabs,
+        # newlines and Unicode spaces, so "admin\u00a0read" granted "admin"). A scope claim
+        # that is present, whatever its value, means scp is not consulted.
+        scope = claims["scope"]
+        if not isinstance(scope, str):
+            return frozenset()
+        return frozenset(token for token in scope.split(" ") if token)
     scp = claims.get("scp")
     if isinstance(scp, list) and all(isinstance(item, str) for item in scp):
         return frozenset(scp)

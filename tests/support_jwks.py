@@ -8,16 +8,26 @@ current ``status``, ``body`` and ``headers``, after ``delay`` seconds, and count
 from __future__ import annotations
 
 import contextlib
+import datetime
+import ipaddress
 import json
+import socket
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 
 class JWKSServer:
     """``http.server`` in a thread; change its attributes to change what it answers."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.status = 200
         self.body = b'{"keys": []}'
         self.headers: dict[str, str] = {"Content-Type": "application/json"}
@@ -32,12 +42,17 @@ class JWKSServer:
         self._released = threading.Event()  # ends every delay at teardown
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
+        self._scheme = "http"
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
+            self._scheme = "https"
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/.well-known/jwks.json"
+        port = self._httpd.server_address[1]
+        return f"{self._scheme}://127.0.0.1:{port}/.well-known/jwks.json"
 
     def serve_jwks(self, jwks: Any, **headers: str) -> None:
         """Answer 200 with ``jwks`` as JSON (and extra headers)."""
@@ -89,3 +104,100 @@ class JWKSServer:
                 pass
 
         return Handler
+
+
+class RawServer:
+    """A loopback TCP server that answers each connection with ``respond(conn)``: raw
+    bytes, for answers ``http.server`` cannot send (broken status lines, 101 headers, a
+    trailer that never ends, dripped header lines).
+
+    ``respond`` is bytes to send, or a callable taking the socket; ``stop`` is set at
+    teardown so that slow callables end.
+    """
+
+    def __init__(self, respond: Any = b"") -> None:
+        self.respond = respond
+        self.requests = 0
+        self.received = 0  # bytes of the last request
+        self.stop = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.1)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}/jwks"
+
+    def close(self) -> None:
+        self.stop.set()
+        self._thread.join(5)
+        self._sock.close()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(5)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                request += data
+            self.requests += 1
+            self.received = len(request)
+            if callable(self.respond):
+                self.respond(conn)
+            else:
+                conn.sendall(self.respond)
+
+
+def raw_answer(body: bytes, *head: bytes, status: bytes = b"200 OK") -> bytes:
+    """An HTTP/1.1 answer with ``body``, its length and the extra header lines ``head``."""
+    lines = [b"HTTP/1.1 " + status, b"Content-Length: %d" % len(body), *head]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a self-signed certificate for 127.0.0.1, and a client context
+    that trusts it."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(private, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client

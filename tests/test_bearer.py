@@ -89,8 +89,15 @@ def test_a_token_without_token_type_is_accepted() -> None:
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Basic YWxpY2U6cHc="}, {"Authorization": ""}],
-    ids=["none", "basic", "empty"],
+    [
+        {},
+        {"Authorization": "Basic YWxpY2U6cHc="},
+        {"Authorization": ""},
+        {"Authorization": "   "},
+        {"Authorization": "\t"},
+        {"Authorization": "Bearerx a.b.c"},
+    ],
+    ids=["none", "basic", "empty", "spaces", "tab", "other-scheme"],
 )
 def test_missing_bearer_credentials_get_a_bare_challenge(headers: dict[str, str]) -> None:
     response = guarded(realm="orders").get("/", headers=headers, status=401)
@@ -109,6 +116,13 @@ def test_allow_anonymous_lets_requests_without_a_header_through() -> None:
     app.get("/", headers={"Authorization": "Bearer"}, status=400)
 
 
+@pytest.mark.parametrize("header", ["", "   ", "\t "], ids=["empty", "spaces", "blank"])
+def test_allow_anonymous_treats_an_empty_header_as_absent(header: str) -> None:
+    # Audit F11: an empty Authorization header got 401 even with allow_anonymous=True.
+    app = guarded(allow_anonymous=True)
+    assert app.get("/", headers={"Authorization": header}).json == {"claims": None}
+
+
 # -- malformed --------------------------------------------------------------------------------
 
 MALFORMED = {
@@ -120,6 +134,9 @@ MALFORMED = {
     "non-token68": "Bearer a.b.c!",
     "tab-inside": "Bearer a.b\tc",
     "equals-inside": "Bearer a=b.c",
+    # Audit F11: a tab after the scheme was answered 401 "no credentials".
+    "tab-after-scheme": "Bearer\ta.b.c",
+    "tab-then-space": "Bearer\t a.b.c",
 }
 
 
@@ -208,8 +225,34 @@ def test_the_algorithm_allowlist_rules() -> None:
         ({"scope": "orders:read"}, 403),
         ({"scp": "orders:read orders:write"}, 403),  # scp must be a list
         ({}, 403),
+        # Audit F9: only U+0020 separates scope tokens (RFC 6749 §3.3).
+        ({"scope": "orders:read\u00a0orders:write"}, 403),
+        ({"scope": "orders:read\u2003orders:write"}, 403),
+        ({"scope": "orders:read\u3000orders:write"}, 403),
+        ({"scope": "orders:read\torders:write"}, 403),
+        ({"scope": "orders:read\norders:write"}, 403),
+        ({"scope": "  orders:read   orders:write "}, 200),  # empty tokens are ignored
+        # A scope claim, whatever its value, means scp is not consulted.
+        ({"scope": None, "scp": ["orders:read", "orders:write"]}, 403),
+        ({"scope": "", "scp": ["orders:read", "orders:write"]}, 403),
+        ({"scope": ["orders:read", "orders:write"]}, 403),
     ],
-    ids=["scope-string", "scp-list", "missing-one", "scp-string", "none"],
+    ids=[
+        "scope-string",
+        "scp-list",
+        "missing-one",
+        "scp-string",
+        "none",
+        "nbsp",
+        "em-space",
+        "ideographic-space",
+        "tab",
+        "newline",
+        "repeated-spaces",
+        "scope-null-scp-list",
+        "scope-empty-scp-list",
+        "scope-list",
+    ],
 )
 def test_required_scopes(claims: dict[str, Any], status: int) -> None:
     app = guarded(scopes=["orders:write", "orders:read"])
@@ -249,6 +292,25 @@ def test_a_jwks_that_cannot_be_fetched_is_503_not_401() -> None:
 def test_algorithms_are_required(algorithms: Any) -> None:
     with pytest.raises(TypeError):
         BearerAuth(resource, KEY, algorithms=algorithms)
+
+
+BAD_OPTIONS = {
+    # Audit F9, F10: a string where a list is expected became a set of characters.
+    "scopes-str": ({"scopes": "admin"}, TypeError),
+    "token-types-str": ({"token_types": "access"}, TypeError),
+    "require-str": ({"require": "sub"}, TypeError),
+    "retry-after-crlf": ({"retry_after": "30\r\nX-Injected: 1"}, TypeError),
+    "retry-after-float": ({"retry_after": 1.5}, TypeError),
+    "retry-after-bool": ({"retry_after": True}, TypeError),
+    "retry-after-negative": ({"retry_after": -1}, ValueError),
+    "scope-not-a-string": ({"scopes": [1]}, ValueError),
+}
+
+
+@pytest.mark.parametrize(("options", "error"), BAD_OPTIONS.values(), ids=BAD_OPTIONS.keys())
+def test_unusable_options_are_refused(options: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        BearerAuth(resource, KEY, algorithms=["ES256"], **options)
 
 
 @pytest.mark.parametrize("scope", ['a"b', "a b", "a\\b", "", "é"])

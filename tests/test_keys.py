@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import os
+import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,7 @@ from cryptography.x509.oid import NameOID
 import jwtlite
 from jwtlite import AlgorithmNotAllowedError, InvalidKeyError, Key, KeySet
 from jwtlite._encoding import b64url_encode
+from jwtlite._jwk import public_members
 from jwtlite.service.keyfile import load_or_create_key_file
 
 from support_keys import openssh_public, private_der, private_pem, public_der, public_pem
@@ -512,11 +515,63 @@ def rsa_private_jwk(private_key: rsa.RSAPrivateKey, *, crt: bool = True) -> dict
     return jwk
 
 
-@pytest.mark.parametrize("crt", [True, False], ids=["with-crt", "d-only"])
-def test_rsa_private_jwk_loads(crt: bool) -> None:
-    key = Key.from_jwk(rsa_private_jwk(RSA_PRIVATE, crt=crt), "RS256")
+def test_rsa_private_jwk_loads() -> None:
+    key = Key.from_jwk(rsa_private_jwk(RSA_PRIVATE), "RS256")
     assert key.can_sign
     assert_signs_and_verifies(key, Key(RSA_PRIVATE.public_key(), "RS256"))
+
+
+def _without(jwk: dict[str, str], *names: str) -> dict[str, str]:
+    return {name: value for name, value in jwk.items() if name not in names}
+
+
+INCOMPLETE_RSA_PRIVATE_JWKS = {
+    "d-only": lambda: rsa_private_jwk(RSA_PRIVATE, crt=False),
+    "no-qi": lambda: _without(rsa_private_jwk(RSA_PRIVATE), "qi"),
+    "no-p": lambda: _without(rsa_private_jwk(RSA_PRIVATE), "p"),
+    "multi-prime-oth": lambda: {**rsa_private_jwk(RSA_PRIVATE), "oth": []},
+    # Audit F5: d-only with a huge modulus and exponent froze the process for a minute and a
+    # half in rsa_recover_prime_factors; now refused before any arithmetic.
+    "d-only-huge": lambda: {
+        "kty": "RSA",
+        "n": b64url_encode(((1 << 16383) | secrets.randbits(16383) | 1).to_bytes(2048)).decode(),
+        "e": "AQAB",
+        "d": b64url_encode(secrets.token_bytes(2047) + b"\x01").decode(),
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "make", INCOMPLETE_RSA_PRIVATE_JWKS.values(), ids=INCOMPLETE_RSA_PRIVATE_JWKS.keys()
+)
+def test_rsa_private_jwk_needs_every_crt_member(make: Callable[[], dict[str, str]]) -> None:
+    with pytest.raises(InvalidKeyError, match=r"RFC 7518|oth"):
+        Key.from_jwk(make(), "RS256")
+
+
+def _huge_rsa_public_key(bits: int) -> rsa.RSAPublicKey:
+    # Not a real RSA modulus (no factors known), but OpenSSL loads any odd n as a public key.
+    return rsa.RSAPublicNumbers(
+        65537, (1 << (bits - 1)) | secrets.randbits(bits - 1) | 1
+    ).public_key()
+
+
+OVERSIZED_RSA = {
+    "jwk": lambda: {**public_members(_huge_rsa_public_key(16400)), "alg": "RS256"},
+    "jwk-65536-bits": lambda: {**public_members(_huge_rsa_public_key(65536)), "alg": "RS256"},
+    "key-object": lambda: _huge_rsa_public_key(16400),
+    "pem": lambda: _huge_rsa_public_key(16400).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ),
+}
+
+
+@pytest.mark.parametrize("make", OVERSIZED_RSA.values(), ids=OVERSIZED_RSA.keys())
+def test_rsa_keys_over_16384_bits_are_refused(make: Callable[[], Any]) -> None:
+    material = make()
+    load = Key.from_jwk if isinstance(material, dict) else lambda key: Key(key, "RS256")
+    with pytest.raises(InvalidKeyError, match="more than 16384 bits"):
+        load(material)
 
 
 def test_jwk_may_be_json_text() -> None:
@@ -1089,3 +1144,124 @@ def test_key_file_is_not_left_world_readable_under_a_lax_umask(tmp_path: Path) -
     finally:
         os.umask(old)
     assert file_mode(tmp_path / "k") == 0o600
+
+
+# -- Ed25519/Ed448 public keys of small order (audit F6) ----------------------------------------
+
+P25519 = 2**255 - 19
+D25519 = -121665 * pow(121666, -1, P25519) % P25519
+P448 = 2**448 - 2**224 - 1
+
+
+def _ed25519_point(y: int, sign: int) -> tuple[int, int] | None:
+    """Decode (x, y) from y and the sign of x (RFC 8032 §5.1.3); None when not a point."""
+    y %= P25519
+    u, v = (y * y - 1) % P25519, (D25519 * y * y + 1) % P25519
+    x = u * pow(v, 3, P25519) * pow(u * pow(v, 7, P25519), (P25519 - 5) // 8, P25519) % P25519
+    if v * x * x % P25519 == (-u) % P25519:
+        x = x * pow(2, (P25519 - 1) // 4, P25519) % P25519
+    if v * x * x % P25519 != u % P25519:
+        return None
+    return (P25519 - x if x and (x & 1) != sign else x), y
+
+
+def _ed25519_add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    (x1, y1), (x2, y2) = a, b
+    t = D25519 * x1 * x2 * y1 * y2
+    x3 = (x1 * y2 + y1 * x2) * pow(1 + t, -1, P25519)
+    y3 = (y1 * y2 + x1 * x2) * pow(1 - t, -1, P25519)
+    return x3 % P25519, y3 % P25519
+
+
+def _ed25519_order(point: tuple[int, int]) -> int | None:
+    current, order = point, 1
+    while current != (0, 1):
+        current, order = _ed25519_add(current, point), order + 1
+        if order > 8:
+            return None
+    return order
+
+
+def _encodings(ys: list[int], size: int) -> dict[str, bytes]:
+    top = 1 << (size * 8 - 1)
+    return {
+        f"y={'p+' if y >= (P25519 if size == 32 else P448) else ''}{y % 1000}-sign{sign}": (
+            y | (top if sign else 0)
+        ).to_bytes(size, "little")
+        for y in ys
+        for sign in (0, 1)
+    }
+
+
+Y8 = 2707385501144840649318225287225658788936804267575313519463743609750303402022
+ED25519_SMALL_ORDER = _encodings([0, 1, P25519 - 1, Y8, P25519 - Y8, P25519, P25519 + 1], 32)
+# edwards448: the 57th byte holds only the sign bit of x.
+ED448_SMALL_ORDER = {
+    f"y={name}-sign{sign}": y.to_bytes(56, "little") + bytes([0x80 if sign else 0])
+    for name, y in (("0", 0), ("1", 1), ("p-1", P448 - 1), ("p", P448), ("p+1", P448 + 1))
+    for sign in (0, 1)
+}
+
+
+def test_the_ed25519_blocklist_is_exactly_the_points_of_small_order() -> None:
+    orders = set()
+    for y in (0, 1, P25519 - 1, Y8, P25519 - Y8):
+        for sign in (0, 1):
+            point = _ed25519_point(y, sign)
+            if point is not None:
+                orders.add(_ed25519_order(point))
+                assert _ed25519_order(point) in {1, 2, 4, 8}
+    assert orders == {1, 2, 4, 8}
+    # and an ordinary key is not of small order
+    raw = (
+        Key.generate("Ed25519")
+        .public_key()
+        ._verifying.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
+    assert _ed25519_order(_ed25519_point(y, raw[31] >> 7) or (0, 1)) is None
+
+
+def _spki(raw: bytes) -> bytes:
+    prefix = "302a300506032b6570032100" if len(raw) == 32 else "3043300506032b6571033a00"
+    return bytes.fromhex(prefix) + raw
+
+
+SMALL_ORDER_KEYS = {
+    **{f"ed25519-{name}": (raw, "Ed25519") for name, raw in ED25519_SMALL_ORDER.items()},
+    **{f"ed448-{name}": (raw, "Ed448") for name, raw in ED448_SMALL_ORDER.items()},
+}
+SMALL_ORDER_LOADERS: dict[str, Callable[[bytes, str], Any]] = {
+    "jwk": lambda raw, crv: Key.from_jwk(
+        {"kty": "OKP", "crv": crv, "x": b64url_encode(raw).decode(), "alg": crv}
+    ),
+    "der": lambda raw, crv: Key(_spki(raw), crv),
+    "pem": lambda raw, crv: Key(
+        b"-----BEGIN PUBLIC KEY-----\n"
+        + base64.encodebytes(_spki(raw))
+        + b"-----END PUBLIC KEY-----\n",
+        crv,
+    ),
+    "eddsa-name": lambda raw, crv: Key(_spki(raw), "EdDSA"),
+}
+
+
+@pytest.mark.parametrize("loader", SMALL_ORDER_LOADERS.values(), ids=SMALL_ORDER_LOADERS.keys())
+@pytest.mark.parametrize(("raw", "crv"), SMALL_ORDER_KEYS.values(), ids=SMALL_ORDER_KEYS.keys())
+def test_public_keys_of_small_order_are_refused(
+    loader: Callable[[bytes, str], Any], raw: bytes, crv: str
+) -> None:
+    with pytest.raises(InvalidKeyError):
+        loader(raw, crv)
+
+
+@pytest.mark.parametrize(
+    ("raw", "crv"),
+    [(bytes([1]) + bytes(31), "Ed25519"), (bytes([1]) + bytes(56), "Ed448")],
+    ids=["ed25519-identity", "ed448-identity"],
+)
+def test_the_identity_key_is_refused_before_it_can_verify_a_forgery(raw: bytes, crv: str) -> None:
+    # The audit's token: R = identity, S = 0 verified for ANY payload under this key.
+    public = ed25519.Ed25519PublicKey if crv == "Ed25519" else ed448.Ed448PublicKey
+    with pytest.raises(InvalidKeyError, match="small order"):
+        Key(public.from_public_bytes(raw), crv)
