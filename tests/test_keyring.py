@@ -80,7 +80,7 @@ def rotate(keys_dir: Path, clock: FakeClock, algorithm: str = "HS256") -> str:
 
 def test_an_empty_directory_gets_its_first_key_and_private_files(keys_dir: Path) -> None:
     directory = KeyDirectory(str(keys_dir))
-    directory.ensure("ES256", now=NOW)
+    directory.ensure("ES256", now=NOW, keep_seconds=KEEP)
     ring = manifest(keys_dir)
     (record,) = ring["keys"]
     assert ring["current"] == record["kid"]
@@ -98,13 +98,13 @@ def test_an_empty_directory_gets_its_first_key_and_private_files(keys_dir: Path)
     assert all(mode(keys_dir / name) == 0o600 for name in os.listdir(keys_dir))
     key = directory.read().keys[record["kid"]]
     assert key.kid == key.thumbprint() == record["kid"]  # what today's ES256 tokens carry
-    directory.ensure("ES256", now=NOW + 1)  # a second start changes nothing
+    directory.ensure("ES256", now=NOW + 1, keep_seconds=KEEP)  # a second start: no change
     assert manifest(keys_dir) == ring
 
 
 def test_an_hmac_key_has_a_random_kid_and_signs_without_one_while_alone(keys_dir: Path) -> None:
     directory = KeyDirectory(str(keys_dir))
-    directory.ensure("HS256", now=NOW)
+    directory.ensure("HS256", now=NOW, keep_seconds=KEEP)
     files = directory.read()
     (record,) = files.manifest.records
     assert record.kidless
@@ -118,7 +118,7 @@ def test_an_hmac_key_has_a_random_kid_and_signs_without_one_while_alone(keys_dir
 
 def test_rotation_retires_the_current_key_and_prunes_from_retirement(keys_dir: Path) -> None:
     directory = KeyDirectory(str(keys_dir))
-    directory.ensure("ES256", now=NOW)
+    directory.ensure("ES256", now=NOW, keep_seconds=KEEP)
     first = manifest(keys_dir)["current"]
     second = directory.rotate("ES256", now=NOW + 100, keep_seconds=KEEP)
     assert second.retired == (first,)
@@ -139,9 +139,47 @@ def test_rotation_retires_the_current_key_and_prunes_from_retirement(keys_dir: P
     assert manifest(keys_dir)["keys"][1]["kid"] == fourth.kid
 
 
+def test_the_keep_window_is_recorded_and_only_ever_raised(keys_dir: Path) -> None:
+    # M1: the servers' window is in ring.json; a rotate-key run from a shell with shorter
+    # settings neither lowers it nor prunes inside it.
+    directory = KeyDirectory(str(keys_dir))
+    directory.ensure("ES256", now=NOW, keep_seconds=300)
+    assert manifest(keys_dir)["keep_seconds"] == 300
+    first = manifest(keys_dir)["current"]
+    second = directory.rotate("ES256", now=NOW + 100, keep_seconds=300)
+    third = directory.rotate(None, now=NOW + 200, keep_seconds=40)  # a shorter shell
+    assert third.pruned == ()
+    assert third.keep_seconds == manifest(keys_dir)["keep_seconds"] == 300
+    assert third.previous == second.kid
+    raised = directory.rotate(None, now=NOW + 201, keep_seconds=1000)
+    assert raised.keep_seconds == manifest(keys_dir)["keep_seconds"] == 1000
+    assert first in {key["kid"] for key in manifest(keys_dir)["keys"]}
+    last = directory.rotate(None, now=NOW + 100 + 1001, keep_seconds=40)
+    assert last.pruned == (first,)
+
+
+def test_an_instance_needing_a_longer_window_warns(
+    keys_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    KeyDirectory(str(keys_dir)).ensure("ES256", now=NOW, keep_seconds=KEEP)
+    settings = Settings(
+        database=str(tmp_path / "db.sqlite3"), keys_dir=str(keys_dir), refresh_token_lifetime=600
+    )
+    with caplog.at_level(logging.WARNING, logger="jwtlite"):
+        keyring = load_signing_keys(settings)
+    assert isinstance(keyring, KeyRing)
+    assert f"keeps retired keys {KEEP} s" in caplog.text
+    assert "rotate-key --keep 605" in caplog.text
+    caplog.clear()
+    KeyDirectory(str(keys_dir)).rotate(None, now=NOW, keep_seconds=605)
+    with caplog.at_level(logging.WARNING, logger="jwtlite"):
+        assert keyring.reload("test")
+    assert "keeps retired keys" not in caplog.text
+
+
 def test_readers_never_see_half_a_ring_while_rotations_run(keys_dir: Path) -> None:
     directory = KeyDirectory(str(keys_dir))
-    directory.ensure("HS256", now=NOW)
+    directory.ensure("HS256", now=NOW, keep_seconds=5)
     errors: list[Exception] = []
     done = threading.Event()
     reads = 0
@@ -257,7 +295,7 @@ GARBAGE = {
 def test_garbage_is_refused_at_start_up(
     keys_dir: Path, damage: Callable[[Path, str], None], fragment: str, tmp_path: Path
 ) -> None:
-    KeyDirectory(str(keys_dir)).ensure("ES256", now=NOW)
+    KeyDirectory(str(keys_dir)).ensure("ES256", now=NOW, keep_seconds=KEEP)
     damage(keys_dir, manifest(keys_dir)["current"])
     settings = Settings(database=str(tmp_path / "db.sqlite3"), keys_dir=str(keys_dir))
     with pytest.raises(ConfigurationError) as info:
@@ -299,7 +337,7 @@ class CountingDirectory(KeyDirectory):
 
 def live_ring(keys_dir: Path, clock: FakeClock) -> tuple[KeyRing, CountingDirectory]:
     directory = CountingDirectory(str(keys_dir))
-    directory.ensure("ES256", now=NOW)
+    directory.ensure("ES256", now=NOW, keep_seconds=KEEP)
     files = directory.read()
     ring = KeyRing(
         Ring.from_files(files),
@@ -405,7 +443,7 @@ def test_hs256_rotation_keeps_old_tokens_until_they_expire(
 def test_a_read_only_directory_serves(
     instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
 ) -> None:
-    KeyDirectory(str(keys_dir)).ensure("ES256", now=NOW)
+    KeyDirectory(str(keys_dir)).ensure("ES256", now=NOW, keep_seconds=KEEP)
     (keys_dir / ".lock").unlink()
     keys_dir.chmod(0o500)  # as a read-only mount: no lock file can be made
     try:
@@ -514,7 +552,7 @@ def test_import_keeps_a_single_key_deployment_working(
     )
     directory = KeyDirectory(str(keys_dir))
     seed = load_key_file(str(key_file), "HS256")
-    directory.ensure("HS256", now=int(clock()), seed=seed)
+    directory.ensure("HS256", now=int(clock()), seed=seed, keep_seconds=KEEP)
     assert directory.read().pepper == key_pepper(load_key_file(str(key_file), "HS256"))
     after = make_client(keys_dir=str(keys_dir), login_max_failures_per_username=2)
     after.post_json(VERIFY, {"token": old["access"]}, status=200)
@@ -523,4 +561,4 @@ def test_import_keeps_a_single_key_deployment_working(
     after.post_json("/accounts/token/", wrong, status=401, extra_environ={"REMOTE_ADDR": "1.1.1.1"})
     after.post_json("/accounts/token/", wrong, status=429, extra_environ={"REMOTE_ADDR": "1.1.1.2"})
     with pytest.raises(InvalidKeyError, match="empty directory"):
-        directory.ensure("HS256", now=int(clock()), seed=seed)
+        directory.ensure("HS256", now=int(clock()), seed=seed, keep_seconds=KEEP)

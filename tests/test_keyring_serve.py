@@ -162,6 +162,35 @@ def test_rotate_key_writes_an_audit_event(rotate_key: Callable[..., Any], keys_d
         assert key.splitlines()[1] not in result.stderr  # not even one line of the PEM
 
 
+def test_rotate_key_from_a_shorter_shell_prunes_no_live_key(
+    serve: Callable[..., ServerProcess], rotate_key: Callable[..., Any]
+) -> None:
+    # M1: the servers (refresh lifetime 240) made the ring; a rotate-key run from a shell
+    # with a 1-second refresh lifetime must not prune the key that signed a live token.
+    server = serve(JWTLITE_ALGORITHM="ES256", JWTLITE_KEYS_RELOAD_INTERVAL="1")
+    user = {"username": "alice", "password": PASSWORD}
+    assert http("POST", server.url + "/accounts/register/", user).status == 201
+    tokens = http("POST", server.url + "/accounts/token/", user).json()
+    old_kid = kid_of(tokens["access"])
+    printed(rotate_key())
+    time.sleep(3)
+    short = {
+        "JWTLITE_ACCESS_TOKEN_LIFETIME": "1",
+        "JWTLITE_REFRESH_TOKEN_LIFETIME": "1",
+        "JWTLITE_KEYS_RELOAD_INTERVAL": "1",
+    }
+    second = printed(rotate_key(env=short))
+    assert second["pruned"] == []
+    assert second["keep_seconds"] == 240 + 0 + 5  # the first rotate-key raised it from 241
+    time.sleep(1.5)
+    refresh = {"refresh": tokens["refresh"]}
+    assert http("POST", server.url + "/accounts/token/refresh/", refresh).status == 200
+    assert old_kid in jwks_kids(server)
+    raised = printed(rotate_key("--keep", "5000", env=short))
+    assert raised["keep_seconds"] == 5000
+    assert printed(rotate_key("--keep", "10"))["keep_seconds"] == 5000  # never lowered
+
+
 def test_jwks_prints_the_ring(rotate_key: Callable[..., Any], command: Callable[..., Any]) -> None:
     empty = command("jwks")
     assert empty.returncode == 1
@@ -189,6 +218,43 @@ def test_concurrent_rotations_keep_one_chain(
     assert sorted(os.listdir(keys_dir)) == sorted(
         [".lock", "pepper", "ring.json", *(f"{kid}.key" for kid in kids)]
     )
+    # L4: what each run reports was decided under the lock: its previous key is the one it
+    # retired, so the reported chain has no repeat.
+    assert all(result["previous"] == result["retired"][0] for result in results)
+    assert sorted(result["previous"] for result in results) == sorted(retired)
+
+
+def test_concurrent_first_keys_report_what_each_run_did(
+    rotate_key: Callable[..., Any], keys_dir: Path
+) -> None:
+    # L4: two runs on an empty directory: one makes the first key, the other rotates it;
+    # neither reports the other's key as its own.
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(rotate_key, ["--algorithm=HS256", "--algorithm=RS256"]))
+    first, second = sorted((printed(run) for run in runs), key=lambda r: r["previous"] or "")
+    assert first["previous"] is None
+    assert second["previous"] == first["kid"]
+    assert second["retired"] == [first["kid"]]
+    assert {first["algorithm"], second["algorithm"]} == {"HS256", "RS256"}
+    ring = json.loads((keys_dir / "ring.json").read_text())
+    assert ring["current"] == second["kid"]
+    for run, result in zip(runs, [printed(run) for run in runs], strict=True):
+        (line,) = [json.loads(line) for line in run.stderr.splitlines()]
+        assert (line["kid"], line["previous_kid"]) == (result["kid"], result["previous"])
+
+
+@pytest.mark.parametrize("name", [".tmp-left-behind", "orphan-kid.key"], ids=["temp", "key"])
+def test_a_cleanup_failure_after_the_switch_is_a_warning(
+    rotate_key: Callable[..., Any], keys_dir: Path, name: str
+) -> None:
+    # L5: a directory where debris (a temporary file, an unnamed key file) is deleted.
+    printed(rotate_key())
+    (keys_dir / name).mkdir()
+    result = rotate_key()
+    rotated = printed(result)
+    assert json.loads((keys_dir / "ring.json").read_text())["current"] == rotated["kid"]
+    assert "jwtlite: warning: cannot remove" in result.stderr
+    assert any('"key.rotated"' in line for line in result.stderr.splitlines())
 
 
 def test_import_moves_a_key_file_into_a_directory(

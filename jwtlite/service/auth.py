@@ -36,7 +36,7 @@ from jwtlite.service.events import Events
 from jwtlite.service.fields import Fields
 from jwtlite.service.keydir import KeyDirectory
 from jwtlite.service.keyfile import load_or_create_key_file
-from jwtlite.service.keyring import KeyRing, Ring
+from jwtlite.service.keyring import KeyRing, Ring, keep_window
 from jwtlite.service.passwords import PasswordHasher
 from jwtlite.service.sessions import (
     clean_user_agent,
@@ -93,6 +93,7 @@ def load_signing_keys(settings: Settings) -> Key | KeySet | KeyRing:
                 settings.algorithm,
                 reload_interval=settings.keys_reload_interval,
                 now=int(time.time()),
+                keep_seconds=keep_window(settings),
             )
         except InvalidKeyError as exc:
             raise ConfigurationError("KEYS_DIR", str(exc)) from exc

@@ -64,13 +64,19 @@ class RingFiles:
 
 @dataclass(frozen=True, slots=True)
 class Rotation:
-    """The outcome of :meth:`KeyDirectory.rotate`: the new kid, the kids it retired and the
-    kids it pruned (what ``rotate-key`` prints)."""
+    """The outcome of :meth:`KeyDirectory.rotate`, all of it decided under the lock (what
+    ``rotate-key`` prints): the new kid and its algorithm, the kid it took over from (None
+    for an empty directory's first key), the kids it retired and pruned, the keep window
+    ``ring.json`` now records, and the clean-up failures met after the switch (warnings:
+    the rotation happened)."""
 
     kid: str
     algorithm: str
+    previous: str | None
     retired: tuple[str, ...]
     pruned: tuple[str, ...]
+    keep_seconds: int
+    warnings: tuple[str, ...] = ()
 
 
 def key_pepper(key: Key) -> bytes:
@@ -122,17 +128,20 @@ class KeyDirectory:
                 return files
         raise InvalidKeyError(f"key directory {self.path} keeps changing while being read")
 
-    def ensure(self, algorithm: str, *, now: int, seed: Key | None = None) -> None:
+    def ensure(
+        self, algorithm: str, *, now: int, keep_seconds: int, seed: Key | None = None
+    ) -> Rotation | None:
         """Give an empty (or missing) directory its first key: ``seed`` (an imported key
-        file, whose pepper is kept), else a new key for ``algorithm``. Does nothing when
-        the directory already holds a ring.
+        file, whose pepper is kept), else a new key for ``algorithm``, recording
+        ``keep_seconds`` as the ring's keep window. Does nothing (returns None) when the
+        directory already holds a ring.
 
         Raises:
             InvalidKeyError: the directory cannot be created or written, or ``seed`` is
                 given for a directory that already holds a ring.
         """
         if seed is None and self.stamp() is not None:
-            return  # the usual start: no lock, so a read-only directory serves too
+            return None  # the usual start: no lock, so a read-only directory serves too
         self._make_directory()
         with self._locked():
             if self.stamp() is not None:
@@ -141,25 +150,42 @@ class KeyDirectory:
                         f"key directory {self.path} already holds a ring; "
                         "import a key file into an empty directory only"
                     )
-                return
-            self._check_directory()
-            key = seed if seed is not None else Key.generate(algorithm)
-            record, key = _new_record(key, now, kidless=key.is_symmetric)
-            pepper = key_pepper(key) if seed is not None else secrets.token_bytes(32)
-            self._write(PEPPER, _b64(pepper))
-            self._write(record.kid + KEY_SUFFIX, key_file_content(key))
-            self._write(MANIFEST, Manifest(record.kid, (record,)).to_json())
+                return None
+            return self._create_locked(algorithm, now=now, keep_seconds=keep_seconds, seed=seed)
 
-    def rotate(self, algorithm: str, *, now: int, keep_seconds: int) -> Rotation:
-        """Make a new current key for ``algorithm``, retire the current one, and prune the
-        keys retired more than ``keep_seconds`` ago. The one place a rotation is applied.
+    def rotate(
+        self,
+        algorithm: str | None,
+        *,
+        now: int,
+        keep_seconds: int,
+        first_algorithm: str | None = None,
+    ) -> Rotation:
+        """Make a new current key, retire the current one, and prune the keys retired more
+        than the keep window ago. The one place a rotation is applied.
+
+        Everything is decided under the directory's lock, from what it holds then: the
+        previous key, the algorithm (``algorithm``, else the current key's), the keep
+        window (the larger of the recorded one and ``keep_seconds``; the larger is
+        recorded). An empty directory gets its first key (``algorithm``, else
+        ``first_algorithm``) and nothing is retired. Failures to delete pruned key files
+        or leftovers after ``ring.json`` was switched are returned as warnings.
 
         Raises:
             InvalidKeyError: the directory holds no usable ring, or cannot be written.
         """
+        self._make_directory()
         with self._locked():
+            if self.stamp() is None:
+                first = algorithm or first_algorithm
+                if first is None:
+                    raise InvalidKeyError(f"key directory {self.path} holds no ring yet")
+                return self._create_locked(first, now=now, keep_seconds=keep_seconds, seed=None)
             files = self.read()
             old = files.manifest
+            keep = max(old.keep_seconds, keep_seconds)
+            if algorithm is None:
+                algorithm = files.keys[old.current].algorithm
             record, key = _new_record(Key.generate(algorithm), now, kidless=False)
             kept: list[KeyRecord] = [record]
             retired: list[str] = []
@@ -169,17 +195,37 @@ class KeyDirectory:
                 if rec.retired is None:
                     rec = KeyRecord(rec.kid, rec.algorithm, rec.created, now, rec.kidless)
                     retired.append(rec.kid)
-                if rec.retired is not None and rec.retired + keep_seconds < now:
+                if rec.retired is not None and rec.retired + keep < now:
                     pruned.append(rec.kid)
                 else:
                     kept.append(rec)
             self._write(record.kid + KEY_SUFFIX, key_file_content(key))
-            self._write(MANIFEST, Manifest(record.kid, tuple(kept)).to_json())
-            for kid in pruned:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(self.path, kid + KEY_SUFFIX))
-            self._remove_leftovers({rec.kid for rec in kept})
-            return Rotation(record.kid, record.algorithm, tuple(retired), tuple(pruned))
+            self._write(MANIFEST, Manifest(record.kid, tuple(kept), keep).to_json())
+            # The rotation happened: from here on a failure is a warning, not an error.
+            warnings = self._remove_files(
+                [kid + KEY_SUFFIX for kid in pruned], {rec.kid for rec in kept}
+            )
+            return Rotation(
+                record.kid,
+                record.algorithm,
+                old.current,
+                tuple(retired),
+                tuple(pruned),
+                keep,
+                tuple(warnings),
+            )
+
+    def _create_locked(
+        self, algorithm: str, *, now: int, keep_seconds: int, seed: Key | None
+    ) -> Rotation:
+        self._check_directory()
+        key = seed if seed is not None else Key.generate(algorithm)
+        record, key = _new_record(key, now, kidless=key.is_symmetric)
+        pepper = key_pepper(key) if seed is not None else secrets.token_bytes(32)
+        self._write(PEPPER, _b64(pepper))
+        self._write(record.kid + KEY_SUFFIX, key_file_content(key))
+        self._write(MANIFEST, Manifest(record.kid, (record,), keep_seconds).to_json())
+        return Rotation(record.kid, record.algorithm, None, (), (), keep_seconds)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -298,13 +344,28 @@ class KeyDirectory:
                 os.unlink(temp)
             raise InvalidKeyError(f"cannot write {name} in {self.path}: {exc.strerror}") from exc
 
-    def _remove_leftovers(self, kids: set[str]) -> None:
+    def _remove_files(self, names: list[str], kids: set[str]) -> list[str]:
+        """Delete ``names`` and the debris (temporary files, key files no kept kid names);
+        return what could not be deleted, one message each."""
         # Under the lock, nobody else writes: temporary files and unnamed keys are debris.
-        for name in os.listdir(self.path):
+        warnings: list[str] = []
+        try:
+            listing = os.listdir(self.path)
+        except OSError as exc:
+            return [f"cannot list {self.path} to remove leftovers: {exc.strerror}"]
+        for name in listing:
             unnamed = name.endswith(KEY_SUFFIX) and name[: -len(KEY_SUFFIX)] not in kids
             if name.startswith(TEMP_PREFIX) or unnamed:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(self.path, name))
+                names.append(name)
+        for name in dict.fromkeys(names):
+            path = os.path.join(self.path, name)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                warnings.append(f"cannot remove {path}: {exc.strerror}")
+        return warnings
 
 
 def _is_ours(name: str) -> bool:

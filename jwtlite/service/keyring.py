@@ -39,14 +39,24 @@ from jwtlite import jws
 from jwtlite.errors import InvalidKeyError
 from jwtlite.keys import Key, KeySet
 from jwtlite.service.keydir import KeyDirectory, RingFiles, Stamp, key_pepper
+from jwtlite.service.ringfile import Manifest
+from jwtlite.service.settings import Settings
 
-__all__ = ["UNKNOWN_KID_RELOAD_SECONDS", "KeyRing", "Ring", "request_reload"]
+__all__ = ["UNKNOWN_KID_RELOAD_SECONDS", "KeyRing", "Ring", "keep_window", "request_reload"]
 
 log = logging.getLogger("jwtlite")
 
 #: After a failed reload, tokens naming an unknown ``kid`` retry it at most once a second.
 UNKNOWN_KID_RELOAD_SECONDS = 1.0
 _HEADER_CACHE_SIZE = 64
+
+
+def keep_window(settings: Settings) -> int:
+    """How long after its retirement a key must keep verifying for an instance with
+    ``settings``: a refresh token it signed lives ``REFRESH_TOKEN_LIFETIME`` (+ ``LEEWAY``),
+    and an instance may go on signing with it for ``KEYS_RELOAD_INTERVAL`` until it
+    notices the rotation."""
+    return settings.refresh_token_lifetime + settings.leeway + settings.keys_reload_interval
 
 
 class _ReloadSignal:
@@ -160,6 +170,8 @@ class KeyRing:
         directory: the key directory to follow, or None for a fixed ring.
         stamp: the stamp of ``ring.json`` the first snapshot was read from.
         reload_interval: seconds between checks of the directory.
+        keep_seconds: the keep window this instance needs (:func:`keep_window`): a ring
+            that records a shorter one is warned about at start and at each reload.
         clock: a monotonic clock (injected for tests).
     """
 
@@ -171,6 +183,7 @@ class KeyRing:
         directory: KeyDirectory | None = None,
         stamp: Stamp | None = None,
         reload_interval: float = 5.0,
+        keep_seconds: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ring = ring
@@ -178,6 +191,7 @@ class KeyRing:
         self.directory = directory
         self._stamp = stamp
         self._interval = reload_interval
+        self._keep_needed = keep_seconds
         self._clock = clock
         self._lock = threading.Lock()
         self._next_check = clock() + reload_interval if directory is not None else float("inf")
@@ -197,22 +211,32 @@ class KeyRing:
 
     @classmethod
     def open(
-        cls, directory: KeyDirectory, algorithm: str, *, reload_interval: float, now: int
+        cls,
+        directory: KeyDirectory,
+        algorithm: str,
+        *,
+        reload_interval: float,
+        now: int,
+        keep_seconds: int,
     ) -> KeyRing:
-        """The ring of ``directory``, giving an empty one its first ``algorithm`` key.
+        """The ring of ``directory``, giving an empty one its first ``algorithm`` key (and
+        ``keep_seconds``, this instance's :func:`keep_window`, as its keep window).
 
         Raises:
             InvalidKeyError: the directory cannot be used (the message says why).
         """
-        directory.ensure(algorithm, now=now)
+        directory.ensure(algorithm, now=now, keep_seconds=keep_seconds)
         files = directory.read()
-        return cls(
+        keyring = cls(
             Ring.from_files(files),
             pepper=files.pepper,
             directory=directory,
             stamp=files.stamp,
             reload_interval=reload_interval,
+            keep_seconds=keep_seconds,
         )
+        keyring._check_keep_window(files.manifest)
+        return keyring
 
     def current(self) -> Ring:
         """The snapshot to use now (reloaded first when a check is due)."""
@@ -277,6 +301,7 @@ class KeyRing:
         previous = self.ring
         self.ring = ring  # one reference assignment: readers see the old ring or the new one
         self._stamp = files.stamp
+        self._check_keep_window(files.manifest)
         log.info(
             "signing keys reloaded (%s): current %s, was %s, %d keys",
             reason,
@@ -290,3 +315,17 @@ class KeyRing:
             except Exception:
                 log.exception("reporting reloaded signing keys failed")
         return True
+
+    def _check_keep_window(self, manifest: Manifest) -> None:
+        # An instance cannot fix the ring (its directory may be read-only): it says so.
+        if manifest.keep_seconds < self._keep_needed:
+            log.warning(
+                "key directory %s keeps retired keys %d s, but this instance's tokens need "
+                "%d s (REFRESH_TOKEN_LIFETIME + LEEWAY + KEYS_RELOAD_INTERVAL): a rotation may "
+                "prune a key that still signs live tokens; run 'python -m jwtlite rotate-key "
+                "--keep %d' as the directory's owner",
+                self.directory.path if self.directory is not None else "?",
+                manifest.keep_seconds,
+                self._keep_needed,
+                self._keep_needed,
+            )

@@ -2,9 +2,15 @@
 
 ::
 
-    {"format": "jwtlite-keyring-1", "current": "<kid>",
+    {"format": "jwtlite-keyring-1", "current": "<kid>", "keep_seconds": 45,
      "keys": [{"kid": "<kid>", "alg": "ES256", "created": 1767225600,
                "retired": null, "kidless": false}, ...]}
+
+``keep_seconds`` is how long a retired key stays after its retirement: what the servers need
+(their refresh-token lifetime + leeway + reload interval). It is written when the ring is
+made (by the first server start, with that server's settings, or by ``rotate-key``) and only
+ever raised (by a ``rotate-key`` whose own settings need more, or ``--keep``), so pruning
+never depends on the settings of whoever happens to run ``rotate-key``.
 
 Every member is required and no other is allowed; exactly the current key is unretired; a
 ``kid`` is 1 to 64 of ``A-Z a-z 0-9 _ -`` (it names a file); only an HMAC key may be
@@ -27,6 +33,8 @@ __all__ = ["FORMAT", "MANIFEST", "KeyRecord", "Manifest", "is_kid", "parse_manif
 FORMAT = "jwtlite-keyring-1"
 MANIFEST = "ring.json"
 _KID = re.compile(r"[A-Za-z0-9_-]{1,64}").fullmatch
+_MEMBERS = frozenset({"format", "current", "keep_seconds", "keys"})
+_MAX_KEEP_SECONDS = 10 * 366 * 86400
 _RECORD_MEMBERS_ORDER = ("kid", "alg", "created", "retired", "kidless")
 _RECORD_MEMBERS = frozenset(_RECORD_MEMBERS_ORDER)
 
@@ -49,10 +57,12 @@ class KeyRecord:
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """The content of ``ring.json``: the current key's id and every key's record."""
+    """The content of ``ring.json``: the current key's id, every key's record, and how long
+    a retired key is kept (seconds after its retirement)."""
 
     current: str
     records: tuple[KeyRecord, ...]
+    keep_seconds: int
 
     def to_json(self) -> bytes:
         """The manifest as ``ring.json`` holds it."""
@@ -66,7 +76,13 @@ class Manifest:
             }
             for r in self.records
         ]
-        return json.dumps({"format": FORMAT, "current": self.current, "keys": keys}).encode()
+        document = {
+            "format": FORMAT,
+            "current": self.current,
+            "keep_seconds": self.keep_seconds,
+            "keys": keys,
+        }
+        return json.dumps(document).encode()
 
 
 def parse_manifest(data: bytes, where: str) -> Manifest:
@@ -81,10 +97,13 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidKeyError(f"{problem}: not JSON (truncated?)") from exc
-    if not isinstance(document, dict) or set(document) != {"format", "current", "keys"}:
-        raise InvalidKeyError(f"{problem}: expected format, current and keys")
+    if not isinstance(document, dict) or set(document) != _MEMBERS:
+        raise InvalidKeyError(f"{problem}: expected format, current, keep_seconds and keys")
     if document["format"] != FORMAT:
         raise InvalidKeyError(f"{problem}: unknown format {document['format']!r}")
+    keep = document["keep_seconds"]
+    if type(keep) is not int or not 0 <= keep <= _MAX_KEEP_SECONDS:
+        raise InvalidKeyError(f"{problem}: keep_seconds is not a number of seconds")
     keys = document["keys"]
     if not isinstance(keys, list) or not keys:
         raise InvalidKeyError(f"{problem}: keys must be a non-empty list")
@@ -97,7 +116,7 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
         raise InvalidKeyError(f"{problem}: exactly the current key must be unretired")
     if sum(rec.kidless for rec in records) > 1:
         raise InvalidKeyError(f"{problem}: several kidless keys")
-    return Manifest(document["current"], records)
+    return Manifest(document["current"], records, keep)
 
 
 def _parse_record(item: Any, problem: str) -> KeyRecord:
