@@ -23,7 +23,7 @@ from jwtlite._encoding import b64url_encode
 from jwtlite.errors import ConfigurationError, InvalidKeyError
 from jwtlite.service.auth import load_signing_keys
 from jwtlite.service.keydir import KeyDirectory, RingFiles, Stamp, key_pepper
-from jwtlite.service.keyfile import load_key_file, write_key_file
+from jwtlite.service.keyfile import load_key_file, load_or_create_key_file, write_key_file
 from jwtlite.service.keyring import KeyRing, Ring, request_reload
 from jwtlite.service.settings import Settings
 
@@ -275,6 +275,37 @@ def break_kid_path(keys_dir: Path, kid: str) -> None:
     (keys_dir / "ring.json").write_text(json.dumps(ring))
 
 
+OTHER_UID = 65534  # nobody: the tests run as root, which may chown
+
+
+def break_directory_owner(keys_dir: Path, kid: str) -> None:
+    os.chown(keys_dir, OTHER_UID, -1)
+
+
+def break_ring_owner(keys_dir: Path, kid: str) -> None:
+    os.chown(keys_dir / "ring.json", OTHER_UID, -1)
+
+
+def break_key_owner(keys_dir: Path, kid: str) -> None:
+    os.chown(keys_dir / f"{kid}.key", OTHER_UID, -1)
+
+
+def break_pepper_owner(keys_dir: Path, kid: str) -> None:
+    os.chown(keys_dir / "pepper", OTHER_UID, -1)
+
+
+def break_key_symlink(keys_dir: Path, kid: str) -> None:
+    path = keys_dir / f"{kid}.key"
+    elsewhere = keys_dir.parent / "elsewhere.key"
+    path.rename(elsewhere)  # a valid key, 0600, ours: only the link is wrong
+    path.symlink_to(elsewhere)
+
+
+def break_key_too_large(keys_dir: Path, kid: str) -> None:
+    path = keys_dir / f"{kid}.key"
+    path.write_bytes(path.read_bytes() + b"\n" * (64 * 1024))
+
+
 GARBAGE = {
     "foreign file": (break_foreign_file, "foreign file 'notes.txt'"),
     "truncated key": (break_truncated_key, "key file"),
@@ -288,6 +319,12 @@ GARBAGE = {
     "two current keys": (break_two_current, "exactly the current key"),
     "kidless asymmetric key": (break_kidless_asymmetric, "kidless is only for an HMAC key"),
     "kid that is a path": (break_kid_path, "kid is not"),
+    "directory of another user": (break_directory_owner, "as the directory's owner, uid 65534"),
+    "ring.json of another user": (break_ring_owner, "owned by uid 65534"),
+    "key of another user": (break_key_owner, "owned by uid 65534"),
+    "pepper of another user": (break_pepper_owner, "owned by uid 65534"),
+    "key file that is a symlink": (break_key_symlink, "is a symbolic link"),
+    "key file too large": (break_key_too_large, "too large"),
 }
 
 
@@ -399,10 +436,69 @@ def test_a_failed_reload_keeps_the_working_ring(
         assert not keyring.reload("test")
     assert keyring.current() is working
     assert "keeping the current ring" in caplog.text
+    # M2: an instance that cannot follow the ring may sign with a retired key: an error.
+    assert [r.levelname for r in caplog.records if "not reloaded" in r.message] == ["ERROR"]
     assert "stray.pem" in caplog.text
     (keys_dir / "stray.pem").unlink()
     assert keyring.reload("test")  # tried again once the directory is usable
     assert keyring.current() is not working
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [("fifo", "is not a regular file"), ("device", "is a symbolic link")],
+    ids=["FIFO", "symlink to /dev/zero"],
+)
+def test_a_fifo_or_a_device_as_key_file_never_hangs_a_reload(
+    keys_dir: Path,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    damage: str,
+    message: str,
+) -> None:
+    # L6: a FIFO would block the open for ever (holding the ring's lock); /dev/zero would
+    # be read until memory runs out. Both are refused at once.
+    keyring, directory = live_ring(keys_dir, clock)
+    kid = directory.rotate("ES256", now=NOW, keep_seconds=KEEP).kid
+    path = keys_dir / f"{kid}.key"
+    path.unlink()
+    if damage == "fifo":
+        os.mkfifo(path, 0o600)
+    else:
+        path.symlink_to("/dev/zero")
+    outcome: list[bool] = []
+    thread = threading.Thread(target=lambda: outcome.append(keyring.reload("test")), daemon=True)
+    with caplog.at_level(logging.ERROR, logger="jwtlite"):
+        thread.start()
+        thread.join(10)
+    assert outcome == [False]
+    assert kid not in keyring.current().kids
+    assert message in caplog.text
+
+
+def test_a_configured_key_file_must_be_a_small_regular_file(tmp_path: Path) -> None:
+    # L6, the single key file path: a FIFO is refused at once, a big file too.
+    fifo = tmp_path / "fifo.key"
+    os.mkfifo(fifo, 0o600)
+    big = tmp_path / "big.key"
+    big.write_bytes(b"A" * (64 * 1024 + 1))
+    big.chmod(0o600)
+    errors: list[str] = []
+
+    def load(path: Path) -> None:
+        # (Settings' own readability check of PRIVATE_KEY_FILE is not this module's.)
+        try:
+            load_or_create_key_file(str(path), "HS256", create=False)
+        except InvalidKeyError as exc:
+            errors.append(str(exc))
+
+    for path in (fifo, big):
+        thread = threading.Thread(target=load, args=(path,), daemon=True)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), path
+    assert "is not a regular file" in errors[0]
+    assert "too large" in errors[1]
 
 
 def test_a_reload_signal_is_followed_at_the_next_use(keys_dir: Path, clock: FakeClock) -> None:

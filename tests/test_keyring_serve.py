@@ -191,6 +191,26 @@ def test_rotate_key_from_a_shorter_shell_prunes_no_live_key(
     assert printed(rotate_key("--keep", "10"))["keep_seconds"] == 5000  # never lowered
 
 
+def test_rotate_key_refuses_a_directory_of_another_user(
+    rotate_key: Callable[..., Any], keys_dir: Path
+) -> None:
+    # M2 and L7: root rotating the key directory of the user the servers run as (or a
+    # directory another user made) would write files those servers cannot read, or hand
+    # that user the power to rename root's ring and pepper away. Refused, nothing written.
+    printed(rotate_key("--algorithm", "ES256"))
+    before = (keys_dir / "ring.json").read_bytes()
+    os.chown(keys_dir, 65534, -1)
+    try:
+        result = rotate_key()
+    finally:
+        os.chown(keys_dir, os.geteuid(), -1)
+    assert result.returncode == 1
+    assert "owned by uid 65534" in result.stderr
+    assert "as the directory's owner, uid 65534" in result.stderr
+    assert (keys_dir / "ring.json").read_bytes() == before
+    assert result.stdout == ""
+
+
 def test_jwks_prints_the_ring(rotate_key: Callable[..., Any], command: Callable[..., Any]) -> None:
     empty = command("jwks")
     assert empty.returncode == 1

@@ -244,7 +244,9 @@ class KeyDirectory:
         for rec in manifest.records:
             path = os.path.join(self.path, rec.kid + KEY_SUFFIX)
             try:
-                keys[rec.kid] = load_key_file(path, rec.algorithm)
+                keys[rec.kid] = load_key_file(
+                    path, rec.algorithm, follow_symlinks=False, owner=os.geteuid()
+                )
             except FileNotFoundError:
                 raise InvalidKeyError(f"key file {path} named by {MANIFEST} is missing") from None
             keys[rec.kid].kid = rec.kid
@@ -269,6 +271,7 @@ class KeyDirectory:
             raise InvalidKeyError(f"cannot read key directory {self.path}: {exc.strerror}") from exc
         if not stat.S_ISDIR(st.st_mode):
             raise InvalidKeyError(f"{self.path} is not a directory")
+        _check_owner(self.path, st, "key directory")
         if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise InvalidKeyError(
                 f"key directory {self.path} is accessible to other users "
@@ -278,7 +281,7 @@ class KeyDirectory:
     def _read_private(self, name: str, limit: int) -> bytes:
         path = os.path.join(self.path, name)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise InvalidKeyError(f"{path} is missing") from None
         except OSError as exc:
@@ -287,6 +290,7 @@ class KeyDirectory:
             st = os.fstat(handle.fileno())
             if not stat.S_ISREG(st.st_mode):
                 raise InvalidKeyError(f"{path} is not a regular file")
+            _check_owner(path, st, "")
             if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
                 raise InvalidKeyError(
                     f"{path} is accessible to other users "
@@ -314,10 +318,15 @@ class KeyDirectory:
     def _locked(self) -> Iterator[None]:
         path = os.path.join(self.path, LOCK)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            fd = os.open(path, flags, 0o600)
         except OSError as exc:
             raise InvalidKeyError(f"cannot lock {path}: {exc.strerror}") from exc
         try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise InvalidKeyError(f"{path} is not a regular file")
+            _check_owner(path, st, "")
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
@@ -366,6 +375,19 @@ class KeyDirectory:
             except OSError as exc:
                 warnings.append(f"cannot remove {path}: {exc.strerror}")
         return warnings
+
+
+def _check_owner(path: str, st: os.stat_result, what: str) -> None:
+    # Another user's directory or file is refused, by readers and writers alike: its owner
+    # could rename our files away (a new ring, a new pepper), and files we wrote there
+    # could be unreadable to the instances that run as that owner.
+    uid = os.geteuid()
+    if st.st_uid != uid:
+        name = f"{what} {path}" if what else path
+        raise InvalidKeyError(
+            f"{name} is owned by uid {st.st_uid}, not by this user (uid {uid}); "
+            f"run jwtlite (serve, rotate-key) as the directory's owner, uid {st.st_uid}"
+        )
 
 
 def _is_ours(name: str) -> bool:

@@ -17,8 +17,8 @@ A ring over a key directory reloads (the one place: :meth:`KeyRing.reload`):
   instance that already signs with a new key is followed at once, and random ``kid``s cost
   a ``stat`` each, never a read of the directory.
 
-A reload that fails (garbage in the directory, a truncated key) logs a warning and keeps the
-ring that was working; it is tried again at the next deadline.
+A reload that fails (garbage in the directory, a truncated key, files this user cannot read)
+logs an error and keeps the ring that was working; it is tried again at the next deadline.
 
 HMAC and asymmetric keys may share a ring (an ``--algorithm`` change at rotation): a token's
 ``kid`` picks one key and the key's own algorithm is the only one accepted for it, so a
@@ -296,7 +296,9 @@ class KeyRing:
             ring = Ring.from_files(files)
         except (InvalidKeyError, OSError) as exc:
             self._failed = True
-            log.warning("signing keys not reloaded (%s), keeping the current ring: %s", reason, exc)
+            # An error, not a warning: this instance may go on signing with a key the others
+            # have retired (and, after the retirement window, refuse).
+            log.error("signing keys not reloaded (%s), keeping the current ring: %s", reason, exc)
             return False
         previous = self.ring
         self.ring = ring  # one reference assignment: readers see the old ring or the new one
