@@ -164,6 +164,12 @@ def build_parser(environ: Environ) -> argparse.ArgumentParser:
         "tokens it signed keep verifying",
     )
     rotate.add_argument(
+        "--drop",
+        metavar="KID",
+        help="instead of rotating, remove the retired key KID at once (a compromised key: "
+        "its tokens stop verifying as soon as each instance reloads; never the current key)",
+    )
+    rotate.add_argument(
         "--keep",
         metavar="SECONDS",
         type=_seconds,
@@ -434,6 +440,8 @@ def _rotate_key(args: argparse.Namespace, environ: Environ) -> int:
             "rotate-key needs JWTLITE_KEYS_DIR (a key directory; a single SECRET_KEY or key "
             "file cannot hold a retired key)"
         )
+    if args.drop is not None and (args.import_file is not None or args.algorithm is not None):
+        raise UsageError("--drop takes neither --import nor --algorithm")
     directory = KeyDirectory(settings.keys_dir)
     now = int(time.time())
     # Tokens signed by a retired key live at most a refresh lifetime after it was retired,
@@ -457,6 +465,12 @@ def _rotate_key(args: argparse.Namespace, environ: Environ) -> int:
                     "pruned": [],
                 }
             )
+            return 0
+        if args.drop is not None:
+            warnings = directory.drop(args.drop, now=now)
+            for warning in warnings:
+                print(f"{PROG}: warning: {warning}", file=sys.stderr, flush=True)
+            _print_json({"dropped": args.drop})
             return 0
         # Everything reported comes from inside the lock: an empty directory's first key
         # (or, when another run made it first, a rotation of that one), the previous key,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from jwtlite import Key, jws
+from jwtlite import Key, jws, jwt
 from jwtlite._encoding import b64url_encode
 from jwtlite.errors import ConfigurationError, InvalidKeyError
 from jwtlite.service.auth import load_signing_keys
@@ -590,6 +590,79 @@ def test_jwks_lists_current_and_retired_keys_until_pruned(
     assert [key["kid"] for key in a.get(JWKS).json["keys"]] == [newest, new_kid]
     assert not (keys_dir / f"{old_kid}.key").exists()
     a.post_json(VERIFY, {"token": old["refresh"]}, status=401)
+
+
+def forge(keys_dir: Path, kid: str, claims: dict[str, Any], **changes: Any) -> str:
+    """A token signed by the key ``kid`` of the directory (a leaked key), with ``changes``."""
+    key = KeyDirectory(str(keys_dir)).read().keys[kid]
+    return jwt.encode({**claims, **changes}, key)
+
+
+def test_a_retired_key_signs_nothing_new(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # L1: a token signed by a retired (not yet pruned) key, issued after its retirement
+    # (plus the reload interval and the leeway an instance may take to notice), is refused;
+    # one it signed before its retirement still verifies.
+    a = instance(algorithm="Ed25519")
+    register(a)
+    old = login(a)
+    claims = unverified_segment(old["access"], 1)
+    old_kid = header(old["access"])["kid"]
+    rotate(keys_dir, clock, "Ed25519")
+    retired_at = int(clock())
+    lag = forge(keys_dir, old_kid, claims, iat=retired_at + 5, exp=retired_at + 15)
+    clock.advance(6)  # past the reload interval (5) after the retirement
+    now = int(clock())
+    forged = forge(keys_dir, old_kid, claims, iat=now, exp=now + 10)
+    a.post_json(VERIFY, {"token": forged}, status=401)
+    a.get("/accounts/me/", headers={"Authorization": f"Bearer {forged}"}, status=401)
+    a.post_json(VERIFY, {"token": lag}, status=200)  # an instance that had not noticed yet
+    a.post_json(REFRESH, {"refresh": old["refresh"]}, status=200)
+
+
+def test_a_token_living_longer_than_its_type_is_refused(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # L1: exp - iat beyond the configured lifetime: not a token we issued, whatever key.
+    a = instance(algorithm="ES256")
+    register(a)
+    tokens = login(a)
+    kid = header(tokens["access"])["kid"]
+    now = int(clock())
+    for name, lifetime in (("access", 10), ("refresh", 30)):
+        claims = unverified_segment(tokens[name], 1)
+        a.post_json(VERIFY, {"token": forge(keys_dir, kid, claims)}, status=200)
+        long = forge(keys_dir, kid, claims, iat=now, exp=now + lifetime + 1)
+        a.post_json(VERIFY, {"token": long}, status=401)
+    decade = forge(
+        keys_dir, kid, unverified_segment(tokens["access"], 1), exp=now + 10 * 365 * 86400
+    )
+    a.get("/accounts/me/", headers={"Authorization": f"Bearer {decade}"}, status=401)
+
+
+def test_a_dropped_key_stops_verifying_at_the_next_reload(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # L1: rotate-key --drop KID, for a compromised key, without waiting for its pruning.
+    a = instance(algorithm="ES256")
+    register(a)
+    old = login(a)
+    old_kid = header(old["access"])["kid"]
+    directory = KeyDirectory(str(keys_dir))
+    with pytest.raises(InvalidKeyError, match="is the current key"):
+        directory.drop(old_kid, now=int(clock()))
+    new_kid = rotate(keys_dir, clock, "ES256")
+    a.post_json(VERIFY, {"token": old["access"]}, status=200)
+    with pytest.raises(InvalidKeyError, match="is the current key"):
+        directory.drop(new_kid, now=int(clock()))
+    with pytest.raises(InvalidKeyError, match="holds no key"):
+        directory.drop("no-such-key", now=int(clock()))
+    assert directory.drop(old_kid, now=int(clock())) == ()
+    request_reload()
+    a.post_json(VERIFY, {"token": old["access"]}, status=401)
+    assert not (keys_dir / f"{old_kid}.key").exists()
+    assert [key["kid"] for key in a.get(JWKS).json["keys"]] == [new_kid]
 
 
 @pytest.mark.parametrize(

@@ -211,6 +211,21 @@ def test_rotate_key_refuses_a_directory_of_another_user(
     assert result.stdout == ""
 
 
+def test_rotate_key_drop_removes_a_retired_key_only(
+    rotate_key: Callable[..., Any], keys_dir: Path
+) -> None:
+    first = printed(rotate_key("--algorithm", "ES256"))["kid"]
+    second = printed(rotate_key())["kid"]
+    current = rotate_key("--drop", second)
+    assert current.returncode == 1
+    assert "is the current key" in current.stderr
+    assert printed(rotate_key("--drop", first)) == {"dropped": first}
+    ring = json.loads((keys_dir / "ring.json").read_text())
+    assert [key["kid"] for key in ring["keys"]] == [second]
+    assert not (keys_dir / f"{first}.key").exists()
+    assert rotate_key("--drop", first, "--algorithm", "ES256").returncode == 2
+
+
 def test_jwks_prints_the_ring(rotate_key: Callable[..., Any], command: Callable[..., Any]) -> None:
     empty = command("jwks")
     assert empty.returncode == 1

@@ -215,6 +215,34 @@ class KeyDirectory:
                 tuple(warnings),
             )
 
+    def drop(self, kid: str, *, now: int) -> tuple[str, ...]:
+        """Remove the retired key ``kid`` at once (a compromised key): its tokens stop
+        verifying as soon as each instance reloads. Returns the clean-up warnings.
+
+        Raises:
+            InvalidKeyError: no such key, the current key, a key that still signs (until a
+                staged key activates), or the directory cannot be written.
+        """
+        self._check_directory()
+        with self._locked():
+            files = self.read()
+            old = files.manifest
+            record = next((rec for rec in old.records if rec.kid == kid), None)
+            if record is None:
+                raise InvalidKeyError(f"key directory {self.path} holds no key {kid!r}")
+            if record.retired is None:
+                raise InvalidKeyError(
+                    f"{kid} is the current key; rotate first (rotate-key), then drop it"
+                )
+            if record.retired > now:
+                raise InvalidKeyError(
+                    f"{kid} signs until {record.retired}, when the staged key takes over; "
+                    "drop it after that"
+                )
+            kept = tuple(rec for rec in old.records if rec.kid != kid)
+            self._write(MANIFEST, Manifest(old.current, kept, old.keep_seconds).to_json())
+            return tuple(self._remove_files([kid + KEY_SUFFIX], {rec.kid for rec in kept}))
+
     def _create_locked(
         self, algorithm: str, *, now: int, keep_seconds: int, seed: Key | None
     ) -> Rotation:

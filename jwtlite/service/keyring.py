@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from jwtlite import jws
@@ -84,6 +84,7 @@ class Ring:
             to the service directly, as before rings existed).
         current_kid: the ``kid`` the directory records as current (the signing key's own
             ``kid`` when not given; a kid-less HMAC signing key still has one on disk).
+        retired: when each retired key was retired (Unix seconds), by ``kid``.
     """
 
     __slots__ = (
@@ -91,6 +92,7 @@ class Ring:
         "_by_kid",
         "_kidless",
         "_only",
+        "_retired",
         "current_kid",
         "jwks",
         "kids",
@@ -105,8 +107,10 @@ class Ring:
         kidless: Key | None = None,
         only: Key | None = None,
         current_kid: str | None = None,
+        retired: Mapping[str, int] | None = None,
     ) -> None:
         self.current_kid = current_kid if current_kid is not None else signing_key.kid
+        self._retired = dict(retired or {})
         self._by_kid = {key.kid: key for key in keys if key.kid}
         self._kidless = kidless
         self._only = only
@@ -133,7 +137,14 @@ class Ring:
         if kidless is current:
             # The first HMAC key, alone: simplejwt's exact header, no kid.
             signing = Key(current.secret(), current.algorithm)
-        return cls(files.keys.values(), signing, kidless=kidless, current_kid=manifest.current)
+        retired = {r.kid: r.retired for r in manifest.records if r.retired is not None}
+        return cls(
+            files.keys.values(),
+            signing,
+            kidless=kidless,
+            current_kid=manifest.current,
+            retired=retired,
+        )
 
     def verifying_key(self, token: str | bytes) -> Key | None:
         """The key that may check ``token`` (by its ``kid``), or None when none is known.
@@ -156,6 +167,10 @@ class Ring:
             # cannot grow it. The segment fixes the kid, so the answer cannot change.
             self._by_header[segment] = key
         return key
+
+    def retired_at(self, key: Key) -> int | None:
+        """When ``key`` (a key of this ring) was retired, or None while it signs."""
+        return None if key.kid is None else self._retired.get(key.kid)
 
     def __repr__(self) -> str:
         return f"Ring(kids={list(self.kids)!r}, signing={self.signing_key.kid!r})"
