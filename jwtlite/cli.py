@@ -170,6 +170,14 @@ def build_parser(environ: Environ) -> argparse.ArgumentParser:
         "its tokens stop verifying as soon as each instance reloads; never the current key)",
     )
     rotate.add_argument(
+        "--activate-after",
+        metavar="SECONDS",
+        type=_seconds,
+        default=0,
+        help="publish the new key at once but sign with it only SECONDS later (default 0: "
+        "at once); give the JWKS max-age (60) plus your resource servers' refetch cooldown",
+    )
+    rotate.add_argument(
         "--keep",
         metavar="SECONDS",
         type=_seconds,
@@ -442,6 +450,8 @@ def _rotate_key(args: argparse.Namespace, environ: Environ) -> int:
         )
     if args.drop is not None and (args.import_file is not None or args.algorithm is not None):
         raise UsageError("--drop takes neither --import nor --algorithm")
+    if args.activate_after and (args.drop is not None or args.import_file is not None):
+        raise UsageError("--activate-after is for a rotation (not with --drop or --import)")
     directory = KeyDirectory(settings.keys_dir)
     now = int(time.time())
     # Tokens signed by a retired key live at most a refresh lifetime after it was retired,
@@ -476,7 +486,11 @@ def _rotate_key(args: argparse.Namespace, environ: Environ) -> int:
         # (or, when another run made it first, a rotation of that one), the previous key,
         # the default algorithm.
         rotation = directory.rotate(
-            args.algorithm, now=now, keep_seconds=keep, first_algorithm=settings.algorithm
+            args.algorithm,
+            now=now,
+            keep_seconds=keep,
+            first_algorithm=settings.algorithm,
+            activate_after=args.activate_after,
         )
     except InvalidKeyError as exc:
         raise CommandError(str(exc)) from exc
@@ -492,6 +506,7 @@ def _rotate_key(args: argparse.Namespace, environ: Environ) -> int:
             "retired": list(rotation.retired),
             "pruned": list(rotation.pruned),
             "keep_seconds": rotation.keep_seconds,
+            "activates": rotation.activates,
         }
     )
     return 0

@@ -12,6 +12,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -84,10 +85,12 @@ def test_an_empty_directory_gets_its_first_key_and_private_files(keys_dir: Path)
     ring = manifest(keys_dir)
     (record,) = ring["keys"]
     assert ring["current"] == record["kid"]
+    assert ring["keep_seconds"] == KEEP
     assert record == {
         "kid": record["kid"],
         "alg": "ES256",
         "created": NOW,
+        "activates": NOW,
         "retired": None,
         "kidless": False,
     }
@@ -590,6 +593,59 @@ def test_jwks_lists_current_and_retired_keys_until_pruned(
     assert [key["kid"] for key in a.get(JWKS).json["keys"]] == [newest, new_kid]
     assert not (keys_dir / f"{old_kid}.key").exists()
     a.post_json(VERIFY, {"token": old["refresh"]}, status=401)
+
+
+def test_the_jwks_follows_the_directory_at_once(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # M3 (a): no interval, no signal: the JWKS answer checks ring.json itself.
+    a = instance(algorithm="ES256", keys_reload_interval=3600)
+    (old_kid,) = [key["kid"] for key in a.get(JWKS).json["keys"]]
+    new = KeyDirectory(str(keys_dir)).rotate(None, now=int(clock()), keep_seconds=KEEP)
+    assert [key["kid"] for key in a.get(JWKS).json["keys"]] == [new.kid, old_kid]
+
+
+def test_the_jwks_and_unknown_kids_do_not_wait_on_a_reload(
+    keys_dir: Path, clock: FakeClock
+) -> None:
+    keyring, directory = live_ring(keys_dir, clock)
+    seen = keyring.current()
+    directory.rotate(None, now=NOW, keep_seconds=KEEP)
+    with keyring._lock:  # another thread is reloading (a stalled directory)
+        started = time.monotonic()
+        assert keyring.published() is seen  # at once, from the current snapshot
+        assert time.monotonic() - started < 0.1
+        assert keyring.after_unknown_kid(seen) is seen  # bounded, not for ever
+        assert time.monotonic() - started < 2.0
+    assert keyring.published() is not seen
+
+
+def test_a_staged_key_is_published_at_once_and_signs_from_its_activation(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # M3 (b): rotate-key --activate-after 60.
+    a, b = instance(algorithm="ES256"), instance(algorithm="ES256")
+    register(a)
+    old_kid = header(login(a)["access"])["kid"]
+    directory = KeyDirectory(str(keys_dir))
+    staged = directory.rotate(None, now=int(clock()), keep_seconds=KEEP, activate_after=60)
+    assert staged.activates == int(clock()) + 60
+    request_reload()
+    for client in (a, b):
+        assert [key["kid"] for key in client.get(JWKS).json["keys"]] == [staged.kid, old_kid]
+        assert header(login(client)["access"])["kid"] == old_kid
+    early = forge(keys_dir, staged.kid, unverified_segment(login(a)["access"], 1))
+    b.post_json(VERIFY, {"token": early}, status=200)  # verifies before it signs
+    with pytest.raises(InvalidKeyError, match="rotate again after that"):
+        directory.rotate(None, now=int(clock()) + 30, keep_seconds=KEEP)
+    clock.advance(59)
+    last_of_old = login(a)
+    assert header(last_of_old["access"])["kid"] == old_kid
+    clock.advance(1)
+    for client in (a, b):  # no reload needed: the snapshot knows the activation time
+        assert header(login(client)["access"])["kid"] == staged.kid
+    clock.advance(5)
+    b.post_json(VERIFY, {"token": last_of_old["access"]}, status=200)  # retired at activation
 
 
 def forge(keys_dir: Path, kid: str, claims: dict[str, Any], **changes: Any) -> str:

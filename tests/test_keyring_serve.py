@@ -327,14 +327,21 @@ def test_sighup_makes_a_server_reload_its_keys(
     serve: Callable[..., ServerProcess], rotate_key: Callable[..., Any]
 ) -> None:
     server = serve(JWTLITE_ALGORITHM="ES256", JWTLITE_KEYS_RELOAD_INTERVAL="3600")
-    (old_kid,) = jwks_kids(server)
+    user = {"username": "alice", "password": PASSWORD}
+    assert http("POST", server.url + "/accounts/register/", user).status == 201
+
+    def signing_kid() -> str | None:
+        return kid_of(http("POST", server.url + "/accounts/token/", user).json()["access"])
+
+    old_kid = signing_kid()
     new_kid = printed(rotate_key())["kid"]
-    assert jwks_kids(server) == [old_kid]  # no check due for an hour: nothing changed
+    assert signing_kid() == old_kid  # no check due for an hour: nothing changed
     assert server.process is not None
     server.process.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + WAIT
-    while jwks_kids(server) != [new_kid, old_kid] and time.monotonic() < deadline:
+    while signing_kid() != new_kid and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert signing_kid() == new_kid
     assert jwks_kids(server) == [new_kid, old_kid]
     assert server.process.poll() is None  # SIGHUP did not stop it
     log = server.stderr()
@@ -343,6 +350,31 @@ def test_sighup_makes_a_server_reload_its_keys(
     assert [(e["kid"], e["previous_kid"], e["source"]) for e in events] == [
         (new_kid, old_kid, "reload")
     ]
+
+
+def test_a_staged_rotation_is_published_everywhere_before_it_signs(
+    serve: Callable[..., ServerProcess], rotate_key: Callable[..., Any]
+) -> None:
+    # M3: two instances that check the directory only hourly; rotate-key --activate-after.
+    a = serve(JWTLITE_ALGORITHM="ES256", JWTLITE_KEYS_RELOAD_INTERVAL="3600")
+    b = serve(JWTLITE_ALGORITHM="ES256", JWTLITE_KEYS_RELOAD_INTERVAL="3600")
+    user = {"username": "alice", "password": PASSWORD}
+    assert http("POST", a.url + "/accounts/register/", user).status == 201
+    (old_kid,) = jwks_kids(b)
+    staged = printed(rotate_key("--activate-after", "4"))
+    assert staged["previous"] == old_kid
+    for server in (a, b):  # published by both at once, no signal, no interval
+        assert jwks_kids(server) == [staged["kid"], old_kid]
+    asked = time.time()
+    signed = http("POST", a.url + "/accounts/token/", user).json()
+    if asked < staged["activates"] - 0.5:  # (a loaded machine may take that long)
+        assert kid_of(signed["access"]) == old_kid
+    time.sleep(max(0.0, staged["activates"] + 0.2 - time.time()))
+    for server in (a, b):
+        signed = http("POST", server.url + "/accounts/token/", user).json()
+        assert kid_of(signed["access"]) == staged["kid"]
+        verify = {"token": signed["access"]}
+        assert http("POST", b.url + "/accounts/token/verify/", verify).status == 200
 
 
 # -- the test ---------------------------------------------------------------------

@@ -503,9 +503,10 @@ class AuthService:
             )
 
     def jwks(self) -> dict[str, Any]:
-        """The public keys that verify our tokens: the current and the retired ones (none
-        for HMAC keys)."""
-        return self.tokens.keyring.current().jwks
+        """The public keys that verify our tokens: the current (a staged one from its
+        rotation on, before it signs) and the retired ones (none for HMAC keys). Checks the
+        key directory first (one ``stat``, never waiting on a reload in progress)."""
+        return self.tokens.keyring.published().jwks
 
     def health(self) -> dict[str, str]:
         """``{"status": "ok"}`` when the store answers; raises StoreUnavailableError if not."""

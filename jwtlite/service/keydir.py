@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import fcntl
 import os
 import secrets
@@ -67,8 +68,8 @@ class Rotation:
     """The outcome of :meth:`KeyDirectory.rotate`, all of it decided under the lock (what
     ``rotate-key`` prints): the new kid and its algorithm, the kid it took over from (None
     for an empty directory's first key), the kids it retired and pruned, the keep window
-    ``ring.json`` now records, and the clean-up failures met after the switch (warnings:
-    the rotation happened)."""
+    ``ring.json`` now records, when the new key starts signing, and the clean-up failures
+    met after the switch (warnings: the rotation happened)."""
 
     kid: str
     algorithm: str
@@ -76,6 +77,7 @@ class Rotation:
     retired: tuple[str, ...]
     pruned: tuple[str, ...]
     keep_seconds: int
+    activates: int
     warnings: tuple[str, ...] = ()
 
 
@@ -160,6 +162,7 @@ class KeyDirectory:
         now: int,
         keep_seconds: int,
         first_algorithm: str | None = None,
+        activate_after: int = 0,
     ) -> Rotation:
         """Make a new current key, retire the current one, and prune the keys retired more
         than the keep window ago. The one place a rotation is applied.
@@ -171,8 +174,14 @@ class KeyDirectory:
         ``first_algorithm``) and nothing is retired. Failures to delete pruned key files
         or leftovers after ``ring.json`` was switched are returned as warnings.
 
+        With ``activate_after`` the new key is published (and verifies) at once but signs
+        only ``activate_after`` seconds from ``now``; the current key signs until then (it
+        is retired at that time). A directory whose current key is still waiting for its
+        activation is not rotated again.
+
         Raises:
-            InvalidKeyError: the directory holds no usable ring, or cannot be written.
+            InvalidKeyError: the directory holds no usable ring, has a key waiting for its
+                activation, or cannot be written.
         """
         self._make_directory()
         with self._locked():
@@ -183,17 +192,25 @@ class KeyDirectory:
                 return self._create_locked(first, now=now, keep_seconds=keep_seconds, seed=None)
             files = self.read()
             old = files.manifest
+            current = next(rec for rec in old.records if rec.kid == old.current)
+            if current.activates > now:
+                raise InvalidKeyError(
+                    f"key {current.kid} signs from {current.activates} "
+                    f"(in {current.activates - now} s); rotate again after that"
+                )
             keep = max(old.keep_seconds, keep_seconds)
             if algorithm is None:
                 algorithm = files.keys[old.current].algorithm
+            activates = now + activate_after
             record, key = _new_record(Key.generate(algorithm), now, kidless=False)
+            record = dataclasses.replace(record, activates=activates)
             kept: list[KeyRecord] = [record]
             retired: list[str] = []
             pruned: list[str] = []
             for previous in old.records:
                 rec = previous
                 if rec.retired is None:
-                    rec = KeyRecord(rec.kid, rec.algorithm, rec.created, now, rec.kidless)
+                    rec = dataclasses.replace(rec, retired=activates)
                     retired.append(rec.kid)
                 if rec.retired is not None and rec.retired + keep < now:
                     pruned.append(rec.kid)
@@ -212,6 +229,7 @@ class KeyDirectory:
                 tuple(retired),
                 tuple(pruned),
                 keep,
+                activates,
                 tuple(warnings),
             )
 
@@ -253,7 +271,7 @@ class KeyDirectory:
         self._write(PEPPER, _b64(pepper))
         self._write(record.kid + KEY_SUFFIX, key_file_content(key))
         self._write(MANIFEST, Manifest(record.kid, (record,), keep_seconds).to_json())
-        return Rotation(record.kid, record.algorithm, None, (), (), keep_seconds)
+        return Rotation(record.kid, record.algorithm, None, (), (), keep_seconds, record.activates)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -428,7 +446,7 @@ def _new_record(key: Key, now: int, *, kidless: bool) -> tuple[KeyRecord, Key]:
     # Asymmetric keys by their thumbprint (what today's tokens carry); secrets by a random id.
     kid = secrets.token_urlsafe(12) if key.is_symmetric else key.thumbprint()
     key.kid = kid
-    return KeyRecord(kid, key.algorithm, now, None, kidless), key
+    return KeyRecord(kid, key.algorithm, now, now, None, kidless), key
 
 
 def _b64(data: bytes) -> bytes:

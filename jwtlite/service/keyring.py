@@ -42,12 +42,23 @@ from jwtlite.service.keydir import KeyDirectory, RingFiles, Stamp, key_pepper
 from jwtlite.service.ringfile import Manifest
 from jwtlite.service.settings import Settings
 
-__all__ = ["UNKNOWN_KID_RELOAD_SECONDS", "KeyRing", "Ring", "keep_window", "request_reload"]
+__all__ = [
+    "UNKNOWN_KID_RELOAD_SECONDS",
+    "UNKNOWN_KID_WAIT_SECONDS",
+    "KeyRing",
+    "Ring",
+    "keep_window",
+    "request_reload",
+]
 
 log = logging.getLogger("jwtlite")
 
-#: After a failed reload, tokens naming an unknown ``kid`` retry it at most once a second.
+#: After a failed reload, tokens naming an unknown ``kid`` (and JWKS requests) retry it at
+#: most once a second.
 UNKNOWN_KID_RELOAD_SECONDS = 1.0
+#: How long a token naming an unknown ``kid`` waits for a reload another thread is doing
+#: (one that may bring that very kid) before it is answered from the current snapshot.
+UNKNOWN_KID_WAIT_SECONDS = 0.5
 _HEADER_CACHE_SIZE = 64
 
 
@@ -85,14 +96,19 @@ class Ring:
         current_kid: the ``kid`` the directory records as current (the signing key's own
             ``kid`` when not given; a kid-less HMAC signing key still has one on disk).
         retired: when each retired key was retired (Unix seconds), by ``kid``.
+        activates: when ``signing_key`` starts signing (Unix seconds; a staged rotation);
+            until then ``signing_before`` signs.
+        signing_before: the key that signs before ``activates``.
     """
 
     __slots__ = (
+        "_activates",
         "_by_header",
         "_by_kid",
         "_kidless",
         "_only",
         "_retired",
+        "_signing_before",
         "current_kid",
         "jwks",
         "kids",
@@ -108,9 +124,13 @@ class Ring:
         only: Key | None = None,
         current_kid: str | None = None,
         retired: Mapping[str, int] | None = None,
+        activates: int = 0,
+        signing_before: Key | None = None,
     ) -> None:
         self.current_kid = current_kid if current_kid is not None else signing_key.kid
         self._retired = dict(retired or {})
+        self._activates = activates if signing_before is not None else 0
+        self._signing_before = signing_before
         self._by_kid = {key.kid: key for key in keys if key.kid}
         self._kidless = kidless
         self._only = only
@@ -131,19 +151,25 @@ class Ring:
     def from_files(cls, files: RingFiles) -> Ring:
         """The ring a key directory holds."""
         manifest = files.manifest
-        current = files.keys[manifest.current]
         kidless = next((files.keys[r.kid] for r in manifest.records if r.kidless), None)
-        signing = current
-        if kidless is current:
-            # The first HMAC key, alone: simplejwt's exact header, no kid.
-            signing = Key(current.secret(), current.algorithm)
+
+        def signing(kid: str) -> Key:
+            key = files.keys[kid]
+            # The first HMAC key signs simplejwt's exact header, without a kid, while it signs.
+            return Key(key.secret(), key.algorithm) if key is kidless else key
+
+        current = next(r for r in manifest.records if r.kid == manifest.current)
         retired = {r.kid: r.retired for r in manifest.records if r.retired is not None}
+        # A staged key waits for its activation: the key retired at that time signs until then.
+        before = next((kid for kid, time in retired.items() if time == current.activates), None)
         return cls(
             files.keys.values(),
-            signing,
+            signing(manifest.current),
             kidless=kidless,
             current_kid=manifest.current,
             retired=retired,
+            activates=current.activates,
+            signing_before=None if before is None else signing(before),
         )
 
     def verifying_key(self, token: str | bytes) -> Key | None:
@@ -167,6 +193,13 @@ class Ring:
             # cannot grow it. The segment fixes the kid, so the answer cannot change.
             self._by_header[segment] = key
         return key
+
+    def signing_key_at(self, now: float) -> Key:
+        """The key that signs at ``now`` (Unix seconds): the current key once it is active,
+        the one it takes over from before (a staged rotation)."""
+        if now >= self._activates or self._signing_before is None:
+            return self.signing_key
+        return self._signing_before
 
     def retired_at(self, key: Key) -> int | None:
         """When ``key`` (a key of this ring) was retired, or None while it signs."""
@@ -273,12 +306,35 @@ class KeyRing:
         """
         if self.directory is None:
             return self.ring
-        with self._lock:
-            if self.ring is not seen or self._clock() < self._next_unknown_kid:
+        # A reload in progress is waited for a little (it may bring this kid), never for
+        # long: a stalled directory must not hold every such request.
+        if not self._lock.acquire(timeout=UNKNOWN_KID_WAIT_SECONDS):
+            return self.ring
+        try:
+            if self.ring is not seen:
                 return self.ring
-            if not self._reload_locked("unknown kid") and self._failed:
-                self._next_unknown_kid = self._clock() + UNKNOWN_KID_RELOAD_SECONDS
+            self._reload_unless_failing("unknown kid")
+        finally:
+            self._lock.release()
         return self.ring
+
+    def published(self) -> Ring:
+        """The snapshot whose JWKS to publish: after one ``stat`` of ``ring.json`` (the
+        keys read again if it changed), so every instance publishes a new key as soon as
+        it is on disk. Never waits: while another thread reloads, the current snapshot."""
+        if self.directory is not None and self._lock.acquire(blocking=False):
+            try:
+                self._reload_unless_failing("jwks")
+            finally:
+                self._lock.release()
+        return self.current()
+
+    def _reload_unless_failing(self, reason: str) -> None:
+        # A directory whose last read failed is read again at most once a second here.
+        if self._clock() < self._next_unknown_kid:
+            return
+        if not self._reload_locked(reason) and self._failed:
+            self._next_unknown_kid = self._clock() + UNKNOWN_KID_RELOAD_SECONDS
 
     def reload(self, reason: str = "requested") -> bool:
         """Re-read the directory now if ``ring.json`` changed; return whether the ring

@@ -4,7 +4,11 @@
 
     {"format": "jwtlite-keyring-1", "current": "<kid>", "keep_seconds": 45,
      "keys": [{"kid": "<kid>", "alg": "ES256", "created": 1767225600,
-               "retired": null, "kidless": false}, ...]}
+               "activates": 1767225600, "retired": null, "kidless": false}, ...]}
+
+A key signs from ``activates`` (published and verifying from ``created``: a staged rotation,
+``rotate-key --activate-after``) until ``retired`` (null for the current key; the previous
+key of a staged rotation is retired at the new key's activation, in the future until then).
 
 ``keep_seconds`` is how long a retired key stays after its retirement: what the servers need
 (their refresh-token lifetime + leeway + reload interval). It is written when the ring is
@@ -35,7 +39,7 @@ MANIFEST = "ring.json"
 _KID = re.compile(r"[A-Za-z0-9_-]{1,64}").fullmatch
 _MEMBERS = frozenset({"format", "current", "keep_seconds", "keys"})
 _MAX_KEEP_SECONDS = 10 * 366 * 86400
-_RECORD_MEMBERS_ORDER = ("kid", "alg", "created", "retired", "kidless")
+_RECORD_MEMBERS_ORDER = ("kid", "alg", "created", "activates", "retired", "kidless")
 _RECORD_MEMBERS = frozenset(_RECORD_MEMBERS_ORDER)
 
 
@@ -46,11 +50,13 @@ def is_kid(text: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
-    """One key of the ring: its id, algorithm, Unix times, and whether it signs kid-less."""
+    """One key of the ring: its id, algorithm, Unix times (made, signing from, signing
+    until), and whether it signs kid-less."""
 
     kid: str
     algorithm: str
     created: int
+    activates: int
     retired: int | None
     kidless: bool = False
 
@@ -71,6 +77,7 @@ class Manifest:
                 "kid": r.kid,
                 "alg": r.algorithm,
                 "created": r.created,
+                "activates": r.activates,
                 "retired": r.retired,
                 "kidless": r.kidless,
             }
@@ -122,7 +129,7 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
 def _parse_record(item: Any, problem: str) -> KeyRecord:
     if not isinstance(item, dict) or set(item) != _RECORD_MEMBERS:
         raise InvalidKeyError(f"{problem}: each key needs exactly {sorted(_RECORD_MEMBERS)}")
-    kid, alg, created, retired, kidless = (item[name] for name in _RECORD_MEMBERS_ORDER)
+    kid, alg, created, activates, retired, kidless = (item[name] for name in _RECORD_MEMBERS_ORDER)
     if not isinstance(kid, str) or not is_kid(kid):
         raise InvalidKeyError(f"{problem}: a kid is not 1 to 64 of A-Z a-z 0-9 _ -")
     try:
@@ -131,11 +138,14 @@ def _parse_record(item: Any, problem: str) -> KeyRecord:
         algorithm = None
     if algorithm is None or algorithm.name != alg:
         raise InvalidKeyError(f"{problem}: key {kid} has an unknown algorithm")
-    if not _is_time(created) or not (retired is None or _is_time(retired)):
-        raise InvalidKeyError(f"{problem}: key {kid} has a bad created/retired time")
+    times_ok = _is_time(created) and _is_time(activates)
+    if not times_ok or not (retired is None or _is_time(retired)):
+        raise InvalidKeyError(f"{problem}: key {kid} has a bad created/activates/retired time")
+    if not created <= activates <= (activates if retired is None else retired):
+        raise InvalidKeyError(f"{problem}: key {kid} is not created <= activates <= retired")
     if not isinstance(kidless, bool) or (kidless and not algorithm.symmetric):
         raise InvalidKeyError(f"{problem}: key {kid}: kidless is only for an HMAC key")
-    return KeyRecord(kid, alg, created, retired, kidless)
+    return KeyRecord(kid, alg, created, activates, retired, kidless)
 
 
 def _is_time(value: object) -> bool:

@@ -150,8 +150,9 @@ class TokenMinter:
 
     @property
     def signing_key(self) -> Key:
-        """The key that signs now."""
-        return self.keyring.current().signing_key
+        """The key that signs now (by the service's clock: a staged key signs from its
+        activation time on)."""
+        return self.keyring.current().signing_key_at(self._clock())
 
     def decode(self, token: str, *, expected_type: str | None = None) -> dict[str, Any]:
         """The claims of a token of ours, checked (signature, time, ``iss``/``aud``, forms).
