@@ -504,6 +504,29 @@ def test_a_configured_key_file_must_be_a_small_regular_file(tmp_path: Path) -> N
     assert "too large" in errors[1]
 
 
+def test_only_the_headers_we_sign_skip_the_header_parse(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # Info (header cache): requests never add to the map; it holds exactly the headers the
+    # service writes, for every key (and simplejwt's kid-less header of the first HMAC key).
+    a = instance()
+    register(a)
+    kidless = login(a)["access"]
+    rotate(keys_dir, clock, "Ed25519")
+    signed = login(a)["access"]
+    ring = Ring.from_files(KeyDirectory(str(keys_dir)).read())
+    ours = dict(ring._by_header)
+    assert len(ours) == 3  # the Ed25519 key, the HMAC key with its kid, and without
+    for token in (kidless, signed):
+        assert ours[token.partition(".")[0]] is ring.verifying_key(token)
+    kid = header(signed)["kid"]
+    for n in range(100):  # distinct headers naming a real kid
+        forged = {"alg": "Ed25519", "kid": kid, "typ": "JWT", "x": n}
+        segment = b64url_encode(json.dumps(forged).encode()).decode()
+        assert ring.verifying_key(segment + ".e30.sig") is not None
+    assert ring._by_header == ours
+
+
 def test_a_reload_signal_is_followed_at_the_next_use(keys_dir: Path, clock: FakeClock) -> None:
     keyring, directory = live_ring(keys_dir, clock)
     before = keyring.current()

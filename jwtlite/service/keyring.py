@@ -59,7 +59,6 @@ UNKNOWN_KID_RELOAD_SECONDS = 1.0
 #: How long a token naming an unknown ``kid`` waits for a reload another thread is doing
 #: (one that may bring that very kid) before it is answered from the current snapshot.
 UNKNOWN_KID_WAIT_SECONDS = 0.5
-_HEADER_CACHE_SIZE = 64
 
 
 def keep_window(settings: Settings) -> int:
@@ -134,7 +133,7 @@ class Ring:
         self._by_kid = {key.kid: key for key in keys if key.kid}
         self._kidless = kidless
         self._only = only
-        self._by_header: dict[str, Key] = {}
+        self._by_header = _our_headers(self._by_kid.values(), kidless)
         self.signing_key = signing_key
         self.kids = tuple(self._by_kid)
         public = [key for key in self._by_kid.values() if not key.is_symmetric]
@@ -186,13 +185,9 @@ class Ring:
         key = self._by_header.get(segment)
         if key is not None:
             return key
+        # Not a header we write: parsed every time (nothing a request sends is kept).
         kid = jws.get_unverified_header(token).get("kid")
-        key = self._kidless if kid is None else self._by_kid.get(kid)
-        if key is not None and len(self._by_header) < _HEADER_CACHE_SIZE:
-            # Only headers naming a key we hold are kept, and only a few: random kids
-            # cannot grow it. The segment fixes the kid, so the answer cannot change.
-            self._by_header[segment] = key
-        return key
+        return self._kidless if kid is None else self._by_kid.get(kid)
 
     def signing_key_at(self, now: float) -> Key:
         """The key that signs at ``now`` (Unix seconds): the current key once it is active,
@@ -207,6 +202,23 @@ class Ring:
 
     def __repr__(self) -> str:
         return f"Ring(kids={list(self.kids)!r}, signing={self.signing_key.kid!r})"
+
+
+def _our_headers(keys: Iterable[Key], kidless: Key | None) -> dict[str, Key]:
+    """The exact header segments the service signs with (``{"alg","typ","kid"}`` of each
+    key, simplejwt's kid-less header of the ``kidless`` key), as the library encodes them,
+    mapped to their key: the tokens we issued skip the header parse."""
+    headers: dict[str, Key] = {}
+    for key in keys:
+        if key.can_sign:
+            headers[_header_segment(key)] = key
+    if kidless is not None:
+        headers[_header_segment(Key(kidless.secret(), kidless.algorithm))] = kidless
+    return headers
+
+
+def _header_segment(key: Key) -> str:
+    return jws.encode(b"", key).partition(".")[0]
 
 
 class KeyRing:
