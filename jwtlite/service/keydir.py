@@ -1,9 +1,10 @@
 """The key directory (``JWTLITE_KEYS_DIR``): the signing-key ring on disk, shared by instances.
 
-Layout (the directory and every file in it are private to their owner: mode 0700/0600)::
+Layout (the directory and every file in it are private to their owner, mode 0700/0600, and
+that owner is the user jwtlite runs as: readers and writers refuse anything else)::
 
     keys/
-      ring.json      which key is current, and when each key was created and retired
+      ring.json      which key is current, the keep window, each key's times
       <kid>.key      one key file per key, in the key-file format of keyfile.py
       pepper         the throttle and CSRF secret: made once, never rotated
       .lock          flock()ed by whoever changes the ring (rotate-key, a first start)
@@ -15,7 +16,9 @@ Every file is written to a ``.tmp-*`` file, fsynced, renamed into place and the 
 fsynced, so a reader on another instance sees the old ring or the new one, never half of
 one. A rotation writes the new key file first, then ``ring.json`` (the one atomic switch),
 then deletes pruned key files: a key file ``ring.json`` does not name is tolerated (a
-rotation in progress), anything else unknown is garbage and refused.
+rotation in progress), anything else unknown is garbage and refused. Failing to delete
+after the switch is a warning: the rotation happened. Every file is opened without
+following a link and without blocking, and must be a regular file of bounded size.
 
 A key is bound to the one algorithm ``ring.json`` gives it. ``kidless`` marks the HMAC key
 that signed without a ``kid`` while it was the only key (simplejwt's exact header): it keeps
@@ -37,7 +40,7 @@ from dataclasses import dataclass
 
 from jwtlite.errors import InvalidKeyError
 from jwtlite.keys import Key
-from jwtlite.service.keyfile import key_file_content, load_key_file
+from jwtlite.service.keyfile import key_file_content, load_key_file, read_private_file
 from jwtlite.service.ringfile import MANIFEST, KeyRecord, Manifest, is_kid, parse_manifest
 
 __all__ = ["KeyDirectory", "RingFiles", "Rotation", "key_pepper"]
@@ -327,25 +330,11 @@ class KeyDirectory:
     def _read_private(self, name: str, limit: int) -> bytes:
         path = os.path.join(self.path, name)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            return read_private_file(
+                path, limit=limit, what="", follow_symlinks=False, owner=os.geteuid()
+            )
         except FileNotFoundError:
             raise InvalidKeyError(f"{path} is missing") from None
-        except OSError as exc:
-            raise InvalidKeyError(f"cannot read {path}: {exc.strerror}") from exc
-        with os.fdopen(fd, "rb") as handle:
-            st = os.fstat(handle.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise InvalidKeyError(f"{path} is not a regular file")
-            _check_owner(path, st, "")
-            if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise InvalidKeyError(
-                    f"{path} is accessible to other users "
-                    f"(mode {stat.S_IMODE(st.st_mode):o}); run chmod 600 on it"
-                )
-            data = handle.read(limit + 1)
-        if len(data) > limit:
-            raise InvalidKeyError(f"{path} is too large")
-        return data
 
     # -- writing --------------------------------------------------------------------------
 

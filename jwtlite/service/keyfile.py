@@ -21,6 +21,7 @@ __all__ = [
     "key_file_content",
     "load_key_file",
     "load_or_create_key_file",
+    "read_private_file",
     "write_key_file",
 ]
 
@@ -99,7 +100,13 @@ def load_key_file(
             not followed), owned by another user than ``owner``, readable by other users,
             or not a key for ``algorithm``.
     """
-    data = _read_key_file(path, follow_symlinks=follow_symlinks, owner=owner)
+    data = read_private_file(
+        path,
+        limit=MAX_KEY_FILE_BYTES,
+        what="key file",
+        follow_symlinks=follow_symlinks,
+        owner=owner,
+    )
     if isinstance(get_algorithm(algorithm), HMACAlgorithm):
         try:
             secret = b64url_decode(data.strip())
@@ -112,7 +119,18 @@ def load_key_file(
         raise InvalidKeyError(f"key file {path}: {exc}") from exc
 
 
-def _read_key_file(path: str, *, follow_symlinks: bool, owner: int | None) -> bytes:
+def read_private_file(
+    path: str, *, limit: int, what: str, follow_symlinks: bool, owner: int | None
+) -> bytes:
+    """The bytes of the private file ``path`` (``what`` names it in messages): opened without
+    blocking (and without following a link unless ``follow_symlinks``), a regular file,
+    owned by ``owner`` (unless None), unreadable by others, at most ``limit`` bytes.
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        InvalidKeyError: any other refusal (the message names the file and the reason).
+    """
+    name = f"{what} {path}".lstrip()
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
     if not follow_symlinks:
         flags |= os.O_NOFOLLOW
@@ -122,25 +140,26 @@ def _read_key_file(path: str, *, follow_symlinks: bool, owner: int | None) -> by
         raise
     except OSError as exc:
         if exc.errno == errno.ELOOP and not follow_symlinks:
-            raise InvalidKeyError(f"key file {path} is a symbolic link") from exc
-        raise InvalidKeyError(f"cannot read key file {path}: {exc.strerror}") from exc
+            raise InvalidKeyError(f"{name} is a symbolic link") from exc
+        raise InvalidKeyError(f"cannot read {name}: {exc.strerror}") from exc
     with os.fdopen(fd, "rb") as handle:
         st = os.fstat(handle.fileno())
         if not stat.S_ISREG(st.st_mode):
-            raise InvalidKeyError(f"key file {path} is not a regular file")
+            raise InvalidKeyError(f"{name} is not a regular file")
         if owner is not None and st.st_uid != owner:
             raise InvalidKeyError(
-                f"key file {path} is owned by uid {st.st_uid}, not by this user (uid {owner})"
+                f"{name} is owned by uid {st.st_uid}, not by this user (uid {owner}); "
+                f"run jwtlite as the directory's owner, uid {st.st_uid}"
             )
         if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise InvalidKeyError(
-                f"key file {path} is accessible to other users "
+                f"{name} is accessible to other users "
                 f"(mode {stat.S_IMODE(st.st_mode):o}); run chmod 600 on it"
             )
         try:
-            data = handle.read(MAX_KEY_FILE_BYTES + 1)
+            data = handle.read(limit + 1)
         except OSError as exc:
-            raise InvalidKeyError(f"cannot read key file {path}: {exc.strerror}") from exc
-    if len(data) > MAX_KEY_FILE_BYTES:
-        raise InvalidKeyError(f"key file {path} is too large (over {MAX_KEY_FILE_BYTES} bytes)")
+            raise InvalidKeyError(f"cannot read {name}: {exc.strerror}") from exc
+    if len(data) > limit:
+        raise InvalidKeyError(f"{name} is too large (over {limit} bytes)")
     return data
