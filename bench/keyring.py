@@ -52,7 +52,7 @@ def main() -> int:
     single = TokenMinter(settings, Key(SECRET.encode(), "HS256"), lambda: now)
     with tempfile.TemporaryDirectory() as workdir:
         directory = KeyDirectory(str(Path(workdir) / "keys"))
-        directory.ensure("HS256", now=int(now))
+        directory.ensure("HS256", now=int(now), keep_seconds=40)
         first = ring_minter(directory, settings, now)
         kidless = first.access(user, "0123456789abcdef", int(now))
         directory.rotate("HS256", now=int(now), keep_seconds=3600)

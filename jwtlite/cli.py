@@ -35,7 +35,7 @@ from jwtlite.service.accounts import AccountService
 from jwtlite.service.auth import AuthService, load_signing_keys, purge_expired
 from jwtlite.service.keydir import KeyDirectory, RingFiles
 from jwtlite.service.keyfile import key_file_content, load_key_file, write_key_file
-from jwtlite.service.keyring import Ring
+from jwtlite.service.keyring import Ring, keep_window
 from jwtlite.service.sessions import session_document
 from jwtlite.service.settings import Settings
 from jwtlite.service.validators import normalize_username, username_key
@@ -162,6 +162,28 @@ def build_parser(environ: Environ) -> argparse.ArgumentParser:
         help="instead of rotating, make the key in FILE (a key file, e.g. the one beside the "
         "database or PRIVATE_KEY_FILE) the first key of an empty JWTLITE_KEYS_DIR, so the "
         "tokens it signed keep verifying",
+    )
+    rotate.add_argument(
+        "--drop",
+        metavar="KID",
+        help="instead of rotating, remove the retired key KID at once (a compromised key: "
+        "its tokens stop verifying as soon as each instance reloads; never the current key)",
+    )
+    rotate.add_argument(
+        "--activate-after",
+        metavar="SECONDS",
+        type=_seconds,
+        default=0,
+        help="publish the new key at once but sign with it only SECONDS later (default 0: "
+        "at once); give the JWKS max-age (60) plus your resource servers' refetch cooldown",
+    )
+    rotate.add_argument(
+        "--keep",
+        metavar="SECONDS",
+        type=_seconds,
+        help="keep retired keys at least SECONDS after their retirement: raises the window "
+        "ring.json records (never lowers it; default: REFRESH_TOKEN_LIFETIME + LEEWAY + "
+        "KEYS_RELOAD_INTERVAL of this shell, or the recorded window if larger)",
     )
 
     flush = _command(
@@ -426,8 +448,16 @@ def _rotate_key(args: argparse.Namespace, environ: Environ) -> int:
             "rotate-key needs JWTLITE_KEYS_DIR (a key directory; a single SECRET_KEY or key "
             "file cannot hold a retired key)"
         )
+    if args.drop is not None and (args.import_file is not None or args.algorithm is not None):
+        raise UsageError("--drop takes neither --import nor --algorithm")
+    if args.activate_after and (args.drop is not None or args.import_file is not None):
+        raise UsageError("--activate-after is for a rotation (not with --drop or --import)")
     directory = KeyDirectory(settings.keys_dir)
     now = int(time.time())
+    # Tokens signed by a retired key live at most a refresh lifetime after it was retired,
+    # plus the leeway, plus the time an instance may take to notice. ring.json records the
+    # window the servers need; this run's own settings (or --keep) can only raise it.
+    keep = max(keep_window(settings), args.keep or 0)
     try:
         if args.import_file is not None:
             algorithm = args.algorithm or settings.algorithm
@@ -435,7 +465,7 @@ def _rotate_key(args: argparse.Namespace, environ: Environ) -> int:
                 seed = load_key_file(args.import_file, algorithm)
             except FileNotFoundError:
                 raise CommandError(f"{args.import_file} does not exist") from None
-            directory.ensure(algorithm, now=now, seed=seed)
+            directory.ensure(algorithm, now=now, seed=seed, keep_seconds=keep)
             _print_json(
                 {
                     "kid": seed.kid,
@@ -446,33 +476,50 @@ def _rotate_key(args: argparse.Namespace, environ: Environ) -> int:
                 }
             )
             return 0
-        if directory.stamp() is None:  # an empty directory: its first key, nothing to retire
-            directory.ensure(args.algorithm or settings.algorithm, now=now)
-            files = directory.read()
-            first = files.keys[files.manifest.current]
-            _print_json(
-                {"kid": first.kid, "algorithm": first.algorithm, "retired": [], "pruned": []}
-            )
+        if args.drop is not None:
+            warnings = directory.drop(args.drop, now=now)
+            for warning in warnings:
+                print(f"{PROG}: warning: {warning}", file=sys.stderr, flush=True)
+            _print_json({"dropped": args.drop})
             return 0
-        current = _read_ring(directory)
-        algorithm = args.algorithm or current.keys[current.manifest.current].algorithm
-        # Tokens signed by a retired key live at most a refresh lifetime after it was
-        # retired, plus the leeway, plus the time an instance may take to notice.
-        keep = settings.refresh_token_lifetime + settings.leeway + settings.keys_reload_interval
-        rotation = directory.rotate(algorithm, now=now, keep_seconds=keep)
+        # Everything reported comes from inside the lock: an empty directory's first key
+        # (or, when another run made it first, a rotation of that one), the previous key,
+        # the default algorithm.
+        rotation = directory.rotate(
+            args.algorithm,
+            now=now,
+            keep_seconds=keep,
+            first_algorithm=settings.algorithm,
+            activate_after=args.activate_after,
+        )
     except InvalidKeyError as exc:
         raise CommandError(str(exc)) from exc
+    for warning in rotation.warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr, flush=True)
     server.configure_logging(settings.log_format)
-    audit.key_rotated(kid=rotation.kid, previous_kid=current.manifest.current)
+    audit.key_rotated(kid=rotation.kid, previous_kid=rotation.previous)
     _print_json(
         {
             "kid": rotation.kid,
             "algorithm": rotation.algorithm,
+            "previous": rotation.previous,
             "retired": list(rotation.retired),
             "pruned": list(rotation.pruned),
+            "keep_seconds": rotation.keep_seconds,
+            "activates": rotation.activates,
         }
     )
     return 0
+
+
+def _seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 10 * 366 * 86400:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
 
 
 def _read_ring(directory: KeyDirectory) -> RingFiles:

@@ -12,18 +12,19 @@ import logging
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from jwtlite import Key, jws
+from jwtlite import Key, jws, jwt
 from jwtlite._encoding import b64url_encode
 from jwtlite.errors import ConfigurationError, InvalidKeyError
 from jwtlite.service.auth import load_signing_keys
 from jwtlite.service.keydir import KeyDirectory, RingFiles, Stamp, key_pepper
-from jwtlite.service.keyfile import load_key_file, write_key_file
+from jwtlite.service.keyfile import load_key_file, load_or_create_key_file, write_key_file
 from jwtlite.service.keyring import KeyRing, Ring, request_reload
 from jwtlite.service.settings import Settings
 
@@ -80,14 +81,16 @@ def rotate(keys_dir: Path, clock: FakeClock, algorithm: str = "HS256") -> str:
 
 def test_an_empty_directory_gets_its_first_key_and_private_files(keys_dir: Path) -> None:
     directory = KeyDirectory(str(keys_dir))
-    directory.ensure("ES256", now=NOW)
+    directory.ensure("ES256", now=NOW, keep_seconds=KEEP)
     ring = manifest(keys_dir)
     (record,) = ring["keys"]
     assert ring["current"] == record["kid"]
+    assert ring["keep_seconds"] == KEEP
     assert record == {
         "kid": record["kid"],
         "alg": "ES256",
         "created": NOW,
+        "activates": NOW,
         "retired": None,
         "kidless": False,
     }
@@ -98,13 +101,13 @@ def test_an_empty_directory_gets_its_first_key_and_private_files(keys_dir: Path)
     assert all(mode(keys_dir / name) == 0o600 for name in os.listdir(keys_dir))
     key = directory.read().keys[record["kid"]]
     assert key.kid == key.thumbprint() == record["kid"]  # what today's ES256 tokens carry
-    directory.ensure("ES256", now=NOW + 1)  # a second start changes nothing
+    directory.ensure("ES256", now=NOW + 1, keep_seconds=KEEP)  # a second start: no change
     assert manifest(keys_dir) == ring
 
 
 def test_an_hmac_key_has_a_random_kid_and_signs_without_one_while_alone(keys_dir: Path) -> None:
     directory = KeyDirectory(str(keys_dir))
-    directory.ensure("HS256", now=NOW)
+    directory.ensure("HS256", now=NOW, keep_seconds=KEEP)
     files = directory.read()
     (record,) = files.manifest.records
     assert record.kidless
@@ -118,7 +121,7 @@ def test_an_hmac_key_has_a_random_kid_and_signs_without_one_while_alone(keys_dir
 
 def test_rotation_retires_the_current_key_and_prunes_from_retirement(keys_dir: Path) -> None:
     directory = KeyDirectory(str(keys_dir))
-    directory.ensure("ES256", now=NOW)
+    directory.ensure("ES256", now=NOW, keep_seconds=KEEP)
     first = manifest(keys_dir)["current"]
     second = directory.rotate("ES256", now=NOW + 100, keep_seconds=KEEP)
     assert second.retired == (first,)
@@ -139,9 +142,47 @@ def test_rotation_retires_the_current_key_and_prunes_from_retirement(keys_dir: P
     assert manifest(keys_dir)["keys"][1]["kid"] == fourth.kid
 
 
+def test_the_keep_window_is_recorded_and_only_ever_raised(keys_dir: Path) -> None:
+    # M1: the servers' window is in ring.json; a rotate-key run from a shell with shorter
+    # settings neither lowers it nor prunes inside it.
+    directory = KeyDirectory(str(keys_dir))
+    directory.ensure("ES256", now=NOW, keep_seconds=300)
+    assert manifest(keys_dir)["keep_seconds"] == 300
+    first = manifest(keys_dir)["current"]
+    second = directory.rotate("ES256", now=NOW + 100, keep_seconds=300)
+    third = directory.rotate(None, now=NOW + 200, keep_seconds=40)  # a shorter shell
+    assert third.pruned == ()
+    assert third.keep_seconds == manifest(keys_dir)["keep_seconds"] == 300
+    assert third.previous == second.kid
+    raised = directory.rotate(None, now=NOW + 201, keep_seconds=1000)
+    assert raised.keep_seconds == manifest(keys_dir)["keep_seconds"] == 1000
+    assert first in {key["kid"] for key in manifest(keys_dir)["keys"]}
+    last = directory.rotate(None, now=NOW + 100 + 1001, keep_seconds=40)
+    assert last.pruned == (first,)
+
+
+def test_an_instance_needing_a_longer_window_warns(
+    keys_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    KeyDirectory(str(keys_dir)).ensure("ES256", now=NOW, keep_seconds=KEEP)
+    settings = Settings(
+        database=str(tmp_path / "db.sqlite3"), keys_dir=str(keys_dir), refresh_token_lifetime=600
+    )
+    with caplog.at_level(logging.WARNING, logger="jwtlite"):
+        keyring = load_signing_keys(settings)
+    assert isinstance(keyring, KeyRing)
+    assert f"keeps retired keys {KEEP} s" in caplog.text
+    assert "rotate-key --keep 605" in caplog.text
+    caplog.clear()
+    KeyDirectory(str(keys_dir)).rotate(None, now=NOW, keep_seconds=605)
+    with caplog.at_level(logging.WARNING, logger="jwtlite"):
+        assert keyring.reload("test")
+    assert "keeps retired keys" not in caplog.text
+
+
 def test_readers_never_see_half_a_ring_while_rotations_run(keys_dir: Path) -> None:
     directory = KeyDirectory(str(keys_dir))
-    directory.ensure("HS256", now=NOW)
+    directory.ensure("HS256", now=NOW, keep_seconds=5)
     errors: list[Exception] = []
     done = threading.Event()
     reads = 0
@@ -237,6 +278,44 @@ def break_kid_path(keys_dir: Path, kid: str) -> None:
     (keys_dir / "ring.json").write_text(json.dumps(ring))
 
 
+OTHER_UID = 65534  # nobody
+
+
+def give_away(path: Path) -> None:
+    """Make ``path`` another user's (only root may: elsewhere the test is skipped)."""
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    os.chown(path, OTHER_UID, -1)
+
+
+def break_directory_owner(keys_dir: Path, kid: str) -> None:
+    give_away(keys_dir)
+
+
+def break_ring_owner(keys_dir: Path, kid: str) -> None:
+    give_away(keys_dir / "ring.json")
+
+
+def break_key_owner(keys_dir: Path, kid: str) -> None:
+    give_away(keys_dir / f"{kid}.key")
+
+
+def break_pepper_owner(keys_dir: Path, kid: str) -> None:
+    give_away(keys_dir / "pepper")
+
+
+def break_key_symlink(keys_dir: Path, kid: str) -> None:
+    path = keys_dir / f"{kid}.key"
+    elsewhere = keys_dir.parent / "elsewhere.key"
+    path.rename(elsewhere)  # a valid key, 0600, ours: only the link is wrong
+    path.symlink_to(elsewhere)
+
+
+def break_key_too_large(keys_dir: Path, kid: str) -> None:
+    path = keys_dir / f"{kid}.key"
+    path.write_bytes(path.read_bytes() + b"\n" * (64 * 1024))
+
+
 GARBAGE = {
     "foreign file": (break_foreign_file, "foreign file 'notes.txt'"),
     "truncated key": (break_truncated_key, "key file"),
@@ -250,6 +329,12 @@ GARBAGE = {
     "two current keys": (break_two_current, "exactly the current key"),
     "kidless asymmetric key": (break_kidless_asymmetric, "kidless is only for an HMAC key"),
     "kid that is a path": (break_kid_path, "kid is not"),
+    "directory of another user": (break_directory_owner, "as the directory's owner, uid 65534"),
+    "ring.json of another user": (break_ring_owner, "owned by uid 65534"),
+    "key of another user": (break_key_owner, "owned by uid 65534"),
+    "pepper of another user": (break_pepper_owner, "owned by uid 65534"),
+    "key file that is a symlink": (break_key_symlink, "is a symbolic link"),
+    "key file too large": (break_key_too_large, "too large"),
 }
 
 
@@ -257,7 +342,7 @@ GARBAGE = {
 def test_garbage_is_refused_at_start_up(
     keys_dir: Path, damage: Callable[[Path, str], None], fragment: str, tmp_path: Path
 ) -> None:
-    KeyDirectory(str(keys_dir)).ensure("ES256", now=NOW)
+    KeyDirectory(str(keys_dir)).ensure("ES256", now=NOW, keep_seconds=KEEP)
     damage(keys_dir, manifest(keys_dir)["current"])
     settings = Settings(database=str(tmp_path / "db.sqlite3"), keys_dir=str(keys_dir))
     with pytest.raises(ConfigurationError) as info:
@@ -299,7 +384,7 @@ class CountingDirectory(KeyDirectory):
 
 def live_ring(keys_dir: Path, clock: FakeClock) -> tuple[KeyRing, CountingDirectory]:
     directory = CountingDirectory(str(keys_dir))
-    directory.ensure("ES256", now=NOW)
+    directory.ensure("ES256", now=NOW, keep_seconds=KEEP)
     files = directory.read()
     ring = KeyRing(
         Ring.from_files(files),
@@ -361,10 +446,92 @@ def test_a_failed_reload_keeps_the_working_ring(
         assert not keyring.reload("test")
     assert keyring.current() is working
     assert "keeping the current ring" in caplog.text
+    # M2: an instance that cannot follow the ring may sign with a retired key: an error.
+    assert [r.levelname for r in caplog.records if "not reloaded" in r.message] == ["ERROR"]
     assert "stray.pem" in caplog.text
     (keys_dir / "stray.pem").unlink()
     assert keyring.reload("test")  # tried again once the directory is usable
     assert keyring.current() is not working
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [("fifo", "is not a regular file"), ("device", "is a symbolic link")],
+    ids=["FIFO", "symlink to /dev/zero"],
+)
+def test_a_fifo_or_a_device_as_key_file_never_hangs_a_reload(
+    keys_dir: Path,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    damage: str,
+    message: str,
+) -> None:
+    # L6: a FIFO would block the open for ever (holding the ring's lock); /dev/zero would
+    # be read until memory runs out. Both are refused at once.
+    keyring, directory = live_ring(keys_dir, clock)
+    kid = directory.rotate("ES256", now=NOW, keep_seconds=KEEP).kid
+    path = keys_dir / f"{kid}.key"
+    path.unlink()
+    if damage == "fifo":
+        os.mkfifo(path, 0o600)
+    else:
+        path.symlink_to("/dev/zero")
+    outcome: list[bool] = []
+    thread = threading.Thread(target=lambda: outcome.append(keyring.reload("test")), daemon=True)
+    with caplog.at_level(logging.ERROR, logger="jwtlite"):
+        thread.start()
+        thread.join(10)
+    assert outcome == [False]
+    assert kid not in keyring.current().kids
+    assert message in caplog.text
+
+
+def test_a_configured_key_file_must_be_a_small_regular_file(tmp_path: Path) -> None:
+    # L6, the single key file path: a FIFO is refused at once, a big file too.
+    fifo = tmp_path / "fifo.key"
+    os.mkfifo(fifo, 0o600)
+    big = tmp_path / "big.key"
+    big.write_bytes(b"A" * (64 * 1024 + 1))
+    big.chmod(0o600)
+    errors: list[str] = []
+
+    def load(path: Path) -> None:
+        # (Settings' own readability check of PRIVATE_KEY_FILE is not this module's.)
+        try:
+            load_or_create_key_file(str(path), "HS256", create=False)
+        except InvalidKeyError as exc:
+            errors.append(str(exc))
+
+    for path in (fifo, big):
+        thread = threading.Thread(target=load, args=(path,), daemon=True)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), path
+    assert "is not a regular file" in errors[0]
+    assert "too large" in errors[1]
+
+
+def test_only_the_headers_we_sign_skip_the_header_parse(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # Info (header cache): requests never add to the map; it holds exactly the headers the
+    # service writes, for every key (and simplejwt's kid-less header of the first HMAC key).
+    a = instance()
+    register(a)
+    kidless = login(a)["access"]
+    rotate(keys_dir, clock, "Ed25519")
+    signed = login(a)["access"]
+    ring = Ring.from_files(KeyDirectory(str(keys_dir)).read())
+    ours = dict(ring._by_header)
+    assert len(ours) == 3  # the Ed25519 key, the HMAC key with its kid, and without
+    for token in (kidless, signed):
+        assert ours[token.partition(".")[0]] is ring.verifying_key(token)
+    kid = header(signed)["kid"]
+    for n in range(100):  # distinct headers naming a real kid
+        forged = {"alg": "Ed25519", "kid": kid, "typ": "JWT", "x": n}
+        segment = b64url_encode(json.dumps(forged).encode()).decode()
+        assert ring.verifying_key(segment + ".e30.sig") is not None
+    assert ring._by_header == ours
 
 
 def test_a_reload_signal_is_followed_at_the_next_use(keys_dir: Path, clock: FakeClock) -> None:
@@ -405,7 +572,7 @@ def test_hs256_rotation_keeps_old_tokens_until_they_expire(
 def test_a_read_only_directory_serves(
     instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
 ) -> None:
-    KeyDirectory(str(keys_dir)).ensure("ES256", now=NOW)
+    KeyDirectory(str(keys_dir)).ensure("ES256", now=NOW, keep_seconds=KEEP)
     (keys_dir / ".lock").unlink()
     keys_dir.chmod(0o500)  # as a read-only mount: no lock file can be made
     try:
@@ -456,6 +623,132 @@ def test_jwks_lists_current_and_retired_keys_until_pruned(
     assert [key["kid"] for key in a.get(JWKS).json["keys"]] == [newest, new_kid]
     assert not (keys_dir / f"{old_kid}.key").exists()
     a.post_json(VERIFY, {"token": old["refresh"]}, status=401)
+
+
+def test_the_jwks_follows_the_directory_at_once(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # M3 (a): no interval, no signal: the JWKS answer checks ring.json itself.
+    a = instance(algorithm="ES256", keys_reload_interval=3600)
+    (old_kid,) = [key["kid"] for key in a.get(JWKS).json["keys"]]
+    new = KeyDirectory(str(keys_dir)).rotate(None, now=int(clock()), keep_seconds=KEEP)
+    assert [key["kid"] for key in a.get(JWKS).json["keys"]] == [new.kid, old_kid]
+
+
+def test_the_jwks_and_unknown_kids_do_not_wait_on_a_reload(
+    keys_dir: Path, clock: FakeClock
+) -> None:
+    keyring, directory = live_ring(keys_dir, clock)
+    seen = keyring.current()
+    directory.rotate(None, now=NOW, keep_seconds=KEEP)
+    with keyring._lock:  # another thread is reloading (a stalled directory)
+        started = time.monotonic()
+        assert keyring.published() is seen  # at once, from the current snapshot
+        assert time.monotonic() - started < 0.1
+        assert keyring.after_unknown_kid(seen) is seen  # bounded, not for ever
+        assert time.monotonic() - started < 2.0
+    assert keyring.published() is not seen
+
+
+def test_a_staged_key_is_published_at_once_and_signs_from_its_activation(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # M3 (b): rotate-key --activate-after 60.
+    a, b = instance(algorithm="ES256"), instance(algorithm="ES256")
+    register(a)
+    old_kid = header(login(a)["access"])["kid"]
+    directory = KeyDirectory(str(keys_dir))
+    staged = directory.rotate(None, now=int(clock()), keep_seconds=KEEP, activate_after=60)
+    assert staged.activates == int(clock()) + 60
+    request_reload()
+    for client in (a, b):
+        assert [key["kid"] for key in client.get(JWKS).json["keys"]] == [staged.kid, old_kid]
+        assert header(login(client)["access"])["kid"] == old_kid
+    early = forge(keys_dir, staged.kid, unverified_segment(login(a)["access"], 1))
+    b.post_json(VERIFY, {"token": early}, status=200)  # verifies before it signs
+    with pytest.raises(InvalidKeyError, match="rotate again after that"):
+        directory.rotate(None, now=int(clock()) + 30, keep_seconds=KEEP)
+    clock.advance(59)
+    last_of_old = login(a)
+    assert header(last_of_old["access"])["kid"] == old_kid
+    clock.advance(1)
+    for client in (a, b):  # no reload needed: the snapshot knows the activation time
+        assert header(login(client)["access"])["kid"] == staged.kid
+    clock.advance(5)
+    b.post_json(VERIFY, {"token": last_of_old["access"]}, status=200)  # retired at activation
+
+
+def forge(keys_dir: Path, kid: str, claims: dict[str, Any], **changes: Any) -> str:
+    """A token signed by the key ``kid`` of the directory (a leaked key), with ``changes``."""
+    key = KeyDirectory(str(keys_dir)).read().keys[kid]
+    return jwt.encode({**claims, **changes}, key)
+
+
+def test_a_retired_key_signs_nothing_new(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # L1: a token signed by a retired (not yet pruned) key, issued after its retirement
+    # (plus the reload interval and the leeway an instance may take to notice), is refused;
+    # one it signed before its retirement still verifies.
+    a = instance(algorithm="Ed25519")
+    register(a)
+    old = login(a)
+    claims = unverified_segment(old["access"], 1)
+    old_kid = header(old["access"])["kid"]
+    rotate(keys_dir, clock, "Ed25519")
+    retired_at = int(clock())
+    lag = forge(keys_dir, old_kid, claims, iat=retired_at + 5, exp=retired_at + 15)
+    clock.advance(6)  # past the reload interval (5) after the retirement
+    now = int(clock())
+    forged = forge(keys_dir, old_kid, claims, iat=now, exp=now + 10)
+    a.post_json(VERIFY, {"token": forged}, status=401)
+    a.get("/accounts/me/", headers={"Authorization": f"Bearer {forged}"}, status=401)
+    a.post_json(VERIFY, {"token": lag}, status=200)  # an instance that had not noticed yet
+    a.post_json(REFRESH, {"refresh": old["refresh"]}, status=200)
+
+
+def test_a_token_living_longer_than_its_type_is_refused(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # L1: exp - iat beyond the configured lifetime: not a token we issued, whatever key.
+    a = instance(algorithm="ES256")
+    register(a)
+    tokens = login(a)
+    kid = header(tokens["access"])["kid"]
+    now = int(clock())
+    for name, lifetime in (("access", 10), ("refresh", 30)):
+        claims = unverified_segment(tokens[name], 1)
+        a.post_json(VERIFY, {"token": forge(keys_dir, kid, claims)}, status=200)
+        long = forge(keys_dir, kid, claims, iat=now, exp=now + lifetime + 1)
+        a.post_json(VERIFY, {"token": long}, status=401)
+    decade = forge(
+        keys_dir, kid, unverified_segment(tokens["access"], 1), exp=now + 10 * 365 * 86400
+    )
+    a.get("/accounts/me/", headers={"Authorization": f"Bearer {decade}"}, status=401)
+
+
+def test_a_dropped_key_stops_verifying_at_the_next_reload(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # L1: rotate-key --drop KID, for a compromised key, without waiting for its pruning.
+    a = instance(algorithm="ES256")
+    register(a)
+    old = login(a)
+    old_kid = header(old["access"])["kid"]
+    directory = KeyDirectory(str(keys_dir))
+    with pytest.raises(InvalidKeyError, match="is the current key"):
+        directory.drop(old_kid, now=int(clock()))
+    new_kid = rotate(keys_dir, clock, "ES256")
+    a.post_json(VERIFY, {"token": old["access"]}, status=200)
+    with pytest.raises(InvalidKeyError, match="is the current key"):
+        directory.drop(new_kid, now=int(clock()))
+    with pytest.raises(InvalidKeyError, match="holds no key"):
+        directory.drop("no-such-key", now=int(clock()))
+    assert directory.drop(old_kid, now=int(clock())) == ()
+    request_reload()
+    a.post_json(VERIFY, {"token": old["access"]}, status=401)
+    assert not (keys_dir / f"{old_kid}.key").exists()
+    assert [key["kid"] for key in a.get(JWKS).json["keys"]] == [new_kid]
 
 
 @pytest.mark.parametrize(
@@ -514,7 +807,7 @@ def test_import_keeps_a_single_key_deployment_working(
     )
     directory = KeyDirectory(str(keys_dir))
     seed = load_key_file(str(key_file), "HS256")
-    directory.ensure("HS256", now=int(clock()), seed=seed)
+    directory.ensure("HS256", now=int(clock()), seed=seed, keep_seconds=KEEP)
     assert directory.read().pepper == key_pepper(load_key_file(str(key_file), "HS256"))
     after = make_client(keys_dir=str(keys_dir), login_max_failures_per_username=2)
     after.post_json(VERIFY, {"token": old["access"]}, status=200)
@@ -523,4 +816,4 @@ def test_import_keeps_a_single_key_deployment_working(
     after.post_json("/accounts/token/", wrong, status=401, extra_environ={"REMOTE_ADDR": "1.1.1.1"})
     after.post_json("/accounts/token/", wrong, status=429, extra_environ={"REMOTE_ADDR": "1.1.1.2"})
     with pytest.raises(InvalidKeyError, match="empty directory"):
-        directory.ensure("HS256", now=int(clock()), seed=seed)
+        directory.ensure("HS256", now=int(clock()), seed=seed, keep_seconds=KEEP)

@@ -162,6 +162,71 @@ def test_rotate_key_writes_an_audit_event(rotate_key: Callable[..., Any], keys_d
         assert key.splitlines()[1] not in result.stderr  # not even one line of the PEM
 
 
+def test_rotate_key_from_a_shorter_shell_prunes_no_live_key(
+    serve: Callable[..., ServerProcess], rotate_key: Callable[..., Any]
+) -> None:
+    # M1: the servers (refresh lifetime 240) made the ring; a rotate-key run from a shell
+    # with a 1-second refresh lifetime must not prune the key that signed a live token.
+    server = serve(JWTLITE_ALGORITHM="ES256", JWTLITE_KEYS_RELOAD_INTERVAL="1")
+    user = {"username": "alice", "password": PASSWORD}
+    assert http("POST", server.url + "/accounts/register/", user).status == 201
+    tokens = http("POST", server.url + "/accounts/token/", user).json()
+    old_kid = kid_of(tokens["access"])
+    printed(rotate_key())
+    time.sleep(3)
+    short = {
+        "JWTLITE_ACCESS_TOKEN_LIFETIME": "1",
+        "JWTLITE_REFRESH_TOKEN_LIFETIME": "1",
+        "JWTLITE_KEYS_RELOAD_INTERVAL": "1",
+    }
+    second = printed(rotate_key(env=short))
+    assert second["pruned"] == []
+    assert second["keep_seconds"] == 240 + 0 + 5  # the first rotate-key raised it from 241
+    time.sleep(1.5)
+    refresh = {"refresh": tokens["refresh"]}
+    assert http("POST", server.url + "/accounts/token/refresh/", refresh).status == 200
+    assert old_kid in jwks_kids(server)
+    raised = printed(rotate_key("--keep", "5000", env=short))
+    assert raised["keep_seconds"] == 5000
+    assert printed(rotate_key("--keep", "10"))["keep_seconds"] == 5000  # never lowered
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another user needs root")
+def test_rotate_key_refuses_a_directory_of_another_user(
+    rotate_key: Callable[..., Any], keys_dir: Path
+) -> None:
+    # M2 and L7: root rotating the key directory of the user the servers run as (or a
+    # directory another user made) would write files those servers cannot read, or hand
+    # that user the power to rename root's ring and pepper away. Refused, nothing written.
+    printed(rotate_key("--algorithm", "ES256"))
+    before = (keys_dir / "ring.json").read_bytes()
+    os.chown(keys_dir, 65534, -1)
+    try:
+        result = rotate_key()
+    finally:
+        os.chown(keys_dir, os.geteuid(), -1)
+    assert result.returncode == 1
+    assert "owned by uid 65534" in result.stderr
+    assert "as the directory's owner, uid 65534" in result.stderr
+    assert (keys_dir / "ring.json").read_bytes() == before
+    assert result.stdout == ""
+
+
+def test_rotate_key_drop_removes_a_retired_key_only(
+    rotate_key: Callable[..., Any], keys_dir: Path
+) -> None:
+    first = printed(rotate_key("--algorithm", "ES256"))["kid"]
+    second = printed(rotate_key())["kid"]
+    current = rotate_key("--drop", second)
+    assert current.returncode == 1
+    assert "is the current key" in current.stderr
+    assert printed(rotate_key("--drop", first)) == {"dropped": first}
+    ring = json.loads((keys_dir / "ring.json").read_text())
+    assert [key["kid"] for key in ring["keys"]] == [second]
+    assert not (keys_dir / f"{first}.key").exists()
+    assert rotate_key("--drop", first, "--algorithm", "ES256").returncode == 2
+
+
 def test_jwks_prints_the_ring(rotate_key: Callable[..., Any], command: Callable[..., Any]) -> None:
     empty = command("jwks")
     assert empty.returncode == 1
@@ -189,6 +254,43 @@ def test_concurrent_rotations_keep_one_chain(
     assert sorted(os.listdir(keys_dir)) == sorted(
         [".lock", "pepper", "ring.json", *(f"{kid}.key" for kid in kids)]
     )
+    # L4: what each run reports was decided under the lock: its previous key is the one it
+    # retired, so the reported chain has no repeat.
+    assert all(result["previous"] == result["retired"][0] for result in results)
+    assert sorted(result["previous"] for result in results) == sorted(retired)
+
+
+def test_concurrent_first_keys_report_what_each_run_did(
+    rotate_key: Callable[..., Any], keys_dir: Path
+) -> None:
+    # L4: two runs on an empty directory: one makes the first key, the other rotates it;
+    # neither reports the other's key as its own.
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(rotate_key, ["--algorithm=HS256", "--algorithm=RS256"]))
+    first, second = sorted((printed(run) for run in runs), key=lambda r: r["previous"] or "")
+    assert first["previous"] is None
+    assert second["previous"] == first["kid"]
+    assert second["retired"] == [first["kid"]]
+    assert {first["algorithm"], second["algorithm"]} == {"HS256", "RS256"}
+    ring = json.loads((keys_dir / "ring.json").read_text())
+    assert ring["current"] == second["kid"]
+    for run, result in zip(runs, [printed(run) for run in runs], strict=True):
+        (line,) = [json.loads(line) for line in run.stderr.splitlines()]
+        assert (line["kid"], line["previous_kid"]) == (result["kid"], result["previous"])
+
+
+@pytest.mark.parametrize("name", [".tmp-left-behind", "orphan-kid.key"], ids=["temp", "key"])
+def test_a_cleanup_failure_after_the_switch_is_a_warning(
+    rotate_key: Callable[..., Any], keys_dir: Path, name: str
+) -> None:
+    # L5: a directory where debris (a temporary file, an unnamed key file) is deleted.
+    printed(rotate_key())
+    (keys_dir / name).mkdir()
+    result = rotate_key()
+    rotated = printed(result)
+    assert json.loads((keys_dir / "ring.json").read_text())["current"] == rotated["kid"]
+    assert "jwtlite: warning: cannot remove" in result.stderr
+    assert any('"key.rotated"' in line for line in result.stderr.splitlines())
 
 
 def test_import_moves_a_key_file_into_a_directory(
@@ -226,14 +328,21 @@ def test_sighup_makes_a_server_reload_its_keys(
     serve: Callable[..., ServerProcess], rotate_key: Callable[..., Any]
 ) -> None:
     server = serve(JWTLITE_ALGORITHM="ES256", JWTLITE_KEYS_RELOAD_INTERVAL="3600")
-    (old_kid,) = jwks_kids(server)
+    user = {"username": "alice", "password": PASSWORD}
+    assert http("POST", server.url + "/accounts/register/", user).status == 201
+
+    def signing_kid() -> str | None:
+        return kid_of(http("POST", server.url + "/accounts/token/", user).json()["access"])
+
+    old_kid = signing_kid()
     new_kid = printed(rotate_key())["kid"]
-    assert jwks_kids(server) == [old_kid]  # no check due for an hour: nothing changed
+    assert signing_kid() == old_kid  # no check due for an hour: nothing changed
     assert server.process is not None
     server.process.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + WAIT
-    while jwks_kids(server) != [new_kid, old_kid] and time.monotonic() < deadline:
+    while signing_kid() != new_kid and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert signing_kid() == new_kid
     assert jwks_kids(server) == [new_kid, old_kid]
     assert server.process.poll() is None  # SIGHUP did not stop it
     log = server.stderr()
@@ -242,6 +351,31 @@ def test_sighup_makes_a_server_reload_its_keys(
     assert [(e["kid"], e["previous_kid"], e["source"]) for e in events] == [
         (new_kid, old_kid, "reload")
     ]
+
+
+def test_a_staged_rotation_is_published_everywhere_before_it_signs(
+    serve: Callable[..., ServerProcess], rotate_key: Callable[..., Any]
+) -> None:
+    # M3: two instances that check the directory only hourly; rotate-key --activate-after.
+    a = serve(JWTLITE_ALGORITHM="ES256", JWTLITE_KEYS_RELOAD_INTERVAL="3600")
+    b = serve(JWTLITE_ALGORITHM="ES256", JWTLITE_KEYS_RELOAD_INTERVAL="3600")
+    user = {"username": "alice", "password": PASSWORD}
+    assert http("POST", a.url + "/accounts/register/", user).status == 201
+    (old_kid,) = jwks_kids(b)
+    staged = printed(rotate_key("--activate-after", "4"))
+    assert staged["previous"] == old_kid
+    for server in (a, b):  # published by both at once, no signal, no interval
+        assert jwks_kids(server) == [staged["kid"], old_kid]
+    asked = time.time()
+    signed = http("POST", a.url + "/accounts/token/", user).json()
+    if asked < staged["activates"] - 0.5:  # (a loaded machine may take that long)
+        assert kid_of(signed["access"]) == old_kid
+    time.sleep(max(0.0, staged["activates"] + 0.2 - time.time()))
+    for server in (a, b):
+        signed = http("POST", server.url + "/accounts/token/", user).json()
+        assert kid_of(signed["access"]) == staged["kid"]
+        verify = {"token": signed["access"]}
+        assert http("POST", b.url + "/accounts/token/verify/", verify).status == 200
 
 
 # -- the test ---------------------------------------------------------------------

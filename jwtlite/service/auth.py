@@ -37,7 +37,7 @@ from jwtlite.service.events import Events
 from jwtlite.service.fields import Fields
 from jwtlite.service.keydir import KeyDirectory
 from jwtlite.service.keyfile import load_or_create_key_file
-from jwtlite.service.keyring import KeyRing, Ring
+from jwtlite.service.keyring import KeyRing, Ring, keep_window
 from jwtlite.service.passwords import PasswordHasher
 from jwtlite.service.sessions import (
     clean_user_agent,
@@ -94,6 +94,7 @@ def load_signing_keys(settings: Settings) -> Key | KeySet | KeyRing:
                 settings.algorithm,
                 reload_interval=settings.keys_reload_interval,
                 now=int(time.time()),
+                keep_seconds=keep_window(settings),
             )
         except InvalidKeyError as exc:
             raise ConfigurationError("KEYS_DIR", str(exc)) from exc
@@ -519,9 +520,10 @@ class AuthService:
             request_context.reset(token)
 
     def jwks(self) -> dict[str, Any]:
-        """The public keys that verify our tokens: the current and the retired ones (none
-        for HMAC keys)."""
-        return self.tokens.keyring.current().jwks
+        """The public keys that verify our tokens: the current (a staged one from its
+        rotation on, before it signs) and the retired ones (none for HMAC keys). Checks the
+        key directory first (one ``stat``, never waiting on a reload in progress)."""
+        return self.tokens.keyring.published().jwks
 
     def health(self) -> dict[str, str]:
         """``{"status": "ok"}`` when the store answers; raises StoreUnavailableError if not."""

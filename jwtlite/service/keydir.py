@@ -1,9 +1,10 @@
 """The key directory (``JWTLITE_KEYS_DIR``): the signing-key ring on disk, shared by instances.
 
-Layout (the directory and every file in it are private to their owner: mode 0700/0600)::
+Layout (the directory and every file in it are private to their owner, mode 0700/0600, and
+that owner is the user jwtlite runs as: readers and writers refuse anything else)::
 
     keys/
-      ring.json      which key is current, and when each key was created and retired
+      ring.json      which key is current, the keep window, each key's times
       <kid>.key      one key file per key, in the key-file format of keyfile.py
       pepper         the throttle and CSRF secret: made once, never rotated
       .lock          flock()ed by whoever changes the ring (rotate-key, a first start)
@@ -15,7 +16,9 @@ Every file is written to a ``.tmp-*`` file, fsynced, renamed into place and the 
 fsynced, so a reader on another instance sees the old ring or the new one, never half of
 one. A rotation writes the new key file first, then ``ring.json`` (the one atomic switch),
 then deletes pruned key files: a key file ``ring.json`` does not name is tolerated (a
-rotation in progress), anything else unknown is garbage and refused.
+rotation in progress), anything else unknown is garbage and refused. Failing to delete
+after the switch is a warning: the rotation happened. Every file is opened without
+following a link and without blocking, and must be a regular file of bounded size.
 
 A key is bound to the one algorithm ``ring.json`` gives it. ``kidless`` marks the HMAC key
 that signed without a ``kid`` while it was the only key (simplejwt's exact header): it keeps
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import fcntl
 import os
 import secrets
@@ -36,7 +40,7 @@ from dataclasses import dataclass
 
 from jwtlite.errors import InvalidKeyError
 from jwtlite.keys import Key
-from jwtlite.service.keyfile import key_file_content, load_key_file
+from jwtlite.service.keyfile import key_file_content, load_key_file, read_private_file
 from jwtlite.service.ringfile import MANIFEST, KeyRecord, Manifest, is_kid, parse_manifest
 
 __all__ = ["KeyDirectory", "RingFiles", "Rotation", "key_pepper"]
@@ -64,13 +68,20 @@ class RingFiles:
 
 @dataclass(frozen=True, slots=True)
 class Rotation:
-    """The outcome of :meth:`KeyDirectory.rotate`: the new kid, the kids it retired and the
-    kids it pruned (what ``rotate-key`` prints)."""
+    """The outcome of :meth:`KeyDirectory.rotate`, all of it decided under the lock (what
+    ``rotate-key`` prints): the new kid and its algorithm, the kid it took over from (None
+    for an empty directory's first key), the kids it retired and pruned, the keep window
+    ``ring.json`` now records, when the new key starts signing, and the clean-up failures
+    met after the switch (warnings: the rotation happened)."""
 
     kid: str
     algorithm: str
+    previous: str | None
     retired: tuple[str, ...]
     pruned: tuple[str, ...]
+    keep_seconds: int
+    activates: int
+    warnings: tuple[str, ...] = ()
 
 
 def key_pepper(key: Key) -> bytes:
@@ -122,17 +133,20 @@ class KeyDirectory:
                 return files
         raise InvalidKeyError(f"key directory {self.path} keeps changing while being read")
 
-    def ensure(self, algorithm: str, *, now: int, seed: Key | None = None) -> None:
+    def ensure(
+        self, algorithm: str, *, now: int, keep_seconds: int, seed: Key | None = None
+    ) -> Rotation | None:
         """Give an empty (or missing) directory its first key: ``seed`` (an imported key
-        file, whose pepper is kept), else a new key for ``algorithm``. Does nothing when
-        the directory already holds a ring.
+        file, whose pepper is kept), else a new key for ``algorithm``, recording
+        ``keep_seconds`` as the ring's keep window. Does nothing (returns None) when the
+        directory already holds a ring.
 
         Raises:
             InvalidKeyError: the directory cannot be created or written, or ``seed`` is
                 given for a directory that already holds a ring.
         """
         if seed is None and self.stamp() is not None:
-            return  # the usual start: no lock, so a read-only directory serves too
+            return None  # the usual start: no lock, so a read-only directory serves too
         self._make_directory()
         with self._locked():
             if self.stamp() is not None:
@@ -141,45 +155,126 @@ class KeyDirectory:
                         f"key directory {self.path} already holds a ring; "
                         "import a key file into an empty directory only"
                     )
-                return
-            self._check_directory()
-            key = seed if seed is not None else Key.generate(algorithm)
-            record, key = _new_record(key, now, kidless=key.is_symmetric)
-            pepper = key_pepper(key) if seed is not None else secrets.token_bytes(32)
-            self._write(PEPPER, _b64(pepper))
-            self._write(record.kid + KEY_SUFFIX, key_file_content(key))
-            self._write(MANIFEST, Manifest(record.kid, (record,)).to_json())
+                return None
+            return self._create_locked(algorithm, now=now, keep_seconds=keep_seconds, seed=seed)
 
-    def rotate(self, algorithm: str, *, now: int, keep_seconds: int) -> Rotation:
-        """Make a new current key for ``algorithm``, retire the current one, and prune the
-        keys retired more than ``keep_seconds`` ago. The one place a rotation is applied.
+    def rotate(
+        self,
+        algorithm: str | None,
+        *,
+        now: int,
+        keep_seconds: int,
+        first_algorithm: str | None = None,
+        activate_after: int = 0,
+    ) -> Rotation:
+        """Make a new current key, retire the current one, and prune the keys retired more
+        than the keep window ago. The one place a rotation is applied.
+
+        Everything is decided under the directory's lock, from what it holds then: the
+        previous key, the algorithm (``algorithm``, else the current key's), the keep
+        window (the larger of the recorded one and ``keep_seconds``; the larger is
+        recorded). An empty directory gets its first key (``algorithm``, else
+        ``first_algorithm``) and nothing is retired. Failures to delete pruned key files
+        or leftovers after ``ring.json`` was switched are returned as warnings.
+
+        With ``activate_after`` the new key is published (and verifies) at once but signs
+        only ``activate_after`` seconds from ``now``; the current key signs until then (it
+        is retired at that time). A directory whose current key is still waiting for its
+        activation is not rotated again.
 
         Raises:
-            InvalidKeyError: the directory holds no usable ring, or cannot be written.
+            InvalidKeyError: the directory holds no usable ring, has a key waiting for its
+                activation, or cannot be written.
         """
+        self._make_directory()
         with self._locked():
+            if self.stamp() is None:
+                first = algorithm or first_algorithm
+                if first is None:
+                    raise InvalidKeyError(f"key directory {self.path} holds no ring yet")
+                return self._create_locked(first, now=now, keep_seconds=keep_seconds, seed=None)
             files = self.read()
             old = files.manifest
+            current = next(rec for rec in old.records if rec.kid == old.current)
+            if current.activates > now:
+                raise InvalidKeyError(
+                    f"key {current.kid} signs from {current.activates} "
+                    f"(in {current.activates - now} s); rotate again after that"
+                )
+            keep = max(old.keep_seconds, keep_seconds)
+            if algorithm is None:
+                algorithm = files.keys[old.current].algorithm
+            activates = now + activate_after
             record, key = _new_record(Key.generate(algorithm), now, kidless=False)
+            record = dataclasses.replace(record, activates=activates)
             kept: list[KeyRecord] = [record]
             retired: list[str] = []
             pruned: list[str] = []
             for previous in old.records:
                 rec = previous
                 if rec.retired is None:
-                    rec = KeyRecord(rec.kid, rec.algorithm, rec.created, now, rec.kidless)
+                    rec = dataclasses.replace(rec, retired=activates)
                     retired.append(rec.kid)
-                if rec.retired is not None and rec.retired + keep_seconds < now:
+                if rec.retired is not None and rec.retired + keep < now:
                     pruned.append(rec.kid)
                 else:
                     kept.append(rec)
             self._write(record.kid + KEY_SUFFIX, key_file_content(key))
-            self._write(MANIFEST, Manifest(record.kid, tuple(kept)).to_json())
-            for kid in pruned:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(self.path, kid + KEY_SUFFIX))
-            self._remove_leftovers({rec.kid for rec in kept})
-            return Rotation(record.kid, record.algorithm, tuple(retired), tuple(pruned))
+            self._write(MANIFEST, Manifest(record.kid, tuple(kept), keep).to_json())
+            # The rotation happened: from here on a failure is a warning, not an error.
+            warnings = self._remove_files(
+                [kid + KEY_SUFFIX for kid in pruned], {rec.kid for rec in kept}
+            )
+            return Rotation(
+                record.kid,
+                record.algorithm,
+                old.current,
+                tuple(retired),
+                tuple(pruned),
+                keep,
+                activates,
+                tuple(warnings),
+            )
+
+    def drop(self, kid: str, *, now: int) -> tuple[str, ...]:
+        """Remove the retired key ``kid`` at once (a compromised key): its tokens stop
+        verifying as soon as each instance reloads. Returns the clean-up warnings.
+
+        Raises:
+            InvalidKeyError: no such key, the current key, a key that still signs (until a
+                staged key activates), or the directory cannot be written.
+        """
+        self._check_directory()
+        with self._locked():
+            files = self.read()
+            old = files.manifest
+            record = next((rec for rec in old.records if rec.kid == kid), None)
+            if record is None:
+                raise InvalidKeyError(f"key directory {self.path} holds no key {kid!r}")
+            if record.retired is None:
+                raise InvalidKeyError(
+                    f"{kid} is the current key; rotate first (rotate-key), then drop it"
+                )
+            if record.retired > now:
+                raise InvalidKeyError(
+                    f"{kid} signs until {record.retired}, when the staged key takes over; "
+                    "drop it after that"
+                )
+            kept = tuple(rec for rec in old.records if rec.kid != kid)
+            self._write(MANIFEST, Manifest(old.current, kept, old.keep_seconds).to_json())
+            return tuple(self._remove_files([kid + KEY_SUFFIX], {rec.kid for rec in kept}))
+
+    def _create_locked(
+        self, algorithm: str, *, now: int, keep_seconds: int, seed: Key | None
+    ) -> Rotation:
+        self._check_directory()
+        key = seed if seed is not None else Key.generate(algorithm)
+        record, key = _new_record(key, now, kidless=key.is_symmetric)
+        pepper = key_pepper(key) if seed is not None else secrets.token_bytes(32)
+        self._write(PEPPER, _b64(pepper))
+        self._write(record.kid + KEY_SUFFIX, key_file_content(key))
+        self._write(MANIFEST, Manifest(record.kid, (record,), keep_seconds).to_json())
+        return Rotation(record.kid, record.algorithm, None, (), (), keep_seconds, record.activates)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -198,7 +293,9 @@ class KeyDirectory:
         for rec in manifest.records:
             path = os.path.join(self.path, rec.kid + KEY_SUFFIX)
             try:
-                keys[rec.kid] = load_key_file(path, rec.algorithm)
+                keys[rec.kid] = load_key_file(
+                    path, rec.algorithm, follow_symlinks=False, owner=os.geteuid()
+                )
             except FileNotFoundError:
                 raise InvalidKeyError(f"key file {path} named by {MANIFEST} is missing") from None
             keys[rec.kid].kid = rec.kid
@@ -223,6 +320,7 @@ class KeyDirectory:
             raise InvalidKeyError(f"cannot read key directory {self.path}: {exc.strerror}") from exc
         if not stat.S_ISDIR(st.st_mode):
             raise InvalidKeyError(f"{self.path} is not a directory")
+        _check_owner(self.path, st, "key directory")
         if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise InvalidKeyError(
                 f"key directory {self.path} is accessible to other users "
@@ -232,24 +330,11 @@ class KeyDirectory:
     def _read_private(self, name: str, limit: int) -> bytes:
         path = os.path.join(self.path, name)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            return read_private_file(
+                path, limit=limit, what="", follow_symlinks=False, owner=os.geteuid()
+            )
         except FileNotFoundError:
             raise InvalidKeyError(f"{path} is missing") from None
-        except OSError as exc:
-            raise InvalidKeyError(f"cannot read {path}: {exc.strerror}") from exc
-        with os.fdopen(fd, "rb") as handle:
-            st = os.fstat(handle.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise InvalidKeyError(f"{path} is not a regular file")
-            if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise InvalidKeyError(
-                    f"{path} is accessible to other users "
-                    f"(mode {stat.S_IMODE(st.st_mode):o}); run chmod 600 on it"
-                )
-            data = handle.read(limit + 1)
-        if len(data) > limit:
-            raise InvalidKeyError(f"{path} is too large")
-        return data
 
     # -- writing --------------------------------------------------------------------------
 
@@ -268,10 +353,15 @@ class KeyDirectory:
     def _locked(self) -> Iterator[None]:
         path = os.path.join(self.path, LOCK)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            fd = os.open(path, flags, 0o600)
         except OSError as exc:
             raise InvalidKeyError(f"cannot lock {path}: {exc.strerror}") from exc
         try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise InvalidKeyError(f"{path} is not a regular file")
+            _check_owner(path, st, "")
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
@@ -298,13 +388,41 @@ class KeyDirectory:
                 os.unlink(temp)
             raise InvalidKeyError(f"cannot write {name} in {self.path}: {exc.strerror}") from exc
 
-    def _remove_leftovers(self, kids: set[str]) -> None:
+    def _remove_files(self, names: list[str], kids: set[str]) -> list[str]:
+        """Delete ``names`` and the debris (temporary files, key files no kept kid names);
+        return what could not be deleted, one message each."""
         # Under the lock, nobody else writes: temporary files and unnamed keys are debris.
-        for name in os.listdir(self.path):
+        warnings: list[str] = []
+        try:
+            listing = os.listdir(self.path)
+        except OSError as exc:
+            return [f"cannot list {self.path} to remove leftovers: {exc.strerror}"]
+        for name in listing:
             unnamed = name.endswith(KEY_SUFFIX) and name[: -len(KEY_SUFFIX)] not in kids
             if name.startswith(TEMP_PREFIX) or unnamed:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(self.path, name))
+                names.append(name)
+        for name in dict.fromkeys(names):
+            path = os.path.join(self.path, name)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                warnings.append(f"cannot remove {path}: {exc.strerror}")
+        return warnings
+
+
+def _check_owner(path: str, st: os.stat_result, what: str) -> None:
+    # Another user's directory or file is refused, by readers and writers alike: its owner
+    # could rename our files away (a new ring, a new pepper), and files we wrote there
+    # could be unreadable to the instances that run as that owner.
+    uid = os.geteuid()
+    if st.st_uid != uid:
+        name = f"{what} {path}" if what else path
+        raise InvalidKeyError(
+            f"{name} is owned by uid {st.st_uid}, not by this user (uid {uid}); "
+            f"run jwtlite (serve, rotate-key) as the directory's owner, uid {st.st_uid}"
+        )
 
 
 def _is_ours(name: str) -> bool:
@@ -317,7 +435,7 @@ def _new_record(key: Key, now: int, *, kidless: bool) -> tuple[KeyRecord, Key]:
     # Asymmetric keys by their thumbprint (what today's tokens carry); secrets by a random id.
     kid = secrets.token_urlsafe(12) if key.is_symmetric else key.thumbprint()
     key.kid = kid
-    return KeyRecord(kid, key.algorithm, now, None, kidless), key
+    return KeyRecord(kid, key.algorithm, now, now, None, kidless), key
 
 
 def _b64(data: bytes) -> bytes:

@@ -7,6 +7,7 @@ key. Files are created with mode 0600 and refused when other users can read them
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 
@@ -15,7 +16,14 @@ from jwtlite.algorithms import HMACAlgorithm, get_algorithm
 from jwtlite.errors import InvalidKeyError
 from jwtlite.keys import Key
 
-__all__ = ["key_file_content", "load_key_file", "load_or_create_key_file", "write_key_file"]
+__all__ = [
+    "MAX_KEY_FILE_BYTES",
+    "key_file_content",
+    "load_key_file",
+    "load_or_create_key_file",
+    "read_private_file",
+    "write_key_file",
+]
 
 
 def key_file_content(key: Key) -> bytes:
@@ -69,26 +77,36 @@ def load_or_create_key_file(path: str, algorithm: str, *, create: bool) -> Key:
     return load_key_file(path, algorithm)
 
 
-def load_key_file(path: str, algorithm: str) -> Key:
+#: A key file is a few kilobytes at most (an RSA-4096 PEM is about 3.3 KB).
+MAX_KEY_FILE_BYTES = 64 * 1024
+
+
+def load_key_file(
+    path: str, algorithm: str, *, follow_symlinks: bool = True, owner: int | None = None
+) -> Key:
     """The key for ``algorithm`` kept at ``path``.
+
+    Only a regular file of at most :data:`MAX_KEY_FILE_BYTES` is read, opened without
+    blocking (a FIFO or a device is refused, never waited on or read for ever).
+
+    Args:
+        follow_symlinks: false for a file of a key directory: a symbolic link is refused.
+            (A configured key file may be one, as secret volumes mount them.)
+        owner: the uid that must own the file, or None.
 
     Raises:
         FileNotFoundError: there is no such file.
-        InvalidKeyError: unreadable, readable by other users, or not a key for ``algorithm``.
+        InvalidKeyError: unreadable, not a regular file, too large, a symbolic link (when
+            not followed), owned by another user than ``owner``, readable by other users,
+            or not a key for ``algorithm``.
     """
-    try:
-        with open(path, "rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            data = handle.read()
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise InvalidKeyError(f"cannot read key file {path}: {exc.strerror}") from exc
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise InvalidKeyError(
-            f"key file {path} is accessible to other users (mode {stat.S_IMODE(mode):o}); "
-            "run chmod 600 on it"
-        )
+    data = read_private_file(
+        path,
+        limit=MAX_KEY_FILE_BYTES,
+        what="key file",
+        follow_symlinks=follow_symlinks,
+        owner=owner,
+    )
     if isinstance(get_algorithm(algorithm), HMACAlgorithm):
         try:
             secret = b64url_decode(data.strip())
@@ -99,3 +117,49 @@ def load_key_file(path: str, algorithm: str) -> Key:
         return Key.from_pem(data, algorithm)
     except InvalidKeyError as exc:
         raise InvalidKeyError(f"key file {path}: {exc}") from exc
+
+
+def read_private_file(
+    path: str, *, limit: int, what: str, follow_symlinks: bool, owner: int | None
+) -> bytes:
+    """The bytes of the private file ``path`` (``what`` names it in messages): opened without
+    blocking (and without following a link unless ``follow_symlinks``), a regular file,
+    owned by ``owner`` (unless None), unreadable by others, at most ``limit`` bytes.
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        InvalidKeyError: any other refusal (the message names the file and the reason).
+    """
+    name = f"{what} {path}".lstrip()
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    if not follow_symlinks:
+        flags |= os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_symlinks:
+            raise InvalidKeyError(f"{name} is a symbolic link") from exc
+        raise InvalidKeyError(f"cannot read {name}: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidKeyError(f"{name} is not a regular file")
+        if owner is not None and st.st_uid != owner:
+            raise InvalidKeyError(
+                f"{name} is owned by uid {st.st_uid}, not by this user (uid {owner}); "
+                f"run jwtlite as the directory's owner, uid {st.st_uid}"
+            )
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise InvalidKeyError(
+                f"{name} is accessible to other users "
+                f"(mode {stat.S_IMODE(st.st_mode):o}); run chmod 600 on it"
+            )
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise InvalidKeyError(f"cannot read {name}: {exc.strerror}") from exc
+    if len(data) > limit:
+        raise InvalidKeyError(f"{name} is too large (over {limit} bytes)")
+    return data

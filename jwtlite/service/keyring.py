@@ -1,11 +1,11 @@
 """The signing-key ring the service signs and verifies with, and how it follows rotations.
 
-A :class:`Ring` is an immutable snapshot: the key that signs, every key that verifies (by
-``kid``, each bound to its one algorithm), the JWKS to publish. A :class:`KeyRing` holds the
-current snapshot and replaces it with one reference assignment when the key directory
-changes; a token operation reads ``keyring.current()`` once and uses that snapshot for all
-it does. Readers take no lock: the hot path is two integer comparisons (the reload signal
-counter and a monotonic deadline).
+A :class:`~jwtlite.service.ring.Ring` is an immutable snapshot: the key that signs, every
+key that verifies (by ``kid``, each bound to its one algorithm), the JWKS to publish. A
+:class:`KeyRing` holds the current snapshot and replaces it with one reference assignment
+when the key directory changes; a token operation reads ``keyring.current()`` once and uses
+that snapshot for all it does. Readers take no lock: the hot path is two integer
+comparisons (the reload signal counter and a monotonic deadline).
 
 A ring over a key directory reloads (the one place: :meth:`KeyRing.reload`):
 
@@ -15,10 +15,20 @@ A ring over a key directory reloads (the one place: :meth:`KeyRing.reload`):
 - when a token names a ``kid`` the ring does not know: one ``stat``, and the keys read again
   only if ``ring.json`` changed (a failed read is retried at most once a second), so another
   instance that already signs with a new key is followed at once, and random ``kid``s cost
-  a ``stat`` each, never a read of the directory.
+  a ``stat`` each, never a read of the directory (such a token waits at most
+  :data:`UNKNOWN_KID_WAIT_SECONDS` for a reload another thread is doing);
+- at each JWKS answer (:meth:`KeyRing.published`): one ``stat``, never waiting, so every
+  instance publishes a new key as soon as it is on disk.
 
-A reload that fails (garbage in the directory, a truncated key) logs a warning and keeps the
-ring that was working; it is tried again at the next deadline.
+A snapshot knows when its current key starts signing (a staged rotation, ``rotate-key
+--activate-after``): until then the key it takes over from signs (:meth:`Ring.signing_key_at`),
+so instances switch by the clock, not by a reload. It also knows when each retired key was
+retired, which :mod:`jwtlite.service.tokens` uses to refuse tokens a retired key "signed"
+later. The exact header segments the service writes are precomputed per snapshot, so its own
+tokens skip the header parse; nothing a request sends is kept.
+
+A reload that fails (garbage in the directory, a truncated key, files this user cannot read)
+logs an error and keeps the ring that was working; it is tried again at the next deadline.
 
 HMAC and asymmetric keys may share a ring (an ``--algorithm`` change at rotation): a token's
 ``kid`` picks one key and the key's own algorithm is the only one accepted for it, so a
@@ -32,21 +42,40 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
-from jwtlite import jws
 from jwtlite.errors import InvalidKeyError
 from jwtlite.keys import Key, KeySet
-from jwtlite.service.keydir import KeyDirectory, RingFiles, Stamp, key_pepper
+from jwtlite.service.keydir import KeyDirectory, Stamp, key_pepper
+from jwtlite.service.ring import Ring
+from jwtlite.service.ringfile import Manifest
+from jwtlite.service.settings import Settings
 
-__all__ = ["UNKNOWN_KID_RELOAD_SECONDS", "KeyRing", "Ring", "request_reload"]
+__all__ = [
+    "UNKNOWN_KID_RELOAD_SECONDS",
+    "UNKNOWN_KID_WAIT_SECONDS",
+    "KeyRing",
+    "Ring",
+    "keep_window",
+    "request_reload",
+]
 
 log = logging.getLogger("jwtlite")
 
-#: After a failed reload, tokens naming an unknown ``kid`` retry it at most once a second.
+#: After a failed reload, tokens naming an unknown ``kid`` (and JWKS requests) retry it at
+#: most once a second.
 UNKNOWN_KID_RELOAD_SECONDS = 1.0
-_HEADER_CACHE_SIZE = 64
+#: How long a token naming an unknown ``kid`` waits for a reload another thread is doing
+#: (one that may bring that very kid) before it is answered from the current snapshot.
+UNKNOWN_KID_WAIT_SECONDS = 0.5
+
+
+def keep_window(settings: Settings) -> int:
+    """How long after its retirement a key must keep verifying for an instance with
+    ``settings``: a refresh token it signed lives ``REFRESH_TOKEN_LIFETIME`` (+ ``LEEWAY``),
+    and an instance may go on signing with it for ``KEYS_RELOAD_INTERVAL`` until it
+    notices the rotation."""
+    return settings.refresh_token_lifetime + settings.leeway + settings.keys_reload_interval
 
 
 class _ReloadSignal:
@@ -63,94 +92,6 @@ def request_reload() -> None:
     _ReloadSignal.generation += 1
 
 
-class Ring:
-    """An immutable snapshot of the keys: one signs, all verify.
-
-    Args:
-        keys: the keys, each with a ``kid``.
-        signing_key: the key that signs (a kid-less copy for simplejwt's header).
-        kidless: the key that checks tokens without a ``kid``, or None.
-        only: a single key that checks every token whatever its ``kid`` (a ``Key`` given
-            to the service directly, as before rings existed).
-        current_kid: the ``kid`` the directory records as current (the signing key's own
-            ``kid`` when not given; a kid-less HMAC signing key still has one on disk).
-    """
-
-    __slots__ = (
-        "_by_header",
-        "_by_kid",
-        "_kidless",
-        "_only",
-        "current_kid",
-        "jwks",
-        "kids",
-        "signing_key",
-    )
-
-    def __init__(
-        self,
-        keys: Iterable[Key],
-        signing_key: Key,
-        *,
-        kidless: Key | None = None,
-        only: Key | None = None,
-        current_kid: str | None = None,
-    ) -> None:
-        self.current_kid = current_kid if current_kid is not None else signing_key.kid
-        self._by_kid = {key.kid: key for key in keys if key.kid}
-        self._kidless = kidless
-        self._only = only
-        self._by_header: dict[str, Key] = {}
-        self.signing_key = signing_key
-        self.kids = tuple(self._by_kid)
-        public = [key for key in self._by_kid.values() if not key.is_symmetric]
-        self.jwks: dict[str, Any] = {"keys": [key.public_jwk() for key in public]}
-
-    @classmethod
-    def of(cls, keys: Key | KeySet) -> Ring:
-        """The ring of a single key or of a :class:`KeySet` (no directory)."""
-        if isinstance(keys, KeySet):
-            return cls(keys, keys.current)
-        return cls([keys], keys, only=keys)
-
-    @classmethod
-    def from_files(cls, files: RingFiles) -> Ring:
-        """The ring a key directory holds."""
-        manifest = files.manifest
-        current = files.keys[manifest.current]
-        kidless = next((files.keys[r.kid] for r in manifest.records if r.kidless), None)
-        signing = current
-        if kidless is current:
-            # The first HMAC key, alone: simplejwt's exact header, no kid.
-            signing = Key(current.secret(), current.algorithm)
-        return cls(files.keys.values(), signing, kidless=kidless, current_kid=manifest.current)
-
-    def verifying_key(self, token: str | bytes) -> Key | None:
-        """The key that may check ``token`` (by its ``kid``), or None when none is known.
-
-        Raises:
-            MalformedTokenError: the token's header cannot be read.
-        """
-        if self._only is not None:
-            return self._only
-        if isinstance(token, bytes):
-            token = token.decode("ascii", "replace")
-        segment = token[: token.find(".")]  # a token without a dot fails its parse below
-        key = self._by_header.get(segment)
-        if key is not None:
-            return key
-        kid = jws.get_unverified_header(token).get("kid")
-        key = self._kidless if kid is None else self._by_kid.get(kid)
-        if key is not None and len(self._by_header) < _HEADER_CACHE_SIZE:
-            # Only headers naming a key we hold are kept, and only a few: random kids
-            # cannot grow it. The segment fixes the kid, so the answer cannot change.
-            self._by_header[segment] = key
-        return key
-
-    def __repr__(self) -> str:
-        return f"Ring(kids={list(self.kids)!r}, signing={self.signing_key.kid!r})"
-
-
 class KeyRing:
     """The live ring: the current :class:`Ring` snapshot and how it is kept up to date.
 
@@ -160,6 +101,8 @@ class KeyRing:
         directory: the key directory to follow, or None for a fixed ring.
         stamp: the stamp of ``ring.json`` the first snapshot was read from.
         reload_interval: seconds between checks of the directory.
+        keep_seconds: the keep window this instance needs (:func:`keep_window`): a ring
+            that records a shorter one is warned about at start and at each reload.
         clock: a monotonic clock (injected for tests).
     """
 
@@ -171,6 +114,7 @@ class KeyRing:
         directory: KeyDirectory | None = None,
         stamp: Stamp | None = None,
         reload_interval: float = 5.0,
+        keep_seconds: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ring = ring
@@ -178,6 +122,7 @@ class KeyRing:
         self.directory = directory
         self._stamp = stamp
         self._interval = reload_interval
+        self._keep_needed = keep_seconds
         self._clock = clock
         self._lock = threading.Lock()
         self._next_check = clock() + reload_interval if directory is not None else float("inf")
@@ -197,22 +142,32 @@ class KeyRing:
 
     @classmethod
     def open(
-        cls, directory: KeyDirectory, algorithm: str, *, reload_interval: float, now: int
+        cls,
+        directory: KeyDirectory,
+        algorithm: str,
+        *,
+        reload_interval: float,
+        now: int,
+        keep_seconds: int,
     ) -> KeyRing:
-        """The ring of ``directory``, giving an empty one its first ``algorithm`` key.
+        """The ring of ``directory``, giving an empty one its first ``algorithm`` key (and
+        ``keep_seconds``, this instance's :func:`keep_window`, as its keep window).
 
         Raises:
             InvalidKeyError: the directory cannot be used (the message says why).
         """
-        directory.ensure(algorithm, now=now)
+        directory.ensure(algorithm, now=now, keep_seconds=keep_seconds)
         files = directory.read()
-        return cls(
+        keyring = cls(
             Ring.from_files(files),
             pepper=files.pepper,
             directory=directory,
             stamp=files.stamp,
             reload_interval=reload_interval,
+            keep_seconds=keep_seconds,
         )
+        keyring._check_keep_window(files.manifest)
+        return keyring
 
     def current(self) -> Ring:
         """The snapshot to use now (reloaded first when a check is due)."""
@@ -234,12 +189,35 @@ class KeyRing:
         """
         if self.directory is None:
             return self.ring
-        with self._lock:
-            if self.ring is not seen or self._clock() < self._next_unknown_kid:
+        # A reload in progress is waited for a little (it may bring this kid), never for
+        # long: a stalled directory must not hold every such request.
+        if not self._lock.acquire(timeout=UNKNOWN_KID_WAIT_SECONDS):
+            return self.ring
+        try:
+            if self.ring is not seen:
                 return self.ring
-            if not self._reload_locked("unknown kid") and self._failed:
-                self._next_unknown_kid = self._clock() + UNKNOWN_KID_RELOAD_SECONDS
+            self._reload_unless_failing("unknown kid")
+        finally:
+            self._lock.release()
         return self.ring
+
+    def published(self) -> Ring:
+        """The snapshot whose JWKS to publish: after one ``stat`` of ``ring.json`` (the
+        keys read again if it changed), so every instance publishes a new key as soon as
+        it is on disk. Never waits: while another thread reloads, the current snapshot."""
+        if self.directory is not None and self._lock.acquire(blocking=False):
+            try:
+                self._reload_unless_failing("jwks")
+            finally:
+                self._lock.release()
+        return self.current()
+
+    def _reload_unless_failing(self, reason: str) -> None:
+        # A directory whose last read failed is read again at most once a second here.
+        if self._clock() < self._next_unknown_kid:
+            return
+        if not self._reload_locked(reason) and self._failed:
+            self._next_unknown_kid = self._clock() + UNKNOWN_KID_RELOAD_SECONDS
 
     def reload(self, reason: str = "requested") -> bool:
         """Re-read the directory now if ``ring.json`` changed; return whether the ring
@@ -272,11 +250,14 @@ class KeyRing:
             ring = Ring.from_files(files)
         except (InvalidKeyError, OSError) as exc:
             self._failed = True
-            log.warning("signing keys not reloaded (%s), keeping the current ring: %s", reason, exc)
+            # An error, not a warning: this instance may go on signing with a key the others
+            # have retired (and, after the retirement window, refuse).
+            log.error("signing keys not reloaded (%s), keeping the current ring: %s", reason, exc)
             return False
         previous = self.ring
         self.ring = ring  # one reference assignment: readers see the old ring or the new one
         self._stamp = files.stamp
+        self._check_keep_window(files.manifest)
         log.info(
             "signing keys reloaded (%s): current %s, was %s, %d keys",
             reason,
@@ -290,3 +271,17 @@ class KeyRing:
             except Exception:
                 log.exception("reporting reloaded signing keys failed")
         return True
+
+    def _check_keep_window(self, manifest: Manifest) -> None:
+        # An instance cannot fix the ring (its directory may be read-only): it says so.
+        if manifest.keep_seconds < self._keep_needed:
+            log.warning(
+                "key directory %s keeps retired keys %d s, but this instance's tokens need "
+                "%d s (REFRESH_TOKEN_LIFETIME + LEEWAY + KEYS_RELOAD_INTERVAL): a rotation may "
+                "prune a key that still signs live tokens; run 'python -m jwtlite rotate-key "
+                "--keep %d' as the directory's owner",
+                self.directory.path if self.directory is not None else "?",
+                manifest.keep_seconds,
+                self._keep_needed,
+                self._keep_needed,
+            )

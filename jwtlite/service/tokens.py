@@ -22,6 +22,7 @@ from jwtlite import jwt
 from jwtlite._encoding import json_text
 from jwtlite.errors import (
     ConfigurationError,
+    InvalidClaimError,
     InvalidKeyError,
     MalformedTokenError,
     WrongTokenTypeError,
@@ -149,8 +150,9 @@ class TokenMinter:
 
     @property
     def signing_key(self) -> Key:
-        """The key that signs now."""
-        return self.keyring.current().signing_key
+        """The key that signs now (by the service's clock: a staged key signs from its
+        activation time on)."""
+        return self.keyring.current().signing_key_at(self._clock())
 
     def decode(self, token: str, *, expected_type: str | None = None) -> dict[str, Any]:
         """The claims of a token of ours, checked (signature, time, ``iss``/``aud``, forms).
@@ -164,7 +166,8 @@ class TokenMinter:
         key = ring.verifying_key(token)
         if key is None:
             # Maybe another instance signs with a key we have not loaded yet.
-            key = keyring.after_unknown_kid(ring).verifying_key(token)
+            ring = keyring.after_unknown_kid(ring)
+            key = ring.verifying_key(token)
             if key is None:
                 raise InvalidKeyError("no key matches the token's kid")
         claims = jwt.decode(
@@ -190,7 +193,31 @@ class TokenMinter:
             raise MalformedTokenError("Token dates are not ours")
         if expected_type is not None and token_type != expected_type:
             raise WrongTokenTypeError(expected_type)
+        self._check_lifetime(claims)
+        self._check_retirement(claims, ring.retired_at(key))
         return claims
+
+    def _check_lifetime(self, claims: Mapping[str, Any]) -> None:
+        # We never issue a token living longer than its type's lifetime: one that does was
+        # not made by us (a leaked key's forgery), whatever key signed it.
+        settings = self._settings
+        lifetime = (
+            settings.access_token_lifetime
+            if claims["token_type"] == ACCESS
+            else settings.refresh_token_lifetime
+        )
+        if claims["exp"] - claims["iat"] > lifetime:
+            raise InvalidClaimError("Token lifetime is not ours", claim="exp", expected=lifetime)
+
+    def _check_retirement(self, claims: Mapping[str, Any], retired: int | None) -> None:
+        # A retired key signs nothing new: only an instance that has not noticed the
+        # rotation yet (KEYS_RELOAD_INTERVAL) may still sign with it, within the leeway. A
+        # later token is a forgery with a leaked key, refused before the key is pruned.
+        if retired is None:
+            return
+        settings = self._settings
+        if claims["iat"] > retired + settings.keys_reload_interval + settings.leeway:
+            raise InvalidKeyError("Token issued after its key was retired")
 
     def _standard(self, token_type: str, user: User, iat: int, exp: int) -> dict[str, Any]:
         claims: dict[str, Any] = {

@@ -238,8 +238,10 @@ class MeResource(Resource):
     on_head = on_get  # as Django answers HEAD wherever it answers GET
 
 
-# A rotation signs with the new key at once: a resource server whose copy of the JWKS is
-# older fetches it again on the unknown kid; a minute of caching bounds the rest.
+# Every instance answers from the key directory as it is on disk (one stat per answer), so
+# a new key is published at once. A staged rotation (rotate-key --activate-after) signs
+# with it only after this max-age plus the resource servers' refetch cooldown; without
+# one, a resource server whose copy is older fetches again on the unknown kid.
 JWKS_CACHE = "max-age=60"
 
 
