@@ -497,7 +497,9 @@ def _rotate_key(args: argparse.Namespace, environ: Environ) -> int:
     for warning in rotation.warnings:
         print(f"{PROG}: warning: {warning}", file=sys.stderr, flush=True)
     server.configure_logging(settings.log_format)
-    audit.key_rotated(kid=rotation.kid, previous_kid=rotation.previous)
+    audit.key_rotated(
+        kid=rotation.kid, previous_kid=rotation.previous, activates=rotation.activates
+    )
     _print_json(
         {
             "kid": rotation.kid,

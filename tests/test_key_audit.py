@@ -44,6 +44,7 @@ def test_a_reload_event_names_no_request_and_no_client(
     assert rotated[0]["kid"] == new_kid
     assert rotated[0]["previous_kid"] == old_kid
     assert rotated[0]["source"] == "reload"
+    assert rotated[0]["activates"] == int(clock())  # not staged: it signs from the rotation
     assert rotated[0]["request_id"] is None
     assert rotated[0]["client"] is None
     # The request's own events keep its id.

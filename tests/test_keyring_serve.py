@@ -146,15 +146,17 @@ def test_rotate_key_makes_retires_and_never_prints_a_key(
 
 def test_rotate_key_writes_an_audit_event(rotate_key: Callable[..., Any], keys_dir: Path) -> None:
     first = printed(rotate_key("--algorithm", "ES256"))
-    result = rotate_key()
+    result = rotate_key("--activate-after", "30")
     second = printed(result)
     (line,) = [json.loads(line) for line in result.stderr.splitlines()]
     assert line["event"] == "key.rotated"
-    assert (line["kid"], line["previous_kid"], line["source"]) == (
+    assert (line["kid"], line["previous_kid"], line["source"], line["activates"]) == (
         second["kid"],
         first["kid"],
         "rotate-key",
+        second["activates"],
     )
+    assert second["activates"] >= int(time.time()) + 25  # staged: signs half a minute later
     assert {"time", "user_id", "client", "session_id", "request_id"} <= line.keys()
     for kid in (first["kid"], second["kid"]):
         key = (keys_dir / f"{kid}.key").read_text()

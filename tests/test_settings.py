@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -281,17 +282,26 @@ def test_permission_denied_key_file_refused(
     # Runs even as root, which the chmod test above cannot.
     key = tmp_path / "k.pem"
     key.write_bytes(b"x")
-    real_open = open
+    real_open = os.open
 
     def deny(path: Any, *args: Any, **kwargs: Any) -> Any:
         if str(path) == str(key):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr("builtins.open", deny)
+    monkeypatch.setattr(os, "open", deny)
     with refused("PRIVATE_KEY_FILE") as info:
         Settings(private_key_file=str(key))
     assert "Permission denied" in str(info.value)
+
+
+def test_a_fifo_as_key_file_is_refused_without_waiting(tmp_path: Path) -> None:
+    # Opened for reading, a FIFO with no writer blocks for ever; the check must not wait.
+    fifo = tmp_path / "k.pem"
+    os.mkfifo(fifo)
+    with refused("PRIVATE_KEY_FILE") as info:
+        Settings(algorithm="ES256", private_key_file=str(fifo))
+    assert "not a regular file" in str(info.value)
 
 
 def test_directory_as_key_file_refused(tmp_path: Path) -> None:

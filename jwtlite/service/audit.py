@@ -84,14 +84,22 @@ class AuditLog:
         return f"AuditLog({self._logger.name!r})"
 
 
-def key_rotated(*, kid: str, previous_kid: str | None = None, events: Events | None = None) -> None:
+def key_rotated(
+    *,
+    kid: str,
+    previous_kid: str | None = None,
+    activates: int | None = None,
+    events: Events | None = None,
+) -> None:
     """Record that signing key ``kid`` took over from ``previous_kid``.
 
     For code that rotates keys outside a running service (the ``rotate-key`` command): with
     ``events`` the event goes to its subscribers (metrics included), else straight to the
     audit log.
     """
-    (events or Events([AuditLog()])).key_rotated(kid=kid, previous_kid=previous_kid)
+    (events or Events([AuditLog()])).key_rotated(
+        kid=kid, previous_kid=previous_kid, activates=activates
+    )
 
 
 class JSONFormatter(logging.Formatter):

@@ -514,7 +514,10 @@ class AuthService:
         token = request_context.set(NO_REQUEST)
         try:
             self.events.key_rotated(
-                kid=ring.current_kid, previous_kid=previous.current_kid, source="reload"
+                kid=ring.current_kid,
+                previous_kid=previous.current_kid,
+                source="reload",
+                activates=ring.activates,
             )
         finally:
             request_context.reset(token)

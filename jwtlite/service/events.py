@@ -252,12 +252,24 @@ class Events:
         )
 
     def key_rotated(
-        self, *, kid: str, previous_kid: str | None = None, source: str = "rotate-key"
+        self,
+        *,
+        kid: str,
+        previous_kid: str | None = None,
+        source: str = "rotate-key",
+        activates: int | None = None,
     ) -> None:
         """A new signing key took over (``kid``; ``previous_kid`` keeps verifying):
         ``source`` is ``rotate-key`` where the operator rotated, ``reload`` where an
-        instance picked the new key up from its key directory."""
-        self.emit(EventName.KEY_ROTATED, kid=kid, previous_kid=previous_kid, source=source)
+        instance picked the new key up from its key directory; ``activates`` is when it
+        starts signing (Unix seconds; a staged rotation's is in the future)."""
+        self.emit(
+            EventName.KEY_ROTATED,
+            kid=kid,
+            previous_kid=previous_kid,
+            source=source,
+            activates=activates,
+        )
 
     def csrf_refused(self, reason: str) -> None:
         """A CSRF check refused a request: ``reason`` is ``missing``, ``incorrect`` or

@@ -123,6 +123,12 @@ class Ring:
         kid = jws.get_unverified_header(token).get("kid")
         return self._kidless if kid is None else self._by_kid.get(kid)
 
+    @property
+    def activates(self) -> int:
+        """When the current key starts (or started) signing, in Unix seconds: its rotation's
+        time, or later for a staged rotation; 0 for a ring of one key."""
+        return self._activates
+
     def signing_key_at(self, now: float) -> Key:
         """The key that signs at ``now`` (Unix seconds): the current key once it is active,
         the one it takes over from before (a staged rotation)."""

@@ -13,6 +13,7 @@ import difflib
 import ipaddress
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -326,9 +327,16 @@ def _check_secret(algorithm: str, secret: str) -> None:
 
 
 def _check_key_file(path: str) -> None:
+    # Opened without blocking and read only when it is a regular file: a FIFO or a device
+    # named here would otherwise hang (or feed) the start-up before any key is parsed.
     try:
-        with open(path, "rb") as key_file:
-            key_file.read(1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigurationError("PRIVATE_KEY_FILE", f"{path!r} is not a regular file")
+            os.read(fd, 1)
+        finally:
+            os.close(fd)
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise ConfigurationError("PRIVATE_KEY_FILE", f"cannot read {path!r}: {reason}") from None

@@ -165,7 +165,9 @@ class Metrics:
             registry=registry,
         )
         key_rotations = Counter(
-            "jwtlite_key_rotations", "Signing keys that took over.", registry=registry
+            "jwtlite_key_rotations",
+            "New signing keys this instance picked up from its key directory.",
+            registry=registry,
         )
         hashes = Gauge(
             "jwtlite_password_hashes_in_flight",
