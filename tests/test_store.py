@@ -128,6 +128,16 @@ def test_stores_open_one_database_concurrently(database: str) -> None:
             store.close()
 
 
+@pytest.mark.sqlite_only
+def test_many_threads_opening_a_new_file_never_find_it_locked(tmp_path: Path) -> None:
+    # Turning a new file to WAL answers SQLITE_BUSY at once, without the busy handler, while
+    # other connections open it too: about one round in fifteen failed before the retry.
+    for attempt in range(25):
+        path = str(tmp_path / f"new-{attempt}.sqlite3")
+        for store in _in_threads(8, lambda _, path=path: open_store(path)):
+            store.close()
+
+
 def test_ping(store: Store) -> None:
     assert store.ping() is None
 

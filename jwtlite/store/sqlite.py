@@ -22,6 +22,7 @@ import functools
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import astuple
@@ -45,6 +46,7 @@ from jwtlite.store.base import (
 __all__ = ["PURGE_BATCH", "SCHEMA_VERSION", "SQLiteStore"]
 
 _P = ParamSpec("_P")
+_WAL_RETRY_SECONDS = 0.005
 _R = TypeVar("_R")
 
 # Which states each ending may leave: logging out ends only an active session; a
@@ -179,13 +181,31 @@ class SQLiteStore:
             connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             connection.execute("PRAGMA foreign_keys = ON")
             connection.execute("PRAGMA synchronous = FULL")
-            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._enter_wal(connection)
             if str(mode).lower() != "wal":
                 raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode!r})")
         except BaseException:
             connection.close()
             raise
         return connection
+
+    def _enter_wal(self, connection: sqlite3.Connection) -> object:
+        """Switch to WAL and return the journal mode now in force.
+
+        Turning a new file to WAL needs a lock SQLite will not wait for: it answers
+        SQLITE_BUSY at once, without the busy handler, when other connections are opening
+        the same new file (several threads or processes starting together). So it is
+        retried here, for as long as the busy timeout allows.
+        """
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
+        while True:
+            try:
+                return connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                busy = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() >= deadline:
+                    raise
+            time.sleep(_WAL_RETRY_SECONDS)
 
     @staticmethod
     def _migrate(connection: sqlite3.Connection) -> None:
