@@ -25,7 +25,13 @@ from jwtlite.errors import ConfigurationError, InvalidKeyError
 from jwtlite.service.auth import load_signing_keys
 from jwtlite.service.keydir import KeyDirectory, RingFiles, Stamp, key_pepper
 from jwtlite.service.keyfile import load_key_file, load_or_create_key_file, write_key_file
-from jwtlite.service.keyring import KeyRing, Ring, request_reload
+from jwtlite.service.keyring import (
+    RETIREMENT_GRACE_FLOOR,
+    KeyRing,
+    Ring,
+    request_reload,
+    retirement_grace,
+)
 from jwtlite.service.settings import Settings
 
 from support import FakeClock, login, register
@@ -697,14 +703,45 @@ def test_a_retired_key_signs_nothing_new(
     old_kid = header(old["access"])["kid"]
     rotate(keys_dir, clock, "Ed25519")
     retired_at = int(clock())
-    lag = forge(keys_dir, old_kid, claims, iat=retired_at + 5, exp=retired_at + 15)
-    clock.advance(6)  # past the reload interval (5) after the retirement
+    # N2: the grace is max(KEYS_RELOAD_INTERVAL, RETIREMENT_GRACE_FLOOR) + LEEWAY, 60 s here.
+    grace = retirement_grace(a.settings)
+    assert grace == RETIREMENT_GRACE_FLOOR
+    a.post_json(REFRESH, {"refresh": old["refresh"]}, status=200)
+    clock.advance(grace)
+    lag = forge(keys_dir, old_kid, claims, iat=retired_at + grace, exp=retired_at + grace + 10)
+    a.post_json(VERIFY, {"token": lag}, status=200)  # an instance that had not noticed yet
+    clock.advance(1)  # past the grace after the retirement
     now = int(clock())
     forged = forge(keys_dir, old_kid, claims, iat=now, exp=now + 10)
     a.post_json(VERIFY, {"token": forged}, status=401)
     a.get("/accounts/me/", headers={"Authorization": f"Bearer {forged}"}, status=401)
-    a.post_json(VERIFY, {"token": lag}, status=200)  # an instance that had not noticed yet
-    a.post_json(REFRESH, {"refresh": old["refresh"]}, status=200)
+
+
+def test_instances_with_different_reload_intervals_accept_each_others_tokens(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # Re-audit N2: A reloads every 30 s, B every 2 s. After an unsignalled rotation A goes on
+    # signing with the old key until it notices; B, which noticed at once, must accept those
+    # tokens (it used its own 2 s + leeway, and answered 401 from 3 s after the rotation).
+    a = instance(algorithm="ES256", keys_reload_interval=30)
+    b = instance(algorithm="ES256", keys_reload_interval=2)
+    register(a)
+    old_kid = header(login(a)["access"])["kid"]
+    new_kid = KeyDirectory(str(keys_dir)).rotate(None, now=int(clock()), keep_seconds=KEEP).kid
+    retired_at = int(clock())
+    assert new_kid in [key["kid"] for key in b.get(JWKS).json["keys"]]  # B has reloaded
+    assert header(login(b)["access"])["kid"] == new_kid
+    clock.advance(29)  # A has not reached its next check yet
+    late = login(a)
+    assert header(late["access"])["kid"] == old_kid
+    b.post_json(VERIFY, {"token": late["access"]}, status=200)
+    b.post_json(REFRESH, {"refresh": late["refresh"]}, status=200)
+    # A forgery with the leaked old key, beyond the grace, is still refused.
+    claims = unverified_segment(late["access"], 1)
+    beyond = retired_at + RETIREMENT_GRACE_FLOOR + 1
+    forged = forge(keys_dir, old_kid, claims, iat=beyond, exp=beyond + 10)
+    clock.advance(beyond - int(clock()))
+    b.post_json(VERIFY, {"token": forged}, status=401)
 
 
 def test_a_token_living_longer_than_its_type_is_refused(
