@@ -23,7 +23,13 @@ from jwtlite import Key, jws, jwt
 from jwtlite._encoding import b64url_encode
 from jwtlite.errors import ConfigurationError, InvalidKeyError
 from jwtlite.service.auth import load_signing_keys
-from jwtlite.service.keydir import KeyDirectory, RingFiles, Stamp, key_pepper
+from jwtlite.service.keydir import (
+    MAX_ACTIVATE_AFTER,
+    KeyDirectory,
+    RingFiles,
+    Stamp,
+    key_pepper,
+)
 from jwtlite.service.keyfile import load_key_file, load_or_create_key_file, write_key_file
 from jwtlite.service.keyring import (
     RETIREMENT_GRACE_FLOOR,
@@ -672,8 +678,6 @@ def test_a_staged_key_is_published_at_once_and_signs_from_its_activation(
         assert header(login(client)["access"])["kid"] == old_kid
     early = forge(keys_dir, staged.kid, unverified_segment(login(a)["access"], 1))
     b.post_json(VERIFY, {"token": early}, status=200)  # verifies before it signs
-    with pytest.raises(InvalidKeyError, match="rotate again after that"):
-        directory.rotate(None, now=int(clock()) + 30, keep_seconds=KEEP)
     clock.advance(59)
     last_of_old = login(a)
     assert header(last_of_old["access"])["kid"] == old_kid
@@ -682,6 +686,68 @@ def test_a_staged_key_is_published_at_once_and_signs_from_its_activation(
         assert header(login(client)["access"])["kid"] == staged.kid
     clock.advance(5)
     b.post_json(VERIFY, {"token": last_of_old["access"]}, status=200)  # retired at activation
+
+
+def test_a_rotation_while_a_key_is_staged_takes_over_at_once(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # Re-audit N1: a key staged for a day used to block rotate-key and --drop of the key
+    # signing meanwhile, so a leaked signing key stayed in service until the activation.
+    a = instance(algorithm="ES256")
+    register(a)
+    leaked = login(a)
+    leaked_kid = header(leaked["access"])["kid"]
+    directory = KeyDirectory(str(keys_dir))
+    now = int(clock())
+    staged = directory.rotate(None, now=now, keep_seconds=KEEP, activate_after=MAX_ACTIVATE_AFTER)
+    with pytest.raises(InvalidKeyError, match="signs until"):
+        directory.drop(leaked_kid, now=now)
+    clock.advance(1)
+    now = int(clock())
+    emergency = directory.rotate(None, now=now, keep_seconds=KEEP)
+    assert emergency.previous == leaked_kid  # the key that was signing, not the staged one
+    assert emergency.cancelled == staged.kid
+    assert sorted(emergency.retired) == sorted([leaked_kid, staged.kid])
+    assert emergency.activates == now
+    records = {key["kid"]: key for key in manifest(keys_dir)["keys"]}
+    assert records[staged.kid]["activates"] == records[staged.kid]["retired"] == now
+    assert records[leaked_kid]["retired"] == now
+    request_reload()
+    fresh = login(a)
+    assert header(fresh["access"])["kid"] == emergency.kid
+    assert directory.drop(leaked_kid, now=now) == ()
+    request_reload()
+    a.post_json(VERIFY, {"token": leaked["access"]}, status=401)
+    a.post_json(REFRESH, {"refresh": leaked["refresh"]}, status=401)
+    a.post_json(VERIFY, {"token": fresh["access"]}, status=200)
+    assert [key["kid"] for key in a.get(JWKS).json["keys"]] == [emergency.kid, staged.kid]
+
+
+def test_a_rotation_while_a_key_is_staged_may_stage_its_own(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # Re-audit N1: with its own --activate-after, the key signing now signs until then.
+    a = instance(algorithm="ES256")
+    register(a)
+    old_kid = header(login(a)["access"])["kid"]
+    directory = KeyDirectory(str(keys_dir))
+    staged = directory.rotate(None, now=int(clock()), keep_seconds=KEEP, activate_after=600)
+    now = int(clock())
+    again = directory.rotate(None, now=now, keep_seconds=KEEP, activate_after=60)
+    assert (again.previous, again.cancelled, again.activates) == (old_kid, staged.kid, now + 60)
+    request_reload()
+    assert header(login(a)["access"])["kid"] == old_kid
+    clock.advance(60)
+    assert header(login(a)["access"])["kid"] == again.kid
+
+
+@pytest.mark.parametrize("seconds", [MAX_ACTIVATE_AFTER + 1, 316224000, -1], ids=str)
+def test_a_key_is_staged_a_day_at_most(keys_dir: Path, clock: FakeClock, seconds: int) -> None:
+    # Re-audit N1: --activate-after accepted ten years.
+    directory = KeyDirectory(str(keys_dir))
+    directory.ensure("ES256", now=int(clock()), keep_seconds=KEEP)
+    with pytest.raises(InvalidKeyError, match="may be staged"):
+        directory.rotate(None, now=int(clock()), keep_seconds=KEEP, activate_after=seconds)
 
 
 def forge(keys_dir: Path, kid: str, claims: dict[str, Any], **changes: Any) -> str:
