@@ -741,6 +741,17 @@ def test_a_rotation_while_a_key_is_staged_may_stage_its_own(
     assert header(login(a)["access"])["kid"] == again.kid
 
 
+def test_a_rotation_from_a_clock_behind_the_ring_keeps_it_valid(keys_dir: Path) -> None:
+    # N1 follow-up: with staged keys no longer refused, a rotation whose clock is behind the
+    # current key's creation must neither cancel that key nor write retired < activates.
+    directory = KeyDirectory(str(keys_dir))
+    directory.ensure("ES256", now=NOW, keep_seconds=KEEP)
+    second = directory.rotate(None, now=NOW + 10, keep_seconds=KEEP)
+    third = directory.rotate(None, now=NOW + 5, keep_seconds=KEEP)
+    assert (third.previous, third.cancelled, third.activates) == (second.kid, None, NOW + 10)
+    assert directory.read().manifest.current == third.kid
+
+
 @pytest.mark.parametrize("seconds", [MAX_ACTIVATE_AFTER + 1, 316224000, -1], ids=str)
 def test_a_key_is_staged_a_day_at_most(keys_dir: Path, clock: FakeClock, seconds: int) -> None:
     # Re-audit N1: --activate-after accepted ten years.

@@ -210,6 +210,9 @@ class KeyDirectory:
                 return self._create_locked(first, now=now, keep_seconds=keep_seconds, seed=None)
             files = self.read()
             old = files.manifest
+            # Never back in time (the clock of the host running this may be behind the one
+            # that made the current key): a key then looks neither staged nor signing.
+            now = max(now, *(rec.created for rec in old.records))
             signer = old.signing_kid(now)
             cancelled = old.current if signer != old.current else None
             keep = max(old.keep_seconds, keep_seconds)
