@@ -210,8 +210,8 @@ class KeyDirectory:
                 return self._create_locked(first, now=now, keep_seconds=keep_seconds, seed=None)
             files = self.read()
             old = files.manifest
-            # Never back in time (the clock of the host running this may be behind the one
-            # that made the current key): a key then looks neither staged nor signing.
+            # Never back in time (this host's clock may be behind the one that made the
+            # current key): that key would look staged (not active yet) and be cancelled.
             now = max(now, *(rec.created for rec in old.records))
             signer = old.signing_kid(now)
             cancelled = old.current if signer != old.current else None
@@ -227,9 +227,8 @@ class KeyDirectory:
             for previous in old.records:
                 rec = previous
                 if rec.kid == cancelled:
-                    # Staged, never signed: retired now (created <= activates <= retired).
-                    at = max(rec.created, now)
-                    rec = dataclasses.replace(rec, activates=at, retired=at)
+                    # Staged, never signed: activates and is retired now (now >= created).
+                    rec = dataclasses.replace(rec, activates=now, retired=now)
                     retired.append(rec.kid)
                 elif rec.kid == signer:
                     rec = dataclasses.replace(rec, retired=activates)
@@ -278,7 +277,7 @@ class KeyDirectory:
             if record.retired > now:
                 raise InvalidKeyError(
                     f"{kid} signs until {record.retired}, when the staged key takes over; "
-                    "drop it after that"
+                    "rotate first (rotate-key cancels the staged key), then drop it"
                 )
             kept = tuple(rec for rec in old.records if rec.kid != kid)
             self._write(MANIFEST, Manifest(old.current, kept, old.keep_seconds).to_json())
