@@ -33,7 +33,7 @@ from jwtlite.keys import Key, KeySet
 from jwtlite.service import audit
 from jwtlite.service.accounts import AccountService
 from jwtlite.service.auth import AuthService, load_signing_keys, purge_expired
-from jwtlite.service.keydir import KeyDirectory, RingFiles
+from jwtlite.service.keydir import MAX_ACTIVATE_AFTER, KeyDirectory, RingFiles
 from jwtlite.service.keyfile import key_file_content, load_key_file, write_key_file
 from jwtlite.service.keyring import Ring, keep_window
 from jwtlite.service.sessions import session_document
@@ -172,10 +172,12 @@ def build_parser(environ: Environ) -> argparse.ArgumentParser:
     rotate.add_argument(
         "--activate-after",
         metavar="SECONDS",
-        type=_seconds,
+        type=_activation_delay,
         default=0,
         help="publish the new key at once but sign with it only SECONDS later (default 0: "
-        "at once); give the JWKS max-age (60) plus your resource servers' refetch cooldown",
+        f"at once; at most {MAX_ACTIVATE_AFTER}); give the JWKS max-age (60) plus your "
+        "resource servers' refetch cooldown. Rotating again before then cancels the staged "
+        "key: the new key takes over from the key signing now",
     )
     rotate.add_argument(
         "--keep",
@@ -509,6 +511,7 @@ def _rotate_key(args: argparse.Namespace, environ: Environ) -> int:
             "pruned": list(rotation.pruned),
             "keep_seconds": rotation.keep_seconds,
             "activates": rotation.activates,
+            "cancelled": rotation.cancelled,
         }
     )
     return 0
@@ -521,6 +524,16 @@ def _seconds(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not 0 <= value <= 10 * 366 * 86400:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
+
+
+def _activation_delay(text: str) -> int:
+    value = _seconds(text)
+    if value > MAX_ACTIVATE_AFTER:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_ACTIVATE_AFTER} seconds (a day), not {value}: a staged key "
+            "activates soon, or is not staged yet"
+        )
     return value
 
 

@@ -95,6 +95,28 @@ def test_sessions_and_audit_name_the_parsed_client(
     assert sessions(client, pair["access"]).json[0]["address"] == expected
 
 
+@pytest.mark.parametrize(
+    ("trusted", "peer"),
+    [("::ffff:127.0.0.1", "127.0.0.1"), ("127.0.0.1", "::ffff:127.0.0.1")],
+    ids=["mapped-setting-ipv4-peer", "ipv4-setting-mapped-peer"],
+)
+def test_ipv4_mapped_proxy_matches_either_form(
+    make_client: Callable[..., Any], caplog: pytest.LogCaptureFixture, trusted: str, peer: str
+) -> None:
+    # Re-audit N4: a proxy written IPv4-mapped must match the same host seen as IPv4.
+    client = make_client(trusted_proxies=(trusted,))
+    register(client)
+    with caplog.at_level(logging.INFO, logger="jwtlite.audit"):
+        client.post_json(
+            LOGIN,
+            {"username": "alice", "password": PASSWORD},
+            headers=_headers("203.0.113.9"),
+            extra_environ={"REMOTE_ADDR": peer},
+        )
+    (record,) = [r for r in caplog.records if r.getMessage() == "login.succeeded"]
+    assert record.audit["client"] == "203.0.113.9"  # type: ignore[attr-defined]
+
+
 def test_a_zone_id_never_reaches_the_session_list_or_the_log(
     make_client: Callable[..., Any], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -50,3 +50,27 @@ def test_a_reload_event_names_no_request_and_no_client(
     # The request's own events keep its id.
     (succeeded,) = [e for e in events if e["event"] == "login.succeeded"]
     assert succeeded["request_id"] == "ops-rotation-by-admin"
+
+
+def test_a_reload_that_cancels_a_staged_key_names_the_key_that_was_signing(
+    make_client: Callable[..., Any],
+    tmp_path: Path,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Re-audit N1: the staged key never signed; the event's previous_kid is the signing key.
+    keys_dir = tmp_path / "keys"
+    app = make_client(keys_dir=str(keys_dir), algorithm="ES256")
+    register(app)
+    directory = KeyDirectory(str(keys_dir))
+    signing_kid = directory.read().manifest.current
+    directory.rotate(None, now=int(clock()), keep_seconds=KEEP, activate_after=3600)
+    request_reload()
+    app.get("/.well-known/jwks.json", status=200)  # this instance now holds the staged ring
+    new_kid = directory.rotate(None, now=int(clock()), keep_seconds=KEEP).kid
+    request_reload()
+    caplog.set_level(logging.INFO, logger="jwtlite.audit")
+    app.get("/.well-known/jwks.json", status=200)
+    events = [r.audit for r in caplog.records if r.name == "jwtlite.audit"]
+    rotated = [e for e in events if e["event"] == "key.rotated"]
+    assert [(e["kid"], e["previous_kid"]) for e in rotated] == [(new_kid, signing_kid)]

@@ -23,9 +23,21 @@ from jwtlite import Key, jws, jwt
 from jwtlite._encoding import b64url_encode
 from jwtlite.errors import ConfigurationError, InvalidKeyError
 from jwtlite.service.auth import load_signing_keys
-from jwtlite.service.keydir import KeyDirectory, RingFiles, Stamp, key_pepper
+from jwtlite.service.keydir import (
+    MAX_ACTIVATE_AFTER,
+    KeyDirectory,
+    RingFiles,
+    Stamp,
+    key_pepper,
+)
 from jwtlite.service.keyfile import load_key_file, load_or_create_key_file, write_key_file
-from jwtlite.service.keyring import KeyRing, Ring, request_reload
+from jwtlite.service.keyring import (
+    RETIREMENT_GRACE_FLOOR,
+    KeyRing,
+    Ring,
+    request_reload,
+    retirement_grace,
+)
 from jwtlite.service.settings import Settings
 
 from support import FakeClock, login, register
@@ -666,8 +678,6 @@ def test_a_staged_key_is_published_at_once_and_signs_from_its_activation(
         assert header(login(client)["access"])["kid"] == old_kid
     early = forge(keys_dir, staged.kid, unverified_segment(login(a)["access"], 1))
     b.post_json(VERIFY, {"token": early}, status=200)  # verifies before it signs
-    with pytest.raises(InvalidKeyError, match="rotate again after that"):
-        directory.rotate(None, now=int(clock()) + 30, keep_seconds=KEEP)
     clock.advance(59)
     last_of_old = login(a)
     assert header(last_of_old["access"])["kid"] == old_kid
@@ -676,6 +686,79 @@ def test_a_staged_key_is_published_at_once_and_signs_from_its_activation(
         assert header(login(client)["access"])["kid"] == staged.kid
     clock.advance(5)
     b.post_json(VERIFY, {"token": last_of_old["access"]}, status=200)  # retired at activation
+
+
+def test_a_rotation_while_a_key_is_staged_takes_over_at_once(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # Re-audit N1: a key staged for a day used to block rotate-key and --drop of the key
+    # signing meanwhile, so a leaked signing key stayed in service until the activation.
+    a = instance(algorithm="ES256")
+    register(a)
+    leaked = login(a)
+    leaked_kid = header(leaked["access"])["kid"]
+    directory = KeyDirectory(str(keys_dir))
+    now = int(clock())
+    staged = directory.rotate(None, now=now, keep_seconds=KEEP, activate_after=MAX_ACTIVATE_AFTER)
+    with pytest.raises(InvalidKeyError, match="signs until"):
+        directory.drop(leaked_kid, now=now)
+    clock.advance(1)
+    now = int(clock())
+    emergency = directory.rotate(None, now=now, keep_seconds=KEEP)
+    assert emergency.previous == leaked_kid  # the key that was signing, not the staged one
+    assert emergency.cancelled == staged.kid
+    assert sorted(emergency.retired) == sorted([leaked_kid, staged.kid])
+    assert emergency.activates == now
+    records = {key["kid"]: key for key in manifest(keys_dir)["keys"]}
+    assert records[staged.kid]["activates"] == records[staged.kid]["retired"] == now
+    assert records[leaked_kid]["retired"] == now
+    request_reload()
+    fresh = login(a)
+    assert header(fresh["access"])["kid"] == emergency.kid
+    assert directory.drop(leaked_kid, now=now) == ()
+    request_reload()
+    a.post_json(VERIFY, {"token": leaked["access"]}, status=401)
+    a.post_json(REFRESH, {"refresh": leaked["refresh"]}, status=401)
+    a.post_json(VERIFY, {"token": fresh["access"]}, status=200)
+    assert [key["kid"] for key in a.get(JWKS).json["keys"]] == [emergency.kid, staged.kid]
+
+
+def test_a_rotation_while_a_key_is_staged_may_stage_its_own(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # Re-audit N1: with its own --activate-after, the key signing now signs until then.
+    a = instance(algorithm="ES256")
+    register(a)
+    old_kid = header(login(a)["access"])["kid"]
+    directory = KeyDirectory(str(keys_dir))
+    staged = directory.rotate(None, now=int(clock()), keep_seconds=KEEP, activate_after=600)
+    now = int(clock())
+    again = directory.rotate(None, now=now, keep_seconds=KEEP, activate_after=60)
+    assert (again.previous, again.cancelled, again.activates) == (old_kid, staged.kid, now + 60)
+    request_reload()
+    assert header(login(a)["access"])["kid"] == old_kid
+    clock.advance(60)
+    assert header(login(a)["access"])["kid"] == again.kid
+
+
+def test_a_rotation_from_a_clock_behind_the_ring_keeps_it_valid(keys_dir: Path) -> None:
+    # N1 follow-up: with staged keys no longer refused, a rotation whose clock is behind the
+    # current key's creation must neither cancel that key nor write retired < activates.
+    directory = KeyDirectory(str(keys_dir))
+    directory.ensure("ES256", now=NOW, keep_seconds=KEEP)
+    second = directory.rotate(None, now=NOW + 10, keep_seconds=KEEP)
+    third = directory.rotate(None, now=NOW + 5, keep_seconds=KEEP)
+    assert (third.previous, third.cancelled, third.activates) == (second.kid, None, NOW + 10)
+    assert directory.read().manifest.current == third.kid
+
+
+@pytest.mark.parametrize("seconds", [MAX_ACTIVATE_AFTER + 1, 316224000, -1], ids=str)
+def test_a_key_is_staged_a_day_at_most(keys_dir: Path, clock: FakeClock, seconds: int) -> None:
+    # Re-audit N1: --activate-after accepted ten years.
+    directory = KeyDirectory(str(keys_dir))
+    directory.ensure("ES256", now=int(clock()), keep_seconds=KEEP)
+    with pytest.raises(InvalidKeyError, match="may be staged"):
+        directory.rotate(None, now=int(clock()), keep_seconds=KEEP, activate_after=seconds)
 
 
 def forge(keys_dir: Path, kid: str, claims: dict[str, Any], **changes: Any) -> str:
@@ -697,14 +780,45 @@ def test_a_retired_key_signs_nothing_new(
     old_kid = header(old["access"])["kid"]
     rotate(keys_dir, clock, "Ed25519")
     retired_at = int(clock())
-    lag = forge(keys_dir, old_kid, claims, iat=retired_at + 5, exp=retired_at + 15)
-    clock.advance(6)  # past the reload interval (5) after the retirement
+    # N2: the grace is max(KEYS_RELOAD_INTERVAL, RETIREMENT_GRACE_FLOOR) + LEEWAY, 60 s here.
+    grace = retirement_grace(a.settings)
+    assert grace == RETIREMENT_GRACE_FLOOR
+    a.post_json(REFRESH, {"refresh": old["refresh"]}, status=200)
+    clock.advance(grace)
+    lag = forge(keys_dir, old_kid, claims, iat=retired_at + grace, exp=retired_at + grace + 10)
+    a.post_json(VERIFY, {"token": lag}, status=200)  # an instance that had not noticed yet
+    clock.advance(1)  # past the grace after the retirement
     now = int(clock())
     forged = forge(keys_dir, old_kid, claims, iat=now, exp=now + 10)
     a.post_json(VERIFY, {"token": forged}, status=401)
     a.get("/accounts/me/", headers={"Authorization": f"Bearer {forged}"}, status=401)
-    a.post_json(VERIFY, {"token": lag}, status=200)  # an instance that had not noticed yet
-    a.post_json(REFRESH, {"refresh": old["refresh"]}, status=200)
+
+
+def test_instances_with_different_reload_intervals_accept_each_others_tokens(
+    instance: Callable[..., Any], keys_dir: Path, clock: FakeClock
+) -> None:
+    # Re-audit N2: A reloads every 30 s, B every 2 s. After an unsignalled rotation A goes on
+    # signing with the old key until it notices; B, which noticed at once, must accept those
+    # tokens (it used its own 2 s + leeway, and answered 401 from 3 s after the rotation).
+    a = instance(algorithm="ES256", keys_reload_interval=30)
+    b = instance(algorithm="ES256", keys_reload_interval=2)
+    register(a)
+    old_kid = header(login(a)["access"])["kid"]
+    new_kid = KeyDirectory(str(keys_dir)).rotate(None, now=int(clock()), keep_seconds=KEEP).kid
+    retired_at = int(clock())
+    assert new_kid in [key["kid"] for key in b.get(JWKS).json["keys"]]  # B has reloaded
+    assert header(login(b)["access"])["kid"] == new_kid
+    clock.advance(29)  # A has not reached its next check yet
+    late = login(a)
+    assert header(late["access"])["kid"] == old_kid
+    b.post_json(VERIFY, {"token": late["access"]}, status=200)
+    b.post_json(REFRESH, {"refresh": late["refresh"]}, status=200)
+    # A forgery with the leaked old key, beyond the grace, is still refused.
+    claims = unverified_segment(late["access"], 1)
+    beyond = retired_at + RETIREMENT_GRACE_FLOOR + 1
+    forged = forge(keys_dir, old_kid, claims, iat=beyond, exp=beyond + 10)
+    clock.advance(beyond - int(clock()))
+    b.post_json(VERIFY, {"token": forged}, status=401)
 
 
 def test_a_token_living_longer_than_its_type_is_refused(

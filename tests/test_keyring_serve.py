@@ -380,6 +380,40 @@ def test_a_staged_rotation_is_published_everywhere_before_it_signs(
         assert http("POST", b.url + "/accounts/token/verify/", verify).status == 200
 
 
+def test_a_leaked_key_is_taken_out_of_service_while_a_key_is_staged(
+    serve: Callable[..., ServerProcess], rotate_key: Callable[..., Any]
+) -> None:
+    # Re-audit N1: the operator's emergency path, "rotate-key, then rotate-key --drop", works
+    # whatever was staged; a ten-year staging is a usage error.
+    server = serve(JWTLITE_ALGORITHM="ES256", JWTLITE_KEYS_RELOAD_INTERVAL="3600")
+    user = {"username": "alice", "password": PASSWORD}
+    assert http("POST", server.url + "/accounts/register/", user).status == 201
+    leaked = http("POST", server.url + "/accounts/token/", user).json()
+    leaked_kid = kid_of(leaked["access"])
+    decade = rotate_key("--activate-after", "316224000")
+    assert decade.returncode == 2
+    assert "at most 86400 seconds" in decade.stderr
+    staged = printed(rotate_key("--activate-after", "86400"))
+    emergency = printed(rotate_key())
+    assert emergency["previous"] == leaked_kid
+    assert emergency["cancelled"] == staged["kid"]
+    assert sorted(emergency["retired"]) == sorted([leaked_kid, staged["kid"]])
+    assert printed(rotate_key("--drop", leaked_kid)) == {"dropped": leaked_kid}
+    assert server.process is not None
+    server.process.send_signal(signal.SIGHUP)
+    verify = server.url + "/accounts/token/verify/"
+    deadline = time.monotonic() + WAIT
+    while http("POST", verify, {"token": leaked["access"]}).status != 401:
+        assert time.monotonic() < deadline, "the dropped key still verifies"
+        time.sleep(0.05)
+    refresh = http("POST", server.url + "/accounts/token/refresh/", {"refresh": leaked["refresh"]})
+    assert refresh.status == 401
+    fresh = http("POST", server.url + "/accounts/token/", user).json()
+    assert kid_of(fresh["access"]) == emergency["kid"]
+    assert http("POST", verify, {"token": fresh["access"]}).status == 200
+    assert leaked_kid not in jwks_kids(server)
+
+
 # -- the test ---------------------------------------------------------------------
 
 LOAD_THREADS = 6

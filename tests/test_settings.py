@@ -454,6 +454,20 @@ def test_trusted_proxies_normalised() -> None:
     assert Settings(trusted_proxies=("0:0::1",)).trusted_proxies == ("::1",)
 
 
+def test_ipv4_mapped_trusted_proxy_stored_as_ipv4() -> None:
+    # Re-audit N4: "::ffff:127.0.0.1" was kept as "::ffff:7f00:1", which no IPv4 peer matched.
+    settings = Settings(trusted_proxies=("::ffff:127.0.0.1", "::FFFF:10.0.0.1"))
+    assert settings.trusted_proxies == ("127.0.0.1", "10.0.0.1")
+
+
+@pytest.mark.parametrize("proxy", ["fe80::1%eth0", "fe80::1%1"], ids=["name", "index"])
+def test_trusted_proxy_zone_id_refused(proxy: str) -> None:
+    # Re-audit N5: a zone id was accepted but never matched (peers lose theirs).
+    with refused("TRUSTED_PROXIES") as info:
+        Settings(trusted_proxies=(proxy,))
+    assert "zone id" in str(info.value)
+
+
 # -- repr ---------------------------------------------------------------------------------
 
 

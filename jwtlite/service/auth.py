@@ -515,7 +515,8 @@ class AuthService:
         try:
             self.events.key_rotated(
                 kid=ring.current_kid,
-                previous_kid=previous.current_kid,
+                # The key that was signing: not a staged key a rotation cancelled.
+                previous_kid=previous.signing_kid_at(self.clock()),
                 source="reload",
                 activates=ring.activates,
             )

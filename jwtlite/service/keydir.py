@@ -43,7 +43,11 @@ from jwtlite.keys import Key
 from jwtlite.service.keyfile import key_file_content, load_key_file, read_private_file
 from jwtlite.service.ringfile import MANIFEST, KeyRecord, Manifest, is_kid, parse_manifest
 
-__all__ = ["KeyDirectory", "RingFiles", "Rotation", "key_pepper"]
+__all__ = ["MAX_ACTIVATE_AFTER", "KeyDirectory", "RingFiles", "Rotation", "key_pepper"]
+
+#: The longest a rotation may stage its key (``rotate-key --activate-after``): a day is
+#: plenty for JWKS caches, and a staged key must not sit unactivated for years.
+MAX_ACTIVATE_AFTER = 86400
 
 PEPPER = "pepper"
 LOCK = ".lock"
@@ -69,10 +73,11 @@ class RingFiles:
 @dataclass(frozen=True, slots=True)
 class Rotation:
     """The outcome of :meth:`KeyDirectory.rotate`, all of it decided under the lock (what
-    ``rotate-key`` prints): the new kid and its algorithm, the kid it took over from (None
-    for an empty directory's first key), the kids it retired and pruned, the keep window
-    ``ring.json`` now records, when the new key starts signing, and the clean-up failures
-    met after the switch (warnings: the rotation happened)."""
+    ``rotate-key`` prints): the new kid and its algorithm, the kid that was signing until
+    now (None for an empty directory's first key), the kids it retired and pruned, the keep
+    window ``ring.json`` now records, when the new key starts signing, the clean-up failures
+    met after the switch (warnings: the rotation happened), and the staged key it cancelled
+    (retired before it ever signed), if any."""
 
     kid: str
     algorithm: str
@@ -82,6 +87,7 @@ class Rotation:
     keep_seconds: int
     activates: int
     warnings: tuple[str, ...] = ()
+    cancelled: str | None = None
 
 
 def key_pepper(key: Key) -> bytes:
@@ -177,15 +183,24 @@ class KeyDirectory:
         ``first_algorithm``) and nothing is retired. Failures to delete pruned key files
         or leftovers after ``ring.json`` was switched are returned as warnings.
 
-        With ``activate_after`` the new key is published (and verifies) at once but signs
-        only ``activate_after`` seconds from ``now``; the current key signs until then (it
-        is retired at that time). A directory whose current key is still waiting for its
-        activation is not rotated again.
+        With ``activate_after`` (at most :data:`MAX_ACTIVATE_AFTER`) the new key is
+        published (and verifies) at once but signs only ``activate_after`` seconds from
+        ``now``; the key signing now signs until then (it is retired at that time).
+
+        A rotation while a key is staged (waiting for its activation) cancels that key: it
+        is retired at ``now`` without ever having signed, and the key signing now is the
+        one the new key takes over from (``previous``), at once or after ``activate_after``.
+        So ``rotate-key`` followed by ``rotate-key --drop <old kid>`` takes a leaked key out
+        of service whatever was staged.
 
         Raises:
-            InvalidKeyError: the directory holds no usable ring, has a key waiting for its
-                activation, or cannot be written.
+            InvalidKeyError: the directory holds no usable ring or cannot be written, or
+                ``activate_after`` is out of range.
         """
+        if not 0 <= activate_after <= MAX_ACTIVATE_AFTER:
+            raise InvalidKeyError(
+                f"a key may be staged 0 to {MAX_ACTIVATE_AFTER} s, not {activate_after} s"
+            )
         self._make_directory()
         with self._locked():
             if self.stamp() is None:
@@ -195,12 +210,11 @@ class KeyDirectory:
                 return self._create_locked(first, now=now, keep_seconds=keep_seconds, seed=None)
             files = self.read()
             old = files.manifest
-            current = next(rec for rec in old.records if rec.kid == old.current)
-            if current.activates > now:
-                raise InvalidKeyError(
-                    f"key {current.kid} signs from {current.activates} "
-                    f"(in {current.activates - now} s); rotate again after that"
-                )
+            # Never back in time (this host's clock may be behind the one that made the
+            # current key): that key would look staged (not active yet) and be cancelled.
+            now = max(now, *(rec.created for rec in old.records))
+            signer = old.signing_kid(now)
+            cancelled = old.current if signer != old.current else None
             keep = max(old.keep_seconds, keep_seconds)
             if algorithm is None:
                 algorithm = files.keys[old.current].algorithm
@@ -212,7 +226,11 @@ class KeyDirectory:
             pruned: list[str] = []
             for previous in old.records:
                 rec = previous
-                if rec.retired is None:
+                if rec.kid == cancelled:
+                    # Staged, never signed: activates and is retired now (now >= created).
+                    rec = dataclasses.replace(rec, activates=now, retired=now)
+                    retired.append(rec.kid)
+                elif rec.kid == signer:
                     rec = dataclasses.replace(rec, retired=activates)
                     retired.append(rec.kid)
                 if rec.retired is not None and rec.retired + keep < now:
@@ -228,12 +246,13 @@ class KeyDirectory:
             return Rotation(
                 record.kid,
                 record.algorithm,
-                old.current,
+                signer,
                 tuple(retired),
                 tuple(pruned),
                 keep,
                 activates,
                 tuple(warnings),
+                cancelled,
             )
 
     def drop(self, kid: str, *, now: int) -> tuple[str, ...]:
@@ -258,7 +277,7 @@ class KeyDirectory:
             if record.retired > now:
                 raise InvalidKeyError(
                     f"{kid} signs until {record.retired}, when the staged key takes over; "
-                    "drop it after that"
+                    "rotate first (rotate-key cancels the staged key), then drop it"
                 )
             kept = tuple(rec for rec in old.records if rec.kid != kid)
             self._write(MANIFEST, Manifest(old.current, kept, old.keep_seconds).to_json())

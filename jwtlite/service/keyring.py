@@ -52,12 +52,14 @@ from jwtlite.service.ringfile import Manifest
 from jwtlite.service.settings import Settings
 
 __all__ = [
+    "RETIREMENT_GRACE_FLOOR",
     "UNKNOWN_KID_RELOAD_SECONDS",
     "UNKNOWN_KID_WAIT_SECONDS",
     "KeyRing",
     "Ring",
     "keep_window",
     "request_reload",
+    "retirement_grace",
 ]
 
 log = logging.getLogger("jwtlite")
@@ -68,6 +70,24 @@ UNKNOWN_KID_RELOAD_SECONDS = 1.0
 #: How long a token naming an unknown ``kid`` waits for a reload another thread is doing
 #: (one that may bring that very kid) before it is answered from the current snapshot.
 UNKNOWN_KID_WAIT_SECONDS = 0.5
+
+
+#: The least time after a key's retirement during which tokens it signed are still believed
+#: (plus ``LEEWAY``), whatever this instance's own ``KEYS_RELOAD_INTERVAL``: another instance
+#: on the directory may reload less often and go on signing with the key that long.
+RETIREMENT_GRACE_FLOOR = 60
+
+
+def retirement_grace(settings: Settings) -> int:
+    """How long after its retirement a key may still have signed a token this instance
+    accepts: ``max(KEYS_RELOAD_INTERVAL, RETIREMENT_GRACE_FLOOR) + LEEWAY``.
+
+    Not this instance's interval alone: an instance reloading every 2 s would refuse the
+    tokens another one, reloading every 30 s, still signs with the old key after an
+    unsignalled rotation. Instances on one directory whose interval exceeds the floor must
+    all be given the largest one (and all the same ``LEEWAY``).
+    """
+    return max(settings.keys_reload_interval, RETIREMENT_GRACE_FLOOR) + settings.leeway
 
 
 def keep_window(settings: Settings) -> int:

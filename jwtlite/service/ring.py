@@ -32,6 +32,7 @@ class Ring:
         activates: when ``signing_key`` starts signing (Unix seconds; a staged rotation);
             until then ``signing_before`` signs.
         signing_before: the key that signs before ``activates``.
+        signing_before_kid: its ``kid`` on disk (a kid-less HMAC signing key has one).
     """
 
     __slots__ = (
@@ -42,6 +43,7 @@ class Ring:
         "_only",
         "_retired",
         "_signing_before",
+        "_signing_before_kid",
         "current_kid",
         "jwks",
         "kids",
@@ -59,11 +61,15 @@ class Ring:
         retired: Mapping[str, int] | None = None,
         activates: int = 0,
         signing_before: Key | None = None,
+        signing_before_kid: str | None = None,
     ) -> None:
         self.current_kid = current_kid if current_kid is not None else signing_key.kid
         self._retired = dict(retired or {})
         self._activates = activates if signing_before is not None else 0
         self._signing_before = signing_before
+        if signing_before_kid is None and signing_before is not None:
+            signing_before_kid = signing_before.kid
+        self._signing_before_kid = signing_before_kid
         self._by_kid = {key.kid: key for key in keys if key.kid}
         self._kidless = kidless
         self._only = only
@@ -94,7 +100,7 @@ class Ring:
         current = next(r for r in manifest.records if r.kid == manifest.current)
         retired = {r.kid: r.retired for r in manifest.records if r.retired is not None}
         # A staged key waits for its activation: the key retired at that time signs until then.
-        before = next((kid for kid, time in retired.items() if time == current.activates), None)
+        before = manifest.signing_before()
         return cls(
             files.keys.values(),
             signing(manifest.current),
@@ -103,6 +109,7 @@ class Ring:
             retired=retired,
             activates=current.activates,
             signing_before=None if before is None else signing(before),
+            signing_before_kid=before,
         )
 
     def verifying_key(self, token: str | bytes) -> Key | None:
@@ -135,6 +142,13 @@ class Ring:
         if now >= self._activates or self._signing_before is None:
             return self.signing_key
         return self._signing_before
+
+    def signing_kid_at(self, now: float) -> str | None:
+        """The ``kid`` (on disk) of the key that signs at ``now``: what an audit event names
+        as the key a rotation took over from."""
+        if now >= self._activates or self._signing_before is None:
+            return self.current_kid
+        return self._signing_before_kid
 
     def retired_at(self, key: Key) -> int | None:
         """When ``key`` (a key of this ring) was retired, or None while it signs."""

@@ -8,7 +8,9 @@
 
 A key signs from ``activates`` (published and verifying from ``created``: a staged rotation,
 ``rotate-key --activate-after``) until ``retired`` (null for the current key; the previous
-key of a staged rotation is retired at the new key's activation, in the future until then).
+key of a staged rotation is retired at the new key's activation, in the future until then; a
+staged key cancelled by a rotation before its activation has ``activates == retired``: it
+never signed).
 
 ``keep_seconds`` is how long a retired key stays after its retirement: what the servers need
 (their refresh-token lifetime + leeway + reload interval). It is written when the ring is
@@ -90,6 +92,28 @@ class Manifest:
             "keys": keys,
         }
         return json.dumps(document).encode()
+
+    def signing_kid(self, now: int) -> str:
+        """The kid that signs at ``now``: the current key once it is active; before (a
+        staged key) the key retired at its activation that did sign (a key staged and then
+        cancelled, retired the moment it activated, never signed)."""
+        current = next(rec for rec in self.records if rec.kid == self.current)
+        if now >= current.activates:
+            return self.current
+        before = self.signing_before()
+        return self.current if before is None else before
+
+    def signing_before(self) -> str | None:
+        """The kid that signs until the current key's activation (None when no key did)."""
+        current = next(rec for rec in self.records if rec.kid == self.current)
+        return next(
+            (
+                rec.kid
+                for rec in self.records
+                if rec.retired == current.activates and rec.activates < rec.retired
+            ),
+            None,
+        )
 
 
 def parse_manifest(data: bytes, where: str) -> Manifest:

@@ -412,12 +412,25 @@ def _normalize_origins(settings: Settings) -> tuple[str, ...]:
 
 
 def _normalize_proxies(proxies: tuple[str, ...]) -> tuple[str, ...]:
+    """Each proxy address in the one form client addresses are compared in: an IPv4-mapped
+    IPv6 address as its IPv4 address (``::ffff:127.0.0.1`` is ``127.0.0.1``), since a peer
+    is compared in that form too. A zone id (``fe80::1%eth0``) is refused: a peer's zone id
+    is stripped before the comparison, so one here would never match."""
     normalized = []
     for proxy in proxies:
+        if "%" in proxy:
+            raise ConfigurationError(
+                "TRUSTED_PROXIES",
+                f"{proxy!r} has a zone id; give the address without it (client addresses "
+                "are compared without their zone id)",
+            )
         try:
-            normalized.append(str(ipaddress.ip_address(proxy)))
+            address = ipaddress.ip_address(proxy)
         except ValueError:
             raise ConfigurationError("TRUSTED_PROXIES", f"{proxy!r} is not an IP address") from None
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        normalized.append(str(address))
     return tuple(normalized)
 
 

@@ -28,7 +28,7 @@ from jwtlite.errors import (
     WrongTokenTypeError,
 )
 from jwtlite.keys import Key, KeySet
-from jwtlite.service.keyring import KeyRing
+from jwtlite.service.keyring import KeyRing, retirement_grace
 from jwtlite.service.settings import Settings
 from jwtlite.store import RefreshRecord, User
 
@@ -105,6 +105,7 @@ class TokenMinter:
         claims: ClaimsFunction | None = None,
     ) -> None:
         self._settings = settings
+        self._retirement_grace = retirement_grace(settings)
         self.keyring = keys if isinstance(keys, KeyRing) else KeyRing.fixed(keys)
         self._clock = clock
         self._claims = claims
@@ -211,12 +212,12 @@ class TokenMinter:
 
     def _check_retirement(self, claims: Mapping[str, Any], retired: int | None) -> None:
         # A retired key signs nothing new: only an instance that has not noticed the
-        # rotation yet (KEYS_RELOAD_INTERVAL) may still sign with it, within the leeway. A
-        # later token is a forgery with a leaked key, refused before the key is pruned.
+        # rotation yet (its KEYS_RELOAD_INTERVAL, not necessarily ours) may still sign with
+        # it, within the leeway. A later token is a forgery with a leaked key, refused
+        # before the key is pruned.
         if retired is None:
             return
-        settings = self._settings
-        if claims["iat"] > retired + settings.keys_reload_interval + settings.leeway:
+        if claims["iat"] > retired + self._retirement_grace:
             raise InvalidKeyError("Token issued after its key was retired")
 
     def _standard(self, token_type: str, user: User, iat: int, exp: int) -> dict[str, Any]:

@@ -81,8 +81,8 @@ def _canonical(address: _IPAddress) -> str:
 
 
 def _is_trusted(address: _IPAddress, trusted_proxies: Collection[str]) -> bool:
-    # TRUSTED_PROXIES holds ipaddress text, which keeps an IPv4-mapped address mapped.
-    return str(address) in trusted_proxies or _canonical(address) in trusted_proxies
+    # Settings store TRUSTED_PROXIES in the canonical form (IPv4-mapped as IPv4, no zone id).
+    return _canonical(address) in trusted_proxies
 
 
 @functools.lru_cache(maxsize=4096)  # every request names its peer: parse each one once
