@@ -402,6 +402,11 @@ UNUSABLE_MEMBERS = {
     "kid-not-a-string": {**_ec_jwk("x"), "kid": 5},
     "bad-base64": {**_ec_jwk("b64"), "x": "not base64!"},
     "use-enc": {**ED25519.public_jwk(), "use": "enc", "kid": "ed-enc"},
+    # Re-audit N5: a null member is malformed, not absent; a published key that may not
+    # verify would load and then refuse every token.
+    "alg-null": _ec_jwk("alg-null", alg=None),  # type: ignore[arg-type]
+    "use-null": {**_ec_jwk("use-null"), "use": None},
+    "key-ops-sign-only": {**_ec_jwk("sign-only"), "key_ops": ["sign"]},
 }
 
 
@@ -422,6 +427,39 @@ def test_a_member_the_library_cannot_use_is_skipped_with_a_warning(
     for name in ("x", "n", "pub"):
         if isinstance(member.get(name), str) and len(member[name]) > 8:
             assert member[name] not in caplog.text  # never key material
+
+
+def _junk_members(count: int) -> list[dict[str, str]]:
+    return [
+        {"kty": "EC", "crv": "P-256", "kid": f"junk-{i:04}", "x": "A", "y": "A"}
+        for i in range(count)
+    ]
+
+
+def test_the_skip_warning_names_only_the_first_few_keys(
+    server: JWKSServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Re-audit N4: 2,400 junk keys made one 206 KB warning per fetch.
+    server.serve_jwks({"keys": [ES256.public_jwk(), *_junk_members(2400)]})
+    client = client_for(server, clock)
+    with caplog.at_level(logging.WARNING, logger="jwtlite.jwks"):
+        assert jwtlite.decode(token(), client, ["ES256"]) == CLAIMS
+    (warning,) = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert "skipped 2400 key(s)" in warning
+    assert "junk-0004" in warning
+    assert "junk-0005" not in warning
+    assert warning.endswith("and 2395 more")
+    assert len(warning) < 2000
+
+
+def test_a_set_of_only_junk_is_refused_with_a_short_reason(
+    server: JWKSServer, clock: FakeClock
+) -> None:
+    server.serve_jwks({"keys": _junk_members(2400)})
+    client = client_for(server, clock)
+    with pytest.raises(JWKSFetchError, match="and 2395 more") as caught:
+        client.key_for("junk-0000")
+    assert len(str(caught.value)) < 2000
 
 
 def test_a_set_gaining_an_unknown_alg_keeps_serving_after_the_refresh(
