@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from support_jwks import JWKSServer, RawServer, raw_answer, self_signed_tls
+from support_jwks import JWKSServer, RawServer, black_holed_port, raw_answer, self_signed_tls
 
 import jwtlite
 from jwtlite import InvalidKeyError, JWKSClient, JWKSFetchError, Key, KeySet, KeySource
@@ -607,6 +607,29 @@ def test_a_dripped_answer_meets_the_whole_fetch_deadline(
     with pytest.raises(JWKSFetchError, match=r"took more than 1\.0 s"):
         client.key_for("es-1")
     assert time.monotonic() - started < 4  # generous: the point is "not 6 s or more"
+
+
+def test_a_host_with_several_black_holed_addresses_meets_the_whole_fetch_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Re-audit N1: socket.create_connection gave each address the whole timeout in turn (three
+    # black-holed addresses held a 2 s fetch for 6 s).
+    real_getaddrinfo = socket.getaddrinfo
+    with black_holed_port() as port:
+        addresses = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))] * 6
+
+        def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
+            return addresses if host == "jwks.test" else real_getaddrinfo(host, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        client = JWKSClient(
+            f"http://jwks.test:{port}/jwks", timeout=1.0, allow_http_hosts=["jwks.test"]
+        )
+        began = time.monotonic()
+        with pytest.raises(JWKSFetchError):
+            client.key_for("es-1")
+        assert client.wait_for_refresh(10)
+        assert time.monotonic() - began < 3.5  # one timeout plus margin, not 6 x 1 s
 
 
 def test_an_endless_trailer_is_cut_off_by_the_byte_budget(raw: RawServer, clock: FakeClock) -> None:
