@@ -35,6 +35,7 @@ __all__ = ["HEADER_ALLOWANCE", "Answer", "FetchFailedError", "bounded_get"]
 
 #: Bytes allowed beyond the body for the status line, headers, chunk framing and trailers.
 HEADER_ALLOWANCE = 32 * 1024
+_MAX_LINE = 65537  # http.client's own bound on a header line, plus one
 
 
 class FetchFailedError(Exception):
@@ -244,12 +245,26 @@ class _BoundedMixin:
         raise OSError(f"no address found for {host!r}")
 
 
+class _InterimSkippingResponse(http.client.HTTPResponse):
+    """http.client skips a ``100 Continue`` before the answer; this also skips the other
+    interim answers (RFC 9110 §15.2: ``103 Early Hints``...), which made a fetch fail. Their
+    lines are read through the bounded socket: the byte budget and the deadline bound them."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not (100 < status < 200) or status == 101:  # 101 would switch protocols
+                return version, status, reason
+            while self.fp.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
+                pass  # the interim answer's header lines
+
+
 class _BoundedHTTPConnection(_BoundedMixin, http.client.HTTPConnection):
-    pass
+    response_class = _InterimSkippingResponse
 
 
 class _BoundedHTTPSConnection(_BoundedMixin, http.client.HTTPSConnection):
-    pass
+    response_class = _InterimSkippingResponse
 
 
 def _shut_down(connection: _BoundedMixin, budget: _Budget) -> None:

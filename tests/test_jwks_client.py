@@ -565,6 +565,28 @@ def test_an_unparsable_answer_without_a_cache_is_a_fetch_error(
     assert raw.requests == 1
 
 
+def test_interim_answers_before_the_answer_are_skipped(raw: RawServer, clock: FakeClock) -> None:
+    # Re-audit N6: a 103 Early Hints before the 200 failed the fetch (only 100 was skipped).
+    interim = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+    raw.respond = (
+        interim
+        + b"HTTP/1.1 102 Processing\r\n\r\n"
+        + raw_answer(json.dumps(KeySet([ES256]).jwks()).encode())
+    )
+    client = JWKSClient(raw.url, clock=clock, timeout=2.0)
+    assert client.key_for("es-1").kid == "es-1"
+
+
+def test_endless_interim_answers_are_cut_off_by_the_byte_budget(
+    raw: RawServer, clock: FakeClock
+) -> None:
+    hint = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+    raw.respond = hint * 20_000  # 1 MB of interim answers, never a final one
+    client = JWKSClient(raw.url, clock=clock, timeout=5.0, max_size=16 * 1024)
+    with pytest.raises(JWKSFetchError, match="larger than"):
+        client.key_for("es-1")
+
+
 # -- a whole-fetch deadline and a byte budget for everything read (audit F3, F11) -------------
 
 
