@@ -7,8 +7,9 @@ for ever, and it reads and discards chunked trailers without limit. Here the soc
 reads from is wrapped: each ``recv`` gets the time left until the deadline as its timeout, and
 every byte received (status line, headers, chunk framing, trailers, body) counts against
 ``max_body + HEADER_ALLOWANCE``. A watchdog timer shuts the socket down at the deadline,
-which also bounds the TLS handshake (OpenSSL reads the raw socket itself). Name resolution
-is the one step neither can interrupt.
+which also bounds the TLS handshake (OpenSSL reads the raw socket itself). Each of the host's
+addresses is tried with only the time left. Name resolution is the one step none of these
+can interrupt.
 
 HTTP/1.1 with chunked bodies stays allowed (refusing chunked would refuse ordinary servers):
 the budget and the deadline bound chunk framing and trailers as they bound everything else.
@@ -34,6 +35,7 @@ __all__ = ["HEADER_ALLOWANCE", "Answer", "FetchFailedError", "bounded_get"]
 
 #: Bytes allowed beyond the body for the status line, headers, chunk framing and trailers.
 HEADER_ALLOWANCE = 32 * 1024
+_MAX_LINE = 65537  # http.client's own bound on a header line, plus one
 
 
 class FetchFailedError(Exception):
@@ -206,6 +208,8 @@ class _BoundedMixin:
         self._budget = budget
         self.raw_sock: socket.socket | None = None
         super().__init__(*args, **kwargs)
+        # http.client connects through this attribute (socket.create_connection by default).
+        self._create_connection = self._connect_by_deadline
 
     def connect(self) -> None:
         self.timeout = self._budget.time_left()
@@ -213,13 +217,54 @@ class _BoundedMixin:
         self.raw_sock = self.sock
         self.sock = _BoundedSocket(self.sock, self._budget)
 
+    def _connect_by_deadline(
+        self, address: tuple[str, int], timeout: Any = None, source_address: Any = None
+    ) -> socket.socket:
+        # socket.create_connection gives each of the host's addresses the whole timeout in
+        # turn (three black-holed addresses held a 2 s fetch for 6 s), and the watchdog has
+        # no socket to shut while it connects: each address gets only the time left.
+        host, port = address
+        last_error: OSError | None = None
+        for family, kind, proto, _, sockaddr in socket.getaddrinfo(
+            host, port, 0, socket.SOCK_STREAM
+        ):
+            left = self._budget.time_left()  # FetchFailedError once the deadline has passed
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.settimeout(left)
+                if source_address is not None:
+                    sock.bind(source_address)
+                sock.connect(sockaddr)
+            except OSError as exc:
+                sock.close()
+                last_error = exc
+                continue
+            return sock
+        if last_error is not None:
+            raise last_error
+        raise OSError(f"no address found for {host!r}")
+
+
+class _InterimSkippingResponse(http.client.HTTPResponse):
+    """http.client skips a ``100 Continue`` before the answer; this also skips the other
+    interim answers (RFC 9110 §15.2: ``103 Early Hints``...), which made a fetch fail. Their
+    lines are read through the bounded socket: the byte budget and the deadline bound them."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not (100 < status < 200) or status == 101:  # 101 would switch protocols
+                return version, status, reason
+            while self.fp.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
+                pass  # the interim answer's header lines
+
 
 class _BoundedHTTPConnection(_BoundedMixin, http.client.HTTPConnection):
-    pass
+    response_class = _InterimSkippingResponse
 
 
 class _BoundedHTTPSConnection(_BoundedMixin, http.client.HTTPSConnection):
-    pass
+    response_class = _InterimSkippingResponse
 
 
 def _shut_down(connection: _BoundedMixin, budget: _Budget) -> None:

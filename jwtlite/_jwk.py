@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from jwtlite._encoding import EncodingError, b64url_decode, b64url_encode, json_loads
-from jwtlite.algorithms import MAX_RSA_KEY_SIZE
+from jwtlite.algorithms import check_rsa_private_numbers, check_rsa_public_numbers
 from jwtlite.errors import InvalidKeyError
 
 __all__ = [
@@ -142,6 +142,15 @@ def _jwk_int(members: Mapping[str, Any], name: str) -> int:
     return int.from_bytes(_jwk_bytes(members, name), "big")
 
 
+def _jwk_uint(members: Mapping[str, Any], name: str) -> int:
+    # RFC 7518 §6.3.1.1: "MUST NOT ... leading zero octets". Padding is not harmless here: it
+    # lets a 20 KB member carry a 2048-bit modulus, and two spellings of one key.
+    raw = _jwk_bytes(members, name)
+    if raw.startswith(b"\0"):
+        raise InvalidKeyError(f"JWK member {name!r} has leading zero octets (RFC 7518 §6.3.1.1)")
+    return int.from_bytes(raw, "big")
+
+
 def material_from_jwk(members: Mapping[str, Any]) -> Any:
     kty = members.get("kty")
     try:
@@ -159,11 +168,11 @@ def material_from_jwk(members: Mapping[str, Any]) -> Any:
 
 
 def _rsa_from_jwk(members: Mapping[str, Any]) -> Any:
-    n, e = _jwk_int(members, "n"), _jwk_int(members, "e")
+    n, e = _jwk_uint(members, "n"), _jwk_uint(members, "e")
     # Checked before any arithmetic: a modulus of tens of thousands of bits costs seconds per
-    # operation (and minutes to check a private key), with the GIL held.
-    if n.bit_length() > MAX_RSA_KEY_SIZE:
-        raise InvalidKeyError(f"RSA keys of more than {MAX_RSA_KEY_SIZE} bits are refused")
+    # operation (and minutes to check a private key), with the GIL held; a huge exponent
+    # makes each verification dear.
+    check_rsa_public_numbers(n, e)
     public = rsa.RSAPublicNumbers(e, n)
     if "d" not in members:
         return public.public_key()
@@ -180,7 +189,11 @@ def _rsa_from_jwk(members: Mapping[str, Any]) -> Any:
         )
     d = _jwk_int(members, "d")
     p, q, dmp1, dmq1, iqmp = (_jwk_int(members, name) for name in _RSA_CRT_MEMBERS)
-    return rsa.RSAPrivateNumbers(p, q, d, dmp1, dmq1, iqmp, public).private_key()
+    numbers = rsa.RSAPrivateNumbers(p, q, d, dmp1, dmq1, iqmp, public)
+    # Before OpenSSL's key check, which tests p and q for primality with the GIL held: a
+    # huge p beside a tiny q (n within the size cap) took half a minute to refuse.
+    check_rsa_private_numbers(numbers)
+    return numbers.private_key()
 
 
 def _ec_from_jwk(members: Mapping[str, Any]) -> Any:

@@ -10,17 +10,39 @@ from jwtlite._jwk import is_signature_key, jwk_set_members
 from jwtlite.errors import InvalidKeyError
 from jwtlite.keys import Key, KeySet
 
-__all__ = ["published_keys"]
+__all__ = ["published_keys", "summarised"]
 
 # RFC 7518 §6.2.2, §6.3.2, §6.4.1 and RFC 8037 §2: members only a private key or secret has.
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
 
+# How many skip reasons a log line or an error lists: a set of thousands of junk keys made
+# one warning of hundreds of kilobytes per fetch.
+_REASONS_SHOWN = 5
+
+
+def summarised(reasons: list[str], limit: int = _REASONS_SHOWN) -> str:
+    """The first ``limit`` of ``reasons`` joined, then how many more there are."""
+    shown = "; ".join(reasons[:limit])
+    if len(reasons) > limit:
+        shown += f"; and {len(reasons) - limit} more"
+    return shown
+
+
 def _unusable(jwk: dict[str, Any]) -> str | None:
     if not isinstance(jwk.get("kid"), str) or not jwk["kid"]:
         return "no kid (a token could not name it)"
+    # A member present as null is malformed, not absent: "alg": null must not let
+    # ``algorithm=`` choose the key's algorithm, nor "use": null make it a signature key.
+    nulls = [name for name in ("alg", "use", "key_ops") if name in jwk and jwk[name] is None]
+    if nulls:
+        return f"{', '.join(nulls)} is null"
     if not is_signature_key(jwk):
         return "not a signature key (use or key_ops)"
+    key_ops = jwk.get("key_ops")
+    if isinstance(key_ops, list) and "verify" not in key_ops:
+        # A published key verifies or is useless: loaded, it would refuse every token.
+        return "key_ops do not include verify"
     return None
 
 
@@ -66,5 +88,5 @@ def published_keys(document: Any, algorithm: str | None) -> tuple[KeySet, list[s
         name = f"kid {_shown(jwk['kid'])}" if isinstance(jwk.get("kid"), str) else f"#{index}"
         skipped.append(f"{name}: {reason}")
     if not keys:
-        raise InvalidKeyError("no usable signature key: " + ("; ".join(skipped) or "none"))
+        raise InvalidKeyError("no usable signature key: " + (summarised(skipped) or "none"))
     return KeySet(keys), skipped

@@ -13,10 +13,11 @@ from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from jwtlite._encoding import EncodingError, json_loads
 from jwtlite._jwk import CURVE_NAMES, EC_ALGORITHMS, material_from_jwk
+from jwtlite.algorithms import check_rsa_private_numbers
 from jwtlite.errors import InvalidKeyError
 
 __all__ = ["infer_algorithm", "is_key_material", "load_pem", "load_pem_or_der"]
@@ -79,7 +80,19 @@ def load_pem_or_der(data: bytes) -> Any:
 
 
 def _der_private(data: bytes) -> Any:
-    return serialization.load_der_private_key(data, password=None)
+    return _checked_private(
+        serialization.load_der_private_key(data, password=None, unsafe_skip_rsa_key_validation=True)
+    )
+
+
+def _checked_private(key: Any) -> Any:
+    """``key``, loaded without OpenSSL's RSA key check, now checked: the cheap checks first,
+    then OpenSSL's (primality of p and q, seconds with the GIL held for a lopsided key)."""
+    if not isinstance(key, rsa.RSAPrivateKey):
+        return key
+    numbers = key.private_numbers()
+    check_rsa_private_numbers(numbers)
+    return numbers.private_key()
 
 
 def load_pem(data: bytes, password: bytes | None) -> Any:
@@ -100,9 +113,15 @@ def load_pem(data: bytes, password: bytes | None) -> Any:
             raise InvalidKeyError("unreadable PEM certificate") from exc
     if b"PRIVATE KEY" in first_line:
         try:
-            return serialization.load_pem_private_key(data, password=password)
+            key = serialization.load_pem_private_key(
+                data, password=password, unsafe_skip_rsa_key_validation=True
+            )
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             raise InvalidKeyError("unreadable PEM private key") from exc
+        try:
+            return _checked_private(key)
+        except ValueError as exc:
+            raise InvalidKeyError("invalid RSA private key") from exc
     try:
         return serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm) as exc:

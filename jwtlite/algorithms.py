@@ -32,6 +32,8 @@ __all__ = [
     "HMACAlgorithm",
     "RSAAlgorithm",
     "RSAPSSAlgorithm",
+    "check_rsa_private_numbers",
+    "check_rsa_public_numbers",
     "get_algorithm",
 ]
 
@@ -40,6 +42,15 @@ MIN_RSA_KEY_SIZE = 2048
 # of 65,536 bits makes each verification cost a large fraction of a second, and no issuer
 # uses more than 8192 bits. (OpenSSL's own limit, OPENSSL_RSA_MAX_MODULUS_BITS, is 16384.)
 MAX_RSA_KEY_SIZE = 16384
+# The largest public exponent accepted. Verification costs one modular exponentiation by e:
+# a 3000-bit e makes every check of a junk signature ~200 times dearer than with 65537.
+# Issuers use 65537 (NIST SP 800-56B and common practice bound e below 2^256; OpenSSL,
+# Go and Windows CNG refuse or cap exponents above 2^32 or smaller).
+MAX_RSA_EXPONENT = 2**32
+# How far each prime's size may stray from half the modulus's. OpenSSL's private key check
+# tests both primes for primality: a 4,400-bit p beside a 17-bit q takes seconds with the
+# GIL held, while a balanced key of the same size takes milliseconds.
+_RSA_PRIME_SLACK_BITS = 8
 
 PrivateKey = (
     rsa.RSAPrivateKey
@@ -50,6 +61,48 @@ PrivateKey = (
 PublicKey = (
     rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
 )
+
+
+def check_rsa_public_numbers(n: int, e: int) -> None:
+    """Refuse an RSA modulus or exponent no key of ours can have, before any arithmetic:
+    more than :data:`MAX_RSA_KEY_SIZE` bits, an even modulus, an even exponent, one below 3
+    or above :data:`MAX_RSA_EXPONENT`.
+
+    Raises:
+        InvalidKeyError: naming the rule broken.
+    """
+    if n.bit_length() > MAX_RSA_KEY_SIZE:
+        raise InvalidKeyError(f"RSA keys of more than {MAX_RSA_KEY_SIZE} bits are refused")
+    if n % 2 == 0:
+        raise InvalidKeyError("the RSA modulus is even")
+    if e < 3 or e % 2 == 0:
+        raise InvalidKeyError("the RSA public exponent must be odd and at least 3")
+    if e > MAX_RSA_EXPONENT:
+        raise InvalidKeyError("RSA public exponents above 2^32 are refused (65537 is usual)")
+
+
+def check_rsa_private_numbers(numbers: rsa.RSAPrivateNumbers) -> None:
+    """The cheap checks of an RSA private key, to run before OpenSSL's own (which tests the
+    primes for primality, seconds for a lopsided key): the public numbers, ``p*q == n``,
+    primes of about half the modulus's size, and CRT members in range.
+
+    Raises:
+        InvalidKeyError: naming the rule broken.
+    """
+    public = numbers.public_numbers
+    n = public.n
+    check_rsa_public_numbers(n, public.e)
+    p, q = numbers.p, numbers.q
+    half = n.bit_length() / 2
+    if any(abs(prime.bit_length() - half) > _RSA_PRIME_SLACK_BITS for prime in (p, q)):
+        raise InvalidKeyError("the RSA primes are not each about half the modulus's size")
+    if p * q != n:
+        raise InvalidKeyError("the RSA primes do not multiply to the modulus")
+    in_range = (
+        1 < numbers.d < n and 0 < numbers.dmp1 < p and 0 < numbers.dmq1 < q and 0 < numbers.iqmp < p
+    )
+    if not in_range:
+        raise InvalidKeyError("an RSA private member (d, dp, dq or qi) is out of range")
 
 
 class Algorithm:
@@ -148,7 +201,9 @@ class RSAAlgorithm(_AsymmetricAlgorithm):
         if key.key_size > MAX_RSA_KEY_SIZE:
             raise InvalidKeyError(f"RSA keys of more than {MAX_RSA_KEY_SIZE} bits are refused")
         public = key.public_key() if isinstance(key, rsa.RSAPrivateKey) else key
-        if has_roca_fingerprint(public.public_numbers().n):
+        numbers = public.public_numbers()
+        check_rsa_public_numbers(numbers.n, numbers.e)
+        if has_roca_fingerprint(numbers.n):
             raise InvalidKeyError(
                 "the RSA key has the ROCA fingerprint (CVE-2017-15361): it can be factored"
             )

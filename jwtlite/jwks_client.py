@@ -38,7 +38,7 @@ from email.message import Message
 
 from jwtlite._encoding import EncodingError, json_loads
 from jwtlite._http_get import FetchFailedError, bounded_get
-from jwtlite._jwks_set import published_keys
+from jwtlite._jwks_set import published_keys, summarised
 from jwtlite.algorithms import ALGORITHMS
 from jwtlite.errors import InvalidKeyError, JWKSFetchError
 from jwtlite.keys import Key, KeySet, KeySource
@@ -303,12 +303,13 @@ class JWKSClient(KeySource):
         except InvalidKeyError as exc:
             raise self._error(f"its keys are refused ({exc})") from None
         if skipped:
-            # One line per fetch, naming each skipped key by kid and why; never key material.
+            # One line per fetch, naming the first few skipped keys by kid and why (never key
+            # material, never all of thousands).
             _log.warning(
                 "the JWKS at %s: skipped %d key(s) it cannot use: %s",
                 self._where,
                 len(skipped),
-                "; ".join(skipped),
+                summarised(skipped),
             )
         return keys
 

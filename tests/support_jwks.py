@@ -3,6 +3,7 @@
 Test modules import this as ``support_jwks``. ``JWKSServer`` answers every GET with the
 current ``status``, ``body`` and ``headers``, after ``delay`` seconds, and counts requests;
 ``endless`` streams a body that never ends, ``drip`` sends it a byte at a time.
+``black_holed_port`` is a loopback port whose new connections never complete.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -201,3 +203,25 @@ def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     server.load_cert_chain(cert_file, key_file)
     client = ssl.create_default_context(cafile=str(cert_file))
     return server, client
+
+
+@contextlib.contextmanager
+def black_holed_port() -> Iterator[int]:
+    """A loopback port whose listen queue is full: the kernel drops further SYNs, so a new
+    connection hangs until its timeout (as to a host that drops packets)."""
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        for _ in range(64):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+            fillers.append(filler)
+        yield port
+    finally:
+        for sock in (*fillers, listener):
+            sock.close()

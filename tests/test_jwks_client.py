@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from support_jwks import JWKSServer, RawServer, raw_answer, self_signed_tls
+from support_jwks import JWKSServer, RawServer, black_holed_port, raw_answer, self_signed_tls
 
 import jwtlite
 from jwtlite import InvalidKeyError, JWKSClient, JWKSFetchError, Key, KeySet, KeySource
@@ -402,6 +402,11 @@ UNUSABLE_MEMBERS = {
     "kid-not-a-string": {**_ec_jwk("x"), "kid": 5},
     "bad-base64": {**_ec_jwk("b64"), "x": "not base64!"},
     "use-enc": {**ED25519.public_jwk(), "use": "enc", "kid": "ed-enc"},
+    # Re-audit N5: a null member is malformed, not absent; a published key that may not
+    # verify would load and then refuse every token.
+    "alg-null": _ec_jwk("alg-null", alg=None),  # type: ignore[arg-type]
+    "use-null": {**_ec_jwk("use-null"), "use": None},
+    "key-ops-sign-only": {**_ec_jwk("sign-only"), "key_ops": ["sign"]},
 }
 
 
@@ -422,6 +427,39 @@ def test_a_member_the_library_cannot_use_is_skipped_with_a_warning(
     for name in ("x", "n", "pub"):
         if isinstance(member.get(name), str) and len(member[name]) > 8:
             assert member[name] not in caplog.text  # never key material
+
+
+def _junk_members(count: int) -> list[dict[str, str]]:
+    return [
+        {"kty": "EC", "crv": "P-256", "kid": f"junk-{i:04}", "x": "A", "y": "A"}
+        for i in range(count)
+    ]
+
+
+def test_the_skip_warning_names_only_the_first_few_keys(
+    server: JWKSServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Re-audit N4: 2,400 junk keys made one 206 KB warning per fetch.
+    server.serve_jwks({"keys": [ES256.public_jwk(), *_junk_members(2400)]})
+    client = client_for(server, clock)
+    with caplog.at_level(logging.WARNING, logger="jwtlite.jwks"):
+        assert jwtlite.decode(token(), client, ["ES256"]) == CLAIMS
+    (warning,) = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert "skipped 2400 key(s)" in warning
+    assert "junk-0004" in warning
+    assert "junk-0005" not in warning
+    assert warning.endswith("and 2395 more")
+    assert len(warning) < 2000
+
+
+def test_a_set_of_only_junk_is_refused_with_a_short_reason(
+    server: JWKSServer, clock: FakeClock
+) -> None:
+    server.serve_jwks({"keys": _junk_members(2400)})
+    client = client_for(server, clock)
+    with pytest.raises(JWKSFetchError, match="and 2395 more") as caught:
+        client.key_for("junk-0000")
+    assert len(str(caught.value)) < 2000
 
 
 def test_a_set_gaining_an_unknown_alg_keeps_serving_after_the_refresh(
@@ -527,6 +565,28 @@ def test_an_unparsable_answer_without_a_cache_is_a_fetch_error(
     assert raw.requests == 1
 
 
+def test_interim_answers_before_the_answer_are_skipped(raw: RawServer, clock: FakeClock) -> None:
+    # Re-audit N6: a 103 Early Hints before the 200 failed the fetch (only 100 was skipped).
+    interim = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+    raw.respond = (
+        interim
+        + b"HTTP/1.1 102 Processing\r\n\r\n"
+        + raw_answer(json.dumps(KeySet([ES256]).jwks()).encode())
+    )
+    client = JWKSClient(raw.url, clock=clock, timeout=2.0)
+    assert client.key_for("es-1").kid == "es-1"
+
+
+def test_endless_interim_answers_are_cut_off_by_the_byte_budget(
+    raw: RawServer, clock: FakeClock
+) -> None:
+    hint = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+    raw.respond = hint * 20_000  # 1 MB of interim answers, never a final one
+    client = JWKSClient(raw.url, clock=clock, timeout=5.0, max_size=16 * 1024)
+    with pytest.raises(JWKSFetchError, match="larger than"):
+        client.key_for("es-1")
+
+
 # -- a whole-fetch deadline and a byte budget for everything read (audit F3, F11) -------------
 
 
@@ -569,6 +629,29 @@ def test_a_dripped_answer_meets_the_whole_fetch_deadline(
     with pytest.raises(JWKSFetchError, match=r"took more than 1\.0 s"):
         client.key_for("es-1")
     assert time.monotonic() - started < 4  # generous: the point is "not 6 s or more"
+
+
+def test_a_host_with_several_black_holed_addresses_meets_the_whole_fetch_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Re-audit N1: socket.create_connection gave each address the whole timeout in turn (three
+    # black-holed addresses held a 2 s fetch for 6 s).
+    real_getaddrinfo = socket.getaddrinfo
+    with black_holed_port() as port:
+        addresses = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))] * 6
+
+        def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
+            return addresses if host == "jwks.test" else real_getaddrinfo(host, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        client = JWKSClient(
+            f"http://jwks.test:{port}/jwks", timeout=1.0, allow_http_hosts=["jwks.test"]
+        )
+        began = time.monotonic()
+        with pytest.raises(JWKSFetchError):
+            client.key_for("es-1")
+        assert client.wait_for_refresh(10)
+        assert time.monotonic() - began < 3.5  # one timeout plus margin, not 6 x 1 s
 
 
 def test_an_endless_trailer_is_cut_off_by_the_byte_budget(raw: RawServer, clock: FakeClock) -> None:

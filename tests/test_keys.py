@@ -1265,3 +1265,137 @@ def test_the_identity_key_is_refused_before_it_can_verify_a_forgery(raw: bytes, 
     public = ed25519.Ed25519PublicKey if crv == "Ed25519" else ed448.Ed448PublicKey
     with pytest.raises(InvalidKeyError, match="small order"):
         Key(public.from_public_bytes(raw), crv)
+
+
+# -- RSA numbers checked before OpenSSL's key check (re-audit N2, N3) -------------------------
+
+
+def _uint(value: int) -> str:
+    return b64url_encode(value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big")).decode()
+
+
+def _lopsided_rsa_numbers() -> rsa.RSAPrivateNumbers:
+    # p = 2^4423 - 1 (a Mersenne prime) beside q = 65537: n is 4440 bits, within the size cap,
+    # and OpenSSL's primality test of p held the GIL for 5.6 s before refusing it.
+    p, q = (1 << 4423) - 1, 65537
+    return rsa.RSAPrivateNumbers(p, q, 12345, 1, 1, 1, rsa.RSAPublicNumbers(65537, p * q))
+
+
+def _private_jwk_of(numbers: rsa.RSAPrivateNumbers) -> dict[str, str]:
+    return {
+        "kty": "RSA",
+        "n": _uint(numbers.public_numbers.n),
+        "e": _uint(numbers.public_numbers.e),
+        "d": _uint(numbers.d),
+        "p": _uint(numbers.p),
+        "q": _uint(numbers.q),
+        "dp": _uint(numbers.dmp1),
+        "dq": _uint(numbers.dmq1),
+        "qi": _uint(numbers.iqmp),
+    }
+
+
+def _unchecked_private_bytes(numbers: rsa.RSAPrivateNumbers, encoding: Any) -> bytes:
+    return numbers.private_key(unsafe_skip_rsa_key_validation=True).private_bytes(
+        encoding, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+LOPSIDED_RSA = {
+    "jwk": lambda: Key.from_jwk(_private_jwk_of(_lopsided_rsa_numbers()), "RS256"),
+    "pem": lambda: Key.from_pem(
+        _unchecked_private_bytes(_lopsided_rsa_numbers(), serialization.Encoding.PEM), "RS256"
+    ),
+    "der": lambda: Key(
+        _unchecked_private_bytes(_lopsided_rsa_numbers(), serialization.Encoding.DER), "RS256"
+    ),
+}
+
+
+@pytest.mark.parametrize("load", LOPSIDED_RSA.values(), ids=LOPSIDED_RSA.keys())
+def test_rsa_private_key_with_a_lopsided_prime_is_refused_before_primality_tests(
+    load: Callable[[], Key],
+) -> None:
+    with pytest.raises(InvalidKeyError, match="half the modulus"):
+        load()
+
+
+def _changed_private(**changes: int) -> rsa.RSAPrivateNumbers:
+    numbers = RSA_PRIVATE.private_numbers()
+    members = {
+        "p": numbers.p,
+        "q": numbers.q,
+        "d": numbers.d,
+        "dmp1": numbers.dmp1,
+        "dmq1": numbers.dmq1,
+        "iqmp": numbers.iqmp,
+    }
+    members.update(changes)
+    return rsa.RSAPrivateNumbers(**members, public_numbers=numbers.public_numbers)
+
+
+BROKEN_RSA_PRIVATE = {
+    "p-times-q-is-not-n": (
+        lambda: _changed_private(q=RSA_PRIVATE.private_numbers().q + 2),
+        "multiply",
+    ),
+    "dp-out-of-range": (
+        lambda: _changed_private(dmp1=RSA_PRIVATE.private_numbers().p),
+        "out of range",
+    ),
+    "qi-zero": (lambda: _changed_private(iqmp=0), "out of range"),
+    "d-zero": (lambda: _changed_private(d=0), "out of range"),
+}
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"), BROKEN_RSA_PRIVATE.values(), ids=BROKEN_RSA_PRIVATE.keys()
+)
+def test_rsa_private_jwk_whose_members_disagree_is_refused(
+    make: Callable[[], rsa.RSAPrivateNumbers], reason: str
+) -> None:
+    with pytest.raises(InvalidKeyError, match=reason):
+        Key.from_jwk(_private_jwk_of(make()), "RS256")
+
+
+def test_balanced_rsa_private_pem_and_der_still_load() -> None:
+    assert Key.from_pem(private_pem(RSA_PRIVATE), "RS256").can_sign
+    assert Key(private_der(RSA_PRIVATE), "RS256").can_sign
+
+
+def _odd(bits: int) -> int:
+    return (1 << (bits - 1)) | secrets.randbits(bits - 1) | 1
+
+
+BAD_RSA_PUBLIC = {
+    "e-3000-bits-n-3072": (lambda: (_odd(3072), _odd(3000)), "above 2\\^32"),
+    "e-16000-bits-n-16384": (lambda: (_odd(16384), _odd(16000)), "above 2\\^32"),
+    "e-2^32-plus-1": (lambda: (_odd(2048), 2**32 + 1), "above 2\\^32"),
+    "e-even": (lambda: (_odd(2048), 65536), "odd and at least 3"),
+    "e-1": (lambda: (_odd(2048), 1), "odd and at least 3"),
+    "n-even": (lambda: (_odd(2048) + 1, 65537), "modulus is even"),
+}
+
+
+@pytest.mark.parametrize(("make", "reason"), BAD_RSA_PUBLIC.values(), ids=BAD_RSA_PUBLIC.keys())
+def test_rsa_public_numbers_out_of_bounds_are_refused(
+    make: Callable[[], tuple[int, int]], reason: str
+) -> None:
+    n, e = make()
+    with pytest.raises(InvalidKeyError, match=reason):
+        Key.from_jwk({"kty": "RSA", "n": _uint(n), "e": _uint(e), "alg": "RS256"})
+
+
+def test_rsa_public_exponent_up_to_2_pow_32_is_accepted() -> None:
+    n = RSA_PRIVATE.public_key().public_numbers().n
+    key = Key.from_jwk({"kty": "RSA", "n": _uint(n), "e": _uint(2**32 - 1), "alg": "RS256"})
+    assert key.can_verify
+
+
+@pytest.mark.parametrize("member", ["n", "e"])
+def test_rsa_jwk_with_leading_zero_octets_is_refused(member: str) -> None:
+    jwk = Key(RSA_PRIVATE, "RS256").public_jwk()
+    padded = b"\0" * 20000 + base64.urlsafe_b64decode(jwk[member] + "==")
+    jwk[member] = b64url_encode(padded).decode()
+    with pytest.raises(InvalidKeyError, match="leading zero octets"):
+        Key.from_jwk(jwk)
