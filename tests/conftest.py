@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,29 +116,47 @@ def shared_key_env(backend: str) -> dict[str, str]:
     return {"JWTLITE_SECRET_KEY": support_postgres.SECRET} if backend == "postgres" else {}
 
 
+StartServer = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def start_server(db_path: Path) -> Iterator[StartServer]:
+    """``start_server(env, args=())`` starts ``serve.py`` on the test's SQLite file (cheap
+    hashes, then ``env``; ``args`` beyond the host and port); every server it started is
+    stopped at teardown."""
+    servers: list[ServerProcess] = []
+
+    def start(env: Mapping[str, str] | None = None, args: Sequence[str] = ()) -> ServerProcess:
+        server = ServerProcess(database=db_path, env={**FAST_HASH_ENV, **(env or {})}, args=[*args])
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
 @pytest.fixture
 def serve(
-    db_path: Path, database: str, shared_key_env: dict[str, str]
-) -> Iterator[Callable[..., ServerProcess]]:
+    start_server: StartServer, database: str, shared_key_env: dict[str, str]
+) -> Iterator[StartServer]:
     """``serve(**env)`` starts ``serve.py --threads 8`` on the test's database (cheap hashes,
     logins that wait for their hash instead of being shed); every instance is stopped at
     teardown, and none may have written a traceback."""
     servers: list[ServerProcess] = []
 
     def start(**env: str) -> ServerProcess:
-        server = ServerProcess(
-            database=db_path,
-            env={
-                **FAST_HASH_ENV,
+        server = start_server(
+            {
                 **support_postgres.WAIT_FOR_HASHES,
                 "JWTLITE_DATABASE": database,
                 **shared_key_env,
                 **env,
             },
-            args=["--threads", "8"],
+            ["--threads", "8"],
         )
         servers.append(server)
-        return server.start()
+        return server
 
     yield start
     for server in servers:

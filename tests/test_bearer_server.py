@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import webtest
 import jwtlite
 from jwtlite import CLAIMS_ENVIRON_KEY, BearerAuth, JWKSClient
 
-from support import FAST_HASH_ENV, PASSWORD, ROOT, ServerProcess, http
+from support import PASSWORD, ROOT, ServerProcess, http
 from support_server import clean_environ
 
 ALGORITHMS = ["RS256", "EdDSA", "Ed25519"]
@@ -37,18 +37,9 @@ Issuer = Callable[..., ServerProcess]
 
 
 @pytest.fixture
-def issuer(db_path: Path) -> Iterator[Issuer]:
-    """Start ``serve.py`` on the test's database with extra environment; stop at teardown."""
-    started: list[ServerProcess] = []
-
-    def start(**env: str) -> ServerProcess:
-        server = ServerProcess(database=db_path, env={**FAST_HASH_ENV, **env}).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+def issuer(start_server: Issuer) -> Issuer:
+    """Start ``serve.py`` on the test's database with extra environment; stopped at teardown."""
+    return lambda **env: start_server(env)
 
 
 def tokens_from(server: ServerProcess) -> dict[str, str]:

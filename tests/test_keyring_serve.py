@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import pytest
 from jwtlite import Key
 from jwtlite.service.keyfile import write_key_file
 
-from support import FAST_HASH_ENV, PASSWORD, ROOT, ServerProcess, http
+from support import PASSWORD, ROOT, ServerProcess, http
 from support_load import Client, run_threads
 from support_server import clean_environ, unverified_segment
 
@@ -93,28 +93,24 @@ def printed(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def serve(db_path: Path, keys_dir: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Start ``serve.py`` on the test's database and key directory; stop at teardown."""
-    servers: list[ServerProcess] = []
+def serve(
+    start_server: Callable[..., ServerProcess], keys_dir: Path
+) -> Callable[..., ServerProcess]:
+    """Start ``serve.py --threads 8`` on the test's database and key directory; stopped at
+    teardown."""
 
     def start(database: str | None = None, **env: str) -> ServerProcess:
-        server = ServerProcess(
-            database=db_path,
-            env={
-                **FAST_HASH_ENV,
+        return start_server(
+            {
                 **ROOMY,
                 "JWTLITE_KEYS_DIR": str(keys_dir),
                 **({"JWTLITE_DATABASE": database} if database else {}),
                 **env,
             },
-            args=["--threads", "8"],
+            ["--threads", "8"],
         )
-        servers.append(server)
-        return server.start()
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 # -- the command --------------------------------------------------------------------------

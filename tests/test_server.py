@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +38,10 @@ TOKEN_NOT_VALID = "token_not_valid"
 
 
 @pytest.fixture
-def serve(db_path: Path) -> Iterator[Any]:
-    """Start ``serve.py`` on the test's database (cheap hashing, plus extra env); stop it at
+def serve(start_server: Callable[..., ServerProcess]) -> Callable[..., ServerProcess]:
+    """Start ``serve.py`` on the test's database (cheap hashing, plus extra env); stopped at
     teardown. Call as ``serve(JWTLITE_X="...")``."""
-    started: list[ServerProcess] = []
-
-    def start(**env: str) -> ServerProcess:
-        server = ServerProcess(database=db_path, env={**FAST_HASH_ENV, **env}).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+    return lambda **env: start_server(env)
 
 
 def post(url: str, path: str, body: dict[str, Any], **headers: str) -> Any:
