@@ -167,7 +167,8 @@ def build_parser(environ: Environ) -> argparse.ArgumentParser:
         "--drop",
         metavar="KID",
         help="instead of rotating, remove the retired key KID at once (a compromised key: "
-        "its tokens stop verifying as soon as each instance reloads; never the current key)",
+        "its tokens stop verifying as soon as each instance reloads; never the current key); "
+        "write --drop=KID, as a kid may begin with '-'",
     )
     rotate.add_argument(
         "--activate-after",

@@ -215,14 +215,34 @@ def test_rotate_key_drop_removes_a_retired_key_only(
 ) -> None:
     first = printed(rotate_key("--algorithm", "ES256"))["kid"]
     second = printed(rotate_key())["kid"]
-    current = rotate_key("--drop", second)
+    current = rotate_key(f"--drop={second}")
     assert current.returncode == 1
     assert "is the current key" in current.stderr
-    assert printed(rotate_key("--drop", first)) == {"dropped": first}
+    assert printed(rotate_key(f"--drop={first}")) == {"dropped": first}
     ring = json.loads((keys_dir / "ring.json").read_text())
     assert [key["kid"] for key in ring["keys"]] == [second]
     assert not (keys_dir / f"{first}.key").exists()
-    assert rotate_key("--drop", first, "--algorithm", "ES256").returncode == 2
+    assert rotate_key(f"--drop={first}", "--algorithm", "ES256").returncode == 2
+
+
+def test_a_kid_beginning_with_a_dash_can_be_dropped(
+    rotate_key: Callable[..., Any], keys_dir: Path, tmp_path: Path
+) -> None:
+    # A kid is base64url (a thumbprint, or random): one in 64 begins with "-", which
+    # argparse reads as an option after "--drop " but not after "--drop=".
+    key = Key.generate("ES256")
+    for _ in range(2000):
+        if key.thumbprint().startswith("-"):
+            break
+        key = Key.generate("ES256")
+    kid = key.thumbprint()
+    assert kid.startswith("-")
+    write_key_file(str(tmp_path / "dash.key"), key)
+    imported = printed(rotate_key("--import", str(tmp_path / "dash.key"), "--algorithm", "ES256"))
+    assert imported["kid"] == kid
+    printed(rotate_key())
+    assert printed(rotate_key(f"--drop={kid}")) == {"dropped": kid}
+    assert not (keys_dir / f"{kid}.key").exists()
 
 
 def test_jwks_prints_the_ring(rotate_key: Callable[..., Any], command: Callable[..., Any]) -> None:
@@ -394,7 +414,7 @@ def test_a_leaked_key_is_taken_out_of_service_while_a_key_is_staged(
     assert emergency["previous"] == leaked_kid
     assert emergency["cancelled"] == staged["kid"]
     assert sorted(emergency["retired"]) == sorted([leaked_kid, staged["kid"]])
-    assert printed(rotate_key("--drop", leaked_kid)) == {"dropped": leaked_kid}
+    assert printed(rotate_key(f"--drop={leaked_kid}")) == {"dropped": leaked_kid}
     assert server.process is not None
     server.process.send_signal(signal.SIGHUP)
     verify = server.url + "/accounts/token/verify/"
