@@ -13,7 +13,7 @@ import sys
 # than ending a process that is still importing: a rotation script may signal every instance.
 signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
-from jwtlite.server import main  # noqa: E402 - after the signal disposition, on purpose
+from jwtlite.cli.serve import main  # noqa: E402 - after the signal disposition, on purpose
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -45,10 +45,10 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from jwtlite.service.confusables import username_skeleton  # noqa: E402
-from jwtlite.service.passwords import PasswordHasher  # noqa: E402
+from jwtlite.service.credentials.confusables import username_skeleton  # noqa: E402
+from jwtlite.service.credentials.passwords import PasswordHasher  # noqa: E402
+from jwtlite.service.credentials.validators import username_key  # noqa: E402
 from jwtlite.service.settings import Settings  # noqa: E402
-from jwtlite.service.validators import username_key  # noqa: E402
 from jwtlite.store import Store  # noqa: E402
 from jwtlite.web.app import create_app  # noqa: E402
 

@@ -32,9 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from jwtlite import Key, jwt
-from jwtlite.service.keydir import KeyDirectory
-from jwtlite.service.keyring import KeyRing, Ring
 from jwtlite.service.settings import Settings
+from jwtlite.service.signing.directory import KeyDirectory
+from jwtlite.service.signing.keyring import KeyRing, Ring
 from jwtlite.service.tokens import TokenMinter
 from jwtlite.store import User
 

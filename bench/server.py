@@ -45,7 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from jwtlite.service.passwords import PasswordHasher  # noqa: E402
+from jwtlite.service.credentials.passwords import PasswordHasher  # noqa: E402
 
 CEILING_APP = """
 import logging

@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from jwtlite.service.passwords import PasswordHasher  # noqa: E402
+from jwtlite.service.credentials.passwords import PasswordHasher  # noqa: E402
 
 from support import PASSWORD, ServerProcess  # noqa: E402
 from support_load import Client, percentile, python_progress_during_hashes  # noqa: E402

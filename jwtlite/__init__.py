@@ -8,7 +8,6 @@ middleware :class:`BearerAuth`. The service is a layer above it:
 
 from __future__ import annotations
 
-from jwtlite.bearer import CLAIMS_ENVIRON_KEY, BearerAuth
 from jwtlite.errors import (
     AlgorithmNotAllowedError,
     ExpiredTokenError,
@@ -23,10 +22,10 @@ from jwtlite.errors import (
     MalformedTokenError,
     MissingClaimError,
 )
-from jwtlite.jwks_client import JWKSClient
 from jwtlite.jws import get_unverified_header
 from jwtlite.jwt import decode, decode_complete, encode
 from jwtlite.keys import Key, KeySet, KeySource
+from jwtlite.resource import CLAIMS_ENVIRON_KEY, BearerAuth, JWKSClient
 
 __version__ = "0.1.0"
 

@@ -20,7 +20,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from jwtlite._roca import has_roca_fingerprint
-from jwtlite.errors import AlgorithmNotAllowedError, InvalidKeyError
+from jwtlite.errors import (
+    AlgorithmNotAllowedError,
+    InvalidKeyError,
+)
 
 __all__ = [
     "ALGORITHMS",

@@ -1,24 +1,17 @@
-"""One exception tree for jwtlite.
+"""The token library's exceptions: one tree under :class:`JWTError`.
 
-Token problems derive from :class:`JWTError`; the service's own refusals derive from
-:class:`ServiceError`; :class:`ConfigurationError` is raised at start-up. No exception here
-knows about HTTP: ``jwtlite.web.app`` maps them to responses in one place.
+Every problem with a token or a key derives from :class:`JWTError`, so ``except JWTError``
+is the one catch a caller needs. No exception here knows about HTTP, SQL or the service:
+the service's refusals live in :mod:`jwtlite.service.errors` (its token refusals still
+subclass :class:`JWTError`), the store's in :mod:`jwtlite.store.errors`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 __all__ = [
-    "AccessTokenRejectedError",
     "AlgorithmNotAllowedError",
-    "AuthenticationError",
-    "BusyError",
-    "CSRFError",
-    "ConfigurationError",
     "ExpiredTokenError",
     "ImmatureTokenError",
-    "InactiveUserError",
     "InvalidAudienceError",
     "InvalidClaimError",
     "InvalidIssuerError",
@@ -28,14 +21,6 @@ __all__ = [
     "JWTError",
     "MalformedTokenError",
     "MissingClaimError",
-    "NotAuthenticatedError",
-    "NotFoundError",
-    "ServiceError",
-    "StoreUnavailableError",
-    "ThrottledError",
-    "TokenRevokedError",
-    "ValidationError",
-    "WrongTokenTypeError",
 ]
 
 
@@ -117,104 +102,3 @@ class InvalidIssuerError(InvalidClaimError):
 
     def __init__(self, message: str, *, expected: object = None) -> None:
         super().__init__(message, claim="iss", expected=expected)
-
-
-class WrongTokenTypeError(InvalidClaimError):
-    """A valid token used where the other type is needed (access given to refresh)."""
-
-    def __init__(self, expected: str) -> None:
-        super().__init__("Token has wrong type", claim="token_type", expected=expected)
-
-
-class TokenRevokedError(JWTError):
-    """A refresh token that was blacklisted, or already spent under rotation."""
-
-    def __init__(self, jti: str) -> None:
-        super().__init__("Token is blacklisted")
-        self.jti = jti
-
-
-class ServiceError(Exception):
-    """Root of the service's refusals that are not token problems."""
-
-
-class ValidationError(ServiceError):
-    """Request data broke one or more rules; ``errors`` maps field names to messages."""
-
-    def __init__(self, errors: Mapping[str, Sequence[str]]) -> None:
-        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
-        self.errors = {field: list(messages) for field, messages in errors.items()}
-
-
-class AuthenticationError(ServiceError):
-    """Wrong credentials, unknown user or inactive user: deliberately indistinguishable."""
-
-
-class InactiveUserError(ServiceError):
-    """A token's user no longer exists (``code="user_not_found"``) or is inactive."""
-
-    def __init__(self, code: str = "user_inactive") -> None:
-        super().__init__("No active account found for the given token.")
-        self.code = code
-
-
-class NotAuthenticatedError(ServiceError):
-    """A protected resource was called without usable credentials.
-
-    ``code`` is None when credentials are missing, ``"bad_authorization_header"`` when the
-    ``Authorization`` header is not ``Bearer <token>``.
-    """
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class NotFoundError(ServiceError):
-    """What a request names does not exist for its caller (an unknown session id, or
-    another user's: the same answer, so ids cannot be probed)."""
-
-
-class AccessTokenRejectedError(JWTError):
-    """A token offered to authenticate a request is not a valid access token.
-
-    ``cause`` is the specific problem (expired, wrong type, bad signature...).
-    """
-
-    def __init__(self, cause: JWTError) -> None:
-        super().__init__("Given token not valid for any token type")
-        self.cause = cause
-
-
-class ThrottledError(ServiceError):
-    """Too many failed logins; ``retry_after`` is in whole seconds."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"Request was throttled. Expected available in {retry_after} seconds.")
-        self.retry_after = retry_after
-
-
-class CSRFError(ServiceError):
-    """A request that a cross-site page could have made the browser send was refused.
-
-    Either a request authenticated by a cookie lacks the CSRF value bound to that cookie's
-    token, or a request whose answer would set token cookies comes from an origin that is not
-    trusted (login CSRF). The message says which, in Django's wording.
-    """
-
-
-class StoreUnavailableError(ServiceError):
-    """The user store cannot be read or written (disk full, read-only, missing)."""
-
-
-class BusyError(ServiceError):
-    """Too many requests already wait for a password hash: shed this one now rather than
-    let it hold a server thread that other requests need."""
-
-
-class ConfigurationError(ValueError):
-    """A setting is invalid; ``setting`` names it. Raised at start-up, never per request."""
-
-    def __init__(self, setting: str, message: str) -> None:
-        super().__init__(f"{setting}: {message}")
-        self.setting = setting

@@ -89,7 +89,7 @@ def decode(
     """Verify a compact JWS and return its payload bytes.
 
     ``key`` is what :func:`encode` takes, or a :class:`~jwtlite.keys.KeySource` such as
-    :class:`~jwtlite.jwks_client.JWKSClient`; a :class:`KeySet` or a key source picks the
+    :class:`~jwtlite.resource.jwks_client.JWKSClient`; a :class:`KeySet` or a key source picks the
     key by the header's ``kid``.
 
     Raises:

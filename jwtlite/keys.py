@@ -37,7 +37,10 @@ from jwtlite.algorithms import (
     PrivateKey,
     get_algorithm,
 )
-from jwtlite.errors import AlgorithmNotAllowedError, InvalidKeyError
+from jwtlite.errors import (
+    AlgorithmNotAllowedError,
+    InvalidKeyError,
+)
 
 __all__ = ["Key", "KeySet", "KeySource", "as_key"]
 
@@ -320,7 +323,7 @@ class KeySet:
     between them; and a ``kid`` names one key.
 
     Args:
-        keys: keys with distinct, non-empty ``kid``s, all symmetric or all asymmetric.
+        keys: keys with distinct, non-empty ``kid`` values, all symmetric or all asymmetric.
         current: the ``kid`` of the signing key; the first key when left out.
 
     Raises:

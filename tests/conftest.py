@@ -180,8 +180,8 @@ def make_client(
     PostgreSQL, where a generated key is refused, a key file is made where SQLite's would
     be (beside the database file), so clients of one test share it as they do on SQLite.
     """
-    from jwtlite.service.keyfile import load_or_create_key_file
     from jwtlite.service.settings import Settings
+    from jwtlite.service.signing.keyfile import load_or_create_key_file
     from jwtlite.store import Store
     from jwtlite.web.app import create_app
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import webtest
 
-from jwtlite.errors import ConfigurationError
+from jwtlite.service.errors import ConfigurationError
 from jwtlite.service.settings import Settings
 from jwtlite.store.sqlite import SQLiteStore
 from jwtlite.web.app import create_app

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 import jwtlite
-from jwtlite import http_channel
-from jwtlite.errors import StoreUnavailableError
-from jwtlite.service import passwords
+from jwtlite.cli import http_channel
+from jwtlite.service.credentials import passwords
 from jwtlite.service.throttle import address_group
+from jwtlite.store.errors import StoreUnavailableError
 from jwtlite.web.cors import CORSMiddleware
 
 from support import FAST_HASH_ENV, PASSWORD, FakeClock, ServerProcess, http, login, register

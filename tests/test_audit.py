@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from jwtlite.errors import ConfigurationError
 from jwtlite.service.audit import AuditLog, JSONFormatter, TextFormatter, key_rotated
 from jwtlite.service.context import RequestContext, request_context
+from jwtlite.service.errors import ConfigurationError
 from jwtlite.service.events import Event, EventName, Events
 from jwtlite.service.settings import Settings
 

@@ -27,8 +27,7 @@ from typing import Any
 
 import pytest
 
-from jwtlite.demo.server import DemoServer, start_demo_server
-from jwtlite.errors import ConfigurationError
+from jwtlite.demo.server import DemoConfigurationError, DemoServer, start_demo_server
 
 from support import FAST_HASH_ENV, PASSWORD, ROOT, SERVE, ServerProcess, http
 from support_contract import claims
@@ -790,7 +789,7 @@ def test_demo_server_serves_nothing_else(
     ids=["no-scheme", "ftp", "no-host", "bad-port", "relative"],
 )
 def test_demo_server_refuses_a_bad_api_url(api_url: str) -> None:
-    with pytest.raises(ConfigurationError, match="API_URL"):
+    with pytest.raises(DemoConfigurationError, match="API_URL"):
         start_demo_server(api_url, port=0)
 
 

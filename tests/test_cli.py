@@ -22,7 +22,7 @@ import pytest
 
 from jwtlite import Key, MalformedTokenError, encode
 from jwtlite.jwt import decode_unverified_claims
-from jwtlite.service.keyfile import load_or_create_key_file
+from jwtlite.service.signing.keyfile import load_or_create_key_file
 from jwtlite.store.sqlite import SCHEMA_VERSION
 
 from support import FAST_HASH_ENV, PASSWORD, ROOT, http

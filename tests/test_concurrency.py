@@ -315,7 +315,7 @@ def test_argon2id_hashing_releases_the_gil() -> None:
     counting thread can run during the hash is that the hash released the GIL; no timing is
     compared.
     """
-    from jwtlite.service.passwords import PasswordHasher
+    from jwtlite.service.credentials.passwords import PasswordHasher
 
     progress = python_progress_during_hashes(PasswordHasher())  # default cost: 19 MiB, 2 passes
     assert min(progress) > 1000, progress

@@ -1,4 +1,4 @@
-"""Tests for jwtlite.service.confusables: UTS #39 skeletons and the username look-alike key.
+"""Confusable skeletons (UTS #39) and the username look-alike key.
 
 Non-ASCII test strings are written as escapes on purpose: a look-alike must be visible as
 what it is in review. Expectations come from the shipped ``confusables.txt`` (Unicode
@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jwtlite.service import confusables
-from jwtlite.service.confusables import data_version, skeleton, username_skeleton
-from jwtlite.service.validators import normalize_username, username_key
+from jwtlite.service.credentials import confusables
+from jwtlite.service.credentials.confusables import data_version, skeleton, username_skeleton
+from jwtlite.service.credentials.validators import normalize_username, username_key
 
 # Of the decompressed file, as downloaded from
 # https://www.unicode.org/Public/18.0.0/security/confusables.txt (data README).
@@ -32,7 +32,11 @@ UPSTREAM_ENTRIES = 6_712
 
 @cache
 def shipped_text() -> str:
-    data = resources.files("jwtlite.service.data").joinpath("confusables.txt.gz").read_bytes()
+    data = (
+        resources.files("jwtlite.service.credentials.data")
+        .joinpath("confusables.txt.gz")
+        .read_bytes()
+    )
     return gzip.decompress(data).decode("utf-8")
 
 

@@ -13,8 +13,8 @@ import falcon
 import pytest
 import webtest
 
-from jwtlite.errors import CSRFError
 from jwtlite.service.auth import AuthService
+from jwtlite.service.errors import CSRFError
 from jwtlite.service.settings import Settings
 from jwtlite.web.app import _add_error_handlers
 from jwtlite.web.auth import RequestAuth
@@ -400,7 +400,7 @@ def test_an_invalid_access_cookie_gets_the_access_token_answer(probe: Any) -> No
 
 
 def test_csrf_error_is_a_service_error_without_http() -> None:
-    from jwtlite.errors import ServiceError
+    from jwtlite.service.errors import ServiceError
 
     assert issubclass(CSRFError, ServiceError)
     assert not hasattr(CSRFError("x"), "status")

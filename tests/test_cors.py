@@ -8,7 +8,7 @@ from typing import Any
 import falcon
 import pytest
 
-from jwtlite.errors import ConfigurationError
+from jwtlite.service.errors import ConfigurationError
 from jwtlite.web.cors import CORSMiddleware
 
 with warnings.catch_warnings():

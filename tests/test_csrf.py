@@ -14,9 +14,13 @@ import pytest
 
 from jwtlite import Key
 from jwtlite._encoding import b64url_encode
-from jwtlite.errors import CSRFError, ExpiredTokenError, InvalidSignatureError
+from jwtlite.errors import (
+    ExpiredTokenError,
+    InvalidSignatureError,
+)
 from jwtlite.service.auth import AuthService
 from jwtlite.service.csrf import CSRF_MISSING, CSRF_WRONG, CSRFKey, IssuedToken
+from jwtlite.service.errors import CSRFError
 from jwtlite.service.settings import Settings
 from jwtlite.store.sqlite import SQLiteStore
 

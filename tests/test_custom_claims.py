@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from jwtlite.errors import ConfigurationError
 from jwtlite.service import AuthService, Settings
+from jwtlite.service.errors import ConfigurationError
 from jwtlite.store import User
 from jwtlite.store.sqlite import SQLiteStore
 from jwtlite.web import create_app

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from jwtlite.service.keydir import KeyDirectory
-from jwtlite.service.keyring import request_reload
+from jwtlite.service.signing.directory import KeyDirectory
+from jwtlite.service.signing.keyring import request_reload
 
 from support import PASSWORD, FakeClock, register
 

@@ -21,24 +21,25 @@ import pytest
 
 from jwtlite import Key, jws, jwt
 from jwtlite._encoding import b64url_encode
-from jwtlite.errors import ConfigurationError, InvalidKeyError
+from jwtlite.errors import InvalidKeyError
 from jwtlite.service.auth import load_signing_keys
-from jwtlite.service.keydir import (
+from jwtlite.service.errors import ConfigurationError
+from jwtlite.service.settings import Settings
+from jwtlite.service.signing.directory import (
     MAX_ACTIVATE_AFTER,
     KeyDirectory,
     RingFiles,
     Stamp,
     key_pepper,
 )
-from jwtlite.service.keyfile import load_key_file, load_or_create_key_file, write_key_file
-from jwtlite.service.keyring import (
+from jwtlite.service.signing.keyfile import load_key_file, load_or_create_key_file, write_key_file
+from jwtlite.service.signing.keyring import (
     RETIREMENT_GRACE_FLOOR,
     KeyRing,
     Ring,
     request_reload,
     retirement_grace,
 )
-from jwtlite.service.settings import Settings
 
 from support import FakeClock, login, register
 from support_server import unverified_segment

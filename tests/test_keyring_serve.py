@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from jwtlite import Key
-from jwtlite.service.keyfile import write_key_file
+from jwtlite.service.signing.keyfile import write_key_file
 
 from support import PASSWORD, ROOT, ServerProcess, http
 from support_load import Client, run_threads

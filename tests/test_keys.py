@@ -22,7 +22,7 @@ import jwtlite
 from jwtlite import AlgorithmNotAllowedError, InvalidKeyError, Key, KeySet
 from jwtlite._encoding import b64url_encode
 from jwtlite._jwk import public_members
-from jwtlite.service.keyfile import load_or_create_key_file
+from jwtlite.service.signing.keyfile import load_or_create_key_file
 
 from support_keys import openssh_public, private_der, private_pem, public_der, public_pem
 

@@ -22,8 +22,8 @@ import pytest
 import webtest
 from test_hostile_requests import exchange, parse
 
-from jwtlite.errors import ConfigurationError
-from jwtlite.service.passwords import PasswordHasher
+from jwtlite.service.credentials.passwords import PasswordHasher
+from jwtlite.service.errors import ConfigurationError
 from jwtlite.service.settings import Settings
 from jwtlite.web.app import create_app
 

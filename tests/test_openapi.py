@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 import jwtlite
-from jwtlite.errors import StoreUnavailableError
+from jwtlite.store.errors import StoreUnavailableError
 from jwtlite.web.openapi import OpenAPIResource, load_document
 
 from support import FakeClock, login, register

@@ -1,4 +1,4 @@
-"""Tests for jwtlite.service.passwords: Argon2id PHC hashes, verification, rehash, dummy verify."""
+"""Password hashing: Argon2id PHC hashes, verification, rehash, dummy verify."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from jwtlite.service import passwords
-from jwtlite.service.passwords import PasswordHasher
+from jwtlite.service.credentials import passwords
+from jwtlite.service.credentials.passwords import PasswordHasher
 
 CHEAP = {"memory_kib": 1024, "iterations": 1}
 

@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 
-from jwtlite.errors import StoreUnavailableError
 from jwtlite.service.settings import Settings
 from jwtlite.store import (
     AttemptLimits,
@@ -34,6 +33,7 @@ from jwtlite.store import (
 )
 from jwtlite.store import _postgres_sql as sql
 from jwtlite.store import base as store_base
+from jwtlite.store.errors import StoreUnavailableError
 from jwtlite.store.postgres import SCHEMA_VERSION, PostgresStore
 
 import support_postgres
@@ -701,7 +701,7 @@ def test_without_the_driver_the_url_is_refused_with_the_extra_to_install() -> No
         "import sys, json\n"
         "sys.modules['psycopg'] = None\n"
         "from jwtlite.store import open_store\n"
-        "from jwtlite.errors import StoreUnavailableError\n"
+        "from jwtlite.store.errors import StoreUnavailableError\n"
         "try:\n"
         "    open_store('postgresql://u:secret@127.0.0.1:1/db')\n"
         "except StoreUnavailableError as e:\n"

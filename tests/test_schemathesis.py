@@ -28,8 +28,8 @@ from schemathesis.checks import (
 )
 from schemathesis.config import SchemathesisConfig
 
-from jwtlite.service import validators
-from jwtlite.service.confusables import username_skeleton
+from jwtlite.service.credentials import validators
+from jwtlite.service.credentials.confusables import username_skeleton
 
 from support import FAST_HASH_ENV, PASSWORD, ServerProcess, http
 

@@ -25,7 +25,7 @@ import pytest
 import waitress
 from waitress import wasyncore
 
-from jwtlite.http_channel import hardened_channel
+from jwtlite.cli.http_channel import hardened_channel
 
 from support import FAST_HASH_ENV, PASSWORD, SERVE, ServerProcess, http
 from support_server import clean_environ, header, unverified_segment

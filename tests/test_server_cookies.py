@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from jwtlite import server
-from jwtlite.errors import ConfigurationError
+from jwtlite.cli import serve as server
+from jwtlite.service.errors import ConfigurationError
 from jwtlite.service.settings import Settings
 
 from support import FAST_HASH_ENV, PASSWORD, SERVE, ServerProcess, http

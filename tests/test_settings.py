@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from jwtlite.errors import ConfigurationError
+from jwtlite.service.errors import ConfigurationError
 from jwtlite.service.settings import LAUNCHER_VARIABLES, TEST_VARIABLES, Settings
 
 STRONG = "s" * 32

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from jwtlite.errors import ConfigurationError
+from jwtlite.service.errors import ConfigurationError
 from jwtlite.service.settings import Settings
 
 

@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from jwtlite.errors import StoreUnavailableError
 from jwtlite.store import AttemptLimits, RefreshRecord, Session, Store, User, open_store
 from jwtlite.store._sqlite_sql import MIGRATIONS
 from jwtlite.store.base import PURGE_BATCH
+from jwtlite.store.errors import StoreUnavailableError
 from jwtlite.store.sqlite import SCHEMA_VERSION, SQLiteStore
 
 pytestmark = pytest.mark.both_backends

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from jwtlite.service.passwords import PasswordHasher
+from jwtlite.service.credentials.passwords import PasswordHasher
 from jwtlite.service.throttle import address_group
 
 from support import PASSWORD, FakeClock, register

@@ -1,4 +1,4 @@
-"""Tests for jwtlite.service.validators: usernames, e-mail addresses and password rules."""
+"""Registration rules: usernames, e-mail addresses and passwords."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from importlib import resources
 
 import pytest
 
-from jwtlite.service.validators import (
+from jwtlite.service.credentials.validators import (
     common_passwords,
     email_problems,
     normalize_email,
@@ -324,7 +324,11 @@ def test_password_context_is_keyword_only() -> None:
 
 
 def test_common_password_list_is_djangos() -> None:
-    data = resources.files("jwtlite.service.data").joinpath("common-passwords.txt.gz").read_bytes()
+    data = (
+        resources.files("jwtlite.service.credentials.data")
+        .joinpath("common-passwords.txt.gz")
+        .read_bytes()
+    )
     lines = gzip.decompress(data).decode().splitlines()
     passwords = common_passwords()
     assert len(passwords) == len(set(lines)) > 19_000

@@ -116,7 +116,7 @@ def test_two_processes_agree_within_the_bound(
 def test_store_failure_during_verify_fails_closed(
     client: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jwtlite.errors import StoreUnavailableError
+    from jwtlite.store.errors import StoreUnavailableError
 
     register(client)
     access = login(client)["access"]

@@ -16,7 +16,15 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
-from jwtlite.errors import ConfigurationError
+
+class DemoConfigurationError(ValueError):
+    """A demo option is invalid; ``setting`` names it. The demo speaks only HTTP to the
+    API and never imports the service, so it has its own start-up error."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
 
 __all__ = ["DEFAULT_DEMO_PORT", "DemoServer", "create_demo_app", "start_demo_server"]
 
@@ -43,9 +51,9 @@ def _api_origin(api_url: str) -> str:
         parts = urlsplit(api_url)
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError as exc:
-        raise ConfigurationError("API_URL", f"{api_url!r} is not a URL: {exc}") from None
+        raise DemoConfigurationError("API_URL", f"{api_url!r} is not a URL: {exc}") from None
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigurationError("API_URL", f"{api_url!r} is not an absolute http(s) URL")
+        raise DemoConfigurationError("API_URL", f"{api_url!r} is not an absolute http(s) URL")
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
@@ -66,7 +74,7 @@ def create_demo_app(
     ``fetch`` to this origin and the API's.
 
     Raises:
-        ConfigurationError: ``api_url`` is not an absolute http(s) URL.
+        DemoConfigurationError: ``api_url`` is not an absolute http(s) URL.
     """
     api_url = api_url.rstrip("/")
     api_origin = _api_origin(api_url)
@@ -188,7 +196,7 @@ def start_demo_server(
     for the API's ``token_transport`` (see :func:`create_demo_app`).
 
     Raises:
-        ConfigurationError: ``api_url`` is not an absolute http(s) URL.
+        DemoConfigurationError: ``api_url`` is not an absolute http(s) URL.
         OSError: the address cannot be bound.
     """
     import waitress  # noqa: PLC0415 - the library must not import the server
@@ -200,5 +208,5 @@ def start_demo_server(
     )
     if not hasattr(server, "effective_port"):  # several sockets (e.g. "localhost" → v4 + v6)
         server.close()
-        raise ConfigurationError("HOST", f"{host!r} resolves to several addresses; give one")
+        raise DemoConfigurationError("HOST", f"{host!r} resolves to several addresses; give one")
     return DemoServer(server, socket_map, api_url.rstrip("/"))

@@ -15,9 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jwtlite.errors import NotFoundError, ThrottledError, ValidationError
-from jwtlite.service import validators
 from jwtlite.service.auth import AuthService, Principal
+from jwtlite.service.credentials import validators
+from jwtlite.service.errors import (
+    NotFoundError,
+    ThrottledError,
+    ValidationError,
+)
 from jwtlite.service.fields import Fields
 from jwtlite.service.sessions import session_document
 from jwtlite.service.throttle import address_group

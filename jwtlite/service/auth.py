@@ -14,31 +14,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from jwtlite.errors import (
+    InvalidKeyError,
+    JWTError,
+    MalformedTokenError,
+)
+from jwtlite.keys import Key, KeySet
+from jwtlite.service.audit import AuditLog
+from jwtlite.service.context import NO_REQUEST, request_context
+from jwtlite.service.credentials import validators
+from jwtlite.service.credentials.confusables import username_skeleton
+from jwtlite.service.credentials.passwords import PasswordHasher
+from jwtlite.service.csrf import CSRF_MISSING, CSRFKey, IssuedToken
+from jwtlite.service.errors import (
     AccessTokenRejectedError,
     AuthenticationError,
     ConfigurationError,
     CSRFError,
     InactiveUserError,
-    InvalidKeyError,
-    JWTError,
-    MalformedTokenError,
-    StoreUnavailableError,
     ThrottledError,
     TokenRevokedError,
     ValidationError,
 )
-from jwtlite.keys import Key, KeySet
-from jwtlite.service import validators
-from jwtlite.service.audit import AuditLog
-from jwtlite.service.confusables import username_skeleton
-from jwtlite.service.context import NO_REQUEST, request_context
-from jwtlite.service.csrf import CSRF_MISSING, CSRFKey, IssuedToken
 from jwtlite.service.events import Events
 from jwtlite.service.fields import Fields
-from jwtlite.service.keydir import KeyDirectory
-from jwtlite.service.keyfile import load_or_create_key_file
-from jwtlite.service.keyring import KeyRing, Ring, keep_window
-from jwtlite.service.passwords import PasswordHasher
 from jwtlite.service.sessions import (
     clean_user_agent,
     iso8601,
@@ -47,6 +45,9 @@ from jwtlite.service.sessions import (
     within_grace,
 )
 from jwtlite.service.settings import Settings
+from jwtlite.service.signing.directory import KeyDirectory
+from jwtlite.service.signing.keyfile import load_or_create_key_file
+from jwtlite.service.signing.keyring import KeyRing, Ring, keep_window
 from jwtlite.service.throttle import (
     LOGIN,
     REGISTER,
@@ -58,6 +59,7 @@ from jwtlite.service.throttle import (
 from jwtlite.service.tokens import ACCESS, REFRESH, ClaimsFunction, TokenMinter, session_of
 from jwtlite.service.userstate import SessionCheck, UserStateCache
 from jwtlite.store import RefreshRecord, Session, Store, User
+from jwtlite.store.errors import StoreUnavailableError
 
 __all__ = ["AuthService", "Principal", "load_signing_keys", "purge_expired"]
 
@@ -78,7 +80,7 @@ class Principal:
 def load_signing_keys(settings: Settings) -> Key | KeySet | KeyRing:
     """The signing key of ``settings``: an HMAC :class:`Key`, a one-key :class:`KeySet`
     whose ``kid`` (the key's RFC 7638 thumbprint) the published JWKS names, or with
-    ``KEYS_DIR`` a :class:`~jwtlite.service.keyring.KeyRing` following that directory.
+    ``KEYS_DIR`` a :class:`~jwtlite.service.signing.keyring.KeyRing` following that directory.
 
     From ``KEYS_DIR``, ``SECRET_KEY`` or ``PRIVATE_KEY_FILE``, else generated on first run
     and kept beside the database with mode 0600, so tokens survive a restart.
@@ -131,7 +133,7 @@ class AuthService:
         claims: a function of the :class:`~jwtlite.store.User` returning extra claims for
             access tokens, called at login and at every refresh; a reserved claim (see
             :data:`~jwtlite.service.tokens.RESERVED_CLAIMS`) or a value JSON cannot carry
-            raises :class:`~jwtlite.errors.ConfigurationError` at the first call.
+            raises :class:`~jwtlite.service.errors.ConfigurationError` at the first call.
         events: where the service reports logins, refreshes, revocations and the other
             events of :mod:`jwtlite.service.events`; by default to the audit log alone.
     """

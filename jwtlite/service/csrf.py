@@ -26,7 +26,7 @@ import hmac
 from dataclasses import dataclass
 
 from jwtlite._encoding import b64url_encode
-from jwtlite.errors import CSRFError
+from jwtlite.service.errors import CSRFError
 
 __all__ = ["CSRF_MISSING", "CSRF_WRONG", "CSRFKey", "IssuedToken"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jwtlite.errors import ValidationError
+from jwtlite.service.errors import ValidationError
 
 __all__ = ["Fields"]
 

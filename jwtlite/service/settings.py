@@ -1,6 +1,6 @@
 """Settings for the jwtlite service: one frozen dataclass, validated when it is built.
 
-Every refusal is a :class:`~jwtlite.errors.ConfigurationError` naming the setting as its
+Every refusal is a :class:`~jwtlite.service.errors.ConfigurationError` naming the setting as its
 environment variable without the ``JWTLITE_`` prefix, so a bad deployment fails at start-up
 with a message that says what to fix. The secret key and a database URL's password never
 appear in a message or a repr.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from jwtlite.errors import ConfigurationError
+from jwtlite.service.errors import ConfigurationError
 from jwtlite.service.origins import normalize_origin
 from jwtlite.store import Store, is_postgres_url, masked_url, open_store
 from jwtlite.store.url import url_scheme
@@ -79,7 +79,7 @@ class Settings:
     """The service's configuration; every field is checked in ``__post_init__``.
 
     Build it in code (``Settings(access_token_lifetime=60)``) or from the environment with
-    :meth:`from_env`. Raises :class:`~jwtlite.errors.ConfigurationError` for any invalid or
+    :meth:`from_env`. Raises :class:`~jwtlite.service.errors.ConfigurationError` for any invalid or
     unsafe value.
     """
 

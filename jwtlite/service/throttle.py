@@ -33,7 +33,7 @@ import hmac
 import ipaddress
 import math
 
-from jwtlite.errors import ThrottledError
+from jwtlite.service.errors import ThrottledError
 from jwtlite.service.settings import Settings
 from jwtlite.store import AttemptLimits, Store
 from jwtlite.store.base import LOGIN_ATTEMPT, LOGIN_SUCCESS, REGISTRATION

@@ -21,15 +21,17 @@ from typing import Any
 from jwtlite import jwt
 from jwtlite._encoding import json_text
 from jwtlite.errors import (
-    ConfigurationError,
     InvalidClaimError,
     InvalidKeyError,
     MalformedTokenError,
-    WrongTokenTypeError,
 )
 from jwtlite.keys import Key, KeySet
-from jwtlite.service.keyring import KeyRing, retirement_grace
+from jwtlite.service.errors import (
+    ConfigurationError,
+    WrongTokenTypeError,
+)
 from jwtlite.service.settings import Settings
+from jwtlite.service.signing.keyring import KeyRing, retirement_grace
 from jwtlite.store import RefreshRecord, User
 
 __all__ = [
@@ -87,13 +89,13 @@ class TokenMinter:
     Args:
         settings: lifetimes, ``iss``/``aud``, leeway.
         keys: a key, a key set that signs with its current key and verifies by ``kid``, or
-            a :class:`~jwtlite.service.keyring.KeyRing` that follows a key directory.
+            a :class:`~jwtlite.service.signing.keyring.KeyRing` that follows a key directory.
         clock: the service's clock (Unix seconds).
         claims: extra claims for access tokens, or None.
 
     Each call reads the ring's current snapshot once and uses it throughout; a check that
     meets an unknown ``kid`` may take the newer snapshot another instance's rotation made
-    (:meth:`~jwtlite.service.keyring.KeyRing.after_unknown_kid`).
+    (:meth:`~jwtlite.service.signing.keyring.KeyRing.after_unknown_kid`).
     """
 
     def __init__(

@@ -11,8 +11,8 @@ code.
 
 from __future__ import annotations
 
-from jwtlite.errors import StoreUnavailableError
 from jwtlite.store.base import SESSION_STATES, AttemptLimits, RefreshRecord, Session, Store, User
+from jwtlite.store.errors import StoreUnavailableError
 from jwtlite.store.url import is_postgres_url, masked_url
 
 __all__ = [

@@ -5,7 +5,7 @@ The service is written against this protocol alone; a backend (``jwtlite.store.s
 frozen dataclasses, so nothing above the store can change a row by mutating what it was
 handed.
 
-Every backend raises :class:`~jwtlite.errors.StoreUnavailableError` for any driver error
+Every backend raises :class:`~jwtlite.store.errors.StoreUnavailableError` for any driver error
 that escapes a method, so the service fails closed whatever the backend.
 """
 

@@ -32,7 +32,7 @@ is found broken), and a read that meets a connection broken since its last use i
 once on a fresh one; so the process recovers by itself when the database comes back.
 
 Every :class:`psycopg.Error` (pool timeouts included) that escapes a public method becomes
-:class:`~jwtlite.errors.StoreUnavailableError`, chained with ``from``, with a message from
+:class:`~jwtlite.store.errors.StoreUnavailableError`, chained with ``from``, with a message from
 which the URL's password has been removed.
 """
 
@@ -52,7 +52,6 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from jwtlite.errors import StoreUnavailableError
 from jwtlite.store import _postgres_sql as sql
 from jwtlite.store._postgres_sql import SCHEMA_VERSION
 from jwtlite.store.base import (
@@ -64,6 +63,7 @@ from jwtlite.store.base import (
     User,
     purge_in_batches,
 )
+from jwtlite.store.errors import StoreUnavailableError
 from jwtlite.store.url import ScrubbingFilter, scrub
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]

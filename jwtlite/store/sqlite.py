@@ -13,7 +13,7 @@ user created and acknowledged to a client survives a power cut. The cost is one 
 transaction, small next to an Argon2id hash.
 
 Every :class:`sqlite3.DatabaseError` that escapes a public method becomes
-:class:`~jwtlite.errors.StoreUnavailableError`, chained with ``from``.
+:class:`~jwtlite.store.errors.StoreUnavailableError`, chained with ``from``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from dataclasses import astuple
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from jwtlite.errors import StoreUnavailableError
 from jwtlite.store import _sqlite_sql as sql
 from jwtlite.store._sqlite_sql import SCHEMA_VERSION
 from jwtlite.store.base import (
@@ -42,6 +41,7 @@ from jwtlite.store.base import (
     User,
     purge_in_batches,
 )
+from jwtlite.store.errors import StoreUnavailableError
 
 __all__ = ["PURGE_BATCH", "SCHEMA_VERSION", "SQLiteStore"]
 

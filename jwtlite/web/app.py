@@ -16,29 +16,31 @@ import falcon
 
 from jwtlite._encoding import json_text
 from jwtlite.errors import (
-    AccessTokenRejectedError,
-    AuthenticationError,
-    BusyError,
-    CSRFError,
     ExpiredTokenError,
-    InactiveUserError,
     JWTError,
-    NotAuthenticatedError,
-    NotFoundError,
-    StoreUnavailableError,
-    ThrottledError,
-    TokenRevokedError,
-    ValidationError,
-    WrongTokenTypeError,
 )
 from jwtlite.service.accounts import AccountService
 from jwtlite.service.audit import AuditLog
 from jwtlite.service.auth import AuthService
 from jwtlite.service.csrf import CSRF_MISSING, CSRF_WRONG
+from jwtlite.service.errors import (
+    AccessTokenRejectedError,
+    AuthenticationError,
+    BusyError,
+    CSRFError,
+    InactiveUserError,
+    NotAuthenticatedError,
+    NotFoundError,
+    ThrottledError,
+    TokenRevokedError,
+    ValidationError,
+    WrongTokenTypeError,
+)
 from jwtlite.service.events import Events
 from jwtlite.service.settings import Settings
 from jwtlite.service.tokens import ClaimsFunction
 from jwtlite.store import Store
+from jwtlite.store.errors import StoreUnavailableError
 from jwtlite.web.accounts import (
     DeletableMeResource,
     LogoutAllResource,

@@ -30,8 +30,13 @@ from urllib.parse import urlsplit
 
 import falcon
 
-from jwtlite.errors import AccessTokenRejectedError, CSRFError, JWTError, NotAuthenticatedError
+from jwtlite.errors import JWTError
 from jwtlite.service import AuthService
+from jwtlite.service.errors import (
+    AccessTokenRejectedError,
+    CSRFError,
+    NotAuthenticatedError,
+)
 from jwtlite.service.origins import normalize_origin
 from jwtlite.web.cookies import ACCESS, CSRF_HEADER, REFRESH, TokenCookies
 

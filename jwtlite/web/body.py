@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 import falcon
 
 from jwtlite._encoding import EncodingError, json_loads
-from jwtlite.errors import ValidationError
+from jwtlite.service.errors import ValidationError
 
 __all__ = ["FORM_TYPE", "JSON_TYPE", "read_body"]
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import falcon
 
-from jwtlite.errors import ConfigurationError
+from jwtlite.service.errors import ConfigurationError
 from jwtlite.service.origins import MAX_ORIGIN_LENGTH, normalize_origin
 
 __all__ = [

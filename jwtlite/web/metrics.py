@@ -39,7 +39,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from jwtlite.errors import ConfigurationError
+from jwtlite.service.errors import ConfigurationError
 from jwtlite.service.events import Event, EventName
 from jwtlite.web.resources import NO_STORE, Resource, client_address
 

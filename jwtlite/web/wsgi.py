@@ -1,7 +1,7 @@
 """WSGI entry point for other servers: ``gunicorn 'jwtlite.web.wsgi:application'``.
 
 This is an entry point, so it reads ``JWTLITE_*`` from ``os.environ`` (see ``Settings``) when
-imported; a bad setting raises :class:`~jwtlite.errors.ConfigurationError` at import, so the
+imported; a bad setting raises :class:`~jwtlite.service.errors.ConfigurationError` at import, so the
 server refuses to start instead of serving with defaults.
 """
 

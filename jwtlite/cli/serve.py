@@ -16,9 +16,10 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from jwtlite import http_channel
-from jwtlite.demo.server import DEFAULT_DEMO_PORT
-from jwtlite.errors import ConfigurationError, StoreUnavailableError
+from jwtlite.cli import http_channel
+from jwtlite.demo.server import DEFAULT_DEMO_PORT, DemoConfigurationError
+from jwtlite.service.errors import ConfigurationError
+from jwtlite.store.errors import StoreUnavailableError
 
 if TYPE_CHECKING:
     from jwtlite.demo.server import DemoServer
@@ -37,7 +38,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_THREADS = 8
 # waitress refuses larger bodies itself, before our app sees them (in JSON: see
-# jwtlite.http_channel); our own 413 answers everything between the app's limit and this.
+# jwtlite.cli.http_channel); our own 413 answers everything between the app's limit and this.
 WAITRESS_BODY_LIMIT = 1024 * 1024
 
 
@@ -111,7 +112,7 @@ def run(
     With ``demo_port`` set, the demo page is also served on ``host:demo_port`` (a second
     origin), told to call the API at ``api_url`` (default: the address the API is bound to).
     """
-    from jwtlite.service.keyring import request_reload  # noqa: PLC0415
+    from jwtlite.service.signing.keyring import request_reload  # noqa: PLC0415
 
     # SIGHUP asks for a re-read of JWTLITE_KEYS_DIR at the next request (the handler does no
     # I/O). Installed first: a "rotate, then HUP every instance" script must not kill one that
@@ -178,7 +179,7 @@ def run(
             cookies = settings.token_transport != "body"
             url = api_url or _api_url(str(bound_host), bound_port, cookies=cookies)
             demo = _start_demo(host, demo_port, url, settings.token_transport)
-        except ConfigurationError as exc:
+        except (ConfigurationError, DemoConfigurationError) as exc:
             server.close()
             store.close()
             return _fail(str(exc))

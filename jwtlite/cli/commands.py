@@ -17,15 +17,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
-from jwtlite import __version__, server
+from jwtlite import __version__
 from jwtlite.algorithms import ALGORITHMS, HMACAlgorithm, get_algorithm
+from jwtlite.cli import serve as launcher
 from jwtlite.errors import (
-    ConfigurationError,
     InvalidKeyError,
     JWTError,
-    NotFoundError,
-    StoreUnavailableError,
-    ValidationError,
 )
 from jwtlite.jws import get_unverified_header
 from jwtlite.jwt import decode_complete, decode_unverified_claims
@@ -33,13 +30,19 @@ from jwtlite.keys import Key, KeySet
 from jwtlite.service import audit
 from jwtlite.service.accounts import AccountService
 from jwtlite.service.auth import AuthService, load_signing_keys, purge_expired
-from jwtlite.service.keydir import MAX_ACTIVATE_AFTER, KeyDirectory, RingFiles
-from jwtlite.service.keyfile import key_file_content, load_key_file, write_key_file
-from jwtlite.service.keyring import Ring, keep_window
+from jwtlite.service.credentials.validators import normalize_username, username_key
+from jwtlite.service.errors import (
+    ConfigurationError,
+    NotFoundError,
+    ValidationError,
+)
 from jwtlite.service.sessions import session_document
 from jwtlite.service.settings import Settings
-from jwtlite.service.validators import normalize_username, username_key
+from jwtlite.service.signing.directory import MAX_ACTIVATE_AFTER, KeyDirectory, RingFiles
+from jwtlite.service.signing.keyfile import key_file_content, load_key_file, write_key_file
+from jwtlite.service.signing.keyring import Ring, keep_window
 from jwtlite.store import Store, is_postgres_url, masked_url
+from jwtlite.store.errors import StoreUnavailableError
 
 __all__ = ["CommandError", "UsageError", "build_parser", "main"]
 
@@ -83,18 +86,18 @@ def build_parser(environ: Environ) -> argparse.ArgumentParser:
 
     serve = _command(commands, "serve", _serve, "serve the API with waitress (as serve.py)")
     try:
-        server.add_arguments(_Parser(add_help=False), environ)
+        launcher.add_arguments(_Parser(add_help=False), environ)
     except ConfigurationError as exc:
         # A bad JWTLITE_PORT must not break every other command: only serve refuses it.
         serve.set_defaults(handler=_refuse(exc))
         environ = {}
-    server.add_arguments(serve, environ)
-    server.add_demo_arguments(serve)
+    launcher.add_arguments(serve, environ)
+    launcher.add_demo_arguments(serve)
     _add_database(serve)
 
     demo = _command(commands, "demo", _serve, "serve the API and the demo page (serve --demo)")
-    server.add_arguments(demo, environ)
-    server.add_demo_arguments(demo, switch=False)
+    launcher.add_arguments(demo, environ)
+    launcher.add_demo_arguments(demo, switch=False)
     _add_database(demo)
 
     create = _command(commands, "createuser", _createuser, "create a user")
@@ -287,7 +290,7 @@ def _serve(args: argparse.Namespace, environ: Environ) -> int:
     if not args.demo and (args.demo_port is not None or args.api_url is not None):
         print(f"{PROG}: error: --demo-port and --api-url need --demo", file=sys.stderr)
         return 2
-    return server.run(args.host, args.port, args.threads, environ, **server.demo_options(args))
+    return launcher.run(args.host, args.port, args.threads, environ, **launcher.demo_options(args))
 
 
 # -- users --------------------------------------------------------------------------------
@@ -499,7 +502,7 @@ def _rotate_key(args: argparse.Namespace, environ: Environ) -> int:
         raise CommandError(str(exc)) from exc
     for warning in rotation.warnings:
         print(f"{PROG}: warning: {warning}", file=sys.stderr, flush=True)
-    server.configure_logging(settings.log_format)
+    launcher.configure_logging(settings.log_format)
     audit.key_rotated(
         kid=rotation.kid, previous_kid=rotation.previous, activates=rotation.activates
     )

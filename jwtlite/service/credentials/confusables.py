@@ -6,7 +6,7 @@ nothing more: it mixes scripts and must never be shown, nor used as a normalisat
 a user typed.
 
 The mapping is Unicode's ``confusables.txt`` (the UTS #39 "MA" table, version 18.0.0),
-shipped unchanged but gzip-compressed in ``jwtlite.service.data`` (see its README) and
+shipped unchanged but gzip-compressed in ``jwtlite.service.credentials.data`` (see its README) and
 read once, on first use. NFD and case folding come from the running Python's
 ``unicodedata`` (Unicode 14.0.0 on Python 3.11). Characters newer than that are
 unassigned for this Python, so the username rules refuse them before a skeleton is needed.
@@ -24,7 +24,7 @@ import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 
-from jwtlite.service.validators import username_key
+from jwtlite.service.credentials.validators import username_key
 
 __all__ = ["data_version", "skeleton", "username_skeleton"]
 
@@ -65,9 +65,9 @@ def username_skeleton(username: str) -> str:
     """Return the look-alike key of a username: equal keys mean the names look alike.
 
     The key is the skeleton of the username as displayed, case-folded as
-    :func:`~jwtlite.service.validators.username_key` folds, then the skeleton again,
+    :func:`~jwtlite.service.credentials.validators.username_key` folds, then the skeleton again,
     repeated until nothing changes (so the key is its own key). Like ``username_key``, it
-    takes the username after :func:`~jwtlite.service.validators.normalize_username`
+    takes the username after :func:`~jwtlite.service.credentials.validators.normalize_username`
     (NFKC: fullwidth and mathematical letters are plain letters by then); the wiring is
     ``username_skeleton(username)`` beside ``username_key(username)``.
 
@@ -128,7 +128,9 @@ def _confusables() -> _Confusables:
 
 @functools.cache
 def _load_confusables() -> _Confusables:
-    data = resources.files("jwtlite.service.data").joinpath(_CONFUSABLES_FILE).read_bytes()
+    data = (
+        resources.files("jwtlite.service.credentials.data").joinpath(_CONFUSABLES_FILE).read_bytes()
+    )
     return _parse(gzip.decompress(data).decode("utf-8-sig"))
 
 

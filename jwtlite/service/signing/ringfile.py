@@ -32,7 +32,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from jwtlite.algorithms import get_algorithm
-from jwtlite.errors import InvalidKeyError, JWTError
+from jwtlite.errors import (
+    InvalidKeyError,
+    JWTError,
+)
 
 __all__ = ["FORMAT", "MANIFEST", "KeyRecord", "Manifest", "is_kid", "parse_manifest"]
 

@@ -250,6 +250,10 @@ def common_passwords() -> frozenset[str]:
 
 @functools.cache
 def _load_common_passwords() -> frozenset[str]:
-    data = resources.files("jwtlite.service.data").joinpath(_COMMON_PASSWORDS_FILE).read_bytes()
+    data = (
+        resources.files("jwtlite.service.credentials.data")
+        .joinpath(_COMMON_PASSWORDS_FILE)
+        .read_bytes()
+    )
     lines = gzip.decompress(data).decode("utf-8").splitlines()
     return frozenset(line.strip() for line in lines if line.strip())

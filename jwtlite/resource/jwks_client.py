@@ -7,20 +7,20 @@ finds them by ``kid``. It is built to keep verifying through an outage of the is
   (stale keys serve while they are refreshed); a caller that needs the fetch waits for the
   one in flight rather than starting another;
 - at most one fetch per ``refetch_cooldown``, counted from the end of the last attempt, so
-  random ``kid``s sent by an attacker or a slow issuer cannot make it fetch more;
+  random ``kid`` values sent by an attacker or a slow issuer cannot make it fetch more;
 - a failed fetch keeps the cached keys (PyJWT's client empties its cache, pyjwt#1162), logs
   a warning, and is not retried before the cooldown has passed; until a fetch succeeds
   again, a ``kid`` the cache lacks is a :class:`JWKSFetchError` (it may be a key published
   since), not an unknown key; any exception while fetching or loading is such a failure;
 - ``timeout`` bounds the whole fetch and ``max_size`` every byte read (headers, chunk framing
-  and trailers included, see :mod:`jwtlite._http_get`), redirects are refused, no proxy is
+  and trailers included, see :mod:`jwtlite.resource._http_get`), redirects are refused, no proxy is
   used, and ``http`` is allowed only to loopback hosts or hosts named in
   ``allow_http_hosts``;
 - the body is parsed as strict JSON; members this library cannot use (another ``use``, an
   unknown ``alg``, ``kty`` or curve, weak RSA, no ``kid``) are skipped with one warning per
   fetch, while what shows a hostile or broken set refuses it whole: an HMAC (``oct``) key
   (a published secret is not a secret), private key members, a repeated ``kid``, or no
-  usable key (see :func:`jwtlite._jwks_set.published_keys`).
+  usable key (see :func:`jwtlite.resource._jwks_set.published_keys`).
 """
 
 from __future__ import annotations
@@ -37,11 +37,14 @@ from dataclasses import dataclass
 from email.message import Message
 
 from jwtlite._encoding import EncodingError, json_loads
-from jwtlite._http_get import FetchFailedError, bounded_get
-from jwtlite._jwks_set import published_keys, summarised
 from jwtlite.algorithms import ALGORITHMS
-from jwtlite.errors import InvalidKeyError, JWKSFetchError
+from jwtlite.errors import (
+    InvalidKeyError,
+    JWKSFetchError,
+)
 from jwtlite.keys import Key, KeySet, KeySource
+from jwtlite.resource._http_get import FetchFailedError, bounded_get
+from jwtlite.resource._jwks_set import published_keys, summarised
 
 __all__ = ["JWKSClient"]
 

@@ -2,7 +2,7 @@
 key that verifies (by ``kid``, each bound to its one algorithm), when each retired key was
 retired, the JWKS to publish, and the exact header segments the service writes.
 
-:mod:`jwtlite.service.keyring` holds the live snapshot and follows the key directory.
+:mod:`jwtlite.service.signing.keyring` holds the live snapshot and follows the key directory.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from jwtlite import jws
 from jwtlite.keys import Key, KeySet
-from jwtlite.service.keydir import RingFiles
+from jwtlite.service.signing.directory import RingFiles
 
 __all__ = ["Ring"]
 

@@ -1,6 +1,6 @@
 """The signing-key ring the service signs and verifies with, and how it follows rotations.
 
-A :class:`~jwtlite.service.ring.Ring` is an immutable snapshot: the key that signs, every
+A :class:`~jwtlite.service.signing.ring.Ring` is an immutable snapshot: the key that signs, every
 key that verifies (by ``kid``, each bound to its one algorithm), the JWKS to publish. A
 :class:`KeyRing` holds the current snapshot and replaces it with one reference assignment
 when the key directory changes; a token operation reads ``keyring.current()`` once and uses
@@ -14,7 +14,7 @@ A ring over a key directory reloads (the one place: :meth:`KeyRing.reload`):
 - after SIGHUP, at the next request (the handler only calls :func:`request_reload`);
 - when a token names a ``kid`` the ring does not know: one ``stat``, and the keys read again
   only if ``ring.json`` changed (a failed read is retried at most once a second), so another
-  instance that already signs with a new key is followed at once, and random ``kid``s cost
+  instance that already signs with a new key is followed at once, and random ``kid`` values cost
   a ``stat`` each, never a read of the directory (such a token waits at most
   :data:`UNKNOWN_KID_WAIT_SECONDS` for a reload another thread is doing);
 - at each JWKS answer (:meth:`KeyRing.published`): one ``stat``, never waiting, so every
@@ -46,10 +46,10 @@ from collections.abc import Callable
 
 from jwtlite.errors import InvalidKeyError
 from jwtlite.keys import Key, KeySet
-from jwtlite.service.keydir import KeyDirectory, Stamp, key_pepper
-from jwtlite.service.ring import Ring
-from jwtlite.service.ringfile import Manifest
 from jwtlite.service.settings import Settings
+from jwtlite.service.signing.directory import KeyDirectory, Stamp, key_pepper
+from jwtlite.service.signing.ring import Ring
+from jwtlite.service.signing.ringfile import Manifest
 
 __all__ = [
     "RETIREMENT_GRACE_FLOOR",
@@ -205,7 +205,7 @@ class KeyRing:
         instance may sign with a key this one has not loaded yet. The keys are read again
         only when ``ring.json`` changed, which only ``rotate-key`` does; a read that failed
         is not tried again for :data:`UNKNOWN_KID_RELOAD_SECONDS`, so tokens with random
-        ``kid``s never make the service read the directory over and over.
+        ``kid`` values never make the service read the directory over and over.
         """
         if self.directory is None:
             return self.ring

@@ -10,7 +10,7 @@ that owner is the user jwtlite runs as: readers and writers refuse anything else
       .lock          flock()ed by whoever changes the ring (rotate-key, a first start)
       .tmp-*         a write in progress (or left by a crash): ignored, removed at rotation
 
-``ring.json`` is described (and parsed) in :mod:`jwtlite.service.ringfile`.
+``ring.json`` is described (and parsed) in :mod:`jwtlite.service.signing.ringfile`.
 
 Every file is written to a ``.tmp-*`` file, fsynced, renamed into place and the directory
 fsynced, so a reader on another instance sees the old ring or the new one, never half of
@@ -40,8 +40,8 @@ from dataclasses import dataclass
 
 from jwtlite.errors import InvalidKeyError
 from jwtlite.keys import Key
-from jwtlite.service.keyfile import key_file_content, load_key_file, read_private_file
-from jwtlite.service.ringfile import MANIFEST, KeyRecord, Manifest, is_kid, parse_manifest
+from jwtlite.service.signing.keyfile import key_file_content, load_key_file, read_private_file
+from jwtlite.service.signing.ringfile import MANIFEST, KeyRecord, Manifest, is_kid, parse_manifest
 
 __all__ = ["MAX_ACTIVATE_AFTER", "KeyDirectory", "RingFiles", "Rotation", "key_pepper"]
 

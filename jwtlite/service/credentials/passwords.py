@@ -25,7 +25,7 @@ from typing import TypeVar
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from jwtlite.errors import BusyError
+from jwtlite.service.errors import BusyError
 
 __all__ = ["PasswordHasher"]
 
