@@ -184,6 +184,30 @@ def test_a_bad_token_is_invalid_token(make: Any, description: str) -> None:
     assert token[:20] not in response.text
 
 
+@pytest.mark.parametrize(("make", "description"), INVALID.values(), ids=INVALID.keys())
+def test_a_refusal_logs_its_reason_but_never_the_token(
+    make: Any, description: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = make()
+    with caplog.at_level("INFO", logger="jwtlite.resource.bearer"):
+        guarded().get("/", headers=bearer(token), status=401)
+    logged = " ".join(record.getMessage() for record in caplog.records)
+    assert logged.startswith("bearer token refused: ")
+    assert description in logged or "token_type" in logged
+    for part in token.split("."):
+        assert len(part) < 8 or part[:16] not in logged
+
+
+def test_a_missing_scope_is_logged_by_name(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="jwtlite.resource.bearer"):
+        guarded(scopes=["orders:write"]).get(
+            "/", headers=bearer(access(scope="orders:read")), status=403
+        )
+    assert [r.getMessage() for r in caplog.records] == [
+        "bearer token refused: scopes missing: orders:write"
+    ]
+
+
 def test_audience_issuer_and_leeway_are_applied() -> None:
     app = guarded(audience="orders", issuer="https://auth.example", leeway=120)
     good = access(aud="orders", iss="https://auth.example", exp=NOW - 60)

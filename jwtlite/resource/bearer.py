@@ -23,6 +23,7 @@ no key can be fetched (JWKS down, no cache)   503   none (the token is not at fa
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
@@ -40,6 +41,9 @@ from jwtlite.errors import (
 from jwtlite.jwt import Options, decode
 
 __all__ = ["CLAIMS_ENVIRON_KEY", "BearerAuth"]
+
+#: Why a token was refused, at INFO: the reason and the error's class, never the token.
+_log = logging.getLogger(__name__)
 
 #: The environ key under which a verified token's claims (a dict) reach the app; ``None``
 #: for an anonymous request let through by ``allow_anonymous=True``.
@@ -196,13 +200,22 @@ class BearerAuth:
     def _claims_of(self, token: str) -> dict[str, Any] | _Refusal:
         try:
             claims = self._verify(token)
-        except JWKSFetchError:
+        except JWKSFetchError as exc:
+            _log.info("bearer token refused: no key can be fetched from %s", exc.url)
             return self._unavailable
         except JWTError as exc:
-            return self._invalid_token(_describe(exc))
+            description = _describe(exc)
+            _log.info("bearer token refused: %s (%s)", description, type(exc).__name__)
+            return self._invalid_token(description)
         if not self._type_accepted(claims):
+            _log.info(
+                "bearer token refused: token_type %.40r is not accepted", claims["token_type"]
+            )
             return self._invalid_token("The token is not an access token")
-        if self._scopes and not self._scopes <= _granted_scopes(claims):
+        if self._scopes and not self._scopes <= (granted := _granted_scopes(claims)):
+            _log.info(
+                "bearer token refused: scopes missing: %s", " ".join(sorted(self._scopes - granted))
+            )
             return self._insufficient_scope
         return claims
 
