@@ -932,3 +932,32 @@ def test_import_keeps_a_single_key_deployment_working(
     after.post_json("/accounts/token/", wrong, status=429, extra_environ={"REMOTE_ADDR": "1.1.1.2"})
     with pytest.raises(InvalidKeyError, match="empty directory"):
         directory.ensure("HS256", now=int(clock()), seed=seed, keep_seconds=KEEP)
+
+
+@pytest.mark.parametrize(
+    ("made_for", "switched_to"),
+    [("ES256", "RS256"), ("RS256", "EdDSA"), ("HS256", "ES256"), ("EdDSA", "HS256")],
+)
+def test_switching_algorithm_under_the_generated_key_says_what_to_do(
+    tmp_path: Path, made_for: str, switched_to: str
+) -> None:
+    database = str(tmp_path / "db.sqlite3")
+    load_signing_keys(Settings(database=database, algorithm=made_for))  # generates the key
+    with pytest.raises(ConfigurationError) as info:
+        load_signing_keys(Settings(database=database, algorithm=switched_to))
+    message = str(info.value)
+    assert info.value.setting == "ALGORITHM"
+    assert f"is a {made_for} key, not a {switched_to} key" in message
+    assert f"JWTLITE_ALGORITHM={made_for}" in message
+    assert "rotate-key" in message
+    assert "PRIVATE KEY" not in message
+
+
+def test_a_generated_key_that_is_no_key_at_all_still_names_the_key_file(tmp_path: Path) -> None:
+    database = str(tmp_path / "db.sqlite3")
+    settings = Settings(database=database, algorithm="ES256")
+    load_signing_keys(settings)
+    Path(settings.key_path).write_bytes(b"not a key")
+    with pytest.raises(ConfigurationError) as info:
+        load_signing_keys(settings)
+    assert info.value.setting == "PRIVATE_KEY_FILE"

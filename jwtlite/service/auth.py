@@ -46,7 +46,7 @@ from jwtlite.service.sessions import (
 )
 from jwtlite.service.settings import Settings
 from jwtlite.service.signing.directory import KeyDirectory
-from jwtlite.service.signing.keyfile import load_or_create_key_file
+from jwtlite.service.signing.keyfile import algorithm_switch_problem, load_or_create_key_file
 from jwtlite.service.signing.keyring import KeyRing, Ring, keep_window
 from jwtlite.service.throttle import (
     LOGIN,
@@ -110,6 +110,10 @@ def load_signing_keys(settings: Settings) -> Key | KeySet | KeyRing:
                 create=settings.private_key_file is None,
             )
     except InvalidKeyError as exc:
+        if settings.secret_key is None and settings.private_key_file is None:
+            problem = algorithm_switch_problem(settings.key_path, settings.algorithm)
+            if problem is not None:
+                raise ConfigurationError("ALGORITHM", problem) from exc
         setting = "SECRET_KEY" if settings.secret_key is not None else "PRIVATE_KEY_FILE"
         raise ConfigurationError(setting, str(exc)) from exc
     if key.is_symmetric:

@@ -12,7 +12,7 @@ import os
 import stat
 
 from jwtlite._encoding import EncodingError, b64url_decode, b64url_encode
-from jwtlite.algorithms import HMACAlgorithm, get_algorithm
+from jwtlite.algorithms import ALGORITHMS, HMACAlgorithm, get_algorithm
 from jwtlite.errors import InvalidKeyError
 from jwtlite.keys import Key
 
@@ -163,3 +163,30 @@ def read_private_file(
     if len(data) > limit:
         raise InvalidKeyError(f"{name} is too large (over {limit} bytes)")
     return data
+
+
+def algorithm_switch_problem(path: str, algorithm: str) -> str | None:
+    """Why the generated key at ``path`` does not serve ``algorithm``, when it is a good key
+    for another algorithm (``ALGORITHM`` was changed after the key was made); else None.
+
+    Only called after :func:`load_key_file` refused the file, so a start-up that works
+    never pays for it.
+    """
+    # Asymmetric names first: a PEM file is never a base64url secret, but try HMAC last.
+    candidates = sorted(ALGORITHMS, key=lambda name: name.startswith("HS"))
+    for other in candidates:
+        if other == algorithm:
+            continue
+        try:
+            load_key_file(path, other)
+        except (InvalidKeyError, OSError):
+            continue
+        return (
+            f"the key generated on an earlier start at {path} is a {other} key, not a "
+            f"{algorithm} key (ALGORITHM was changed since). Set JWTLITE_ALGORITHM={other} "
+            f"again; or move {path} away so that a new {algorithm} key is generated (every "
+            "token signed with the old key then stops verifying); or use JWTLITE_KEYS_DIR and "
+            "`python -m jwtlite rotate-key --algorithm "
+            f"{algorithm}` to switch without logging anyone out"
+        )
+    return None
