@@ -107,6 +107,11 @@ def load_key_file(
         follow_symlinks=follow_symlinks,
         owner=owner,
     )
+    return _key_from_file_data(data, path, algorithm)
+
+
+def _key_from_file_data(data: bytes, path: str, algorithm: str) -> Key:
+    """The key for ``algorithm`` in a key file's bytes; InvalidKeyError when it is none."""
     if isinstance(get_algorithm(algorithm), HMACAlgorithm):
         try:
             secret = b64url_decode(data.strip())
@@ -172,14 +177,20 @@ def algorithm_switch_problem(path: str, algorithm: str) -> str | None:
     Only called after :func:`load_key_file` refused the file, so a start-up that works
     never pays for it.
     """
+    try:
+        data = read_private_file(
+            path, limit=MAX_KEY_FILE_BYTES, what="key file", follow_symlinks=True, owner=None
+        )
+    except (InvalidKeyError, OSError):
+        return None
     # Asymmetric names first: a PEM file is never a base64url secret, but try HMAC last.
     candidates = sorted(ALGORITHMS, key=lambda name: name.startswith("HS"))
     for other in candidates:
         if other == algorithm:
             continue
         try:
-            load_key_file(path, other)
-        except (InvalidKeyError, OSError):
+            _key_from_file_data(data, path, other)
+        except InvalidKeyError:
             continue
         return (
             f"the key generated on an earlier start at {path} is a {other} key, not a "
