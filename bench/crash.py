@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from support import FAST_HASH_ENV, ServerProcess  # noqa: E402
-from support_load import STORM_ENV, Audit, Ledger, audit, write_storm  # noqa: E402
+from support.load import STORM_ENV, Audit, Ledger, audit, write_storm  # noqa: E402
 
 
 def storm_then_kill(

@@ -39,7 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from jwtlite.service.credentials.passwords import PasswordHasher  # noqa: E402
 
 from support import PASSWORD, ServerProcess  # noqa: E402
-from support_load import Client, percentile, python_progress_during_hashes  # noqa: E402
+from support.load import Client, percentile, python_progress_during_hashes  # noqa: E402
 
 SERVER_ENV = {
     # The default Argon2id cost: no JWTLITE_PASSWORD_HASH_* override.

@@ -6,21 +6,21 @@ fixture (through ``database``, ``make_client``, ``client`` or ``db_rows``) twice
 ``[sqlite]`` and ``[postgres]``; a test marked ``sqlite_only`` in such a module stays on
 SQLite (it inspects the SQLite file itself). Everything else runs on SQLite alone, as
 before. PostgreSQL runs happen in one database created for the pytest run
-(``support_postgres``), emptied before each test, dropped at the end.
+(``support.postgres``), emptied before each test, dropped at the end.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import support_postgres
-from support import FAST_HASH, FAST_HASH_ENV, FakeClock, ServerProcess
+from support import FAST_HASH, FakeClock
+from support import postgres as support_postgres
 
 with warnings.catch_warnings():  # webob imports the deprecated cgi module on Python 3.11
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -101,67 +101,12 @@ def db_rows(backend: str, database: str) -> Callable[..., list[tuple[Any, ...]]]
     def query(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         if backend == "postgres":
             return support_postgres.rows(database, sql, params)
-        from support_load import read_only
+        from support.load import read_only
 
         with read_only(Path(database)) as connection:
             return connection.execute(sql, params).fetchall()
 
     return query
-
-
-@pytest.fixture
-def shared_key_env(backend: str) -> dict[str, str]:
-    """The environment a served instance needs on this backend: on PostgreSQL a shared
-    signing key (a generated one is refused there), on SQLite nothing."""
-    return {"JWTLITE_SECRET_KEY": support_postgres.SECRET} if backend == "postgres" else {}
-
-
-StartServer = Callable[..., ServerProcess]
-
-
-@pytest.fixture
-def start_server(db_path: Path) -> Iterator[StartServer]:
-    """``start_server(env, args=())`` starts ``serve.py`` on the test's SQLite file (cheap
-    hashes, then ``env``; ``args`` beyond the host and port); every server it started is
-    stopped at teardown."""
-    servers: list[ServerProcess] = []
-
-    def start(env: Mapping[str, str] | None = None, args: Sequence[str] = ()) -> ServerProcess:
-        server = ServerProcess(database=db_path, env={**FAST_HASH_ENV, **(env or {})}, args=[*args])
-        servers.append(server)
-        return server.start()
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture
-def serve(
-    start_server: StartServer, database: str, shared_key_env: dict[str, str]
-) -> Iterator[StartServer]:
-    """``serve(**env)`` starts ``serve.py --threads 8`` on the test's database (cheap hashes,
-    logins that wait for their hash instead of being shed); every instance is stopped at
-    teardown, and none may have written a traceback."""
-    servers: list[ServerProcess] = []
-
-    def start(**env: str) -> ServerProcess:
-        server = start_server(
-            {
-                **support_postgres.WAIT_FOR_HASHES,
-                "JWTLITE_DATABASE": database,
-                **shared_key_env,
-                **env,
-            },
-            ["--threads", "8"],
-        )
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-        assert "Traceback" not in server.stderr()
 
 
 @pytest.fixture

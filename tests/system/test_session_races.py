@@ -1,0 +1,132 @@
+"""The account lifecycle's races against real ``serve.py`` processes (issue 11).
+
+* A password change during a storm of refreshes: after it, no refresh token issued before
+  it refreshes, whatever won the race.
+* Two concurrent "log out everywhere": both 200, every session revoked, no 5xx.
+* A grace-period replay racing the legitimate refresh of one rotating token: both get the
+  same successor; nothing is revoked.
+
+Every test runs on SQLite and on PostgreSQL (``both_backends``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from support import PASSWORD, ServerProcess, http
+from support.load import Client, post_together, run_threads
+
+pytestmark = [pytest.mark.slow, pytest.mark.both_backends]
+Rows = Callable[..., list[tuple[Any, ...]]]
+
+CREDENTIALS = {"username": "alice", "password": PASSWORD}
+NEW_PASSWORD = "another-staple-horse-9"
+
+
+def _login(url: str) -> dict[str, str]:
+    reply = http("POST", url + "/accounts/token/", CREDENTIALS)
+    assert reply.status == 200, reply.body
+    result: dict[str, str] = reply.json()
+    return result
+
+
+def test_password_change_during_refreshes(
+    serve: Callable[..., ServerProcess], db_rows: Rows
+) -> None:
+    server = serve(JWTLITE_REFRESH_TOKEN_LIFETIME="600")
+    assert http("POST", server.url + "/accounts/register/", CREDENTIALS).status == 201
+    pairs = [_login(server.url) for _ in range(8)]
+    changer = _login(server.url)
+
+    def work(index: int) -> list[int]:
+        client = Client(server.url).connect()
+        try:
+            if index == 0:
+                reply = client.post(
+                    "/accounts/password/",
+                    {"old_password": PASSWORD, "new_password": NEW_PASSWORD},
+                    headers={"Authorization": f"Bearer {changer['access']}"},
+                )
+                return [reply.status]
+            pair = pairs[index - 1]
+            return [
+                client.post("/accounts/token/refresh/", {"refresh": pair["refresh"]}).status
+                for _ in range(10)
+            ]
+        finally:
+            client.close()
+
+    results = run_threads(len(pairs) + 1, work, timeout=60)
+    assert results[0] == [200]
+    assert {status for statuses in results[1:] for status in statuses} <= {200, 401}
+    for pair in [*pairs, changer]:
+        after = http("POST", server.url + "/accounts/token/refresh/", {"refresh": pair["refresh"]})
+        assert after.status == 401
+        me = http(
+            "GET",
+            server.url + "/accounts/me/",
+            headers={"Authorization": f"Bearer {pair['access']}"},
+        )
+        assert me.status == 401
+    [(live,)] = db_rows("SELECT count(*) FROM sessions WHERE state = 'active'")
+    [(active_tokens,)] = db_rows(
+        "SELECT count(*) FROM refresh_tokens AS t JOIN sessions AS s ON s.id = t.family"
+        " WHERE t.state = 'active' AND s.state <> 'active'"
+    )
+    assert live == 1  # the changer's new session only
+    assert active_tokens == 0  # no refresh slipped a live token into a revoked session
+
+
+def test_two_concurrent_logout_alls(serve: Callable[..., ServerProcess], db_rows: Rows) -> None:
+    servers = [serve(), serve()]  # two processes on one database
+    assert http("POST", servers[0].url + "/accounts/register/", CREDENTIALS).status == 201
+    pairs = [_login(servers[0].url) for _ in range(4)]
+
+    def logout(index: int) -> int:
+        client = Client(servers[index].url).connect()
+        try:
+            reply = client.post(
+                "/accounts/logout-all/",
+                None,
+                headers={"Authorization": f"Bearer {pairs[index]['access']}"},
+            )
+            return reply.status
+        finally:
+            client.close()
+
+    assert sorted(run_threads(2, logout, timeout=30)) in ([200, 200], [200, 401])
+    states = db_rows("SELECT DISTINCT state FROM sessions")
+    assert states == [("revoked",)]
+    for pair in pairs:
+        refreshed = http(
+            "POST", servers[1].url + "/accounts/token/refresh/", {"refresh": pair["refresh"]}
+        )
+        assert refreshed.status == 401
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_grace_replay_racing_the_legitimate_refresh(
+    serve: Callable[..., ServerProcess], db_rows: Rows, round_: int
+) -> None:
+    server = serve(
+        JWTLITE_ROTATE_REFRESH_TOKENS="true",
+        JWTLITE_ROTATION_GRACE_PERIOD="30",
+        JWTLITE_REFRESH_TOKEN_LIFETIME="600",
+    )
+    assert http("POST", server.url + "/accounts/register/", CREDENTIALS).status == 201
+    refresh = _login(server.url)["refresh"]
+
+    replies = post_together(server.url, [("/accounts/token/refresh/", {"refresh": refresh})] * 2)
+
+    assert [reply.status for reply in replies] == [200, 200]
+    first, second = (reply.json() for reply in replies)
+    assert first["refresh"] == second["refresh"]  # the same successor, the same bytes
+    onward = http("POST", server.url + "/accounts/token/refresh/", {"refresh": first["refresh"]})
+    assert onward.status == 200
+    states = db_rows("SELECT state FROM sessions")
+    [(tokens,)] = db_rows("SELECT count(*) FROM refresh_tokens")
+    assert states == [("active",)]
+    assert tokens == 3  # the original, one successor (not two), and the onward one
