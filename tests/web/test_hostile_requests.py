@@ -10,12 +10,10 @@ sees it, the row says so; serve.py makes those answers JSON too, so every answer
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
 import socket
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 import pytest
 
 from support import FAST_HASH_ENV, PASSWORD, ServerProcess, http, login, register
+from support.raw import exchange, parse, request
 
 SECRET = "hostile-requests-test-secret-0123456789abcdef"
 OTHER_SECRET = "some-other-services-secret-0123456789abcdef"
@@ -680,53 +679,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def port_of(server: ServerProcess) -> int:
     """The port a ServerProcess listens on."""
     return int(server.url.rsplit(":", 1)[1])
-
-
-def exchange(port: int, data: bytes, *, close_write: bool = True, timeout: float = 10.0) -> bytes:
-    """Send ``data`` on a fresh connection and read until the server closes (or ``timeout``).
-
-    Raises ``TimeoutError`` when the server neither answers nor closes in time.
-    """
-    deadline = time.monotonic() + timeout
-    received = b""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(data)
-        if close_write:
-            # The server may already have answered and closed (a header section over its
-            # limit is refused before the client has finished sending it).
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_WR)
-        while time.monotonic() < deadline:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break  # waitress resets after answering when unread input remains
-            if not chunk:
-                return received
-            received += chunk
-        else:
-            raise TimeoutError(f"no end of response within {timeout} s: {received[:200]!r}")
-    return received
-
-
-def parse(response: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Status, headers (lower-cased names, repeated ones joined) and body of a raw response."""
-    head, _, body = response.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        key = name.strip().lower()
-        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-    return status, headers, body
-
-
-def request(method: str, path: str, headers: list[tuple[str, str]], body: bytes = b"") -> bytes:
-    """A raw HTTP/1.1 request with ``Connection: close`` and exactly the headers given."""
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
-    lines += [f"{name}: {value}" for name, value in headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 CTYPE = ("Content-Type", JSON)

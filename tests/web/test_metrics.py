@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 import webtest
-from test_hostile_requests import exchange, parse
 
 from jwtlite.service.credentials.passwords import PasswordHasher
 from jwtlite.service.errors import ConfigurationError
@@ -28,6 +27,7 @@ from jwtlite.service.settings import Settings
 from jwtlite.web.app import create_app
 
 from support import FAST_HASH, FAST_HASH_ENV, PASSWORD, ROOT, ServerProcess, http
+from support.raw import exchange, parse
 from support.server import clean_environ, free_port
 
 LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
