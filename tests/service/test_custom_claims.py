@@ -1,4 +1,4 @@
-"""``create_app(settings, claims=...)``: extra claims for access tokens (issue 11).
+"""``create_app(settings, claims=...)``: extra claims for access tokens.
 
 The function gets the user and returns claims; it runs at login and at every refresh (a role
 change shows at the next refresh); reserved claims and values JSON cannot carry are refused

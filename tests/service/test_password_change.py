@@ -1,4 +1,4 @@
-"""``POST /accounts/password/``: the rules, the answers, and what the change ends (issue 11).
+"""``POST /accounts/password/``: the rules, the answers, and what the change ends.
 
 "My old token still works after I changed my password" (simplejwt #700, #719, #927): here
 every session of the user is revoked in the same transaction that sets the new hash, so every

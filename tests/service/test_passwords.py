@@ -198,7 +198,7 @@ def test_parameters_are_keyword_only() -> None:
         PasswordHasher(1024)  # type: ignore[call-arg]
 
 
-# -- the hashing pool (hardening issue, item 12) ---------------------------------------------
+# -- the hashing pool ------------------------------------------------------------------------
 
 
 def test_hashes_run_on_a_pool_of_the_configured_size(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -97,7 +97,7 @@ def test_duplicate_username(client: Any, db_rows: Rows, first: str, second: str)
 )
 def test_lookalike_username_is_taken(client: Any, db_rows: Rows, first: str, second: str) -> None:
     """Whole-script and character look-alikes (Unicode TR39 skeletons) count as the same
-    name, as case variants do; item 10 of the hardening issue."""
+    name, as case variants do."""
     register(client, first)
     assert_error(_register(client, second), 400, USERNAME_TAKEN)
     assert _user_count(db_rows) == 1

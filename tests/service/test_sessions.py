@@ -1,4 +1,4 @@
-"""The session list, ending one session, log out everywhere, account deletion (issue 11).
+"""The session list, ending one session, log out everywhere, account deletion.
 
 A session is a refresh-token family; its access tokens name it in the first half of their
 ``jti``. Revoking a session (from the list, by "log out everywhere", by reuse detection)

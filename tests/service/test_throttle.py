@@ -1,4 +1,4 @@
-"""The throttling model (``jwtlite.service.throttle``): hardening issue items 2, 3, 4 and 9.
+"""The throttling model (``jwtlite.service.throttle``): per account, address and name.
 
 Through the real application with an injected clock: registrations per address, logins per
 (username, address) with a higher per-username bar and a per-address bar, IPv6 by /64, and

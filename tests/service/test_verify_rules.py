@@ -1,4 +1,4 @@
-"""What verify, refresh and the purge must refuse: hardening issue items 5, 6 and 8.
+"""What verify, refresh and the purge must refuse: ended users, spent tokens, malformed claims.
 
 * Verify accepted the tokens of deactivated and deleted users while ``/me`` and refresh
   refused them; now it refuses what they refuse, within the documented staleness bound of

@@ -1,4 +1,4 @@
-"""Regression tests for what the second outside attack found (hardening issue, last section).
+"""Attacks from outside and what holds them off: expanding names, dribbling and flooding clients.
 
 Each test names the finding. In-process where the finding is in the rules, against a real
 ``serve.py`` on loopback where it is in the server: slow clients, connection exhaustion.

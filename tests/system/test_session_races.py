@@ -1,4 +1,4 @@
-"""The account lifecycle's races against real ``serve.py`` processes (issue 11).
+"""The account lifecycle's races against real ``serve.py`` processes.
 
 * A password change during a storm of refreshes: after it, no refresh token issued before
   it refreshes, whatever won the race.

@@ -1,4 +1,4 @@
-"""Request bodies (``jwtlite.web.body``): the charset rule of the hardening issue, item 1.
+"""Request bodies (``jwtlite.web.body``): a body is UTF-8 or it is refused before decoding.
 
 An outside audit got 500s from ``charset=utf-7`` (and ``unicode_escape``,
 ``raw_unicode_escape``: lone surrogates) and half a second of GIL per request from

@@ -660,7 +660,7 @@ def openapi_200(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPat
     return "get", "/openapi.json", make().get("/openapi.json", status=200)
 
 
-# -- the account lifecycle (issue 11) --
+# -- the account lifecycle --
 
 
 def _signed_in(make: Callable[..., Any], **settings: Any) -> tuple[Any, dict[str, str]]:
