@@ -45,6 +45,15 @@ class FakeClock:
             self.now += seconds
 
 
+def clean_environ() -> dict[str, str]:
+    """``os.environ`` without any ``JWTLITE_*`` variable, so a test sets exactly what it means.
+
+    The suite's own variables (``JWTLITE_TEST_POSTGRES_URL``) are not the service's settings:
+    a server started with them would refuse them as unknown.
+    """
+    return {k: v for k, v in os.environ.items() if not k.startswith("JWTLITE_")}
+
+
 @dataclass
 class Response:
     """What a real HTTP request got back."""
@@ -95,7 +104,7 @@ class ServerProcess:
     _drain: threading.Thread | None = None
 
     def start(self, timeout: float = 15.0) -> ServerProcess:
-        env = {**os.environ, "JWTLITE_DATABASE": str(self.database), **self.env}
+        env = {**clean_environ(), "JWTLITE_DATABASE": str(self.database), **self.env}
         began = time.monotonic()
         self.process = subprocess.Popen(
             [sys.executable, str(SERVE), "--host", "127.0.0.1", "--port", "0", *self.args],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 from typing import Any
 
@@ -23,11 +22,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def clean_environ() -> dict[str, str]:
-    """``os.environ`` without any ``JWTLITE_*`` variable, so a test sets exactly what it means."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("JWTLITE_")}
 
 
 def unverified_segment(token: str, index: int) -> Any:

@@ -28,8 +28,7 @@ import webtest
 import jwtlite
 from jwtlite import CLAIMS_ENVIRON_KEY, BearerAuth, JWKSClient
 
-from support import PASSWORD, ROOT, ServerProcess, http
-from support.server import clean_environ
+from support import PASSWORD, ROOT, ServerProcess, clean_environ, http
 
 ALGORITHMS = ["RS256", "EdDSA", "Ed25519"]
 

@@ -36,11 +36,12 @@ from support import (
     PASSWORD,
     ROOT,
     FakeClock,
+    clean_environ,
     http,
     login,
     register,
 )
-from support.server import clean_environ, free_port, header, unverified_segment
+from support.server import free_port, header, unverified_segment
 
 WSGIApp = Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]
 GENERIC_500 = {"detail": "A server error occurred."}

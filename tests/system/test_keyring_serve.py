@@ -24,9 +24,9 @@ import pytest
 from jwtlite import Key
 from jwtlite.service.signing.keyfile import write_key_file
 
-from support import PASSWORD, ROOT, ServerProcess, http
+from support import PASSWORD, ROOT, ServerProcess, clean_environ, http
 from support.load import Client, run_threads
-from support.server import clean_environ, unverified_segment
+from support.server import unverified_segment
 
 CLI_TIMEOUT = 60.0
 WAIT = 15.0  # the longest any step may take on a loaded two-core machine

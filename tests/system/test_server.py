@@ -27,8 +27,8 @@ from waitress import wasyncore
 
 from jwtlite.cli.http_channel import hardened_channel
 
-from support import FAST_HASH_ENV, PASSWORD, SERVE, ServerProcess, http
-from support.server import clean_environ, header, unverified_segment
+from support import FAST_HASH_ENV, PASSWORD, SERVE, ServerProcess, clean_environ, http
+from support.server import header, unverified_segment
 
 ORIGIN = "http://localhost:8001"
 TOKEN_NOT_VALID = "token_not_valid"

@@ -16,9 +16,8 @@ from jwtlite.cli import serve as server
 from jwtlite.service.errors import ConfigurationError
 from jwtlite.service.settings import Settings
 
-from support import FAST_HASH_ENV, PASSWORD, SERVE, ServerProcess, http
+from support import FAST_HASH_ENV, PASSWORD, SERVE, ServerProcess, clean_environ, http
 from support.cookies import parse_set_cookie
-from support.server import clean_environ
 
 WILDCARD = "0.0.0.0"  # noqa: S104 - refused here, never bound
 

@@ -26,9 +26,9 @@ from jwtlite.service.errors import ConfigurationError
 from jwtlite.service.settings import Settings
 from jwtlite.web.app import create_app
 
-from support import FAST_HASH, FAST_HASH_ENV, PASSWORD, ROOT, ServerProcess, http
+from support import FAST_HASH, FAST_HASH_ENV, PASSWORD, ROOT, ServerProcess, clean_environ, http
 from support.raw import exchange, parse
-from support.server import clean_environ, free_port
+from support.server import free_port
 
 LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
 GUNICORN_CONFIG = """
