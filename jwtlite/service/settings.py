@@ -19,29 +19,29 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from jwtlite.algorithms import ALGORITHMS, HMACAlgorithm
 from jwtlite.service.errors import ConfigurationError
 from jwtlite.service.origins import normalize_origin
 from jwtlite.store import Store, is_postgres_url, masked_url, open_store
 from jwtlite.store.url import url_scheme
 
-__all__ = ["DEFAULT_POOL_SIZE", "ENV_PREFIX", "LAUNCHER_VARIABLES", "TEST_VARIABLES", "Settings"]
+__all__ = ["DEFAULT_POOL_SIZE", "ENV_PREFIX", "LAUNCHER_VARIABLES", "Settings"]
 
 ENV_PREFIX = "JWTLITE_"
 #: Read by ``serve.py`` rather than by :class:`Settings`; ``from_env`` lets them pass.
 LAUNCHER_VARIABLES = frozenset({"JWTLITE_HOST", "JWTLITE_PORT", "JWTLITE_THREADS"})
-#: Read by the test-suite (the PostgreSQL server to test against), never by the service;
-#: ``from_env`` lets them pass, so a server started from a test's environment runs.
-TEST_VARIABLES = frozenset({"JWTLITE_TEST_POSTGRES_URL"})
 #: Connections a PostgreSQL store may hold when neither DATABASE_POOL_SIZE nor the server's
 #: thread count says (the default of ``serve.py --threads``).
 DEFAULT_POOL_SIZE = 8
 
-# Minimum HMAC key length in bytes: the hash output size (RFC 7518 §3.2).
-_HMAC_MIN_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
-_ASYMMETRIC = frozenset(
-    f"{family}{size}" for family in ("RS", "PS", "ES") for size in (256, 384, 512)
-) | {"EdDSA", "Ed25519", "Ed448"}  # Ed25519 and Ed448: RFC 9864's fully-specified names
-_ALGORITHMS = frozenset(_HMAC_MIN_KEY_BYTES) | _ASYMMETRIC
+# The algorithms the library registers, and each HMAC algorithm's minimum key length in bytes:
+# the hash output size (RFC 7518 §3.2), as jwtlite.algorithms enforces it.
+_ALGORITHMS = frozenset(ALGORITHMS)
+_HMAC_MIN_KEY_BYTES = {
+    name: algorithm.min_key_length
+    for name, algorithm in ALGORITHMS.items()
+    if isinstance(algorithm, HMACAlgorithm)
+}
 
 # Every integer setting: its minimum, and its unit for error messages.
 _INTEGERS = {
@@ -204,7 +204,7 @@ class Settings:
         types = {f.name.upper(): (f.name, f.type) for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
         for key, raw in environ.items():
-            if not key.startswith(ENV_PREFIX) or key in LAUNCHER_VARIABLES | TEST_VARIABLES:
+            if not key.startswith(ENV_PREFIX) or key in LAUNCHER_VARIABLES:
                 continue
             name = key[len(ENV_PREFIX) :]
             if name not in types:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from jwtlite.service.errors import ConfigurationError
-from jwtlite.service.settings import LAUNCHER_VARIABLES, TEST_VARIABLES, Settings
+from jwtlite.service.settings import LAUNCHER_VARIABLES, Settings
 
 STRONG = "s" * 32
 
@@ -556,11 +556,24 @@ def test_database_settings_from_env() -> None:
     assert settings.database_statement_timeout == 3
 
 
-def test_the_test_suites_server_variable_is_not_a_setting() -> None:
-    """A server started from a test's environment must not refuse the suite's variable."""
-    assert {"JWTLITE_TEST_POSTGRES_URL"} == TEST_VARIABLES
-    environ = {"JWTLITE_TEST_POSTGRES_URL": "postgresql://postgres@127.0.0.1/x"}
-    assert Settings.from_env(environ) == Settings()
+def test_the_algorithms_are_the_librarys() -> None:
+    """ALGORITHM accepts exactly what jwtlite.algorithms registers, HMAC minimums included."""
+    from jwtlite.algorithms import ALGORITHMS
+
+    for name in ALGORITHMS:
+        secret = "s" * 64 if name.startswith("HS") else None
+        assert Settings(algorithm=name, secret_key=secret).algorithm == name
+    with refused("ALGORITHM"):
+        Settings(algorithm="none")
+    with refused("SECRET_KEY"):
+        Settings(algorithm="HS384", secret_key="s" * 47)
+
+
+def test_the_test_suites_variable_is_refused_like_any_unknown_name() -> None:
+    """The service knows nothing of the suite: its variable is an unknown setting (the suite
+    keeps it away from the servers it starts)."""
+    with refused("TEST_POSTGRES_URL"):
+        Settings.from_env({"JWTLITE_TEST_POSTGRES_URL": "postgresql://postgres@127.0.0.1/x"})
 
 
 # ------------------------------------------------------------------------------------------
