@@ -14,22 +14,19 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import NoReturn
 
 from jwtlite import __version__
-from jwtlite.algorithms import ALGORITHMS, HMACAlgorithm, get_algorithm
+from jwtlite.algorithms import ALGORITHMS
+from jwtlite.cli import keys
 from jwtlite.cli import serve as launcher
+from jwtlite.cli._shared import PROG, CommandError, Environ, Handler, UsageError, print_json
 from jwtlite.errors import (
-    InvalidKeyError,
     JWTError,
 )
-from jwtlite.jws import get_unverified_header
-from jwtlite.jwt import decode_complete, decode_unverified_claims
-from jwtlite.keys import Key, KeySet
-from jwtlite.service import audit
 from jwtlite.service.accounts import AccountService
-from jwtlite.service.auth import AuthService, load_signing_keys, purge_expired
+from jwtlite.service.auth import AuthService, purge_expired
 from jwtlite.service.credentials.validators import normalize_username, username_key
 from jwtlite.service.errors import (
     ConfigurationError,
@@ -38,30 +35,11 @@ from jwtlite.service.errors import (
 )
 from jwtlite.service.sessions import session_document
 from jwtlite.service.settings import Settings
-from jwtlite.service.signing.directory import MAX_ACTIVATE_AFTER, KeyDirectory, RingFiles
-from jwtlite.service.signing.keyfile import key_file_content, load_key_file, write_key_file
-from jwtlite.service.signing.keyring import Ring, keep_window
+from jwtlite.service.signing.directory import MAX_ACTIVATE_AFTER
 from jwtlite.store import Store, is_postgres_url, masked_url
 from jwtlite.store.errors import StoreUnavailableError
 
-__all__ = ["CommandError", "UsageError", "build_parser", "main"]
-
-PROG = "jwtlite"
-UNVERIFIED_BANNER = (
-    "UNVERIFIED: the signature and claims of this token were NOT checked; "
-    "do not trust them (give --key to verify)"
-)
-
-Environ = Mapping[str, str]
-Handler = Callable[[argparse.Namespace, Environ], int]
-
-
-class CommandError(Exception):
-    """An operational failure: reported on one line, exit code 1."""
-
-
-class UsageError(Exception):
-    """The command was called wrongly in a way argparse cannot see: exit code 2."""
+__all__ = ["build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,14 +97,14 @@ def build_parser(environ: Environ) -> argparse.ArgumentParser:
 
     _add_session_commands(commands)
 
-    keygen = _command(commands, "keygen", _keygen, "generate a signing key")
+    keygen = _command(commands, "keygen", keys.keygen, "generate a signing key")
     keygen.add_argument("algorithm", metavar="ALG", choices=sorted(ALGORITHMS), help="%(choices)s")
     keygen.add_argument(
         "--out", metavar="FILE", help="write the key to FILE (mode 0600) instead of stdout"
     )
     keygen.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
-    decode = _command(commands, "decode", _decode, "print a token's header and claims")
+    decode = _command(commands, "decode", keys.decode, "print a token's header and claims")
     decode.add_argument("token", metavar="TOKEN", help="the token, or - to read it from stdin")
     decode.add_argument(
         "--key",
@@ -143,13 +121,13 @@ def build_parser(environ: Environ) -> argparse.ArgumentParser:
     decode.add_argument("--issuer", help="the expected iss claim")
     decode.add_argument("--leeway", type=int, default=0, help="seconds of clock skew allowed")
 
-    jwks = _command(commands, "jwks", _jwks, "print the service's public JWKS")
+    jwks = _command(commands, "jwks", keys.jwks, "print the service's public JWKS")
     _add_database(jwks)
 
     rotate = _command(
         commands,
         "rotate-key",
-        _rotate_key,
+        keys.rotate_key,
         "make a new signing key in JWTLITE_KEYS_DIR and retire the current one",
     )
     rotate.add_argument(
@@ -176,7 +154,7 @@ def build_parser(environ: Environ) -> argparse.ArgumentParser:
     rotate.add_argument(
         "--activate-after",
         metavar="SECONDS",
-        type=_activation_delay,
+        type=keys.activation_delay,
         default=0,
         help="publish the new key at once but sign with it only SECONDS later (default 0: "
         f"at once; at most {MAX_ACTIVATE_AFTER}); give the JWKS max-age (60) plus your "
@@ -186,7 +164,7 @@ def build_parser(environ: Environ) -> argparse.ArgumentParser:
     rotate.add_argument(
         "--keep",
         metavar="SECONDS",
-        type=_seconds,
+        type=keys.seconds,
         help="keep retired keys at least SECONDS after their retirement: raises the window "
         "ring.json records (never lowers it; default: REFRESH_TOKEN_LIFETIME + LEEWAY + "
         "KEYS_RELOAD_INTERVAL of this shell, or the recorded window if larger)",
@@ -279,10 +257,6 @@ def _error(message: str, code: int) -> int:
     return code
 
 
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2))
-
-
 # -- serve --------------------------------------------------------------------------------
 
 
@@ -307,7 +281,7 @@ def _createuser(args: argparse.Namespace, environ: Environ) -> int:
         user = service.register(data, address=None)  # the API's rules, unthrottled
     finally:
         service.store.close()
-    _print_json(user)
+    print_json(user)
     return 0
 
 
@@ -413,190 +387,3 @@ def _flush_expired(args: argparse.Namespace, environ: Environ) -> int:
         store.close()
     print(count)
     return 0
-
-
-# -- keys ---------------------------------------------------------------------------------
-
-
-def _keygen(args: argparse.Namespace, environ: Environ) -> int:
-    key = Key.generate(args.algorithm)
-    if args.out is None:
-        sys.stdout.write(key_file_content(key).decode("ascii"))
-        return 0
-    try:
-        write_key_file(args.out, key, replace=args.force)
-    except FileExistsError:
-        raise CommandError(f"{args.out} exists; give --force to replace it") from None
-    print(f"{args.out}: new {args.algorithm} key (mode 0600)", file=sys.stderr)
-    return 0
-
-
-def _jwks(args: argparse.Namespace, environ: Environ) -> int:
-    settings = Settings.from_env(environ)
-    if settings.keys_dir is not None:
-        directory = KeyDirectory(settings.keys_dir)
-        if directory.stamp() is None:
-            raise CommandError(f"no signing key in {settings.keys_dir} yet")
-        _print_json(Ring.from_files(_read_ring(directory)).jwks)
-        return 0
-    if settings.secret_key is None and not os.path.exists(settings.key_path):
-        # Not created here: the key is the server's to make on its first run.
-        raise CommandError(f"no signing key at {settings.key_path} yet")
-    keys = load_signing_keys(settings)
-    _print_json(keys.jwks() if isinstance(keys, KeySet) else {"keys": []})
-    return 0
-
-
-def _rotate_key(args: argparse.Namespace, environ: Environ) -> int:
-    settings = Settings.from_env(environ)
-    if settings.keys_dir is None:
-        raise UsageError(
-            "rotate-key needs JWTLITE_KEYS_DIR (a key directory; a single SECRET_KEY or key "
-            "file cannot hold a retired key)"
-        )
-    if args.drop is not None and (args.import_file is not None or args.algorithm is not None):
-        raise UsageError("--drop takes neither --import nor --algorithm")
-    if args.activate_after and (args.drop is not None or args.import_file is not None):
-        raise UsageError("--activate-after is for a rotation (not with --drop or --import)")
-    directory = KeyDirectory(settings.keys_dir)
-    now = int(time.time())
-    # Tokens signed by a retired key live at most a refresh lifetime after it was retired,
-    # plus the leeway, plus the time an instance may take to notice. ring.json records the
-    # window the servers need; this run's own settings (or --keep) can only raise it.
-    keep = max(keep_window(settings), args.keep or 0)
-    try:
-        if args.import_file is not None:
-            algorithm = args.algorithm or settings.algorithm
-            try:
-                seed = load_key_file(args.import_file, algorithm)
-            except FileNotFoundError:
-                raise CommandError(f"{args.import_file} does not exist") from None
-            directory.ensure(algorithm, now=now, seed=seed, keep_seconds=keep)
-            _print_json(
-                {
-                    "kid": seed.kid,
-                    "algorithm": seed.algorithm,
-                    "imported": args.import_file,
-                    "retired": [],
-                    "pruned": [],
-                }
-            )
-            return 0
-        if args.drop is not None:
-            warnings = directory.drop(args.drop, now=now)
-            for warning in warnings:
-                print(f"{PROG}: warning: {warning}", file=sys.stderr, flush=True)
-            _print_json({"dropped": args.drop})
-            return 0
-        # Everything reported comes from inside the lock: an empty directory's first key
-        # (or, when another run made it first, a rotation of that one), the previous key,
-        # the default algorithm.
-        rotation = directory.rotate(
-            args.algorithm,
-            now=now,
-            keep_seconds=keep,
-            first_algorithm=settings.algorithm,
-            activate_after=args.activate_after,
-        )
-    except InvalidKeyError as exc:
-        raise CommandError(str(exc)) from exc
-    for warning in rotation.warnings:
-        print(f"{PROG}: warning: {warning}", file=sys.stderr, flush=True)
-    launcher.configure_logging(settings.log_format)
-    audit.key_rotated(
-        kid=rotation.kid, previous_kid=rotation.previous, activates=rotation.activates
-    )
-    _print_json(
-        {
-            "kid": rotation.kid,
-            "algorithm": rotation.algorithm,
-            "previous": rotation.previous,
-            "retired": list(rotation.retired),
-            "pruned": list(rotation.pruned),
-            "keep_seconds": rotation.keep_seconds,
-            "activates": rotation.activates,
-            "cancelled": rotation.cancelled,
-        }
-    )
-    return 0
-
-
-def _seconds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= value <= 10 * 366 * 86400:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
-    return value
-
-
-def _activation_delay(text: str) -> int:
-    value = _seconds(text)
-    if value > MAX_ACTIVATE_AFTER:
-        raise argparse.ArgumentTypeError(
-            f"at most {MAX_ACTIVATE_AFTER} seconds (a day), not {value}: a staged key "
-            "activates soon, or is not staged yet"
-        )
-    return value
-
-
-def _read_ring(directory: KeyDirectory) -> RingFiles:
-    try:
-        return directory.read()
-    except InvalidKeyError as exc:
-        raise CommandError(str(exc)) from exc
-
-
-# -- tokens -------------------------------------------------------------------------------
-
-
-def _decode(args: argparse.Namespace, environ: Environ) -> int:
-    token = sys.stdin.readline().strip() if args.token == "-" else args.token
-    if args.key is None:
-        if args.algorithm or args.audience or args.issuer:
-            raise UsageError("--algorithm, --audience and --issuer need --key")
-        header = get_unverified_header(token)
-        claims = decode_unverified_claims(token)
-        print(f"{PROG}: warning: {UNVERIFIED_BANNER}", file=sys.stderr, flush=True)
-        _print_json({"verified": False, "header": header, "claims": claims})
-        return 0
-    key = _verifying_key(args.key, args.algorithm)
-    # What the key verifies: a PEM Ed25519 key (inferred as EdDSA) also verifies "Ed25519"
-    # tokens (RFC 9864); an explicit --algorithm narrows the allowlist to that one.
-    keys = list(key) if isinstance(key, KeySet) else [key]
-    names = {name for k in keys for name in k.algorithms}
-    algorithms = sorted(names) if args.algorithm is None else [args.algorithm]
-    decoded = decode_complete(
-        token,
-        key,
-        algorithms,
-        audience=args.audience,
-        issuer=args.issuer,
-        leeway=args.leeway,
-    )
-    _print_json({"verified": True, "header": decoded["header"], "claims": decoded["payload"]})
-    return 0
-
-
-def _verifying_key(path: str, algorithm: str | None) -> Key | KeySet:
-    with open(path, "rb") as handle:
-        data = handle.read()
-    start = data.lstrip()[:16]
-    if start.startswith(b"{"):
-        return _key_from_json(data, algorithm)
-    if start.startswith(b"-----BEGIN"):
-        return Key.from_pem(data, algorithm)
-    if algorithm is None or not isinstance(get_algorithm(algorithm), HMACAlgorithm):
-        raise UsageError(f"{path} holds a secret: give --algorithm HS256, HS384 or HS512")
-    return load_key_file(path, algorithm)
-
-
-def _key_from_json(data: bytes, algorithm: str | None) -> Key | KeySet:
-    try:
-        members = json.loads(data)
-    except ValueError:
-        raise InvalidKeyError("the key file is not valid JSON") from None
-    if isinstance(members, dict) and isinstance(members.get("keys"), list):
-        return KeySet(Key.from_jwk(jwk, algorithm) for jwk in members["keys"])
-    return Key.from_jwk(members, algorithm)
