@@ -259,6 +259,15 @@ PURGE_ATTEMPTS = """
 
 SCHEMA_VERSION_NOW = "SELECT coalesce(max(version), 0) FROM jwtlite_migrations"
 RECORD_MIGRATION = "INSERT INTO jwtlite_migrations (version) VALUES (%s)"
+# A migration may take long on a big table, and other instances wait their turn.
+NO_STATEMENT_TIMEOUT = "SET LOCAL statement_timeout = 0"
+TAKE_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"
+PING = "SELECT 1"
+SET_ACTIVE = "UPDATE users SET is_active = %s WHERE username_key = %s"
+DELETE_USER = "DELETE FROM users WHERE id = %s"
+BLACKLIST_TOKEN = "UPDATE refresh_tokens SET state = 'blacklisted' WHERE jti = %s"
+SET_PASSWORD = "UPDATE users SET password_hash = %s WHERE id = %s"
+FORGET_LOGIN_FAILURES = "DELETE FROM attempts WHERE kind = %s AND subject = %s AND address = %s"
 
 
 def bucket_locks(count: int) -> str:

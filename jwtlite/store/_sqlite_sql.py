@@ -147,3 +147,86 @@ PURGE_SESSIONS = (
 PURGE_ATTEMPTS = (
     "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE kind = ? AND at <= ? LIMIT ?)"
 )
+
+# -- connections and the schema version ---------------------------------------------------
+
+BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
+COMMIT = "COMMIT"
+ROLLBACK = "ROLLBACK"
+CONNECTION_PRAGMAS = ("PRAGMA foreign_keys = ON", "PRAGMA synchronous = FULL")
+WAL_MODE = "PRAGMA journal_mode = WAL"
+USER_VERSION = "PRAGMA user_version"
+PING = "SELECT 1"
+
+
+def busy_timeout(milliseconds: int) -> str:
+    """The PRAGMA setting the busy timeout (PRAGMAs take no parameters; the value is an int)."""
+    return f"PRAGMA busy_timeout = {int(milliseconds)}"
+
+
+def set_user_version(version: int) -> str:
+    """The PRAGMA recording schema ``version`` (an int, so nothing but digits is joined)."""
+    return f"PRAGMA user_version = {int(version)}"
+
+
+# -- users, tokens, sessions -------------------------------------------------------------
+
+CREATE_USER = (
+    "INSERT INTO users"
+    " (username, username_key, username_skeleton, email, password_hash, date_joined)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+SET_ACTIVE = "UPDATE users SET is_active = ? WHERE username_key = ?"
+DELETE_USER = "DELETE FROM users WHERE id = ?"
+SET_PASSWORD = "UPDATE users SET password_hash = ? WHERE id = ?"
+SET_LAST_LOGIN = "UPDATE users SET last_login = ? WHERE id = ?"
+SPEND_TOKEN = (
+    "UPDATE refresh_tokens SET state = 'spent', spent_at = ?, successor = ?"
+    " WHERE jti = ? AND state = 'active'"
+)
+EXTEND_SESSION = (
+    "UPDATE sessions SET last_used_at = ?, expires_at = max(expires_at, ?),"
+    " user_agent = coalesce(?, user_agent), address = coalesce(?, address)"
+    " WHERE id = ?"
+)
+BLACKLIST_FAMILY = (
+    "UPDATE refresh_tokens SET state = 'blacklisted' WHERE family = ? AND state != 'blacklisted'"
+)
+BLACKLIST_TOKEN = "UPDATE refresh_tokens SET state = 'blacklisted' WHERE jti = ?"
+BLACKLIST_USER = (
+    "UPDATE refresh_tokens SET state = 'blacklisted' WHERE user_id = ? AND state != 'blacklisted'"
+)
+REVOKE_SESSION = "UPDATE sessions SET state = 'revoked' WHERE id = ? AND state != 'revoked'"
+TOUCH_SESSION = (
+    "UPDATE sessions SET last_used_at = ?, user_agent = ?, address = ?"
+    " WHERE id = ? AND state = 'active'"
+)
+LIST_SESSIONS = (
+    f"SELECT {SESSION_COLUMNS} FROM sessions"  # noqa: S608 - fixed column list
+    " WHERE user_id = ? AND state = 'active' AND expires_at > ?"
+    " ORDER BY created_at DESC, id"
+)
+END_SESSION = "UPDATE sessions SET state = ? WHERE id = ? AND user_id = ? AND state IN (?, ?)"
+END_USER_SESSIONS = "UPDATE sessions SET state = ? WHERE user_id = ? AND state IN (?, ?)"
+SESSION_STATE = (
+    "SELECT u.is_active, s.state FROM users AS u"
+    " LEFT JOIN sessions AS s ON s.id = ? AND s.user_id = u.id WHERE u.id = ?"
+)
+
+# -- throttling ---------------------------------------------------------------------------
+
+ADD_ATTEMPT = "INSERT INTO attempts (kind, subject, address, at) VALUES (?, ?, ?, ?)"
+FORGET_LOGINS = "DELETE FROM attempts WHERE kind IN (?, ?) AND subject = ? AND address = ?"
+FORGET_LOGIN_FAILURES = "DELETE FROM attempts WHERE kind = ? AND subject = ? AND address = ?"
+PAIR_SUCCEEDED = "SELECT 1 FROM attempts WHERE kind = ? AND subject = ? AND address = ? AND at > ?"
+# The buckets a throttled attempt is counted in: fixed fragments, joined by count_attempts.
+BY_PAIR = "subject = ? AND address = ?"
+BY_SUBJECT = "subject = ?"
+BY_ADDRESS = "address = ?"
+
+
+def count_attempts(bucket: str) -> str:
+    """Count the attempts of one kind in ``bucket`` (one of the BY_* fragments) after a time."""
+    if bucket not in (BY_PAIR, BY_SUBJECT, BY_ADDRESS):
+        raise ValueError("not a bucket of this module")
+    return f"SELECT count(*), min(at) FROM attempts WHERE kind = ? AND {bucket} AND at > ?"  # noqa: S608

@@ -38,21 +38,16 @@ which the URL's password has been removed.
 
 from __future__ import annotations
 
-import functools
-import logging
 import math
-import time
-import weakref
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import astuple
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool
 
 from jwtlite.store import _postgres_sql as sql
+from jwtlite.store._common import ENDABLE, apply_password_change, translating, user_from_row
+from jwtlite.store._postgres_pool import Connection, Connections, Cursor
 from jwtlite.store._postgres_sql import SCHEMA_VERSION
 from jwtlite.store.base import (
     LOGIN_ATTEMPT,
@@ -63,62 +58,28 @@ from jwtlite.store.base import (
     User,
     purge_in_batches,
 )
-from jwtlite.store.errors import StoreUnavailableError
-from jwtlite.store.url import ScrubbingFilter, scrub
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-Connection = psycopg.Connection[tuple[Any, ...]]
-Cursor = psycopg.Cursor[tuple[Any, ...]]
 
-# A connection whose peer vanished (host down, link cut) mid-statement is declared dead after
-# about idle + interval * count seconds, instead of never. Used unless the URL sets them.
-_NETWORK_DEFAULTS = {
-    "application_name": "jwtlite",
-    "keepalives": 1,
-    "keepalives_idle": 5,
-    "keepalives_interval": 2,
-    "keepalives_count": 3,
-}
-# psycopg_pool logs every checkout at INFO; a server logging at INFO would print one line per
-# request. Its warnings (a failed reconnection) still show.
-_DRIVER_LOGGERS = ("psycopg", "psycopg.pool")
-# A broken connection makes the pool replace every idle connection at once (a restarted
-# server broke them all), at most this often.
-_DRAIN_INTERVAL = 1.0
-# A connection back in the pool for less than this is lent without a check (a round trip):
-# under load the check would double every round trip. One that broke meanwhile fails its
-# statement; a read is then retried once on a fresh connection, a write is unavailable.
-_CHECK_AFTER_IDLE = 1.0
 # Which states each ending may leave: logging out ends only an active session; a
 # revocation also reaches an ended one, whose access tokens were still live.
 _ENDABLE = {"ended": ["active"], "revoked": ["active", "ended"]}
 
 
-def _translating_errors(
-    method: Callable[Concatenate[PostgresStore, _P], _R],
-) -> Callable[Concatenate[PostgresStore, _P], _R]:
-    """Turn any psycopg error escaping ``method`` into StoreUnavailableError."""
-
-    @functools.wraps(method)
-    def wrapper(self: PostgresStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return method(self, *args, **kwargs)
-        except psycopg.Error as error:
-            raise StoreUnavailableError(self._describe(error)) from error
-
-    return wrapper
+_translating_errors = translating(psycopg.Error, lambda store, error: store._db.describe(error))
 
 
 def _user(row: tuple[Any, ...] | None) -> User | None:
-    return None if row is None else User(*row)
+    return None if row is None else user_from_row(row)
 
 
 class PostgresStore:
     """The PostgreSQL backend of :class:`~jwtlite.store.base.Store`, safe to share between
     threads, processes and hosts.
+
+    Each method keeps the contract the protocol documents; a docstring here says only what
+    this backend adds (how it makes the change atomic).
 
     Args:
         url: a ``postgresql://`` (or ``postgres://``) URL, as libpq reads it.
@@ -140,138 +101,25 @@ class PostgresStore:
         connect_timeout: float = 5.0,
         statement_timeout: float = 5.0,
     ) -> None:
-        self._url = url
-        self._filter = ScrubbingFilter(url)
-        self._last_drain = 0.0
-        self._returned: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
-        # One cursor per connection, kept: a new cursor per statement costs a quarter of a
-        # read's client time. A connection is used by one thread at a time, so is its cursor.
-        self._cursors: weakref.WeakKeyDictionary[Connection, Cursor] = weakref.WeakKeyDictionary()
-        for name in _DRIVER_LOGGERS:
-            logger = logging.getLogger(name)
-            logger.addFilter(self._filter)
-            if name == "psycopg.pool" and logger.level == logging.NOTSET:
-                logger.setLevel(logging.WARNING)
-        self._pool: ConnectionPool[Connection] | None = None
-        try:
-            self._open(pool_size, connect_timeout, statement_timeout)
-        except BaseException:
-            self.close()
-            raise
-
-    @_translating_errors
-    def _open(self, pool_size: int, connect_timeout: float, statement_timeout: float) -> None:
-        kwargs = _connection_options(
-            self._url, connect_timeout=connect_timeout, statement_timeout=statement_timeout
+        self._db = Connections(
+            url,
+            pool_size=pool_size,
+            connect_timeout=connect_timeout,
+            statement_timeout=statement_timeout,
         )
-        # Migrate over a connection of its own: when the database cannot be reached, its
-        # error says why (refused, no such database, authentication) where a pool would
-        # only say it timed out.
-        with psycopg.connect(self._url, **kwargs) as connection:
-            _migrate(connection)
-        self._pool = ConnectionPool(
-            self._url,
-            kwargs=kwargs,
-            min_size=1,
-            max_size=pool_size,
-            open=False,
-            name="jwtlite",
-            timeout=connect_timeout,
-            check=self._check,
-            # Give up a reconnection loop early: a later checkout starts a fresh one
-            # (immediate, then backing off from 1 s), so recovery never waits long.
-            reconnect_timeout=max(10.0, 2 * connect_timeout),
-        )
-        self._pool.open(wait=True, timeout=connect_timeout)
-
-    def _describe(self, error: BaseException) -> str:
-        return "the user store is unavailable: " + scrub(" ".join(str(error).split()), self._url)
-
-    def _check(self, connection: Connection) -> None:
-        """The pool's check before lending ``connection``: a round trip, unless it was in
-        use a moment ago."""
-        returned = self._returned.get(connection)
-        if returned is not None and time.monotonic() - returned < _CHECK_AFTER_IDLE:
-            return
-        try:
-            ConnectionPool.check_connection(connection)
-        except psycopg.Error:
-            self._replace_idle_connections()
-            raise
-
-    def _replace_idle_connections(self) -> None:
-        # One broken connection usually means a restart broke them all: replace the idle
-        # ones now rather than finding each by another failure.
-        now = time.monotonic()
-        if self._pool is not None and now - self._last_drain >= _DRAIN_INTERVAL:
-            self._last_drain = now
-            self._pool.drain()
-
-    @contextmanager
-    def _connection(self) -> Iterator[Connection]:
-        pool = self._pool  # one pool throughout, even if close() runs meanwhile
-        if pool is None:
-            raise StoreUnavailableError("the user store is closed")
-        connection = pool.getconn()
-        try:
-            yield connection
-        finally:
-            if connection.broken:
-                self._replace_idle_connections()
-            self._returned[connection] = time.monotonic()
-            pool.putconn(connection)
-
-    def _cursor(self, connection: Connection) -> Cursor:
-        cursor = self._cursors.get(connection)
-        if cursor is None:
-            cursor = self._cursors[connection] = connection.cursor()
-        return cursor
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        with self._connection() as connection, connection.transaction():
-            yield connection
-
-    def _read(self, sql: str, params: Any) -> tuple[Any, ...] | None:
-        """One row of a query that changes nothing, retried once on a fresh connection when
-        the one it got turns out broken (by a server restart, say)."""
-        with self._connection() as connection:
-            try:
-                return self._cursor(connection).execute(sql, params).fetchone()
-            except psycopg.OperationalError:
-                if not connection.broken:
-                    raise
-        return self._one(sql, params)
-
-    def _all(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
-        with self._connection() as connection:
-            return self._cursor(connection).execute(sql, params).fetchall()
-
-    def _one(self, sql: str, params: Any) -> tuple[Any, ...] | None:
-        with self._connection() as connection:
-            return self._cursor(connection).execute(sql, params).fetchone()
-
-    def _rowcount(self, sql: str, params: Any) -> int:
-        with self._connection() as connection:
-            return self._cursor(connection).execute(sql, params).rowcount
 
     def close(self) -> None:
         """Close the pool and every connection; the store is unusable afterwards."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
-        for name in _DRIVER_LOGGERS:
-            logging.getLogger(name).removeFilter(self._filter)
+        self._db.close()
 
     @_translating_errors
     def ping(self) -> None:
-        """Check that the database answers (for health checks)."""
-        self._read("SELECT 1", ())
+        self._db.read(sql.PING, ())
 
     @_translating_errors
     def schema_version(self) -> int:
         """The schema version recorded in ``jwtlite_migrations``."""
-        row = self._read(sql.SCHEMA_VERSION_NOW, ())
+        row = self._db.read(sql.SCHEMA_VERSION_NOW, ())
         assert row is not None  # noqa: S101 - an aggregate always answers one row
         return int(row[0])
 
@@ -302,44 +150,36 @@ class PostgresStore:
             "hash": password_hash,
             "now": now,
         }
-        row = self._one(sql.CREATE_USER, params)
+        row = self._db.one(sql.CREATE_USER, params)
         if row is None:
             return None
         return User(row[0], username, email, password_hash, True, now, None)
 
     @_translating_errors
     def get_user(self, user_id: int) -> User | None:
-        """Return the user with this id, or None."""
-        return _user(self._read(sql.USER_BY_ID, (user_id,)))
+        return _user(self._db.read(sql.USER_BY_ID, (user_id,)))
 
     @_translating_errors
     def get_user_by_key(self, username_key: str) -> User | None:
-        """Return the user whose case-insensitive key is ``username_key``, or None."""
-        return _user(self._read(sql.USER_BY_KEY, (username_key,)))
+        return _user(self._db.read(sql.USER_BY_KEY, (username_key,)))
 
     @_translating_errors
     def set_active(self, username_key: str, active: bool) -> bool:
-        """Activate or deactivate a user; False when there is no such user."""
-        sql = "UPDATE users SET is_active = %s WHERE username_key = %s"
-        return self._rowcount(sql, (active, username_key)) == 1
+        return self._db.rowcount(sql.SET_ACTIVE, (active, username_key)) == 1
 
     @_translating_errors
     def delete_user(self, user_id: int) -> bool:
-        """Delete a user and (by cascade) their sessions and refresh tokens; False when there
-        was none."""
-        return self._rowcount("DELETE FROM users WHERE id = %s", (user_id,)) == 1
+        return self._db.rowcount(sql.DELETE_USER, (user_id,)) == 1
 
     # -- refresh tokens ---------------------------------------------------------------------
 
     @_translating_errors
     def add_refresh_token(self, record: RefreshRecord) -> None:
-        """Record a newly issued refresh token."""
-        self._rowcount(sql.TOKEN_INSERT, astuple(record))
+        self._db.rowcount(sql.TOKEN_INSERT, astuple(record))
 
     @_translating_errors
     def get_refresh_token(self, jti: str) -> RefreshRecord | None:
-        """Return the record of the refresh token ``jti``, or None."""
-        row = self._read(sql.TOKEN_BY_JTI, (jti,))
+        row = self._db.read(sql.TOKEN_BY_JTI, (jti,))
         return None if row is None else RefreshRecord(*row)
 
     @_translating_errors
@@ -348,7 +188,7 @@ class PostgresStore:
     ) -> tuple[RefreshRecord, User, Session | None] | None:
         """The record of refresh token ``jti``, its user and its session, in one indexed
         lookup, or None (no such token; a deleted user's tokens are deleted with the user)."""
-        row = self._read(sql.TOKEN_USER_SESSION_BY_JTI, (jti,))
+        row = self._db.read(sql.TOKEN_USER_SESSION_BY_JTI, (jti,))
         if row is None:
             return None
         session = None if row[15] is None else Session(*row[15:])
@@ -384,7 +224,7 @@ class PostgresStore:
             **_session_params(session),
             **_token_params(refresh),
         }
-        self._rowcount(sql.START_SESSION, params)
+        self._db.rowcount(sql.START_SESSION, params)
 
     @_translating_errors
     def rotate_refresh_token(
@@ -415,7 +255,7 @@ class PostgresStore:
             "address": address,
             **_token_params(new),
         }
-        with self._connection() as connection:
+        with self._db.connection() as connection:
             with connection.pipeline(), connection.transaction():
                 connection.execute(sql.LOCK_SESSION, (new.family,))
                 rotated = connection.execute(sql.ROTATE, params)
@@ -426,7 +266,7 @@ class PostgresStore:
         """Reuse detected: blacklist every token of ``family`` and revoke its session, in one
         short transaction (pipelined, the session row locked first); return how many tokens
         were not blacklisted yet."""
-        with self._connection() as connection:
+        with self._db.connection() as connection:
             with connection.pipeline(), connection.transaction():
                 connection.execute(sql.REVOKE_SESSION, (family,))
                 blacklisted = connection.execute(sql.BLACKLIST_FAMILY, (family,))
@@ -434,21 +274,19 @@ class PostgresStore:
 
     @_translating_errors
     def blacklist_refresh_token(self, jti: str) -> bool:
-        """Blacklist one refresh token; False when there is no record of it."""
-        sql = "UPDATE refresh_tokens SET state = 'blacklisted' WHERE jti = %s"
-        return self._rowcount(sql, (jti,)) == 1
+        return self._db.rowcount(sql.BLACKLIST_TOKEN, (jti,)) == 1
 
     # -- sessions ---------------------------------------------------------------------------
 
     @_translating_errors
     def touch_session(self, session_id: str, *, now: float, user_agent: str, address: str) -> None:
         """Set an active session's ``last_used_at``, ``user_agent`` and ``address``."""
-        self._rowcount(sql.TOUCH_SESSION, (now, user_agent, address, session_id))
+        self._db.rowcount(sql.TOUCH_SESSION, (now, user_agent, address, session_id))
 
     @_translating_errors
     def list_sessions(self, user_id: int, *, now: float) -> list[Session]:
         """The user's active, unexpired sessions, newest first (the (user_id, state) index)."""
-        return [Session(*row) for row in self._all(sql.LIST_SESSIONS, (user_id, now))]
+        return [Session(*row) for row in self._db.all(sql.LIST_SESSIONS, (user_id, now))]
 
     @_translating_errors
     def end_session(self, user_id: int, session_id: str, state: str) -> bool:
@@ -461,15 +299,15 @@ class PostgresStore:
             "state": state,
             "id": session_id,
             "user_id": user_id,
-            "allowed": _ENDABLE[state],
+            "allowed": list(ENDABLE[state]),
         }
-        return self._one(sql.END_SESSION, params) is not None
+        return self._db.one(sql.END_SESSION, params) is not None
 
     @_translating_errors
     def end_user_sessions(self, user_id: int, state: str = "revoked") -> int:
         """End every session of ``user_id`` and blacklist all their refresh tokens, in one
         short transaction (pipelined); return how many sessions changed."""
-        with self._connection() as connection:
+        with self._db.connection() as connection:
             with connection.pipeline(), connection.transaction():
                 ended = _end_user_sessions(connection, user_id, state)
             return ended.rowcount
@@ -478,7 +316,7 @@ class PostgresStore:
     def session_state(self, user_id: int, session_id: str) -> tuple[bool, str | None] | None:
         """``(user is active, session state or None)``, or None when there is no such user;
         one read by two primary keys."""
-        row = self._read(sql.SESSION_STATE, (session_id, user_id))
+        row = self._db.read(sql.SESSION_STATE, (session_id, user_id))
         return None if row is None else (bool(row[0]), row[1])
 
     @_translating_errors
@@ -492,28 +330,18 @@ class PostgresStore:
         subject: str | None = None,
         address: str | None = None,
     ) -> int | None:
-        """Set the password hash, revoke every session of the user, then add the caller's
-        new session and its first refresh token when given, in one transaction.
-
-        Returns the number of sessions revoked, or None (nothing changed) for an unknown user.
-        """
-        with self._transaction() as connection:
-            updated = connection.execute(
-                "UPDATE users SET password_hash = %s WHERE id = %s", (password_hash, user_id)
-            ).rowcount
-            if updated != 1:
-                return None
-            count = _end_user_sessions(connection, user_id, "revoked").rowcount
-            if subject is not None and address is not None:
-                connection.execute(
-                    "DELETE FROM attempts WHERE kind = %s AND subject = %s AND address = %s",
-                    (LOGIN_ATTEMPT, subject, address),
-                )
-            if session is not None:
-                connection.execute(sql.SESSION_INSERT, astuple(session))
-            if refresh is not None:
-                connection.execute(sql.TOKEN_INSERT, astuple(refresh))
-        return count
+        with self._db.transaction() as connection:
+            return apply_password_change(
+                connection,
+                sql,
+                lambda *args: _end_user_sessions(*args).rowcount,
+                user_id,
+                password_hash=password_hash,
+                session=session,
+                refresh=refresh,
+                subject=subject,
+                address=address,
+            )
 
     @_translating_errors
     def purge_expired(
@@ -538,7 +366,7 @@ class PostgresStore:
             (sql.PURGE_SESSIONS, (math.floor(sessions_cut),)),
         ]
         work += [(sql.PURGE_ATTEMPTS, (kind, at)) for kind, at in attempts_before.items()]
-        return purge_in_batches(work, self._rowcount)
+        return purge_in_batches(work, self._db.rowcount)
 
     # -- throttling -------------------------------------------------------------------------
 
@@ -573,7 +401,7 @@ class PostgresStore:
         query, params = sql.take_attempt(
             kind=kind, subject=subject, address=address, now=now, since=since, limits=limits
         )
-        with self._connection() as connection:
+        with self._db.connection() as connection:
             # Pipelined: BEGIN, the locks, the count-and-insert and COMMIT leave in one round
             # trip, so a bucket's lock is held for the server's work and the commit, not for
             # network round trips (every login from one address queues on its lock).
@@ -614,57 +442,6 @@ def _session_params(session: Session) -> dict[str, object]:
 def _end_user_sessions(connection: Connection, user_id: int, state: str) -> Cursor:
     """Inside a transaction: move the user's sessions to ``state`` (their rows locked
     first), then blacklist their tokens; the cursor of the sessions' UPDATE."""
-    ended = connection.execute(sql.END_USER_SESSIONS, (state, user_id, _ENDABLE[state]))
+    ended = connection.execute(sql.END_USER_SESSIONS, (state, user_id, list(ENDABLE[state])))
     connection.execute(sql.BLACKLIST_USER, (user_id,))
     return ended
-
-
-def _connection_options(
-    url: str, *, connect_timeout: float, statement_timeout: float
-) -> dict[str, Any]:
-    """The options every connection is opened with (the URL's own are kept, except the
-    timeouts, which the settings own)."""
-    given = conninfo_to_dict(url)
-    milliseconds = max(1, round(statement_timeout * 1000))
-    # Set at connection start-up, so no statement ever runs unbounded. A transaction left
-    # open by a stuck client is ended by the server too (its locks would block others).
-    options = " ".join(
-        part
-        for part in (
-            str(given.get("options") or ""),
-            f"-c statement_timeout={milliseconds}",
-            f"-c idle_in_transaction_session_timeout={milliseconds}",
-        )
-        if part
-    )
-    network = {name: value for name, value in _NETWORK_DEFAULTS.items() if name not in given}
-    return {
-        **network,
-        "autocommit": True,
-        "connect_timeout": max(1, math.ceil(connect_timeout)),
-        "options": options,
-    }
-
-
-def _migrate(connection: Connection) -> None:
-    """Apply the pending migrations in one transaction under the migration lock.
-
-    Raises:
-        StoreUnavailableError: the database's schema is newer than this code knows.
-    """
-    with connection.transaction():
-        # A migration may take long on a big table, and other instances wait their turn.
-        connection.execute("SET LOCAL statement_timeout = 0")
-        connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", sql.MIGRATION_LOCK)
-        connection.execute(sql.CREATE_MIGRATIONS_TABLE)
-        row = connection.execute(sql.SCHEMA_VERSION_NOW).fetchone()
-        version = 0 if row is None else int(row[0])
-        if version > SCHEMA_VERSION:
-            raise StoreUnavailableError(
-                f"the database schema is version {version}, newer than the "
-                f"{SCHEMA_VERSION} this jwtlite supports"
-            )
-        for number, steps in enumerate(sql.MIGRATIONS[version:], start=version + 1):
-            for statement in steps:
-                connection.execute(statement)
-            connection.execute(sql.RECORD_MIGRATION, (number,))

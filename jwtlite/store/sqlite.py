@@ -18,18 +18,15 @@ Every :class:`sqlite3.DatabaseError` that escapes a public method becomes
 
 from __future__ import annotations
 
-import functools
-import os
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import astuple
-from typing import Any, Concatenate, ParamSpec, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any
 
 from jwtlite.store import _sqlite_sql as sql
+from jwtlite.store._common import ENDABLE, apply_password_change, translating, user_from_row
+from jwtlite.store._sqlite_file import create_private, immediate, migrate, open_connection
 from jwtlite.store._sqlite_sql import SCHEMA_VERSION
 from jwtlite.store.base import (
     LOGIN_ATTEMPT,
@@ -45,83 +42,21 @@ from jwtlite.store.errors import StoreUnavailableError
 
 __all__ = ["PURGE_BATCH", "SCHEMA_VERSION", "SQLiteStore"]
 
-_P = ParamSpec("_P")
-_WAL_RETRY_SECONDS = 0.005
-_R = TypeVar("_R")
 
-# Which states each ending may leave: logging out ends only an active session; a
-# revocation also reaches an ended one, whose access tokens were still live.
-_ENDABLE = {"ended": ("active",), "revoked": ("active", "ended")}
-
-
-def _translating_errors(
-    method: Callable[Concatenate[SQLiteStore, _P], _R],
-) -> Callable[Concatenate[SQLiteStore, _P], _R]:
-    """Turn any sqlite3 database error escaping ``method`` into StoreUnavailableError."""
-
-    @functools.wraps(method)
-    def wrapper(self: SQLiteStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.DatabaseError as error:
-            raise StoreUnavailableError(f"the user store is unavailable: {error}") from error
-
-    return wrapper
-
-
-@contextmanager
-def _immediate(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction: BEGIN IMMEDIATE, COMMIT on success, ROLLBACK on any error."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield connection
-        connection.execute("COMMIT")
-    except BaseException:
-        # A failed COMMIT (disk full, I/O error) can leave the transaction open.
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
-
-
-def _create_private(path: str) -> None:
-    """Create the database file with mode 0600 when it does not exist yet.
-
-    It holds password hashes, and SQLite gives the ``-wal`` and ``-shm`` files it creates
-    the mode of the database file (0644 under the usual umask if SQLite made it).
-    """
-    file = _file_path(path)
-    if file is None:
-        return
-    try:
-        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError:
-        # It exists (its mode is the operator's choice), or SQLite will say why not.
-        return
-    os.close(fd)
-
-
-def _file_path(database: str) -> str | None:
-    """The file a database string names, or None for an in-memory database."""
-    if not database.startswith("file:"):
-        return None if database in ("", ":memory:") else database
-    parts = urlsplit(database)
-    if parse_qs(parts.query).get("mode") == ["memory"]:
-        return None
-    path = unquote(parts.path)
-    return None if path in ("", ":memory:") else path
+_translating_errors = translating(
+    sqlite3.DatabaseError, lambda _store, error: f"the user store is unavailable: {error}"
+)
 
 
 def _user(row: tuple[Any, ...] | None) -> User | None:
-    return None if row is None else _user_from(row)
-
-
-def _user_from(row: tuple[Any, ...]) -> User:
-    id_, username, email, password_hash, is_active, date_joined, last_login = row
-    return User(id_, username, email, password_hash, bool(is_active), date_joined, last_login)
+    return None if row is None else user_from_row(row)
 
 
 class SQLiteStore:
     """The SQLite backend of :class:`~jwtlite.store.base.Store`, safe to share between threads.
+
+    Each method keeps the contract the protocol documents; a docstring here says only what
+    this backend adds (how it makes the change atomic).
 
     Args:
         path: the database file, created if absent (its directory must exist), or an
@@ -141,9 +76,9 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
-        _create_private(path)
+        create_private(path)
         try:
-            self._migrate(self._connection())
+            migrate(self._connection())
         except BaseException:
             self.close()
             raise
@@ -158,7 +93,7 @@ class SQLiteStore:
             raise StoreUnavailableError("the user store is closed")
         # Opened outside the lock: setting WAL may wait on busy_timeout, and other threads
         # must not queue behind that.
-        connection = self._open()
+        connection = open_connection(self._path, self._busy_timeout_ms)
         with self._lock:
             if self._closed:
                 connection.close()
@@ -166,65 +101,6 @@ class SQLiteStore:
             self._connections.append(connection)
         self._local.connection = connection
         return connection
-
-    def _open(self) -> sqlite3.Connection:
-        # check_same_thread=False only so close() may close other threads' connections;
-        # each connection is otherwise used by the thread that opened it.
-        connection = sqlite3.connect(
-            self._path,
-            timeout=self._busy_timeout_ms / 1000,
-            isolation_level=None,
-            check_same_thread=False,
-            uri=self._path.startswith("file:"),
-        )
-        try:
-            connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            connection.execute("PRAGMA foreign_keys = ON")
-            connection.execute("PRAGMA synchronous = FULL")
-            mode = self._enter_wal(connection)
-            if str(mode).lower() != "wal":
-                raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode!r})")
-        except BaseException:
-            connection.close()
-            raise
-        return connection
-
-    def _enter_wal(self, connection: sqlite3.Connection) -> object:
-        """Switch to WAL and return the journal mode now in force.
-
-        Turning a new file to WAL needs a lock SQLite will not wait for: it answers
-        SQLITE_BUSY at once, without the busy handler, when other connections are opening
-        the same new file (several threads or processes starting together). So it is
-        retried here, for as long as the busy timeout allows.
-        """
-        deadline = time.monotonic() + self._busy_timeout_ms / 1000
-        while True:
-            try:
-                return connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            except sqlite3.OperationalError as exc:
-                busy = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
-                if not busy or time.monotonic() >= deadline:
-                    raise
-            time.sleep(_WAL_RETRY_SECONDS)
-
-    @staticmethod
-    def _migrate(connection: sqlite3.Connection) -> None:
-        # Taking the write lock before reading the version makes two processes starting on
-        # a fresh file apply the migrations exactly once.
-        with _immediate(connection):
-            version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreUnavailableError(
-                    f"the database schema is version {version}, newer than the "
-                    f"{SCHEMA_VERSION} this jwtlite supports"
-                )
-            for number, steps in enumerate(sql.MIGRATIONS[version:], start=version + 1):
-                for statement in steps:
-                    connection.execute(statement)
-                connection.execute(f"PRAGMA user_version = {number}")
-            # Rewriting the version even when nothing changed is a real write: a file
-            # we can read but not write is refused now, not at the first login.
-            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         """Close every connection opened by any thread; the store is unusable afterwards."""
@@ -240,13 +116,12 @@ class SQLiteStore:
 
     @_translating_errors
     def ping(self) -> None:
-        """Check that the database answers (for health checks)."""
-        self._connection().execute("SELECT 1").fetchone()
+        self._connection().execute(sql.PING).fetchone()
 
     @_translating_errors
     def schema_version(self) -> int:
         """The schema version recorded in the file (``PRAGMA user_version``)."""
-        return int(self._connection().execute("PRAGMA user_version").fetchone()[0])
+        return int(self._connection().execute(sql.USER_VERSION).fetchone()[0])
 
     # -- users ------------------------------------------------------------------------------
 
@@ -269,9 +144,7 @@ class SQLiteStore:
         """
         try:
             cursor = self._connection().execute(
-                "INSERT INTO users"
-                " (username, username_key, username_skeleton, email, password_hash, date_joined)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                sql.CREATE_USER,
                 (username, username_key, username_skeleton, email, password_hash, now),
             )
         except sqlite3.IntegrityError:
@@ -282,34 +155,26 @@ class SQLiteStore:
 
     @_translating_errors
     def get_user(self, user_id: int) -> User | None:
-        """Return the user with this id, or None."""
         return _user(self._one(sql.USER_BY_ID, user_id))
 
     @_translating_errors
     def get_user_by_key(self, username_key: str) -> User | None:
-        """Return the user whose case-insensitive key is ``username_key``, or None."""
         return _user(self._one(sql.USER_BY_KEY, username_key))
 
     @_translating_errors
     def set_active(self, username_key: str, active: bool) -> bool:
-        """Activate or deactivate a user; False when there is no such user."""
-        cursor = self._connection().execute(
-            "UPDATE users SET is_active = ? WHERE username_key = ?", (int(active), username_key)
-        )
+        cursor = self._connection().execute(sql.SET_ACTIVE, (int(active), username_key))
         return cursor.rowcount == 1
 
     @_translating_errors
     def delete_user(self, user_id: int) -> bool:
-        """Delete a user and (by cascade) their sessions and refresh tokens; False when there
-        was none."""
-        cursor = self._connection().execute("DELETE FROM users WHERE id = ?", (user_id,))
+        cursor = self._connection().execute(sql.DELETE_USER, (user_id,))
         return cursor.rowcount == 1
 
     # -- refresh tokens ---------------------------------------------------------------------
 
     @_translating_errors
     def add_refresh_token(self, record: RefreshRecord) -> None:
-        """Record a newly issued refresh token."""
         self._connection().execute(
             sql.TOKEN_INSERT,
             astuple(record),
@@ -317,7 +182,6 @@ class SQLiteStore:
 
     @_translating_errors
     def get_refresh_token(self, jti: str) -> RefreshRecord | None:
-        """Return the record of the refresh token ``jti``, or None."""
         row = self._one(sql.TOKEN_BY_JTI, jti)
         return None if row is None else RefreshRecord(*row)
 
@@ -340,20 +204,18 @@ class SQLiteStore:
         ``last_login`` (and a rehashed password when given), inserts ``session`` and its
         first refresh token.
         """
-        with _immediate(self._connection()) as connection:
+        with immediate(self._connection()) as connection:
             connection.execute(
-                "DELETE FROM attempts WHERE kind IN (?, ?) AND subject = ? AND address = ?",
+                sql.FORGET_LOGINS,
                 (LOGIN_ATTEMPT, LOGIN_SUCCESS, subject, address),
             )
             connection.execute(
-                "INSERT INTO attempts (kind, subject, address, at) VALUES (?, ?, ?, ?)",
+                sql.ADD_ATTEMPT,
                 (LOGIN_SUCCESS, subject, address, now),
             )
             if password_hash is not None:
-                connection.execute(
-                    "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
-                )
-            connection.execute("UPDATE users SET last_login = ? WHERE id = ?", (now, user_id))
+                connection.execute(sql.SET_PASSWORD, (password_hash, user_id))
+            connection.execute(sql.SET_LAST_LOGIN, (now, user_id))
             connection.execute(sql.SESSION_INSERT, astuple(session))
             connection.execute(sql.TOKEN_INSERT, astuple(refresh))
 
@@ -367,7 +229,7 @@ class SQLiteStore:
         if row is None:
             return None
         session = None if row[15] is None else Session(*row[15:])
-        return RefreshRecord(*row[:8]), _user_from(row[8:15]), session
+        return RefreshRecord(*row[:8]), user_from_row(row[8:15]), session
 
     @_translating_errors
     def rotate_refresh_token(
@@ -389,19 +251,16 @@ class SQLiteStore:
         """
         at = new.issued_at if now is None else now
         connection = self._connection()
-        with _immediate(connection):
+        with immediate(connection):
             cursor = connection.execute(
-                "UPDATE refresh_tokens SET state = 'spent', spent_at = ?, successor = ?"
-                " WHERE jti = ? AND state = 'active'",
+                sql.SPEND_TOKEN,
                 (at, new.jti, old_jti),
             )
             if cursor.rowcount != 1:
                 return False
             connection.execute(sql.TOKEN_INSERT, astuple(new))
             connection.execute(
-                "UPDATE sessions SET last_used_at = ?, expires_at = max(expires_at, ?),"
-                " user_agent = coalesce(?, user_agent), address = coalesce(?, address)"
-                " WHERE id = ?",
+                sql.EXTEND_SESSION,
                 (at, new.expires_at, user_agent, address, new.family),
             )
         return True
@@ -410,24 +269,20 @@ class SQLiteStore:
     def revoke_family(self, family: str) -> int:
         """Reuse detected: blacklist every token of ``family`` and revoke its session, in one
         transaction; return how many tokens were not blacklisted yet."""
-        with _immediate(self._connection()) as connection:
+        with immediate(self._connection()) as connection:
             count = connection.execute(
-                "UPDATE refresh_tokens SET state = 'blacklisted'"
-                " WHERE family = ? AND state != 'blacklisted'",
+                sql.BLACKLIST_FAMILY,
                 (family,),
             ).rowcount
             connection.execute(
-                "UPDATE sessions SET state = 'revoked' WHERE id = ? AND state != 'revoked'",
+                sql.REVOKE_SESSION,
                 (family,),
             )
         return count
 
     @_translating_errors
     def blacklist_refresh_token(self, jti: str) -> bool:
-        """Blacklist one refresh token; False when there is no record of it."""
-        cursor = self._connection().execute(
-            "UPDATE refresh_tokens SET state = 'blacklisted' WHERE jti = ?", (jti,)
-        )
+        cursor = self._connection().execute(sql.BLACKLIST_TOKEN, (jti,))
         return cursor.rowcount == 1
 
     # -- sessions ---------------------------------------------------------------------------
@@ -436,8 +291,7 @@ class SQLiteStore:
     def touch_session(self, session_id: str, *, now: float, user_agent: str, address: str) -> None:
         """Set an active session's ``last_used_at``, ``user_agent`` and ``address``."""
         self._connection().execute(
-            "UPDATE sessions SET last_used_at = ?, user_agent = ?, address = ?"
-            " WHERE id = ? AND state = 'active'",
+            sql.TOUCH_SESSION,
             (now, user_agent, address, session_id),
         )
 
@@ -445,9 +299,7 @@ class SQLiteStore:
     def list_sessions(self, user_id: int, *, now: float) -> list[Session]:
         """The user's active, unexpired sessions, newest first (the (user_id, state) index)."""
         rows = self._connection().execute(
-            f"SELECT {sql.SESSION_COLUMNS} FROM sessions"  # noqa: S608 - fixed column list
-            " WHERE user_id = ? AND state = 'active' AND expires_at > ?"
-            " ORDER BY created_at DESC, id",
+            sql.LIST_SESSIONS,
             (user_id, now),
         )
         return [Session(*row) for row in rows]
@@ -457,17 +309,16 @@ class SQLiteStore:
         """End one session of ``user_id`` (``state`` "ended" or "revoked") and blacklist its
         refresh tokens in one transaction; False, changing nothing, when it is unknown,
         another user's, or already in a state the ending does not change."""
-        allowed = _ENDABLE[state]
-        with _immediate(self._connection()) as connection:
+        allowed = ENDABLE[state]
+        with immediate(self._connection()) as connection:
             changed = connection.execute(
-                "UPDATE sessions SET state = ? WHERE id = ? AND user_id = ? AND state IN (?, ?)",
+                sql.END_SESSION,
                 (state, session_id, user_id, allowed[0], allowed[-1]),
             ).rowcount
             if changed != 1:
                 return False
             connection.execute(
-                "UPDATE refresh_tokens SET state = 'blacklisted'"
-                " WHERE family = ? AND state != 'blacklisted'",
+                sql.BLACKLIST_FAMILY,
                 (session_id,),
             )
         return True
@@ -476,7 +327,7 @@ class SQLiteStore:
     def end_user_sessions(self, user_id: int, state: str = "revoked") -> int:
         """End every session of ``user_id`` and blacklist all their refresh tokens, in one
         transaction; return how many sessions changed."""
-        with _immediate(self._connection()) as connection:
+        with immediate(self._connection()) as connection:
             return _end_user_sessions(connection, user_id, state)
 
     @_translating_errors
@@ -484,8 +335,7 @@ class SQLiteStore:
         """``(user is active, session state or None)``, or None when there is no such user;
         one read by two primary keys."""
         row = self._one(
-            "SELECT u.is_active, s.state FROM users AS u"
-            " LEFT JOIN sessions AS s ON s.id = ? AND s.user_id = u.id WHERE u.id = ?",
+            sql.SESSION_STATE,
             session_id,
             user_id,
         )
@@ -502,28 +352,18 @@ class SQLiteStore:
         subject: str | None = None,
         address: str | None = None,
     ) -> int | None:
-        """Set the password hash, revoke every session of the user, then add the caller's
-        new session and its first refresh token when given, in one transaction.
-
-        Returns the number of sessions revoked, or None (nothing changed) for an unknown user.
-        """
-        with _immediate(self._connection()) as connection:
-            updated = connection.execute(
-                "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
-            ).rowcount
-            if updated != 1:
-                return None
-            count = _end_user_sessions(connection, user_id, "revoked")
-            if subject is not None and address is not None:
-                connection.execute(
-                    "DELETE FROM attempts WHERE kind = 'login' AND subject = ? AND address = ?",
-                    (subject, address),
-                )
-            if session is not None:
-                connection.execute(sql.SESSION_INSERT, astuple(session))
-            if refresh is not None:
-                connection.execute(sql.TOKEN_INSERT, astuple(refresh))
-        return count
+        with immediate(self._connection()) as connection:
+            return apply_password_change(
+                connection,
+                sql,
+                _end_user_sessions,
+                user_id,
+                password_hash=password_hash,
+                session=session,
+                refresh=refresh,
+                subject=subject,
+                address=address,
+            )
 
     @_translating_errors
     def purge_expired(
@@ -554,7 +394,7 @@ class SQLiteStore:
         work += [(sql.PURGE_ATTEMPTS, (kind, at)) for kind, at in attempts_before.items()]
 
         def delete(statement: str, params: tuple[object, ...]) -> int:
-            with _immediate(connection):
+            with immediate(connection):
                 return connection.execute(statement, params).rowcount
 
         return purge_in_batches(work, delete)
@@ -583,7 +423,7 @@ class SQLiteStore:
         through.
         """
         connection = self._connection()
-        with _immediate(connection):
+        with immediate(connection):
             blocked = _full_bucket(
                 connection,
                 kind=kind,
@@ -594,7 +434,7 @@ class SQLiteStore:
             )
             if blocked is None:
                 connection.execute(
-                    "INSERT INTO attempts (kind, subject, address, at) VALUES (?, ?, ?, ?)",
+                    sql.ADD_ATTEMPT,
                     (kind, subject, address, now),
                 )
         return blocked
@@ -602,14 +442,13 @@ class SQLiteStore:
 
 def _end_user_sessions(connection: sqlite3.Connection, user_id: int, state: str) -> int:
     """Inside a transaction: move the user's sessions to ``state``, blacklist their tokens."""
-    allowed = _ENDABLE[state]
+    allowed = ENDABLE[state]
     count = connection.execute(
-        "UPDATE sessions SET state = ? WHERE user_id = ? AND state IN (?, ?)",
+        sql.END_USER_SESSIONS,
         (state, user_id, allowed[0], allowed[-1]),
     ).rowcount
     connection.execute(
-        "UPDATE refresh_tokens SET state = 'blacklisted'"
-        " WHERE user_id = ? AND state != 'blacklisted'",
+        sql.BLACKLIST_USER,
         (user_id,),
     )
     return count
@@ -629,17 +468,17 @@ def _full_bucket(
     if per_subject is not None and _trusted(connection, subject, address, limits):
         per_subject = None
     buckets = (
-        (limits.per_pair, "subject = ? AND address = ?", (subject, address)),
-        (per_subject, "subject = ?", (subject,)),
-        (limits.per_address, "address = ?", (address,)),
+        (limits.per_pair, sql.BY_PAIR, (subject, address)),
+        (per_subject, sql.BY_SUBJECT, (subject,)),
+        (limits.per_address, sql.BY_ADDRESS, (address,)),
     )
     oldest: float | None = None
     for limit, condition, params in buckets:
         if limit is None:
             continue
-        # The condition is one of the fixed fragments above; every value is a parameter.
-        query = f"SELECT count(*), min(at) FROM attempts WHERE kind = ? AND {condition} AND at > ?"  # noqa: S608
-        count, first = connection.execute(query, (kind, *params, since)).fetchone()
+        count, first = connection.execute(
+            sql.count_attempts(condition), (kind, *params, since)
+        ).fetchone()
         if count >= limit and first is not None:
             oldest = first if oldest is None else max(oldest, first)
     return oldest
@@ -651,7 +490,7 @@ def _trusted(
     if limits.trusted_since is None:
         return False
     row = connection.execute(
-        "SELECT 1 FROM attempts WHERE kind = ? AND subject = ? AND address = ? AND at > ?",
+        sql.PAIR_SUCCEEDED,
         (LOGIN_SUCCESS, subject, address, limits.trusted_since),
     ).fetchone()
     return row is not None

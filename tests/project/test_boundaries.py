@@ -294,16 +294,19 @@ def test_importing_a_layer_loads_nothing_above_it(module: str, must_not_load: se
 
 @pytest.mark.parametrize(
     ("driver", "backend"),
-    [({"sqlite3"}, "sqlite.py"), ({"psycopg", "psycopg_pool"}, "postgres.py")],
+    [
+        ({"sqlite3"}, {"sqlite.py", "_sqlite_file.py"}),
+        ({"psycopg", "psycopg_pool"}, {"postgres.py", "_postgres_pool.py"}),
+    ],
     ids=["sqlite3", "psycopg"],
 )
-def test_each_driver_is_imported_only_by_its_backend(driver: set[str], backend: str) -> None:
+def test_each_driver_is_imported_only_by_its_backend(driver: set[str], backend: set[str]) -> None:
     importers = {
         path.relative_to(PACKAGE_DIR).as_posix()
         for path in PACKAGE_DIR.rglob("*.py")
         if {name.split(".")[0] for name in imported_modules(path)} & driver
     }
-    assert importers == {f"store/{backend}"}
+    assert importers == {f"store/{module}" for module in backend}
 
 
 def test_opening_the_default_store_loads_no_postgres_driver(tmp_path: Path) -> None:

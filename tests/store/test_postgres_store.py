@@ -467,8 +467,8 @@ def test_the_pool_is_sized_from_the_threads_or_the_setting(
     store = settings.open_store(threads=threads)
     try:
         assert isinstance(store, PostgresStore)
-        assert store._pool is not None
-        assert store._pool.max_size == expected
+        assert store._db._pool is not None
+        assert store._db._pool.max_size == expected
     finally:
         store.close()
 
@@ -519,7 +519,7 @@ def test_a_statement_waiting_on_a_lock_ends_at_the_statement_timeout(
 def test_waiting_for_a_pooled_connection_ends_at_the_connect_timeout(postgres_url: str) -> None:
     store = PostgresStore(postgres_url, pool_size=1, connect_timeout=1)
     try:
-        with store._connection():  # the only connection, held
+        with store._db.connection():  # the only connection, held
             began = time.monotonic()
             with pytest.raises(StoreUnavailableError, match="connection"):
                 store.ping()
@@ -600,13 +600,13 @@ def test_purging_works_in_batches(store: PostgresStore, monkeypatch: pytest.Monk
     for i in range(2 * 50 + 7):
         store.add_refresh_token(RefreshRecord(f"t{i}", user, "f", 1, int(NOW) - 1, "active"))
     statements: list[str] = []
-    rowcount = store._rowcount
+    rowcount = store._db.rowcount
 
     def counting(statement: str, params: Any) -> int:
         statements.append(statement)
         return rowcount(statement, params)
 
-    monkeypatch.setattr(store, "_rowcount", counting)
+    monkeypatch.setattr(store._db, "rowcount", counting)
     assert store.purge_expired(tokens_before=NOW, attempts_before={}) == 107
     # 50 + 50 + 7: each batch one statement, its own transaction (then one for the sessions).
     assert statements.count(sql.PURGE_TOKENS) == 3
