@@ -16,8 +16,8 @@ from jwtlite.jws import get_unverified_header
 from jwtlite.jwt import decode_complete, decode_unverified_claims
 from jwtlite.keys import Key, KeySet
 from jwtlite.service import audit
-from jwtlite.service.auth import load_signing_keys
 from jwtlite.service.settings import Settings
+from jwtlite.service.signing import load_signing_keys
 from jwtlite.service.signing.directory import MAX_ACTIVATE_AFTER, KeyDirectory, RingFiles
 from jwtlite.service.signing.keyfile import key_file_content, load_key_file, write_key_file
 from jwtlite.service.signing.keyring import Ring, keep_window

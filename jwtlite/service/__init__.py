@@ -11,7 +11,8 @@ falcon, waitress or SQL text.
 
 from __future__ import annotations
 
-from jwtlite.service.auth import AuthService, load_signing_keys
+from jwtlite.service.auth import AuthService
 from jwtlite.service.settings import Settings
+from jwtlite.service.signing import load_signing_keys
 
 __all__ = ["AuthService", "Settings", "load_signing_keys"]

@@ -41,11 +41,11 @@ class AccountService:
     """The account rules, over the pieces of an :class:`AuthService`.
 
     Args:
-        auth: the service whose store, hasher, throttle, tokens and caches are used.
+        auth: the service whose shared parts (store, hasher, throttle, tokens, caches) are used.
     """
 
     def __init__(self, auth: AuthService) -> None:
-        self._auth = auth
+        self._parts = auth.parts
         self._store = auth.store
 
     # -- for an authenticated caller --------------------------------------------------------
@@ -82,13 +82,13 @@ class AccountService:
                 validators.password_problems(new, username=user.username, email=user.email),
             )
         fields.check()
-        with self._auth.hasher.admission(address_group(address)):  # shed, not queued
+        with self._parts.hasher.admission(address_group(address)):  # shed, not queued
             subject = self._check_password(
                 principal, old, address=address, field="old_password", action=PASSWORD_CHANGE
             )
-            password_hash = self._auth.hasher.hash(new)
-        now = self._auth.clock()
-        pair, session, record = self._auth.new_session_tokens(
+            password_hash = self._parts.hasher.hash(new)
+        now = self._parts.clock()
+        pair, session, record = self._parts.new_session_tokens(
             user, now, address=address, user_agent=user_agent
         )
         changed = self._store.change_password(
@@ -99,18 +99,18 @@ class AccountService:
             subject=subject,
             address=address_group(address),
         )
-        self._auth.users.forget_user(user.id)
+        self._parts.users.forget_user(user.id)
         if changed is None:  # deleted meanwhile
             raise NotFoundError("the user is gone")
-        self._auth.events.password_changed(user.id, sessions_ended=changed, session_id=session.id)
+        self._parts.events.password_changed(user.id, sessions_ended=changed, session_id=session.id)
         return pair
 
     def logout_all(self, principal: Principal) -> dict[str, Any]:
         """End every session of the caller's user (the caller's too); answer ``{}``."""
         user = principal.user
         count = self._store.end_user_sessions(user.id, "revoked")
-        self._auth.users.forget_user(user.id)
-        self._auth.events.sessions_ended(
+        self._parts.users.forget_user(user.id)
+        self._parts.events.sessions_ended(
             user.id, reason="logout_all", count=count, session_id=principal.session_id
         )
         return {}
@@ -118,7 +118,7 @@ class AccountService:
     def sessions(self, principal: Principal) -> list[dict[str, Any]]:
         """The live sessions of the caller's user, newest first; ``current`` marks the one
         the caller's access token belongs to."""
-        found = self._store.list_sessions(principal.user.id, now=self._auth.clock())
+        found = self._store.list_sessions(principal.user.id, now=self._parts.clock())
         return [session_document(session, current=principal.session_id) for session in found]
 
     def end_session(self, principal: Principal, session_id: str) -> None:
@@ -133,8 +133,8 @@ class AccountService:
             raise NotFoundError("no such session")
         if not self._store.end_session(user.id, session_id, "revoked"):
             raise NotFoundError("no such session")
-        self._auth.users.forget_session(user.id, session_id)
-        self._auth.events.sessions_ended(
+        self._parts.users.forget_session(user.id, session_id)
+        self._parts.events.sessions_ended(
             user.id, reason="session_deleted", count=1, session_id=session_id
         )
 
@@ -154,14 +154,14 @@ class AccountService:
         fields = Fields(data)
         password = fields.text("password", trim=False)
         fields.check()
-        with self._auth.hasher.admission(address_group(address)):
+        with self._parts.hasher.admission(address_group(address)):
             self._check_password(
                 principal, password, address=address, field="password", action=ACCOUNT_DELETION
             )
-        sessions = len(self._store.list_sessions(user.id, now=self._auth.clock()))
+        sessions = len(self._store.list_sessions(user.id, now=self._parts.clock()))
         self._store.delete_user(user.id)
-        self._auth.users.forget_user(user.id)
-        self._auth.events.sessions_ended(user.id, reason="account_deleted", count=sessions)
+        self._parts.users.forget_user(user.id)
+        self._parts.events.sessions_ended(user.id, reason="account_deleted", count=sessions)
 
     # -- by username (the command line) -----------------------------------------------------
 
@@ -176,14 +176,14 @@ class AccountService:
             NotFoundError: no such user.
         """
         user = self._user(username)
-        return self._store.list_sessions(user.id, now=self._auth.clock())
+        return self._store.list_sessions(user.id, now=self._parts.clock())
 
     def end_user_sessions(self, username: str) -> int:
         """Revoke every session of ``username``; return how many there were."""
         user = self._user(username)
         count = self._store.end_user_sessions(user.id, "revoked")
-        self._auth.users.forget_user(user.id)
-        self._auth.events.sessions_ended(user.id, reason="command_line", count=count)
+        self._parts.users.forget_user(user.id)
+        self._parts.events.sessions_ended(user.id, reason="command_line", count=count)
         return count
 
     def set_password(self, username: str, password: str) -> int:
@@ -198,12 +198,12 @@ class AccountService:
         problems = validators.password_problems(password, username=user.username, email=user.email)
         if problems:
             raise ValidationError({"password": problems})
-        password_hash = self._auth.hasher.hash(password)
+        password_hash = self._parts.hasher.hash(password)
         changed = self._store.change_password(user.id, password_hash=password_hash)
-        self._auth.users.forget_user(user.id)
+        self._parts.users.forget_user(user.id)
         if changed is None:
             raise NotFoundError(f"no user named {username!r}")
-        self._auth.events.password_changed(user.id, sessions_ended=changed)
+        self._parts.events.password_changed(user.id, sessions_ended=changed)
         return changed
 
     # -- internals --------------------------------------------------------------------------
@@ -221,15 +221,15 @@ class AccountService:
         """Count an attempt at the principal's user from ``address``, then verify
         ``password``; return the throttle's subject. The attempt is forgotten by the caller's
         store change. A refusal is reported exactly as a login's, naming ``action``."""
-        user, events = principal.user, self._auth.events
-        throttle = self._auth.throttle
+        user, events = principal.user, self._parts.events
+        throttle = self._parts.throttle
         subject = throttle.subject(validators.username_key(user.username))
         try:
-            throttle.take_login(subject, address, self._auth.clock())
+            throttle.take_login(subject, address, self._parts.clock())
         except ThrottledError:
             events.login_throttled(user_id=user.id, session_id=principal.session_id, action=action)
             raise
-        if not self._auth.hasher.verify(password, user.password_hash):
+        if not self._parts.hasher.verify(password, user.password_hash):
             events.login_failed(
                 user.id, "bad_password", session_id=principal.session_id, action=action
             )

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
 
 import jwtlite
 from jwtlite import AlgorithmNotAllowedError, InvalidKeyError, Key, KeySet
-from jwtlite.service.auth import load_signing_keys
 from jwtlite.service.errors import ConfigurationError
 from jwtlite.service.settings import Settings
+from jwtlite.service.signing import load_signing_keys
 from jwtlite.service.signing.keyfile import load_or_create_key_file
 
 from support.keys import private_pem, public_pem

@@ -22,9 +22,9 @@ import pytest
 from jwtlite import Key, jws, jwt
 from jwtlite._encoding import b64url_encode
 from jwtlite.errors import InvalidKeyError
-from jwtlite.service.auth import load_signing_keys
 from jwtlite.service.errors import ConfigurationError
 from jwtlite.service.settings import Settings
+from jwtlite.service.signing import load_signing_keys
 from jwtlite.service.signing.directory import (
     MAX_ACTIVATE_AFTER,
     KeyDirectory,
