@@ -1,7 +1,7 @@
 """Serve the jwtlite API: ``python serve.py [--host H] [--port P] [--threads N]``.
 
-Settings come from ``JWTLITE_*`` environment variables (see README.md). On first run it
-creates ``jwtlite.sqlite3`` and a signing key beside it.
+Settings come from ``JWTLITE_*`` environment variables (docs/reference/settings.md lists
+them). On first run it creates ``jwtlite.sqlite3`` and a signing key beside it.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ far (every 201 registration logs in, every blacklisted or rotated-away refresh t
 refused, ``PRAGMA integrity_check`` is ``ok``), runs registrations, logins, rotations and
 blacklistings from several client threads, and kills the server with SIGKILL at a random
 moment. A final restart checks once more. Prints one row per kill and exits 1 if anything
-acknowledged was lost. The short version runs in the test suite (``tests/test_crash.py``).
+acknowledged was lost. The short version runs in the test suite (``tests/system/test_crash.py``).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ What it shows: Argon2id runs in Rust/OpenSSL code that releases the GIL, so
 
 Throttling limits are raised for the run so that every login of the storm pays for a hash
 (a throttled login answers 429 without hashing). The suite's version with a generous bound
-is ``tests/test_concurrency.py``.
+is ``tests/system/test_concurrency.py``.
 """
 
 from __future__ import annotations

@@ -275,7 +275,7 @@ class ECDSAAlgorithm(_AsymmetricAlgorithm):
 # ignored; y + p is a non-canonical encoding of y when it still fits (only for y = 0 and 1).
 # edwards25519 (p = 2^255 - 19): (0, 1) order 1, (0, -1) order 2, (±sqrt(-1), 0) order 4,
 # and four points of order 8 with y = ±Y8 (the same seven y values as libsodium's
-# ge25519_has_small_order blocklist; tests/test_keys.py recomputes the order of each).
+# ge25519_has_small_order blocklist; tests/library/test_keys.py recomputes the order of each).
 _P25519 = 2**255 - 19
 _Y8_25519 = 2707385501144840649318225287225658788936804267575313519463743609750303402022
 _ED25519_SMALL_ORDER_Y = frozenset(

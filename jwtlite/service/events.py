@@ -39,7 +39,7 @@ Detail = str | int | bool | None
 
 
 class EventName(StrEnum):
-    """The stable names of events (documented in README "The audit log")."""
+    """The stable names of events (documented in docs/guides/observability.md, "The audit log")."""
 
     LOGIN_SUCCEEDED = "login.succeeded"
     LOGIN_FAILED = "login.failed"

@@ -90,7 +90,7 @@ class Settings:
     algorithm: str = "HS256"
     secret_key: str | None = None
     private_key_file: str | None = None
-    # -- signing-key rotation (README "Rotating signing keys"): a key directory instead
+    # -- signing-key rotation (docs/guides/key-rotation.md): a key directory instead
     keys_dir: str | None = None
     keys_reload_interval: int = 5
     access_token_lifetime: int = 10
@@ -121,12 +121,12 @@ class Settings:
     password_hash_concurrency: int = 0
     password_hash_queue: int = 2
     password_hash_per_client: int = 0
-    # -- browser token transport (README "Cookies"): where tokens travel, the cookies' attributes
+    # -- browser token transport (docs/guides/cookies.md): where tokens travel, cookie attributes
     token_transport: str = "body"
     cookie_secure: bool = True
     cookie_samesite: str = "Lax"
     cookie_domain: str | None = None
-    # -- observability (README "Operating jwtlite"): metrics and the log format
+    # -- observability (docs/guides/observability.md): metrics and the log format
     metrics: bool = False
     metrics_allowed: tuple[str, ...] = ("127.0.0.0/8", "::1")
     log_format: str = "json"

@@ -1,6 +1,6 @@
 """Throttling of logins and registrations, counted in the store.
 
-The model (the README's security notes say the same):
+The model (docs/explanation/security.md says the same):
 
 * **Logins** are counted *before* the password is checked and forgotten when it was right,
   so parallel guesses see each other at once. An attempt is refused (429) when, within

@@ -8,7 +8,7 @@ wired through :class:`CookieExchange`: the refresh cookie stands in for a missin
 (CSRF-checked), answers that carry tokens set them as cookies (only for trusted origins), and
 a logout clears them.
 
-The rules (docs/api.md, "Cookie transport"):
+The rules (docs/reference/http.md, "Cookie transport"):
 
 * Under the body transport no cookie is read or set: a cookie-borne token is ignored.
 * A request authenticated by a header or body token needs no CSRF value: a cross-site page

@@ -1,5 +1,5 @@
 """Token cookies: their names and attributes, and the ``Set-Cookie`` lines that write and clear
-them (behaviour: README "Cookies", docs/api.md "Cookie transport").
+them (behaviour: docs/guides/cookies.md, docs/reference/http.md "Cookie transport").
 
 Everything is fixed at construction: the names, and the attribute strings every line ends
 with. Per request only the value, ``Max-Age`` and the refresh cookie's ``Path`` (which follows

@@ -1,4 +1,4 @@
-"""CORS for Falcon 4, resolved once at construction (behaviour: ``docs/api.md``, "CORS").
+"""CORS for Falcon 4, resolved once at construction (behaviour: ``docs/reference/http.md``, "CORS").
 
 Origins are compared exactly after normalisation (``jwtlite.service.origins``); regexes must match
 the whole origin. A preflight is answered in ``process_request``, before routing, so it works

@@ -23,8 +23,9 @@ Several processes (gunicorn workers): set ``PROMETHEUS_MULTIPROC_DIR`` to an emp
 before the server starts. ``prometheus_client`` reads it at import to keep each process's
 values in files there, and a scrape, whichever process answers it, merges them all (the
 hashes-in-flight gauge counts live processes only: the server must call
-``prometheus_client.multiprocess.mark_process_dead(pid)`` when a worker exits; see README
-"Metrics"). The variable is read here too, because the scrape must look where the values are.
+``prometheus_client.multiprocess.mark_process_dead(pid)`` when a worker exits; see
+docs/guides/observability.md, "Metrics"). The variable is read here too, because the scrape
+must look where the values are.
 """
 
 from __future__ import annotations

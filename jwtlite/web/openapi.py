@@ -1,7 +1,8 @@
 """``GET /openapi.json``: the OpenAPI 3.1 description of the service, shipped as data.
 
-The document is ``jwtlite/web/openapi.json``, written by hand and kept in step with docs/api.md
-by the tests (``tests/test_openapi.py`` and ``tests/test_schemathesis.py``). It is read once,
+The document is ``jwtlite/web/openapi.json``, written by hand and kept in step with
+``docs/reference/http.md`` by the tests (``tests/web/test_openapi.py`` and
+``tests/system/test_schemathesis.py``). It is read once,
 when the resource is built, and served as the same bytes on every request.
 """
 

@@ -249,7 +249,7 @@ def test_bytes_tokens_are_accepted() -> None:
 
 
 def test_private_claims_of_any_type_are_left_alone() -> None:
-    # sub and jti must be strings (tests/test_jwt.py); claims nobody registered are data.
+    # sub and jti must be strings (tests/library/test_jwt.py); claims nobody registered are data.
     claims = {"jti": "5", "sub": "1", "scope": ["a"], "user": {"id": 1}, "token_type": "access"}
     assert accept(token(claims)) == claims
 

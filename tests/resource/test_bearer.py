@@ -349,14 +349,15 @@ def test_a_realm_that_cannot_be_quoted_is_refused(realm: str) -> None:
         BearerAuth(resource, KEY, algorithms=["ES256"], realm=realm)
 
 
-# -- the README's example ---------------------------------------------------------------------
+# -- the guide's example ----------------------------------------------------------------------
 
 
-def test_the_readme_resource_server_example_builds_a_guarded_app() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    block = readme.split("# orders.py -- gunicorn orders:app\n", 1)[1].split("```", 1)[0]
+def test_the_resource_server_guide_example_builds_a_guarded_app() -> None:
+    guide = Path(__file__).resolve().parents[2] / "docs" / "guides" / "resource-servers.md"
+    text = guide.read_text(encoding="utf-8")
+    block = text.split("# orders.py -- gunicorn orders:app\n", 1)[1].split("```", 1)[0]
     namespace: dict[str, Any] = {}
-    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 (our own README)
+    exec(compile(block, str(guide), "exec"), namespace)  # noqa: S102 (our own docs)
     app = webtest.TestApp(namespace["app"])
     response = app.get("/", status=401)  # no credentials: answered without fetching the JWKS
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'

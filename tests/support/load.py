@@ -2,7 +2,7 @@
 
 Real HTTP over ``http.client`` (one keep-alive connection per thread), requests released
 together by a barrier, percentiles, and the write storm with its ledger of everything the
-server acknowledged, used by ``tests/test_crash.py`` and ``bench/crash.py``.
+server acknowledged, used by ``tests/system/test_crash.py`` and ``bench/crash.py``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Two instances on one PostgreSQL database behind a real nginx (Debian's package), as the
-README's "Running several instances" deploys them.
+guide to several instances (docs/guides/instances.md) deploys them.
 
 nginx is started by the test on a loopback port with a configuration written into a temporary
 directory (``daemon off``, its pid, logs and temporary files there) and stopped at the end. It

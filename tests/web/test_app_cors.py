@@ -1,6 +1,6 @@
 """CORS through the real application (``create_app``), every case of CONTRACT.md "CORS".
 
-``tests/test_cors.py`` checks the middleware on a toy app; here the same rules are checked on
+``tests/web/test_cors.py`` checks the middleware on a toy app; here the same rules are checked on
 the service's own routes and error responses (401, 404, 405, 413, 415, 400, 500), where a
 browser must still be able to read the body. Header names are compared case-insensitively
 (Falcon emits them in lower case).

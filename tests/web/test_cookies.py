@@ -1,5 +1,5 @@
 """The cookie transport through the WSGI app (webtest): what each mode sets and reads, every
-cookie attribute, and the cleared cookies at logout (docs/api.md, "Cookie transport").
+cookie attribute, and the cleared cookies at logout (docs/reference/http.md, "Cookie transport").
 
 CSRF refusals and the login-CSRF origin rule are in ``test_cookies_csrf.py``.
 """

@@ -832,7 +832,7 @@ def test_scenarios_cover_every_documented_status_but_the_unforced() -> None:
         # 413/415/429/503/500 share their shape across operations: one scenario each suffices;
         # 404 and 405 are the components every operation lists (tested below); 403 (cookie
         # transport only) is checked per operation in test_cookies_openapi.py; 411 comes from
-        # serve.py's HTTP server (tests/test_hostile_requests.py).
+        # serve.py's HTTP server (tests/web/test_hostile_requests.py).
         assert documented - seen <= {
             "404",
             "405",
