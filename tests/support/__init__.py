@@ -91,11 +91,15 @@ def http(
 
 @dataclass
 class ServerProcess:
-    """``python serve.py`` in a subprocess on a free loopback port."""
+    """``python serve.py`` in a subprocess on a free loopback port.
+
+    ``command`` replaces ``python serve.py`` (e.g. another interpreter's ``-m jwtlite serve``).
+    """
 
     database: Path
     env: dict[str, str] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
+    command: list[str] = field(default_factory=lambda: [sys.executable, str(SERVE)])
     process: subprocess.Popen[str] | None = None
     url: str = ""
     banner: str = ""
@@ -107,7 +111,7 @@ class ServerProcess:
         env = {**clean_environ(), "JWTLITE_DATABASE": str(self.database), **self.env}
         began = time.monotonic()
         self.process = subprocess.Popen(
-            [sys.executable, str(SERVE), "--host", "127.0.0.1", "--port", "0", *self.args],
+            [*self.command, "--host", "127.0.0.1", "--port", "0", *self.args],
             cwd=self.database.parent,
             env=env,
             stdout=subprocess.PIPE,
