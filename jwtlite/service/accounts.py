@@ -12,7 +12,8 @@ The command line reaches the same rules by username, without a token.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from jwtlite.service.auth import AuthService, Principal
@@ -82,10 +83,9 @@ class AccountService:
                 validators.password_problems(new, username=user.username, email=user.email),
             )
         fields.check()
-        with self._parts.hasher.admission(address_group(address)):  # shed, not queued
-            subject = self._check_password(
-                principal, old, address=address, field="old_password", action=PASSWORD_CHANGE
-            )
+        with self._password_checked(
+            principal, old, address=address, field="old_password", action=PASSWORD_CHANGE
+        ) as subject:
             password_hash = self._parts.hasher.hash(new)
         now = self._parts.clock()
         pair, session, record = self._parts.new_session_tokens(
@@ -154,10 +154,10 @@ class AccountService:
         fields = Fields(data)
         password = fields.text("password", trim=False)
         fields.check()
-        with self._parts.hasher.admission(address_group(address)):
-            self._check_password(
-                principal, password, address=address, field="password", action=ACCOUNT_DELETION
-            )
+        with self._password_checked(
+            principal, password, address=address, field="password", action=ACCOUNT_DELETION
+        ):
+            pass
         sessions = len(self._store.list_sessions(user.id, now=self._parts.clock()))
         self._store.delete_user(user.id)
         self._parts.users.forget_user(user.id)
@@ -215,24 +215,31 @@ class AccountService:
             raise NotFoundError(f"no user named {username!r}")
         return user
 
-    def _check_password(
+    @contextlib.contextmanager
+    def _password_checked(
         self, principal: Principal, password: str, *, address: str, field: str, action: str
-    ) -> str:
-        """Count an attempt at the principal's user from ``address``, then verify
-        ``password``; return the throttle's subject. The attempt is forgotten by the caller's
-        store change. A refusal is reported exactly as a login's, naming ``action``."""
+    ) -> Iterator[str]:
+        """Count an attempt at the principal's user from ``address``, then verify ``password``
+        in a hashing slot (held for the body, which may hash the new one); yield the
+        throttle's subject. The attempt is forgotten by the caller's store change, and taken
+        back when the request is shed. A refusal is reported exactly as a login's, naming
+        ``action``."""
         user, events = principal.user, self._parts.events
         throttle = self._parts.throttle
         subject = throttle.subject(validators.username_key(user.username))
-        try:
-            throttle.take_login(subject, address, self._parts.clock())
-        except ThrottledError:
-            events.login_throttled(user_id=user.id, session_id=principal.session_id, action=action)
-            raise
-        if not self._parts.hasher.verify(password, user.password_hash):
-            events.login_failed(
-                user.id, "bad_password", session_id=principal.session_id, action=action
-            )
-            message = WRONG_OLD_PASSWORD if field == "old_password" else WRONG_PASSWORD
-            raise ValidationError({field: [message]})
-        return subject
+        with contextlib.ExitStack() as counted:
+            try:
+                counted.enter_context(throttle.login_attempt(subject, address, self._parts.clock()))
+            except ThrottledError:
+                events.login_throttled(
+                    user_id=user.id, session_id=principal.session_id, action=action
+                )
+                raise
+            counted.enter_context(self._parts.admission(address_group(address)))
+            if not self._parts.hasher.verify(password, user.password_hash):
+                events.login_failed(
+                    user.id, "bad_password", session_id=principal.session_id, action=action
+                )
+                message = WRONG_OLD_PASSWORD if field == "old_password" else WRONG_PASSWORD
+                raise ValidationError({field: [message]})
+            yield subject

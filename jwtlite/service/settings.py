@@ -31,7 +31,7 @@ ENV_PREFIX = "JWTLITE_"
 #: Read by ``serve.py`` rather than by :class:`Settings`; ``from_env`` lets them pass.
 LAUNCHER_VARIABLES = frozenset({"JWTLITE_HOST", "JWTLITE_PORT", "JWTLITE_THREADS"})
 #: Connections a PostgreSQL store may hold when neither DATABASE_POOL_SIZE nor the server's
-#: thread count says (the default of ``serve.py --threads``).
+#: thread count says (an embedding host whose threads jwtlite cannot see).
 DEFAULT_POOL_SIZE = 8
 
 # The algorithms the library registers, and each HMAC algorithm's minimum key length in bytes:
@@ -60,7 +60,8 @@ _INTEGERS = {
     "rotation_grace_period": (0, " of seconds"),
     "password_hash_concurrency": (0, ""),
     "password_hash_queue": (0, ""),
-    "password_hash_per_client": (0, ""),
+    "password_hash_per_client": (1, ""),
+    "password_hash_wait": (0, " of seconds"),
     "max_body_size": (1024, " of bytes"),
     "password_hash_iterations": (1, ""),
     "password_hash_lanes": (1, ""),
@@ -119,8 +120,10 @@ class Settings:
     password_hash_iterations: int = 2
     password_hash_lanes: int = 1
     password_hash_concurrency: int = 0
-    password_hash_queue: int = 2
-    password_hash_per_client: int = 0
+    # -- admission to hashing (jwtlite.service.admission): waiting places, share, deadline
+    password_hash_queue: int = 24
+    password_hash_per_client: int = 8
+    password_hash_wait: int = 5
     # -- browser token transport (docs/guides/cookies.md): where tokens travel, cookie attributes
     token_transport: str = "body"
     cookie_secure: bool = True

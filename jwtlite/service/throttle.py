@@ -27,13 +27,15 @@ IPv4 client — IPv4-mapped, or NAT64's 64:ff9b::/96 — counts as that IPv4 add
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
 import ipaddress
 import math
+from collections.abc import Iterator
 
-from jwtlite.service.errors import ThrottledError
+from jwtlite.service.errors import BusyError, ThrottledError
 from jwtlite.service.settings import Settings
 from jwtlite.store import AttemptLimits, Store
 from jwtlite.store.base import LOGIN_ATTEMPT, LOGIN_SUCCESS, REGISTRATION
@@ -104,6 +106,32 @@ class Throttle:
             self._login_limits, trusted_since=now - TRUSTED_ADDRESS_SECONDS
         )
         self._take(LOGIN, subject, address, now=now, window=self._login_window, limits=limits)
+
+    @contextlib.contextmanager
+    def login_attempt(self, subject: str, address: str, now: float) -> Iterator[None]:
+        """Count a login attempt (:meth:`take_login`) for the body of the ``with``, and take
+        it back when the body is shed (:class:`BusyError`): a request that never got to
+        check its password was no attempt, and must not bring its user nearer a lock-out."""
+        self.take_login(subject, address, now)
+        with self._returned_if_shed(LOGIN, subject, address, now):
+            yield
+
+    @contextlib.contextmanager
+    def registration_attempt(self, address: str, now: float) -> Iterator[None]:
+        """Count a registration (:meth:`take_registration`) for the body of the ``with``,
+        taken back when the body is shed (:class:`BusyError`)."""
+        self.take_registration(address, now)
+        with self._returned_if_shed(REGISTER, "", address, now):
+            yield
+
+    @contextlib.contextmanager
+    def _returned_if_shed(self, kind: str, subject: str, address: str, at: float) -> Iterator[None]:
+        try:
+            yield
+        except BusyError:
+            group = address_group(address)
+            self._store.return_attempt(kind=kind, subject=subject, address=group, at=at)
+            raise
 
     def take_registration(self, address: str, now: float) -> None:
         """Count a registration from ``address`` (grouped), or refuse it.

@@ -126,6 +126,8 @@ TABLES = ("users", "sessions", "refresh_tokens", "attempts")
 USER_COLUMNS = "id, username, email, password_hash, is_active, date_joined, last_login"
 USER_BY_ID = f"SELECT {USER_COLUMNS} FROM users WHERE id = %s"  # noqa: S608 - constant
 USER_BY_KEY = f"SELECT {USER_COLUMNS} FROM users WHERE username_key = %s"  # noqa: S608
+# Both columns have a unique index: one indexed probe each.
+USERNAME_TAKEN = "SELECT 1 FROM users WHERE username_key = %s OR username_skeleton = %s LIMIT 1"
 TOKEN_COLUMNS = "jti, user_id, family, issued_at, expires_at, state, spent_at, successor"
 TOKEN_BY_JTI = f"SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE jti = %s"  # noqa: S608
 SESSION_COLUMNS = "id, user_id, created_at, last_used_at, expires_at, user_agent, address, state"
@@ -268,6 +270,10 @@ DELETE_USER = "DELETE FROM users WHERE id = %s"
 BLACKLIST_TOKEN = "UPDATE refresh_tokens SET state = 'blacklisted' WHERE jti = %s"
 SET_PASSWORD = "UPDATE users SET password_hash = %s WHERE id = %s"
 FORGET_LOGIN_FAILURES = "DELETE FROM attempts WHERE kind = %s AND subject = %s AND address = %s"
+RETURN_ATTEMPT = (
+    "DELETE FROM attempts WHERE id = (SELECT id FROM attempts"
+    " WHERE kind = %s AND subject = %s AND address = %s AND at = %s LIMIT 1)"
+)
 
 
 def bucket_locks(count: int) -> str:

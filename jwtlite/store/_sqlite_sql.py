@@ -121,6 +121,8 @@ USER_BY_KEY = (
     "SELECT id, username, email, password_hash, is_active, date_joined, last_login"
     " FROM users WHERE username_key = ?"
 )
+# Both columns have a unique index: one indexed probe each.
+USERNAME_TAKEN = "SELECT 1 FROM users WHERE username_key = ? OR username_skeleton = ? LIMIT 1"
 TOKEN_COLUMNS = "jti, user_id, family, issued_at, expires_at, state, spent_at, successor"
 TOKEN_BY_JTI = f"SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE jti = ?"  # noqa: S608
 SESSION_COLUMNS = "id, user_id, created_at, last_used_at, expires_at, user_agent, address, state"
@@ -216,6 +218,10 @@ SESSION_STATE = (
 # -- throttling ---------------------------------------------------------------------------
 
 ADD_ATTEMPT = "INSERT INTO attempts (kind, subject, address, at) VALUES (?, ?, ?, ?)"
+RETURN_ATTEMPT = (
+    "DELETE FROM attempts WHERE id = (SELECT id FROM attempts"
+    " WHERE kind = ? AND subject = ? AND address = ? AND at = ? LIMIT 1)"
+)
 FORGET_LOGINS = "DELETE FROM attempts WHERE kind IN (?, ?) AND subject = ? AND address = ?"
 FORGET_LOGIN_FAILURES = "DELETE FROM attempts WHERE kind = ? AND subject = ? AND address = ?"
 PAIR_SUCCEEDED = "SELECT 1 FROM attempts WHERE kind = ? AND subject = ? AND address = ? AND at > ?"

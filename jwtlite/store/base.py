@@ -171,6 +171,10 @@ class Store(Protocol):
     def get_user_by_key(self, username_key: str) -> User | None:
         """Return the user whose case-insensitive key is ``username_key``, or None."""
 
+    def username_taken(self, username_key: str, username_skeleton: str) -> bool:
+        """Tell whether a user has this key or this skeleton (what :meth:`create_user` would
+        refuse), in one indexed read."""
+
     def set_active(self, username_key: str, active: bool) -> bool:
         """Activate or deactivate a user; False when there is no such user."""
 
@@ -308,3 +312,7 @@ class Store(Protocol):
         Returns None when the attempt was counted, else (counting nothing) the time of the
         oldest attempt after ``since`` in a full bucket.
         """
+
+    def return_attempt(self, *, kind: str, subject: str, address: str, at: float) -> None:
+        """Uncount one attempt that :meth:`take_attempt` counted at ``at`` for this subject
+        and address (its request was shed before it did anything); nothing when none is left."""

@@ -164,6 +164,10 @@ class PostgresStore:
         return _user(self._db.read(sql.USER_BY_KEY, (username_key,)))
 
     @_translating_errors
+    def username_taken(self, username_key: str, username_skeleton: str) -> bool:
+        return self._db.read(sql.USERNAME_TAKEN, (username_key, username_skeleton)) is not None
+
+    @_translating_errors
     def set_active(self, username_key: str, active: bool) -> bool:
         return self._db.rowcount(sql.SET_ACTIVE, (active, username_key)) == 1
 
@@ -411,6 +415,10 @@ class PostgresStore:
                 counted = connection.execute(query, params)
             row = counted.fetchone()
         return None if row is None or row[0] is None else float(row[0])
+
+    @_translating_errors
+    def return_attempt(self, *, kind: str, subject: str, address: str, at: float) -> None:
+        self._db.rowcount(sql.RETURN_ATTEMPT, (kind, subject, address, at))
 
 
 def _token_params(record: RefreshRecord) -> dict[str, object]:

@@ -162,6 +162,10 @@ class SQLiteStore:
         return _user(self._one(sql.USER_BY_KEY, username_key))
 
     @_translating_errors
+    def username_taken(self, username_key: str, username_skeleton: str) -> bool:
+        return self._one(sql.USERNAME_TAKEN, username_key, username_skeleton) is not None
+
+    @_translating_errors
     def set_active(self, username_key: str, active: bool) -> bool:
         cursor = self._connection().execute(sql.SET_ACTIVE, (int(active), username_key))
         return cursor.rowcount == 1
@@ -438,6 +442,11 @@ class SQLiteStore:
                     (kind, subject, address, now),
                 )
         return blocked
+
+    @_translating_errors
+    def return_attempt(self, *, kind: str, subject: str, address: str, at: float) -> None:
+        with immediate(self._connection()) as connection:
+            connection.execute(sql.RETURN_ATTEMPT, (kind, subject, address, at))
 
 
 def _end_user_sessions(connection: sqlite3.Connection, user_id: int, state: str) -> int:

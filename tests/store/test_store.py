@@ -451,6 +451,33 @@ def test_refused_attempts_are_not_counted(store: Store, db_rows: Rows) -> None:
     assert _attempt_count(db_rows) == 1
 
 
+def test_a_username_is_taken_by_its_key_or_its_skeleton(store: Store) -> None:
+    assert store.username_taken("alice", "alice") is False
+    _add_user(store)
+    assert store.username_taken("alice", "other") is True
+    assert store.username_taken("other", "alice") is True
+    assert store.username_taken("bob", "bob") is False
+
+
+def test_a_returned_attempt_frees_its_place_once(store: Store, db_rows: Rows) -> None:
+    limits = AttemptLimits(per_pair=2)
+    assert _attempt(store, "alice", "a", NOW, limit=limits) is None
+    assert _attempt(store, "alice", "a", NOW, limit=limits) is None  # the same instant twice
+    assert _attempt(store, "alice", "a", NOW + 1, limit=limits) == NOW
+    store.return_attempt(kind="login", subject="alice", address="a", at=NOW)
+    assert _attempt_count(db_rows) == 1  # one of the two, not both
+    assert _attempt(store, "alice", "a", NOW + 1, limit=limits) is None
+    # Nothing matches: other kind, subject, address or time.
+    for kind, subject, address, at in [
+        ("register", "alice", "a", NOW),
+        ("login", "bob", "a", NOW),
+        ("login", "alice", "b", NOW),
+        ("login", "alice", "a", NOW + 5),
+    ]:
+        store.return_attempt(kind=kind, subject=subject, address=address, at=at)
+    assert _attempt_count(db_rows) == 2
+
+
 def test_fifty_threads_take_exactly_the_limit(store: Store, db_rows: Rows) -> None:
     limits = AttemptLimits(per_pair=5, per_subject=100, per_address=100)
     results = _in_threads(50, lambda i: _attempt(store, "alice", "a", NOW + i / 100, limit=limits))

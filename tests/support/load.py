@@ -49,12 +49,20 @@ class Client:
     """One keep-alive HTTP/1.1 connection to the server at ``url``, for one thread.
 
     Connection errors are raised (the crash storm relies on that to notice a kill).
+    ``source`` is the loopback address to connect from (127.x.y.z), so that one test can be
+    many clients.
     """
 
-    def __init__(self, url: str, *, timeout: float = 15.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 15.0, source: str | None = None) -> None:
         parts = urlsplit(url)
         assert parts.hostname == "127.0.0.1"  # loopback only
-        self._connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        assert source is None or source.startswith("127.")
+        self._connection = http.client.HTTPConnection(
+            parts.hostname,
+            parts.port,
+            timeout=timeout,
+            source_address=None if source is None else (source, 0),
+        )
 
     def connect(self) -> Client:
         """Open the TCP connection now (so a barrier releases requests, not handshakes)."""
@@ -93,18 +101,24 @@ class Client:
 
 
 def post_together(
-    url: str, requests: Sequence[tuple[str, Any]], *, timeout: float = 60.0
+    url: str | Sequence[str],
+    requests: Sequence[tuple[str, Any]],
+    *,
+    timeout: float = 60.0,
+    sources: Sequence[str] | None = None,
 ) -> list[Reply]:
     """POST every ``(path, body)`` of ``requests`` at once, each from its own thread and
     connection, released together by a barrier; the replies in the same order.
 
-    ``url`` may also be a sequence of base URLs: request ``i`` goes to ``url[i % len]``.
+    ``url`` may also be a sequence of base URLs: request ``i`` goes to ``url[i % len]``;
+    request ``i`` comes from ``sources[i]`` when given (see :class:`Client`).
     """
     urls = [url] if isinstance(url, str) else list(url)
     barrier = threading.Barrier(len(requests))
 
     def one(index: int) -> Reply:
-        client = Client(urls[index % len(urls)]).connect()
+        source = None if sources is None else sources[index]
+        client = Client(urls[index % len(urls)], source=source).connect()
         try:
             barrier.wait(timeout)
             path, body = requests[index]

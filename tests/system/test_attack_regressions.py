@@ -167,7 +167,7 @@ def _hold_a_hash(
     return worker
 
 
-# -- 7. a login burst is shed, not queued behind the hashing pool --------------------------------
+# -- 7. logins beyond the waiting places are shed at once, uncounted -----------------------------
 
 
 def test_logins_beyond_the_hash_queue_get_503_at_once(
@@ -390,7 +390,9 @@ def test_one_client_holds_only_its_share_of_the_hashing_places(
 ) -> None:
     """A client looping over correct logins (never throttled) kept everyone else out: now it
     holds at most its share, and another client still gets a hash."""
-    client = make_client(password_hash_concurrency=2, password_hash_queue=2)
+    client = make_client(
+        password_hash_concurrency=2, password_hash_queue=2, password_hash_per_client=1
+    )
     register(client)
     register(client, "bob")
     release = threading.Event()

@@ -1,8 +1,17 @@
-"""Registration and login: who may have an account, and who may start a session."""
+"""Registration and login: who may have an account, and who may start a session.
+
+Both count their attempt in the throttle *before* they queue for a password hash
+(:mod:`jwtlite.service.admission`), so the limits are exact however many requests arrive at
+once: of 40 concurrent wrong passwords, exactly ``LOGIN_MAX_FAILURES`` are checked and the
+rest are answered 429 without a hash. A registration of a name that is taken, or that another
+request is registering at that moment, is answered 400 before it queues.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from jwtlite.service.auth.housekeeping import Housekeeping
@@ -19,12 +28,35 @@ __all__ = ["LoginRules"]
 _USERNAME_TAKEN = "A user with that username already exists."
 
 
+class _NamesInFlight:
+    """The username keys and skeletons this process is registering right now."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._names: set[str] = set()
+
+    @contextlib.contextmanager
+    def claim(self, *names: str) -> Iterator[bool]:
+        """Hold ``names`` for the body of the ``with``; yields False when one is held."""
+        with self._lock:
+            free = self._names.isdisjoint(names)
+            if free:
+                self._names.update(names)
+        try:
+            yield free
+        finally:
+            if free:
+                with self._lock:
+                    self._names.difference_update(names)
+
+
 class LoginRules:
     """Register users and log them in, throttled and at the cost of one hash."""
 
     def __init__(self, parts: ServiceParts, housekeeping: Housekeeping) -> None:
         self._parts = parts
         self._housekeeping = housekeeping
+        self._registering = _NamesInFlight()
 
     def register(self, data: Mapping[str, Any], *, address: str | None) -> dict[str, Any]:
         """Create a user from ``{"username", "password", "email"?}``.
@@ -55,29 +87,30 @@ class LoginRules:
                 ),
             )
         fields.check()
-        with self._parts.hasher.admission(None if address is None else address_group(address)):
+        key, skeleton = validators.username_key(username), username_skeleton(username)
+        with contextlib.ExitStack() as counted:
             if address is not None:
-                self._take_registration(address)
-            password_hash = self._parts.hasher.hash(password)
-        user = self._parts.store.create_user(
-            username=username,
-            username_key=validators.username_key(username),
-            username_skeleton=username_skeleton(username),
-            email=email,
-            password_hash=password_hash,
-            now=self._parts.clock(),
-        )
-        if user is None:
+                attempt = self._parts.throttle.registration_attempt(address, self._parts.clock())
+                _enter_counted(counted, attempt, self._parts.events.registration_throttled)
+            # Only then is a taken name told apart (the throttle bounds that oracle); a name
+            # another request is registering right now is taken too, and neither waits.
+            free = counted.enter_context(self._registering.claim("k" + key, "s" + skeleton))
+            if not free or self._parts.store.username_taken(key, skeleton):
+                raise ValidationError({"username": [_USERNAME_TAKEN]})
+            with self._parts.admission(None if address is None else address_group(address)):
+                password_hash = self._parts.hasher.hash(password)
+            user = self._parts.store.create_user(
+                username=username,
+                username_key=key,
+                username_skeleton=skeleton,
+                email=email,
+                password_hash=password_hash,
+                now=self._parts.clock(),
+            )
+        if user is None:  # registered by another instance meanwhile
             raise ValidationError({"username": [_USERNAME_TAKEN]})
         self._parts.events.user_registered(user.id)
         return {"id": user.id, "username": user.username, "email": user.email}
-
-    def _take_registration(self, address: str) -> None:
-        try:
-            self._parts.throttle.take_registration(address, self._parts.clock())
-        except ThrottledError:
-            self._parts.events.registration_throttled()
-            raise
 
     def login(
         self, data: Mapping[str, Any], *, address: str, user_agent: str | None = None
@@ -90,7 +123,8 @@ class LoginRules:
 
         Raises:
             ValidationError: a field is missing or not a string.
-            BusyError: too many password hashes are in flight (nothing was counted).
+            BusyError: no hashing slot came free in time, or this address holds its share
+                (the attempt is not counted).
             ThrottledError: too many recent failures for this username or address.
             AuthenticationError: the credentials do not name an active user.
         """
@@ -108,8 +142,11 @@ class LoginRules:
         key = validators.username_key(username)
         now = self._parts.clock()
         subject = self._parts.throttle.subject(key)
-        with self._parts.hasher.admission(address_group(address)):
-            user, rehashed = self._check_credentials(key, password, subject, address, now)
+        with contextlib.ExitStack() as counted:
+            attempt = self._parts.throttle.login_attempt(subject, address, now)
+            _enter_counted(counted, attempt, self._parts.events.login_throttled)
+            with self._parts.admission(address_group(address)):
+                user, rehashed = self._check_credentials(key, password)
         pair, session, record = self._parts.new_session_tokens(
             user, now, address=address, user_agent=user_agent
         )
@@ -126,19 +163,9 @@ class LoginRules:
         self._housekeeping.now_and_then(now)
         return pair
 
-    def _check_credentials(
-        self, key: str, password: str, subject: str, address: str, now: float
-    ) -> tuple[User, str | None]:
+    def _check_credentials(self, key: str, password: str) -> tuple[User, str | None]:
         """The active user these credentials name, and the password's new hash when its
         parameters changed; :class:`AuthenticationError` for any other outcome."""
-        # Counted before the password is checked (atomically with the check of the limits),
-        # and forgotten on success: parallel guesses see each other at once instead of all
-        # slipping through during the tens of milliseconds a hash takes.
-        try:
-            self._parts.throttle.take_login(subject, address, now)
-        except ThrottledError:
-            self._parts.events.login_throttled()
-            raise
         user = self._parts.store.get_user_by_key(key)
         if user is None:
             self._parts.hasher.dummy_verify(password)  # the same cost as a real verification
@@ -153,6 +180,19 @@ class LoginRules:
         if self._parts.hasher.needs_rehash(user.password_hash):
             rehashed = self._parts.hasher.hash(password)
         return user, rehashed
+
+
+def _enter_counted(
+    stack: contextlib.ExitStack,
+    attempt: contextlib.AbstractContextManager[None],
+    throttled: Callable[[], None],
+) -> None:
+    """Enter the throttle's ``attempt`` on ``stack``; report ``throttled`` when it refuses."""
+    try:
+        stack.enter_context(attempt)
+    except ThrottledError:
+        throttled()
+        raise
 
 
 def _failure(user: User | None) -> tuple[int | None, str]:

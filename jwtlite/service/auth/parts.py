@@ -1,9 +1,9 @@
 """The collaborators every rule of the service shares, built once for one service.
 
 :class:`ServiceParts` is what the login, refresh and account rules stand on: the settings,
-the store, the signing keys and the minter of tokens, the password hasher, the clock, the
-throttle, the CSRF key, the per-process user-state cache and the events feed. One object,
-so every part of the service sees the same ones.
+the store, the signing keys and the minter of tokens, the password hasher and the admission
+to it, the clock, the throttle, the CSRF key, the per-process user-state cache and the events
+feed. One object, so every part of the service sees the same ones.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from jwtlite.errors import MalformedTokenError
 from jwtlite.keys import Key, KeySet
+from jwtlite.service.admission import Admission
 from jwtlite.service.credentials.passwords import PasswordHasher
 from jwtlite.service.csrf import CSRFKey
 from jwtlite.service.errors import InactiveUserError, TokenRevokedError
@@ -36,6 +37,7 @@ class ServiceParts:
     store: Store
     keys: Key | KeySet | KeyRing
     hasher: PasswordHasher
+    admission: Admission
     clock: Callable[[], float]
     events: Events
     tokens: TokenMinter
@@ -65,6 +67,12 @@ class ServiceParts:
             store=store,
             keys=keys,
             hasher=hasher,
+            admission=Admission(
+                hasher.concurrency,
+                queue=settings.password_hash_queue,
+                per_address=settings.password_hash_per_client,
+                wait=settings.password_hash_wait,
+            ),
             clock=clock,
             events=events,
             tokens=tokens,

@@ -112,8 +112,6 @@ class AuthService:
             iterations=settings.password_hash_iterations,
             lanes=settings.password_hash_lanes,
             concurrency=settings.password_hash_concurrency,
-            queue=settings.password_hash_queue,
-            per_client=settings.password_hash_per_client,
             in_flight=events.hashes_in_flight,
         )
         keys = load_signing_keys(settings)

@@ -12,20 +12,15 @@ left a process at ~200 MiB after a login burst. The pool bounds both.
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import os
 import re
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
-
-from jwtlite.service.errors import BusyError
 
 __all__ = ["PasswordHasher"]
 
@@ -100,12 +95,8 @@ class PasswordHasher:
         salt_length: bytes of fresh random salt per hash (at least 8).
         hash_length: bytes of output (at least 4).
         concurrency: how many hashes may run at once (the size of the hashing pool); None
-            or 0 means one per core.
-        queue: how many more callers :meth:`admission` lets wait for a hashing thread;
-            past that a caller is refused at once (a login burst then costs the server a
-            few threads, not all of them).
-        per_client: how many of those places one client may hold at once; None or 0 means
-            half the hashing threads (at least one).
+            or 0 means one per core. Who gets to hash when is
+            :class:`~jwtlite.service.admission.Admission`'s business.
         in_flight: called with 1 when a hash enters the pool (running or waiting for a
             thread) and with -1 when it leaves, for the "hashes in flight" gauge.
 
@@ -122,8 +113,6 @@ class PasswordHasher:
         salt_length: int = 16,
         hash_length: int = 32,
         concurrency: int | None = None,
-        queue: int = 2,
-        per_client: int | None = None,
         in_flight: Callable[[int], None] | None = None,
     ) -> None:
         if not 1 <= lanes <= _MAX_LANES:
@@ -138,52 +127,14 @@ class PasswordHasher:
             raise ValueError("hash_length must be at least 4")
         if concurrency is not None and concurrency < 0:
             raise ValueError("concurrency must be at least 0")
-        if queue < 0:
-            raise ValueError("queue must be at least 0")
         self._parameters = _Parameters(memory_kib, iterations, lanes, salt_length, hash_length)
         self.concurrency = concurrency or os.cpu_count() or 1
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="jwtlite-hash")
-        self._admitted = threading.BoundedSemaphore(self.concurrency + queue)
-        # One client may hold this many of those places at once, so that a client looping
-        # over correct logins (never throttled) cannot keep everyone else out.
-        self.per_client = per_client or max(1, self.concurrency // 2)
-        self._clients: collections.Counter[str] = collections.Counter()
-        self._clients_lock = threading.Lock()
         # A hash of a random password with our own parameters: verifying against it costs
         # exactly what a real verification costs, so an unknown user is not told apart by time.
         self._in_flight: Callable[[int], None] | None = None
         self._dummy_hash = self.hash(os.urandom(16).hex())
         self._in_flight = in_flight  # after the dummy hash: that one is no caller's
-
-    @contextlib.contextmanager
-    def admission(self, client: str | None = None) -> Iterator[None]:
-        """Hold one of the places for a caller that will hash (running or waiting).
-
-        Args:
-            client: who is asking (a client address); one client holds at most
-                :attr:`per_client` places at once. None: no per-client share.
-
-        Raises:
-            BusyError: every place is taken, or this client's share; nothing was hashed.
-        """
-        if client is not None:
-            with self._clients_lock:
-                if self._clients[client] >= self.per_client:
-                    raise BusyError("this client has password hashes in flight")
-                self._clients[client] += 1
-        try:
-            if not self._admitted.acquire(blocking=False):
-                raise BusyError("too many password hashes in flight")
-            try:
-                yield
-            finally:
-                self._admitted.release()
-        finally:
-            if client is not None:
-                with self._clients_lock:
-                    self._clients[client] -= 1
-                    if self._clients[client] <= 0:
-                        del self._clients[client]
 
     def _in_pool(self, work: Callable[[], _T]) -> _T:
         in_flight = self._in_flight
