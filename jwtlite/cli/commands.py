@@ -264,7 +264,7 @@ def _serve(args: argparse.Namespace, environ: Environ) -> int:
     if not args.demo and (args.demo_port is not None or args.api_url is not None):
         print(f"{PROG}: error: --demo-port and --api-url need --demo", file=sys.stderr)
         return 2
-    return launcher.run(args.host, args.port, args.threads, environ, **launcher.demo_options(args))
+    return launcher.serve(args, environ)
 
 
 # -- users --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from jwtlite.cli import http_channel
+from jwtlite.cli import http_channel, placement
 from jwtlite.demo.server import DEFAULT_DEMO_PORT, DemoConfigurationError
 from jwtlite.service.errors import ConfigurationError
 from jwtlite.store.errors import StoreUnavailableError
@@ -60,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
         type=int,
         default=_int(environ, "JWTLITE_THREADS", DEFAULT_THREADS),
         help="worker threads",
+    )
+    parser.add_argument(
+        "--cpu",
+        default=placement.AUTO,
+        help="the core for the server's Python threads: auto (default), none, or a number "
+        "(password hashes run on every core either way)",
     )
 
 
@@ -309,4 +315,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = parser.parse_args(argv)
     if not args.demo and (args.demo_port is not None or args.api_url is not None):
         parser.error("--demo-port and --api-url need --demo")
+    return serve(args, environ)
+
+
+def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Place the threads as ``--cpu`` says, then :func:`run` with the parsed flags."""
+    try:
+        # Before any server thread exists, so that every one of them inherits the core.
+        placement.pin_python_threads(args.cpu)
+    except ValueError as exc:
+        return _fail(str(exc))
     return run(args.host, args.port, args.threads, environ, **demo_options(args))

@@ -12,6 +12,7 @@ left a process at ~200 MiB after a login burst. The pool bounds both.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable
@@ -25,6 +26,18 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 __all__ = ["PasswordHasher"]
 
 _T = TypeVar("_T")
+# The cores the process may use, read at import, before a launcher holds the Python threads
+# to one of them (jwtlite.cli.placement): hashing threads take them all back.
+_ALL_CPUS = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
+def _on_every_core() -> None:
+    """A hashing thread's start: run on every core the process was given."""
+    if _ALL_CPUS is not None:
+        # OSError: the process was given fewer cores since; it keeps what it has.
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, _ALL_CPUS)
+
 
 # Only what we write is accepted: version 19, the three parameters in this order, unpadded
 # standard base64 for salt and hash. Anything else is "not ours" and never verifies.
@@ -129,7 +142,9 @@ class PasswordHasher:
             raise ValueError("concurrency must be at least 0")
         self._parameters = _Parameters(memory_kib, iterations, lanes, salt_length, hash_length)
         self.concurrency = concurrency or os.cpu_count() or 1
-        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="jwtlite-hash")
+        self._pool = ThreadPoolExecutor(
+            self.concurrency, thread_name_prefix="jwtlite-hash", initializer=_on_every_core
+        )
         # A hash of a random password with our own parameters: verifying against it costs
         # exactly what a real verification costs, so an unknown user is not told apart by time.
         self._in_flight: Callable[[int], None] | None = None
