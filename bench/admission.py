@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python bench/admission.py [--store sqlite|postgres] [--seconds N]``
 
-``serve.py`` with its defaults (the default Argon2id cost, the fair hashing queue, 32
+``serve.py`` with its defaults (the default Argon2id cost, the fair hashing queue, 48
 threads, Python threads on one core); every client connects from a loopback address of its
 own (127.x.y.z). Each case prints its figures beside its reference, measured in the same run:
 

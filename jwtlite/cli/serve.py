@@ -36,9 +36,9 @@ __all__ = [
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-# Enough for the hashing queue (PASSWORD_HASH_QUEUE, 24 by default) to wait in full while
+# Enough for the hashing queue (PASSWORD_HASH_QUEUE, 40 by default) to wait in full while
 # verification, refresh and /health keep finding a thread (docs/explanation/performance.md).
-DEFAULT_THREADS = 32
+DEFAULT_THREADS = 48
 # waitress refuses larger bodies itself, before our app sees them (in JSON: see
 # jwtlite.cli.http_channel); our own 413 answers everything between the app's limit and this.
 WAITRESS_BODY_LIMIT = 1024 * 1024

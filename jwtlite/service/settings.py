@@ -121,7 +121,7 @@ class Settings:
     password_hash_lanes: int = 1
     password_hash_concurrency: int = 0
     # -- admission to hashing (jwtlite.service.admission): waiting places, share, deadline
-    password_hash_queue: int = 24
+    password_hash_queue: int = 40
     password_hash_per_client: int = 8
     password_hash_wait: int = 5
     # -- browser token transport (docs/guides/cookies.md): where tokens travel, cookie attributes
