@@ -109,7 +109,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
 #: What each setting means: the one part of the page written by hand.
 MEANINGS: dict[str, str] = {
     "DATABASE": "SQLite file or `file:` URI (created with mode 0600), or `postgresql://user:pass@host:5432/db` (also `postgres://`, any libpq URL) for [several instances](../guides/instances.md); the password never shows in a log, an error or a repr",
-    "DATABASE_POOL_SIZE": "PostgreSQL connections per process; `0`: one per server thread (`THREADS`; 8 when embedded)",
+    "DATABASE_POOL_SIZE": "PostgreSQL connections per process; `0`: one per server thread (`THREADS`, at most 16; 8 when embedded)",
     "DATABASE_CONNECT_TIMEOUT": "seconds to open a PostgreSQL connection or wait for a pooled one; past it, 503",
     "DATABASE_STATEMENT_TIMEOUT": "seconds any PostgreSQL statement may run or wait for a lock; past it, 503",
     "ALGORITHM": "`HS256/384/512`, `RS*`, `PS*`, `ES256/384/512`, `EdDSA`, `Ed25519`, `Ed448` (RFC 9864: the token's `alg` names the curve; `EdDSA` is deprecated there but kept)",

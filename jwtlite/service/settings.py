@@ -33,6 +33,10 @@ LAUNCHER_VARIABLES = frozenset({"JWTLITE_HOST", "JWTLITE_PORT", "JWTLITE_THREADS
 #: Connections a PostgreSQL store may hold when neither DATABASE_POOL_SIZE nor the server's
 #: thread count says (an embedding host whose threads jwtlite cannot see).
 DEFAULT_POOL_SIZE = 8
+#: The most connections a pool sized from the thread count holds: most of serve.py's threads
+#: exist to wait for a password hash, holding no connection, and several instances must stay
+#: well under the server's max_connections (100 by default).
+MAX_THREAD_POOL_SIZE = 16
 
 # The algorithms the library registers, and each HMAC algorithm's minimum key length in bytes:
 # the hash output size (RFC 7518 §3.2), as jwtlite.algorithms enforces it.
@@ -173,14 +177,16 @@ class Settings:
         """Open the store ``database`` names, with these settings' pool and timeouts.
 
         A PostgreSQL pool holds ``DATABASE_POOL_SIZE`` connections, or when that is 0 one
-        per server thread (``threads``, else :data:`DEFAULT_POOL_SIZE`).
+        per server thread (``threads``, at most :data:`MAX_THREAD_POOL_SIZE`; else
+        :data:`DEFAULT_POOL_SIZE`).
 
         Raises:
             StoreUnavailableError: the database cannot be opened, reached or migrated.
         """
         return open_store(
             self.database,
-            pool_size=self.database_pool_size or threads or DEFAULT_POOL_SIZE,
+            pool_size=self.database_pool_size
+            or min(threads or DEFAULT_POOL_SIZE, MAX_THREAD_POOL_SIZE),
             connect_timeout=self.database_connect_timeout,
             statement_timeout=self.database_statement_timeout,
         )

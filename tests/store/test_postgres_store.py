@@ -457,8 +457,8 @@ def test_the_log_never_shows_the_password(
 
 @pytest.mark.parametrize(
     ("pool_size", "threads", "expected"),
-    [(0, 6, 6), (0, None, 8), (2, 6, 2)],
-    ids=["threads", "default", "setting-overrides"],
+    [(0, 6, 6), (0, 48, 16), (0, None, 8), (2, 6, 2), (40, 48, 40)],
+    ids=["threads", "threads-capped", "default", "setting-overrides", "setting-beyond-cap"],
 )
 def test_the_pool_is_sized_from_the_threads_or_the_setting(
     postgres_url: str, pool_size: int, threads: int | None, expected: int
