@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -32,6 +33,13 @@ def resource(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     body = json.dumps({"claims": environ[CLAIMS_ENVIRON_KEY]}).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
+
+
+@pytest.fixture(autouse=True)
+def _the_clock_reads_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The codec's clock reads NOW: the tokens here are made at import, and a parallel suite
+    may run this module minutes later, past their short lifetimes."""
+    monkeypatch.setattr("jwtlite.jwt.time", SimpleNamespace(time=lambda: float(NOW)))
 
 
 def guarded(keys: Any = KEY, **options: Any) -> webtest.TestApp:

@@ -147,6 +147,8 @@ class LoginRules:
             _enter_counted(counted, attempt, self._parts.events.login_throttled)
             with self._parts.admission(address_group(address)):
                 user, rehashed = self._check_credentials(key, password)
+        # Read again: the wait for a hash must not eat into the new tokens' lifetimes.
+        now = self._parts.clock()
         pair, session, record = self._parts.new_session_tokens(
             user, now, address=address, user_agent=user_agent
         )
