@@ -192,8 +192,9 @@ def _depth(value: Any) -> int:
 
 
 def json_frozen(value: Any) -> Any:
-    """A read-only copy of a parsed JSON value: objects become ``MappingProxyType`` views of
-    private dicts, arrays become tuples (safe to share between callers)."""
+    """A read-only copy of a parsed JSON value, safe to share between callers.
+
+    Objects become ``MappingProxyType`` views of private dicts, arrays become tuples."""
     if isinstance(value, dict):
         return MappingProxyType({name: json_frozen(item) for name, item in value.items()})
     if isinstance(value, list):

@@ -1,5 +1,7 @@
-"""JSON Web Keys (RFC 7517, RFC 7518 §6, RFC 8037): parse key members, check what a key is
-for, and write the public members that RFC 7638 thumbprints and JWKS documents use.
+"""JSON Web Keys (RFC 7517, RFC 7518 §6, RFC 8037): parsing, checks of use, public members.
+
+Parse key members, check what a key is for, and write the public members that RFC 7638
+thumbprints and JWKS documents use.
 
 Members are decoded with the same strict base64url as tokens; a private JWK whose public part
 does not match its private part is refused. A key means what its JWK says: ``alg`` names the
@@ -59,8 +61,9 @@ def jwk_members(jwk: Mapping[str, Any] | str) -> dict[str, Any]:
 
 
 def jwk_set_members(jwks: Mapping[str, Any] | str) -> list[dict[str, Any]]:
-    """The members of each JWK of a JWK Set (RFC 7517 §5): an object whose ``keys`` is a list
-    of objects."""
+    """The members of each JWK of a JWK Set (RFC 7517 §5).
+
+    The set is an object (or its JSON text) whose ``keys`` is a list of objects."""
     if isinstance(jwks, str):
         try:
             jwks = json_loads(jwks.encode())
@@ -79,8 +82,10 @@ class JWKKey(NamedTuple):
 
 
 def load_jwk(members: Mapping[str, Any], algorithm: str | None) -> JWKKey:
-    """The key of a JWK meant for signatures, refusing one whose ``alg`` is not ``algorithm``
-    (when given) or whose ``use`` or ``key_ops`` say it is not a signature key."""
+    """The key of a JWK meant for signatures.
+
+    Refuses a JWK whose ``alg`` is not ``algorithm`` (when given) or whose ``use`` or
+    ``key_ops`` say it is not a signature key."""
     declared = members.get("alg")
     if declared is not None and not isinstance(declared, str):
         raise InvalidKeyError("JWK alg must be a string")
@@ -91,8 +96,10 @@ def load_jwk(members: Mapping[str, Any], algorithm: str | None) -> JWKKey:
 
 
 def is_signature_key(members: Mapping[str, Any]) -> bool:
-    """Whether a JWK claims to be for signatures: false when its ``use`` is another use, or
-    when its ``key_ops`` list operations and none of them is ``sign`` or ``verify``."""
+    """Whether a JWK claims to be for signatures.
+
+    False when its ``use`` is another use, or when its ``key_ops`` list operations and none of
+    them is ``sign`` or ``verify``."""
     use = members.get("use")
     if isinstance(use, str) and use != "sig":
         return False

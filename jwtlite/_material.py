@@ -30,8 +30,10 @@ _DER_SEQUENCE = b"\x30"
 
 
 def is_key_material(data: bytes) -> bool:
-    """Whether ``data`` loads as a PEM, DER or OpenSSH key or certificate, or is the JSON
-    text of a JWK or JWK Set."""
+    """Whether ``data`` is key material: a key, a certificate, a JWK or a JWK Set.
+
+    True when it loads as a PEM, DER or OpenSSH key or certificate, or is the JSON text of a
+    JWK or JWK Set."""
     start = data.lstrip()
     if start.startswith(b"{"):
         return _is_jwk_text(data)
@@ -86,8 +88,10 @@ def _der_private(data: bytes) -> Any:
 
 
 def _checked_private(key: Any) -> Any:
-    """``key``, loaded without OpenSSL's RSA key check, now checked: the cheap checks first,
-    then OpenSSL's (primality of p and q, seconds with the GIL held for a lopsided key)."""
+    """``key``, loaded without OpenSSL's RSA key check, now checked.
+
+    The cheap checks run first, then OpenSSL's (primality of p and q, seconds with the GIL held
+    for a lopsided key)."""
     if not isinstance(key, rsa.RSAPrivateKey):
         return key
     numbers = key.private_numbers()

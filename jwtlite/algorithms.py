@@ -67,9 +67,10 @@ PublicKey = (
 
 
 def check_rsa_public_numbers(n: int, e: int) -> None:
-    """Refuse an RSA modulus or exponent no key of ours can have, before any arithmetic:
-    more than :data:`MAX_RSA_KEY_SIZE` bits, an even modulus, an even exponent, one below 3
-    or above :data:`MAX_RSA_EXPONENT`.
+    """Refuse an RSA modulus or exponent no key of ours can have, before any arithmetic.
+
+    Refused: a modulus of more than :data:`MAX_RSA_KEY_SIZE` bits, an even modulus, an even
+    exponent, one below 3 or above :data:`MAX_RSA_EXPONENT`.
 
     Raises:
         InvalidKeyError: naming the rule broken.
@@ -85,9 +86,11 @@ def check_rsa_public_numbers(n: int, e: int) -> None:
 
 
 def check_rsa_private_numbers(numbers: rsa.RSAPrivateNumbers) -> None:
-    """The cheap checks of an RSA private key, to run before OpenSSL's own (which tests the
-    primes for primality, seconds for a lopsided key): the public numbers, ``p*q == n``,
-    primes of about half the modulus's size, and CRT members in range.
+    """The cheap checks of an RSA private key, to run before OpenSSL's own.
+
+    OpenSSL's check tests the primes for primality, seconds for a lopsided key. These check
+    the public numbers, ``p*q == n``, primes of about half the modulus's size, and CRT members
+    in range.
 
     Raises:
         InvalidKeyError: naming the rule broken.
@@ -128,8 +131,9 @@ class Algorithm:
         raise NotImplementedError
 
     def verify(self, key: Any, data: bytes, signature: bytes) -> bool:
-        """Return whether ``signature`` is valid for ``data`` under the *public* (or secret)
-        ``key``; never raises for bad input."""
+        """Return whether ``signature`` is valid for ``data`` under ``key``.
+
+        ``key`` is the *public* key (or the secret). Never raises for bad input."""
         raise NotImplementedError
 
 
@@ -145,6 +149,7 @@ class HMACAlgorithm(Algorithm):
         self.min_key_length = size
 
     def check_key(self, key: Any, *, signing: bool) -> None:
+        """Refuse a secret that is not bytes or is shorter than the hash output."""
         if not isinstance(key, bytes):
             raise InvalidKeyError(f"{self.name} needs a bytes secret")
         if len(key) < self.min_key_length:
@@ -153,17 +158,20 @@ class HMACAlgorithm(Algorithm):
             )
 
     def prepare(self, key: bytes) -> hmac.HMAC:
+        """A keyed HMAC state for ``key``, which ``sign`` copies for each token."""
         # A keyed HMAC state, copied per token: it skips the key schedule, and unlike
         # hmac.digest() it does not look the hash up in OpenSSL on every call, a lookup
         # that serialises threads on OpenSSL 3.
         return hmac.new(key, digestmod=self.digest)
 
     def sign(self, key: hmac.HMAC, data: bytes) -> bytes:
+        """Return the HMAC of ``data``, computed on a copy of the keyed state."""
         state = key.copy()
         state.update(data)
         return state.digest()
 
     def verify(self, key: hmac.HMAC, data: bytes, signature: bytes) -> bool:
+        """Compare the HMAC of ``data`` with ``signature`` in constant time."""
         return hmac.compare_digest(self.sign(key, data), signature)
 
 
@@ -183,8 +191,9 @@ class _AsymmetricAlgorithm(Algorithm):
 
 
 class RSAAlgorithm(_AsymmetricAlgorithm):
-    """RS256/384/512: RSASSA-PKCS1-v1_5 (RFC 7518 §3.3), keys of 2048 to 16384 bits whose
-    modulus lacks the ROCA fingerprint (CVE-2017-15361: such keys can be factored)."""
+    """RS256/384/512: RSASSA-PKCS1-v1_5 (RFC 7518 §3.3) with RSA keys of 2048 to 16384 bits.
+
+    A key's modulus must lack the ROCA fingerprint (CVE-2017-15361: such keys can be factored)."""
 
     family = "RSA"
     private_types = (rsa.RSAPrivateKey,)
@@ -212,9 +221,11 @@ class RSAAlgorithm(_AsymmetricAlgorithm):
             )
 
     def sign(self, key: rsa.RSAPrivateKey, data: bytes) -> bytes:
+        """Sign ``data`` with the private ``key``, this algorithm's padding and hash."""
         return key.sign(data, self._pad, self.hash)
 
     def verify(self, key: rsa.RSAPublicKey, data: bytes, signature: bytes) -> bool:
+        """Return whether ``signature`` is valid for ``data`` under the public ``key``."""
         try:
             key.verify(signature, data, self._pad, self.hash)
         except InvalidSignature:
@@ -250,11 +261,13 @@ class ECDSAAlgorithm(_AsymmetricAlgorithm):
             raise InvalidKeyError(f"{self.name} needs a key on curve {self.curve.name}")
 
     def sign(self, key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
+        """Sign ``data``; the signature is raw r‖s, each big-endian at the curve's size."""
         r, s = decode_dss_signature(key.sign(data, self._signature_algorithm))
         size = self.component_size
         return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
     def verify(self, key: ec.EllipticCurvePublicKey, data: bytes, signature: bytes) -> bool:
+        """Return whether the raw r‖s ``signature`` is valid for ``data`` under ``key``."""
         size = self.component_size
         if len(signature) != 2 * size:
             return False
@@ -295,8 +308,10 @@ def has_small_order(public: ed25519.Ed25519PublicKey | ed448.Ed448PublicKey) -> 
 
 
 class EdDSAAlgorithm(_AsymmetricAlgorithm):
-    """EdDSA with Ed25519 or Ed448 keys (RFC 8037 §3.1; deprecated by RFC 9864 in favour of
-    the fully-specified :class:`Ed25519Algorithm` and :class:`Ed448Algorithm`)."""
+    """EdDSA with Ed25519 or Ed448 keys (RFC 8037 §3.1).
+
+    Deprecated by RFC 9864 in favour of the fully-specified :class:`Ed25519Algorithm` and
+    :class:`Ed448Algorithm`."""
 
     family = "OKP"
     private_types: ClassVar[tuple[type, ...]] = (
@@ -315,9 +330,11 @@ class EdDSAAlgorithm(_AsymmetricAlgorithm):
             )
 
     def sign(self, key: Any, data: bytes) -> bytes:
+        """Sign ``data`` with the Ed25519 or Ed448 private ``key``."""
         return key.sign(data)  # type: ignore[no-any-return]
 
     def verify(self, key: Any, data: bytes, signature: bytes) -> bool:
+        """Return whether ``signature`` is valid for ``data`` under the public ``key``."""
         try:
             key.verify(signature, data)
         except InvalidSignature:

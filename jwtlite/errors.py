@@ -49,9 +49,10 @@ class InvalidKeyError(JWTError):
 
 
 class JWKSFetchError(JWTError):
-    """A JWK Set could not be fetched or used (network, HTTP status, size, JSON, a key the
-    library refuses) and no cached key can answer instead. ``url`` is the JWKS address
-    without its query."""
+    """A JWK Set could not be fetched or used, and no cached key can answer instead.
+
+    The causes: network, HTTP status, size, JSON, a key the library refuses. ``url`` is the
+    JWKS address without its query."""
 
     def __init__(self, message: str, *, url: str) -> None:
         super().__init__(message)

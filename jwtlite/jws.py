@@ -182,8 +182,9 @@ def _split(token: str | bytes, max_size: int) -> tuple[bytes, bytes, bytes, byte
 
 
 class _Header(NamedTuple):
-    """A checked header: the verifier's own ``alg`` and ``kid``, and a read-only view of
-    every member for callers."""
+    """A checked header: the verifier's own ``alg`` and ``kid``, and every member.
+
+    The members are a read-only view, for callers."""
 
     algorithm: str
     kid: str | None

@@ -124,8 +124,10 @@ class Key:
 
     @classmethod
     def generate(cls, algorithm: str, *, kid: str | None = None) -> Key:
-        """Make a fresh key for ``algorithm`` (RSA 2048, the algorithm's curve; Ed448 for
-        ``Ed448``, else Ed25519 for ``Ed25519`` and ``EdDSA``).
+        """Make a fresh key for ``algorithm``.
+
+        RSA keys have 2048 bits and EC keys the algorithm's curve; ``Ed448`` gets an Ed448
+        key, ``Ed25519`` and ``EdDSA`` an Ed25519 key.
 
         Asymmetric keys get their RFC 7638 thumbprint as ``kid`` unless one is given.
         """
@@ -198,8 +200,9 @@ class Key:
 
     @property
     def can_sign(self) -> bool:
-        """Whether this key holds a private key or a secret, and its JWK (if any) allows
-        ``sign``."""
+        """Whether this key can sign.
+
+        True when it holds a private key or a secret, and its JWK (if any) allows ``sign``."""
         return self._signing is not None
 
     @property
@@ -437,8 +440,9 @@ def _accepted_algorithms(alg: Algorithm, verifying: Any) -> frozenset[str]:
 
 
 def _prepare(material: Any, alg: Algorithm) -> tuple[Any, Any, frozenset[str]]:
-    """Return (signing material or None, verifying material, allowed operations) for
-    ``alg``, checked."""
+    """Return the material for ``alg``, checked.
+
+    A tuple: signing material or None, verifying material, allowed operations."""
     if isinstance(material, Mapping):
         material = load_jwk(jwk_members(material), alg.name)
     operations = SIGNATURE_OPERATIONS
