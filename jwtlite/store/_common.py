@@ -32,8 +32,10 @@ ENDABLE: dict[str, tuple[str, ...]] = {"ended": ("active",), "revoked": ("active
 def translating(
     driver_error: type[BaseException], describe: Callable[[Any, BaseException], str]
 ) -> Callable[[Callable[Concatenate[_S, _P], _R]], Callable[Concatenate[_S, _P], _R]]:
-    """A decorator turning any ``driver_error`` escaping a store method into
-    :class:`~jwtlite.store.errors.StoreUnavailableError` with ``describe(store, error)``."""
+    """A decorator turning any ``driver_error`` escaping a store method into a store error.
+
+    The error raised is :class:`~jwtlite.store.errors.StoreUnavailableError` with the message
+    ``describe(store, error)``, chained with ``from``."""
 
     def decorate(method: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], _R]:
         @functools.wraps(method)

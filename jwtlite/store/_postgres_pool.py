@@ -54,8 +54,9 @@ _CHECK_AFTER_IDLE = 1.0
 
 
 class Connections:
-    """The pool of one :class:`~jwtlite.store.postgres.PostgresStore`, opened (and the schema
-    migrated) when it is made.
+    """The pool of one :class:`~jwtlite.store.postgres.PostgresStore`, opened when it is made.
+
+    Opening it also migrates the schema.
 
     Raises:
         StoreUnavailableError: the database cannot be reached or migrated; the message
@@ -120,8 +121,9 @@ class Connections:
         return "the user store is unavailable: " + scrub(" ".join(str(error).split()), self._url)
 
     def _check(self, connection: Connection) -> None:
-        """The pool's check before lending ``connection``: a round trip, unless it was in
-        use a moment ago."""
+        """The pool's check before lending ``connection``.
+
+        A round trip, unless the connection was in use a moment ago."""
         returned = self._returned.get(connection)
         if returned is not None and time.monotonic() - returned < _CHECK_AFTER_IDLE:
             return
@@ -165,8 +167,10 @@ class Connections:
             yield connection
 
     def read(self, sql: str, params: Any) -> tuple[Any, ...] | None:
-        """One row of a query that changes nothing, retried once on a fresh connection when
-        the one it got turns out broken (by a server restart, say)."""
+        """One row of a query that changes nothing.
+
+        Retried once on a fresh connection when the one it got turns out broken (by a server
+        restart, say)."""
         with self.connection() as connection:
             try:
                 return self.cursor(connection).execute(sql, params).fetchone()
@@ -199,8 +203,9 @@ class Connections:
 def _connection_options(
     url: str, *, connect_timeout: float, statement_timeout: float
 ) -> dict[str, Any]:
-    """The options every connection is opened with (the URL's own are kept, except the
-    timeouts, which the settings own)."""
+    """The options every connection is opened with.
+
+    The URL's own are kept, except the timeouts, which the settings own."""
     given = conninfo_to_dict(url)
     milliseconds = max(1, round(statement_timeout * 1000))
     # Set at connection start-up, so no statement ever runs unbounded. A transaction left

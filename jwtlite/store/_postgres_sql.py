@@ -284,9 +284,11 @@ def bucket_locks(count: int) -> str:
 def take_attempt(
     *, kind: str, subject: str, address: str, now: float, since: float, limits: AttemptLimits
 ) -> tuple[str, list[object]]:
-    """The statement that counts the attempts of ``kind`` after ``since`` in each limited
-    bucket and, when none is full, records this one; it answers one row: the time of the
-    oldest attempt in a full bucket, or NULL when the attempt was recorded. Its parameters.
+    """The statement (and its parameters) that records an attempt unless a bucket is full.
+
+    It counts the attempts of ``kind`` after ``since`` in each limited bucket and, when none
+    is full, records this one; it answers one row: the time of the oldest attempt in a full
+    bucket, or NULL when the attempt was recorded.
 
     One statement, so it counts on one snapshot taken after the bucket locks were granted
     (the caller's earlier statement), and the count and the insert cannot drift apart. When
@@ -330,8 +332,9 @@ def take_attempt(
 def _per_subject_limit(
     subject: str, address: str, limits: AttemptLimits
 ) -> tuple[str, tuple[object, ...]]:
-    """The per-subject limit as SQL and its parameters: NULL (never full) for a pair with a
-    login success after ``limits.trusted_since``."""
+    """The per-subject limit as SQL, and its parameters.
+
+    NULL (never full) for a pair with a login success after ``limits.trusted_since``."""
     if limits.trusted_since is None:
         return "%s::bigint", (limits.per_subject,)
     trusted = (
@@ -342,7 +345,8 @@ def _per_subject_limit(
 
 
 def bucket_lock_key(*parts: str) -> int:
-    """A signed 64-bit advisory-lock key for a throttle bucket (a collision only serialises
-    two unrelated buckets, never loosens one)."""
+    """A signed 64-bit advisory-lock key for a throttle bucket.
+
+    A collision only serialises two unrelated buckets, never loosens one."""
     data = "\0".join(parts).encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)

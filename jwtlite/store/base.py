@@ -50,9 +50,11 @@ def purge_in_batches(
     steps: Iterable[tuple[str, tuple[object, ...]]],
     delete: Callable[[str, tuple[object, ...]], int],
 ) -> int:
-    """Run each purge ``(statement, params)`` through ``delete`` (one transaction a call,
-    returning the rows deleted) with :data:`PURGE_BATCH` appended to its parameters, again
-    and again until a batch deletes fewer rows than that; return the rows deleted in all."""
+    """Run each purge ``(statement, params)`` in batches; return the rows deleted in all.
+
+    Each runs through ``delete`` (one transaction a call, returning the rows deleted) with
+    :data:`PURGE_BATCH` appended to its parameters, again and again until a batch deletes
+    fewer rows than that."""
     deleted = 0
     for statement, params in steps:
         while True:
@@ -134,8 +136,7 @@ class AttemptLimits:
 
 
 class Store(Protocol):
-    """Users, sessions, refresh-token records and attempt counters, safe to share between
-    threads.
+    """Users, sessions, refresh-token records and attempt counters, safe to share between threads.
 
     Methods that change state and depend on what they read are atomic in the backend (one
     conditional statement or one transaction), so they hold across threads and processes.
@@ -162,8 +163,10 @@ class Store(Protocol):
         password_hash: str,
         now: float,
     ) -> User | None:
-        """Insert a user; return it, or None when ``username_key`` or ``username_skeleton``
-        is taken (a unique index decides, so concurrent registrations make one row)."""
+        """Insert a user; return it, or None when its key or skeleton is already taken.
+
+        A unique index on ``username_key`` or ``username_skeleton`` decides, so concurrent
+        registrations make one row."""
 
     def get_user(self, user_id: int) -> User | None:
         """Return the user with this id, or None."""
@@ -172,8 +175,9 @@ class Store(Protocol):
         """Return the user whose case-insensitive key is ``username_key``, or None."""
 
     def username_taken(self, username_key: str, username_skeleton: str) -> bool:
-        """Tell whether a user has this key or this skeleton (what :meth:`create_user` would
-        refuse), in one indexed read."""
+        """Tell whether a user has this key or this skeleton, in one indexed read.
+
+        That is what :meth:`create_user` would refuse."""
 
     def set_active(self, username_key: str, active: bool) -> bool:
         """Activate or deactivate a user; False when there is no such user."""
@@ -213,9 +217,11 @@ class Store(Protocol):
     def get_refresh_token_and_user(
         self, jti: str
     ) -> tuple[RefreshRecord, User, Session | None] | None:
-        """The record of refresh token ``jti``, its user and its session (the row whose id is
-        the record's ``family``; None for a family without one) in one indexed lookup, or
-        None when there is no such token (a deleted user's tokens are deleted with them)."""
+        """The record of refresh token ``jti``, its user and its session, in one indexed lookup.
+
+        The session is the row whose id is the record's ``family`` (None for a family without
+        one). None when there is no such token (a deleted user's tokens are deleted with
+        them)."""
 
     def start_session(
         self,
@@ -228,10 +234,12 @@ class Store(Protocol):
         session: Session,
         password_hash: str | None = None,
     ) -> None:
-        """Record a successful login atomically: forget this subject's login attempts from
-        ``address`` (the throttle's bucket) and remember the success (:data:`LOGIN_SUCCESS`,
-        one row per pair), set ``last_login`` (and a rehashed password when given), insert
-        ``session`` and its first refresh token ``refresh``."""
+        """Record a successful login atomically.
+
+        Forget this subject's login attempts from ``address`` (the throttle's bucket) and
+        remember the success (:data:`LOGIN_SUCCESS`, one row per pair), set ``last_login``
+        (and a rehashed password when given), insert ``session`` and its first refresh token
+        ``refresh``."""
 
     def rotate_refresh_token(
         self,
@@ -242,8 +250,10 @@ class Store(Protocol):
         user_agent: str | None = None,
         address: str | None = None,
     ) -> bool:
-        """Spend ``old_jti`` and record ``new`` atomically; False (nothing changed) when the
-        old token was not active. Of concurrent rotations of one token exactly one wins.
+        """Spend ``old_jti`` and record ``new`` atomically.
+
+        False (nothing changed) when the old token was not active. Of concurrent rotations of
+        one token exactly one wins.
 
         In the same transaction the old record gets ``spent_at = now`` (``new.issued_at``
         when None) and ``successor = new.jti``, and the session ``new.family`` gets
@@ -252,12 +262,14 @@ class Store(Protocol):
         """
 
     def touch_session(self, session_id: str, *, now: float, user_agent: str, address: str) -> None:
-        """Set an active session's ``last_used_at``, ``user_agent`` and ``address`` (one
-        conditional UPDATE; nothing happens to a session that is not active)."""
+        """Set an active session's ``last_used_at``, ``user_agent`` and ``address``.
+
+        One conditional UPDATE; nothing happens to a session that is not active."""
 
     def list_sessions(self, user_id: int, *, now: float) -> list[Session]:
-        """The user's ``active`` sessions with ``expires_at > now``, newest (``created_at``)
-        first, ties broken by id."""
+        """The user's ``active`` sessions with ``expires_at > now``, newest first.
+
+        Newest by ``created_at``; ties are broken by id."""
 
     def end_session(self, user_id: int, session_id: str, state: str) -> bool:
         """End one session of ``user_id`` and blacklist its refresh tokens, atomically.
@@ -269,17 +281,22 @@ class Store(Protocol):
         """
 
     def end_user_sessions(self, user_id: int, state: str = "revoked") -> int:
-        """End every session of ``user_id`` atomically, as :meth:`end_session` ends one, and
-        blacklist all the user's refresh tokens; return how many sessions changed."""
+        """End every session of ``user_id`` atomically; return how many sessions changed.
+
+        Each ends as :meth:`end_session` ends one, and all the user's refresh tokens are
+        blacklisted."""
 
     def session_state(self, user_id: int, session_id: str) -> tuple[bool, str | None] | None:
-        """One indexed read for the access-token check: None when there is no user
-        ``user_id``; else ``(user is active, state of session ``session_id`` if it exists and
-        belongs to that user, else None)``."""
+        """The user's and the session's state for the access-token check, in one indexed read.
+
+        None when there is no user ``user_id``; else ``(user is active, state of session
+        ``session_id`` if it exists and belongs to that user, else None)``."""
 
     def revoke_family(self, family: str) -> int:
-        """Reuse detected: blacklist every token of ``family`` and revoke the session of that
-        id, atomically; return how many tokens were not blacklisted yet."""
+        """Reuse detected: blacklist every token of ``family`` and revoke its session, atomically.
+
+        The session is the one whose id is ``family``. Returns how many tokens were not
+        blacklisted yet."""
 
     def blacklist_refresh_token(self, jti: str) -> bool:
         """Blacklist one refresh token; False when there is no record of it."""
@@ -291,9 +308,11 @@ class Store(Protocol):
         attempts_before: Mapping[str, float],
         sessions_before: float | None = None,
     ) -> int:
-        """Delete refresh tokens with ``expires_at <= tokens_before``, sessions with
+        """Delete expired tokens, sessions and attempts in small batches; return the rows deleted.
+
+        Refresh tokens with ``expires_at <= tokens_before``, sessions with
         ``expires_at <= sessions_before`` (``tokens_before`` when None) and attempts of each
-        kind with ``at <= attempts_before[kind]``, in small batches; return the rows deleted."""
+        kind with ``at <= attempts_before[kind]``."""
 
     # -- throttling -------------------------------------------------------------------------
 
@@ -314,5 +333,7 @@ class Store(Protocol):
         """
 
     def return_attempt(self, *, kind: str, subject: str, address: str, at: float) -> None:
-        """Uncount one attempt that :meth:`take_attempt` counted at ``at`` for this subject
-        and address (its request was shed before it did anything); nothing when none is left."""
+        """Uncount one attempt that :meth:`take_attempt` counted at ``at``.
+
+        The attempt is this subject's from this address, and its request was shed before it
+        did anything. Nothing happens when none is left."""

@@ -1,5 +1,6 @@
-"""The PostgreSQL store: users, sessions, refresh-token records and attempt counters that
-every instance of the service shares.
+"""The PostgreSQL store, which every instance of the service shares.
+
+It holds the users, sessions, refresh-token records and attempt counters.
 
 The backend of :class:`~jwtlite.store.base.Store` for more than one process or host:
 psycopg 3 with a :class:`psycopg_pool.ConnectionPool`. Every statement is parametrised and
@@ -75,8 +76,9 @@ def _user(row: tuple[Any, ...] | None) -> User | None:
 
 
 class PostgresStore:
-    """The PostgreSQL backend of :class:`~jwtlite.store.base.Store`, safe to share between
-    threads, processes and hosts.
+    """The PostgreSQL backend of :class:`~jwtlite.store.base.Store`.
+
+    It is safe to share between threads, processes and hosts.
 
     Each method keeps the contract the protocol documents; a docstring here says only what
     this backend adds (how it makes the change atomic).
@@ -136,11 +138,11 @@ class PostgresStore:
         password_hash: str,
         now: float,
     ) -> User | None:
-        """Insert a user; return it, or None when ``username_key`` or ``username_skeleton``
-        is already taken.
+        """Insert a user; return it, or None when its key or skeleton is already taken.
 
-        One statement against the unique indexes, so concurrent registrations of one name or
-        of two look-alikes (from any number of instances) produce exactly one row.
+        One statement against the unique indexes on ``username_key`` and
+        ``username_skeleton``, so concurrent registrations of one name or of two look-alikes
+        (from any number of instances) produce exactly one row.
         """
         params = {
             "username": username,
@@ -190,8 +192,10 @@ class PostgresStore:
     def get_refresh_token_and_user(
         self, jti: str
     ) -> tuple[RefreshRecord, User, Session | None] | None:
-        """The record of refresh token ``jti``, its user and its session, in one indexed
-        lookup, or None (no such token; a deleted user's tokens are deleted with the user)."""
+        """The record of refresh token ``jti``, its user and its session, in one indexed lookup.
+
+        None when there is no such token (a deleted user's tokens are deleted with the
+        user)."""
         row = self._db.read(sql.TOKEN_USER_SESSION_BY_JTI, (jti,))
         if row is None:
             return None
@@ -240,8 +244,10 @@ class PostgresStore:
         user_agent: str | None = None,
         address: str | None = None,
     ) -> bool:
-        """Spend ``old_jti`` and record ``new``, atomically, noting the spend on the old
-        record (``spent_at``, ``successor``) and the use on the session ``new.family``.
+        """Spend ``old_jti`` and record ``new``, atomically.
+
+        The spend is noted on the old record (``spent_at``, ``successor``) and the use on the
+        session ``new.family``.
 
         One short transaction, pipelined (one round trip): lock the session row, then one
         statement that spends, inserts and notes the use only when the old token was active.
@@ -267,9 +273,10 @@ class PostgresStore:
 
     @_translating_errors
     def revoke_family(self, family: str) -> int:
-        """Reuse detected: blacklist every token of ``family`` and revoke its session, in one
-        short transaction (pipelined, the session row locked first); return how many tokens
-        were not blacklisted yet."""
+        """Reuse detected: blacklist every token of ``family`` and revoke its session.
+
+        One short transaction (pipelined, the session row locked first); returns how many
+        tokens were not blacklisted yet."""
         with self._db.connection() as connection:
             with connection.pipeline(), connection.transaction():
                 connection.execute(sql.REVOKE_SESSION, (family,))
@@ -294,11 +301,12 @@ class PostgresStore:
 
     @_translating_errors
     def end_session(self, user_id: int, session_id: str, state: str) -> bool:
-        """End one session of ``user_id`` (``state`` "ended" or "revoked") and blacklist its
-        refresh tokens in one statement; False, changing nothing, when it is unknown,
-        another user's, or already in a state the ending does not change. Of concurrent
-        calls on one session exactly one returns True (the others wait for its row lock and
-        re-check the state)."""
+        """End one session of ``user_id`` and blacklist its refresh tokens, in one statement.
+
+        ``state`` is "ended" or "revoked". False, changing nothing, when the session is
+        unknown, another user's, or already in a state the ending does not change. Of
+        concurrent calls on one session exactly one returns True (the others wait for its row
+        lock and re-check the state)."""
         params = {
             "state": state,
             "id": session_id,
@@ -309,8 +317,9 @@ class PostgresStore:
 
     @_translating_errors
     def end_user_sessions(self, user_id: int, state: str = "revoked") -> int:
-        """End every session of ``user_id`` and blacklist all their refresh tokens, in one
-        short transaction (pipelined); return how many sessions changed."""
+        """End every session of ``user_id``; return how many sessions changed.
+
+        All their refresh tokens are blacklisted in the same short transaction (pipelined)."""
         with self._db.connection() as connection:
             with connection.pipeline(), connection.transaction():
                 ended = _end_user_sessions(connection, user_id, state)
@@ -318,8 +327,9 @@ class PostgresStore:
 
     @_translating_errors
     def session_state(self, user_id: int, session_id: str) -> tuple[bool, str | None] | None:
-        """``(user is active, session state or None)``, or None when there is no such user;
-        one read by two primary keys."""
+        """``(user is active, session state or None)``, or None when there is no such user.
+
+        One read by two primary keys."""
         row = self._db.read(sql.SESSION_STATE, (session_id, user_id))
         return None if row is None else (bool(row[0]), row[1])
 
@@ -355,10 +365,12 @@ class PostgresStore:
         attempts_before: Mapping[str, float],
         sessions_before: float | None = None,
     ) -> int:
-        """Delete refresh tokens with ``expires_at <= tokens_before``, sessions with
+        """Delete expired tokens, sessions and attempts, in batches of :data:`PURGE_BATCH` rows.
+
+        Refresh tokens with ``expires_at <= tokens_before``, sessions with
         ``expires_at <= sessions_before`` (``tokens_before`` when None) and attempts of each
-        kind with ``at <= attempts_before[kind]``, in batches of :data:`PURGE_BATCH` rows a
-        statement (each its own short transaction, found through an index).
+        kind with ``at <= attempts_before[kind]``; one batch a statement (each its own short
+        transaction, found through an index).
 
         Returns:
             The number of rows deleted.
@@ -448,8 +460,9 @@ def _session_params(session: Session) -> dict[str, object]:
 
 
 def _end_user_sessions(connection: Connection, user_id: int, state: str) -> Cursor:
-    """Inside a transaction: move the user's sessions to ``state`` (their rows locked
-    first), then blacklist their tokens; the cursor of the sessions' UPDATE."""
+    """Inside a transaction: move the user's sessions to ``state``, then blacklist their tokens.
+
+    The session rows are locked first. Returns the cursor of the sessions' UPDATE."""
     ended = connection.execute(sql.END_USER_SESSIONS, (state, user_id, list(ENDABLE[state])))
     connection.execute(sql.BLACKLIST_USER, (user_id,))
     return ended

@@ -136,11 +136,11 @@ class SQLiteStore:
         password_hash: str,
         now: float,
     ) -> User | None:
-        """Insert a user; return it, or None when ``username_key`` or ``username_skeleton``
-        is already taken.
+        """Insert a user; return it, or None when its key or skeleton is already taken.
 
-        One INSERT against the UNIQUE constraints, so concurrent registrations of one name
-        or of two look-alikes (threads or processes) produce exactly one row.
+        One INSERT against the UNIQUE constraints on ``username_key`` and
+        ``username_skeleton``, so concurrent registrations of one name or of two look-alikes
+        (threads or processes) produce exactly one row.
         """
         try:
             cursor = self._connection().execute(
@@ -227,8 +227,10 @@ class SQLiteStore:
     def get_refresh_token_and_user(
         self, jti: str
     ) -> tuple[RefreshRecord, User, Session | None] | None:
-        """The record of refresh token ``jti``, its user and its session, in one indexed
-        lookup, or None (no such token; a deleted user's tokens are deleted with the user)."""
+        """The record of refresh token ``jti``, its user and its session, in one indexed lookup.
+
+        None when there is no such token (a deleted user's tokens are deleted with the
+        user)."""
         row = self._one(sql.TOKEN_USER_SESSION_BY_JTI, jti)
         if row is None:
             return None
@@ -245,8 +247,10 @@ class SQLiteStore:
         user_agent: str | None = None,
         address: str | None = None,
     ) -> bool:
-        """Spend ``old_jti`` and record ``new``, atomically, noting the spend on the old
-        record (``spent_at``, ``successor``) and the use on the session ``new.family``.
+        """Spend ``old_jti`` and record ``new``, atomically.
+
+        The spend is noted on the old record (``spent_at``, ``successor``) and the use on the
+        session ``new.family``.
 
         Returns:
             True when the old token was active (it is now spent and ``new`` is stored);
@@ -271,8 +275,9 @@ class SQLiteStore:
 
     @_translating_errors
     def revoke_family(self, family: str) -> int:
-        """Reuse detected: blacklist every token of ``family`` and revoke its session, in one
-        transaction; return how many tokens were not blacklisted yet."""
+        """Reuse detected: blacklist every token of ``family`` and revoke its session.
+
+        One transaction; returns how many tokens were not blacklisted yet."""
         with immediate(self._connection()) as connection:
             count = connection.execute(
                 sql.BLACKLIST_FAMILY,
@@ -310,9 +315,10 @@ class SQLiteStore:
 
     @_translating_errors
     def end_session(self, user_id: int, session_id: str, state: str) -> bool:
-        """End one session of ``user_id`` (``state`` "ended" or "revoked") and blacklist its
-        refresh tokens in one transaction; False, changing nothing, when it is unknown,
-        another user's, or already in a state the ending does not change."""
+        """End one session of ``user_id`` and blacklist its refresh tokens, in one transaction.
+
+        ``state`` is "ended" or "revoked". False, changing nothing, when the session is
+        unknown, another user's, or already in a state the ending does not change."""
         allowed = ENDABLE[state]
         with immediate(self._connection()) as connection:
             changed = connection.execute(
@@ -329,15 +335,17 @@ class SQLiteStore:
 
     @_translating_errors
     def end_user_sessions(self, user_id: int, state: str = "revoked") -> int:
-        """End every session of ``user_id`` and blacklist all their refresh tokens, in one
-        transaction; return how many sessions changed."""
+        """End every session of ``user_id``; return how many sessions changed.
+
+        All their refresh tokens are blacklisted in the same transaction."""
         with immediate(self._connection()) as connection:
             return _end_user_sessions(connection, user_id, state)
 
     @_translating_errors
     def session_state(self, user_id: int, session_id: str) -> tuple[bool, str | None] | None:
-        """``(user is active, session state or None)``, or None when there is no such user;
-        one read by two primary keys."""
+        """``(user is active, session state or None)``, or None when there is no such user.
+
+        One read by two primary keys."""
         row = self._one(
             sql.SESSION_STATE,
             session_id,
@@ -377,10 +385,11 @@ class SQLiteStore:
         attempts_before: Mapping[str, float],
         sessions_before: float | None = None,
     ) -> int:
-        """Delete refresh tokens with ``expires_at <= tokens_before``, sessions with
+        """Delete expired tokens, sessions and attempts, in batches of :data:`PURGE_BATCH` rows.
+
+        Refresh tokens with ``expires_at <= tokens_before``, sessions with
         ``expires_at <= sessions_before`` (``tokens_before`` when None) and attempts of each
-        kind with ``at <= attempts_before[kind]``, in batches of :data:`PURGE_BATCH` rows a
-        transaction.
+        kind with ``at <= attempts_before[kind]``; one batch a transaction.
 
         The caller chooses the cut-offs: a token must outlive every check that could still
         accept it (its expiry plus the leeway), or a spent token would lose the record that

@@ -39,8 +39,10 @@ def url_scheme(database: str) -> str | None:
 
 
 def is_postgres_url(database: str) -> bool:
-    """Whether ``database`` selects the PostgreSQL store: a ``postgresql://`` or
-    ``postgres://`` URL (lower case, as libpq reads them)."""
+    """Whether ``database`` selects the PostgreSQL store.
+
+    It does when it is a ``postgresql://`` or ``postgres://`` URL (lower case, as libpq reads
+    them)."""
     return url_scheme(database) in POSTGRES_SCHEMES
 
 
@@ -87,6 +89,7 @@ class ScrubbingFilter(logging.Filter):
         self._url = url
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Scrub the URL's password from ``record``'s message; always keep the record."""
         message = record.getMessage()
         cleaned = scrub(message, self._url)
         if cleaned != message:
