@@ -59,9 +59,11 @@ class AccountService:
         address: str,
         user_agent: str | None = None,
     ) -> dict[str, str]:
-        """Change the password from ``{"old_password", "new_password"}``; end every session
-        of the user and start a new one for the caller, whose ``{"refresh", "access"}`` pair
-        is returned (so the device that changed the password stays in).
+        """Change the password from ``{"old_password", "new_password"}``, ending every session.
+
+        Every session of the user ends and a new one starts for the caller, whose
+        ``{"refresh", "access"}`` pair is returned (so the device that changed the password
+        stays in).
 
         The old password is checked as a login is: an attempt is counted for (user, address)
         before the hash is verified, and forgotten when it was right; a wrong one or a
@@ -116,8 +118,9 @@ class AccountService:
         return {}
 
     def sessions(self, principal: Principal) -> list[dict[str, Any]]:
-        """The live sessions of the caller's user, newest first; ``current`` marks the one
-        the caller's access token belongs to."""
+        """The live sessions of the caller's user, newest first.
+
+        ``current`` marks the one the caller's access token belongs to."""
         found = self._store.list_sessions(principal.user.id, now=self._parts.clock())
         return [session_document(session, current=principal.session_id) for session in found]
 
@@ -187,8 +190,9 @@ class AccountService:
         return count
 
     def set_password(self, username: str, password: str) -> int:
-        """Set the password of ``username`` (the registration rules apply) and end every
-        session of theirs; return how many sessions ended.
+        """Set the password of ``username`` and end every session of theirs.
+
+        The registration rules apply. Returns how many sessions ended.
 
         Raises:
             NotFoundError: no such user.
@@ -219,11 +223,12 @@ class AccountService:
     def _password_checked(
         self, principal: Principal, password: str, *, address: str, field: str, action: str
     ) -> Iterator[str]:
-        """Count an attempt at the principal's user from ``address``, then verify ``password``
-        in a hashing slot (held for the body, which may hash the new one); yield the
-        throttle's subject. The attempt is forgotten by the caller's store change, and taken
-        back when the request is shed. A refusal is reported exactly as a login's, naming
-        ``action``."""
+        """Count an attempt at the principal's user from ``address``, then verify ``password``.
+
+        The check runs in a hashing slot, held for the body (which may hash the new one); the
+        throttle's subject is yielded. The attempt is forgotten by the caller's store change,
+        and taken back when the request is shed. A refusal is reported exactly as a login's,
+        naming ``action``."""
         user, events = principal.user, self._parts.events
         throttle = self._parts.throttle
         subject = throttle.subject(validators.username_key(user.username))

@@ -156,8 +156,10 @@ class Admission:
             waiter.event.set()
 
     def _drop_for(self, key: str) -> bool:
-        """Make room for a caller from ``key`` by dropping the newest waiter of the address
-        with the most waiters, when that address has more than ``key`` would; else False."""
+        """Make room for a caller from ``key`` by dropping a waiter of a busier address.
+
+        The newest waiter of the address with the most waiters is dropped, when that address has
+        more than ``key`` would; else False."""
         if not self._waiting:
             return False
         heaviest = max(self._waiting, key=lambda address: len(self._waiting[address]))

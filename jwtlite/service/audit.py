@@ -103,8 +103,10 @@ def key_rotated(
 
 
 class JSONFormatter(logging.Formatter):
-    """Every record as one JSON line: an audit record as its document, any other as
-    ``{"time", "level", "logger", "message"}`` (plus ``"exception"`` with its traceback)."""
+    """Every record as one JSON line.
+
+    An audit record as its document, any other as ``{"time", "level", "logger", "message"}``
+    (plus ``"exception"`` with its traceback)."""
 
     def format(self, record: logging.LogRecord) -> str:
         """One line of JSON, ASCII only (control characters are escaped, never written)."""
@@ -122,10 +124,11 @@ class JSONFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """Human-readable lines: ``time LEVEL logger: message``, an audit record followed by its
-    fields as ``name=value`` (strings JSON-quoted, so a value cannot break the line), and a
-    message with a control or non-printable character escaped (``\\n``), so it cannot
-    forge a line either. A traceback keeps its lines."""
+    r"""Human-readable lines: ``time LEVEL logger: message``.
+
+    An audit record is followed by its fields as ``name=value`` (strings JSON-quoted, so a value
+    cannot break the line), and a message with a control or non-printable character escaped
+    (``\n``), so it cannot forge a line either. A traceback keeps its lines."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -69,8 +69,9 @@ class CSRFKey:
         self._key = hmac.digest(material, _KEY_LABEL, hashlib.sha256)
 
     def value(self, *, token_type: str, jti: str) -> str:
-        """The CSRF value of the token of type ``token_type`` and id ``jti`` (43 characters
-        of base64url)."""
+        """The CSRF value of the token of type ``token_type`` and id ``jti``.
+
+        43 characters of base64url."""
         # Both parts are ASCII by the time they get here (the claims were checked); the NUL
         # separator keeps ("ab", "c") and ("a", "bc") apart all the same.
         message = _VALUE_LABEL + token_type.encode() + b"\x00" + jti.encode()

@@ -96,8 +96,9 @@ class NotAuthenticatedError(ServiceError):
 
 
 class NotFoundError(ServiceError):
-    """What a request names does not exist for its caller (an unknown session id, or
-    another user's: the same answer, so ids cannot be probed)."""
+    """What a request names does not exist for its caller.
+
+    An unknown session id, or another user's: the same answer, so ids cannot be probed."""
 
 
 class ThrottledError(ServiceError):
@@ -118,8 +119,9 @@ class CSRFError(ServiceError):
 
 
 class BusyError(ServiceError):
-    """Too many requests already wait for a password hash: shed this one now rather than
-    let it hold a server thread that other requests need."""
+    """Too many requests already wait for a password hash, so this one is shed now.
+
+    Shedding it keeps it from holding a server thread that other requests need."""
 
 
 class ConfigurationError(ValueError):

@@ -175,8 +175,10 @@ class Events:
         session_id: str | None = None,
         action: str | None = None,
     ) -> None:
-        """A password check was refused: ``reason`` is ``unknown_user``, ``bad_password`` or
-        ``inactive_user``; ``user_id`` only when the user exists.
+        """A password check was refused.
+
+        ``reason`` is ``unknown_user``, ``bad_password`` or ``inactive_user``; ``user_id`` only
+        when the user exists.
 
         A login names no ``action``; the same check inside another request does
         (``password_change``, ``account_deletion``), with the caller's ``session_id``.
@@ -196,8 +198,9 @@ class Events:
         session_id: str | None = None,
         action: str | None = None,
     ) -> None:
-        """A password check was refused by the throttle before the password was checked: a
-        login (no ``user_id``: the typed username is not trusted), or ``action`` of the
+        """A password check was refused by the throttle before the password was checked.
+
+        A login (no ``user_id``: the typed username is not trusted), or ``action`` of the
         authenticated ``user_id`` and ``session_id``."""
         self.emit(
             EventName.LOGIN_THROTTLED, user_id=user_id, session_id=session_id, **_action(action)
@@ -216,8 +219,9 @@ class Events:
         self.emit(EventName.LOGOUT, user_id=user_id, session_id=session_id)
 
     def refreshed(self, outcome: str) -> None:
-        """A refresh ended: ``ok``, ``grace`` (a second tab inside the grace period) or
-        ``refused``."""
+        """A refresh ended: ``ok``, ``grace`` or ``refused``.
+
+        ``grace`` is a second tab inside the grace period."""
         self.emit(EventName.REFRESH, outcome=outcome)
 
     def reuse_detected(self, user_id: int, session_id: str) -> None:
@@ -229,8 +233,10 @@ class Events:
     def password_changed(
         self, user_id: int, *, sessions_ended: int, session_id: str | None = None
     ) -> None:
-        """A password changed, ending ``sessions_ended`` sessions; ``session_id`` is the new
-        session of the caller (None when set from the command line)."""
+        """A password changed, ending ``sessions_ended`` sessions.
+
+        ``session_id`` is the new session of the caller (None when set from the command
+        line)."""
         self.emit(
             EventName.PASSWORD_CHANGED,
             user_id=user_id,
@@ -241,8 +247,10 @@ class Events:
     def sessions_ended(
         self, user_id: int, *, reason: str, count: int, session_id: str | None = None
     ) -> None:
-        """Sessions were revoked by their owner or an operator: ``reason`` is
-        ``logout_all``, ``session_deleted``, ``account_deleted`` or ``command_line``."""
+        """Sessions were revoked by their owner or an operator.
+
+        ``reason`` is ``logout_all``, ``session_deleted``, ``account_deleted`` or
+        ``command_line``."""
         self.emit(
             EventName.SESSIONS_ENDED,
             user_id=user_id,
@@ -259,10 +267,11 @@ class Events:
         source: str = "rotate-key",
         activates: int | None = None,
     ) -> None:
-        """A new signing key took over (``kid``; ``previous_kid`` keeps verifying):
-        ``source`` is ``rotate-key`` where the operator rotated, ``reload`` where an
-        instance picked the new key up from its key directory; ``activates`` is when it
-        starts signing (Unix seconds; a staged rotation's is in the future)."""
+        """A new signing key took over (``kid``; ``previous_kid`` keeps verifying).
+
+        ``source`` is ``rotate-key`` where the operator rotated, ``reload`` where an instance
+        picked the new key up from its key directory; ``activates`` is when it starts signing
+        (Unix seconds; a staged rotation's is in the future)."""
         self.emit(
             EventName.KEY_ROTATED,
             kid=kid,
@@ -272,8 +281,9 @@ class Events:
         )
 
     def csrf_refused(self, reason: str) -> None:
-        """A CSRF check refused a request: ``reason`` is ``missing``, ``incorrect`` or
-        ``origin``."""
+        """A CSRF check refused a request.
+
+        ``reason`` is ``missing``, ``incorrect`` or ``origin``."""
         self.emit(EventName.CSRF_REFUSED, reason=reason)
 
     def store_error(self) -> None:

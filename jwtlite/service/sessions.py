@@ -34,8 +34,9 @@ USER_AGENT_MAX_LENGTH = 256
 
 
 def clean_user_agent(user_agent: str | None) -> str:
-    """A client's ``User-Agent`` as stored: control characters dropped, cut to
-    :data:`USER_AGENT_MAX_LENGTH` characters."""
+    """A client's ``User-Agent`` as stored: control characters dropped, the rest cut short.
+
+    At most :data:`USER_AGENT_MAX_LENGTH` characters are kept."""
     if not user_agent:
         return ""
     text = "".join(char for char in user_agent if char.isprintable())

@@ -421,10 +421,12 @@ def _normalize_origins(settings: Settings) -> tuple[str, ...]:
 
 
 def _normalize_proxies(proxies: tuple[str, ...]) -> tuple[str, ...]:
-    """Each proxy address in the one form client addresses are compared in: an IPv4-mapped
-    IPv6 address as its IPv4 address (``::ffff:127.0.0.1`` is ``127.0.0.1``), since a peer
-    is compared in that form too. A zone id (``fe80::1%eth0``) is refused: a peer's zone id
-    is stripped before the comparison, so one here would never match."""
+    """Each proxy address in the one form client addresses are compared in.
+
+    An IPv4-mapped IPv6 address becomes its IPv4 address (``::ffff:127.0.0.1`` is
+    ``127.0.0.1``), since a peer is compared in that form too. A zone id (``fe80::1%eth0``)
+    is refused: a peer's zone id is stripped before the comparison, so one here would never
+    match."""
     normalized = []
     for proxy in proxies:
         if "%" in proxy:
@@ -451,8 +453,9 @@ _DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?").fullmatch
 
 
 def _check_cookies(settings: Settings) -> None:
-    """Check the cookie settings and store their normal forms (lower-case transport and
-    domain, ``SameSite`` spelt as browsers document it)."""
+    """Check the cookie settings and store their normal forms.
+
+    Lower-case transport and domain, ``SameSite`` spelt as browsers document it."""
     transport = settings.token_transport.strip().lower()
     if transport not in _TRANSPORTS:
         raise ConfigurationError(
@@ -490,8 +493,9 @@ _LOG_FORMATS = ("json", "text")
 
 
 def _check_observability(settings: Settings) -> None:
-    """Check ``LOG_FORMAT`` and ``METRICS_ALLOWED`` and store their normal forms (a lower-case
-    format; each network as ``ipaddress`` writes it)."""
+    """Check ``LOG_FORMAT`` and ``METRICS_ALLOWED`` and store their normal forms.
+
+    A lower-case format; each network as ``ipaddress`` writes it."""
     log_format = settings.log_format.strip().lower()
     if log_format not in _LOG_FORMATS:
         raise ConfigurationError(

@@ -109,8 +109,9 @@ class Throttle:
 
     @contextlib.contextmanager
     def login_attempt(self, subject: str, address: str, now: float) -> Iterator[None]:
-        """Count a login attempt (:meth:`take_login`) for the body of the ``with``, and take
-        it back when the body is shed (:class:`BusyError`): a request that never got to
+        """Count a login attempt (:meth:`take_login`) for the body of the ``with``.
+
+        It is taken back when the body is shed (:class:`BusyError`): a request that never got to
         check its password was no attempt, and must not bring its user nearer a lock-out."""
         self.take_login(subject, address, now)
         with self._returned_if_shed(LOGIN, subject, address, now):
@@ -118,8 +119,9 @@ class Throttle:
 
     @contextlib.contextmanager
     def registration_attempt(self, address: str, now: float) -> Iterator[None]:
-        """Count a registration (:meth:`take_registration`) for the body of the ``with``,
-        taken back when the body is shed (:class:`BusyError`)."""
+        """Count a registration (:meth:`take_registration`) for the body of the ``with``.
+
+        It is taken back when the body is shed (:class:`BusyError`)."""
         self.take_registration(address, now)
         with self._returned_if_shed(REGISTER, "", address, now):
             yield

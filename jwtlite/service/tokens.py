@@ -138,9 +138,10 @@ class TokenMinter:
         return self.rebuild_refresh(record), record
 
     def rebuild_refresh(self, record: RefreshRecord) -> str:
-        """The refresh token ``record`` stands for, rebuilt from it: the same claims, so the
-        same bytes for deterministic signatures (HS*, RS*), the same token up to the
-        signature's randomness for PS*, ES* and EdDSA."""
+        """The refresh token ``record`` stands for, rebuilt from it.
+
+        The same claims, so the same bytes for deterministic signatures (HS*, RS*), the same
+        token up to the signature's randomness for PS*, ES* and EdDSA."""
         claims: dict[str, Any] = {
             "token_type": REFRESH,
             "exp": record.expires_at,
@@ -153,8 +154,9 @@ class TokenMinter:
 
     @property
     def signing_key(self) -> Key:
-        """The key that signs now (by the service's clock: a staged key signs from its
-        activation time on)."""
+        """The key that signs now, by the service's clock.
+
+        A staged key signs from its activation time on."""
         return self.keyring.current().signing_key_at(self._clock())
 
     def decode(self, token: str, *, expected_type: str | None = None) -> dict[str, Any]:

@@ -1,5 +1,4 @@
-"""Whether an access token's user and session still count, answered mostly without a store
-round trip.
+"""Whether an access token's user and session still count, mostly without a store round trip.
 
 An access token is refused once its user is deleted or deactivated, or once its session was
 revoked ("log out everywhere", a password change, its owner ending it from the session list,
@@ -74,8 +73,7 @@ class UserStateCache:
         self._generation = 0
 
     def session(self, user_id: int, session_id: str) -> SessionCheck:
-        """The state of ``user_id`` and of their session ``session_id`` (as of at most
-        ``ttl`` seconds ago).
+        """The state of ``user_id`` and their session ``session_id``, at most ``ttl`` seconds old.
 
         Raises:
             StoreUnavailableError: the store could not be read (nothing is cached).
@@ -92,8 +90,9 @@ class UserStateCache:
         return check
 
     def forget_user(self, user_id: int) -> None:
-        """Drop what is known of ``user_id`` and all their sessions (call after changing
-        the user or ending all their sessions)."""
+        """Drop what is known of ``user_id`` and all their sessions.
+
+        Call it after changing the user or ending all their sessions."""
         self._generation += 1
         self._entries.pop(user_id, None)
 

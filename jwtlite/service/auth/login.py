@@ -115,8 +115,7 @@ class LoginRules:
     def login(
         self, data: Mapping[str, Any], *, address: str, user_agent: str | None = None
     ) -> dict[str, str]:
-        """Check ``{"username", "password"}``, start a session and return
-        ``{"refresh", "access"}``.
+        """Check ``{"username", "password"}``, start a session and return ``{"refresh", "access"}``.
 
         Unknown user, wrong password and inactive user are one error that takes one time.
         ``address`` and ``user_agent`` describe the client in the session list.
@@ -166,8 +165,10 @@ class LoginRules:
         return pair
 
     def _check_credentials(self, key: str, password: str) -> tuple[User, str | None]:
-        """The active user these credentials name, and the password's new hash when its
-        parameters changed; :class:`AuthenticationError` for any other outcome."""
+        """The active user these credentials name, and the password's new hash, if any.
+
+        The new hash is there when the stored hash's parameters changed. Any other outcome is
+        :class:`AuthenticationError`."""
         user = self._parts.store.get_user_by_key(key)
         if user is None:
             self._parts.hasher.dummy_verify(password)  # the same cost as a real verification

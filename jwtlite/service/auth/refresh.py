@@ -160,8 +160,9 @@ class RefreshRules:
         return record, user, session
 
     def _live_record_and_user(self, claims: Mapping[str, Any]) -> tuple[RefreshRecord, User]:
-        """The refresh token's record and its active user, refusing revoked and spent ones
-        (a spent one revokes its family, unless it is inside the grace period)."""
+        """The refresh token's record and its active user, refusing revoked and spent ones.
+
+        A spent one revokes its family, unless it is inside the grace period."""
         record, user, session = self._record_user_session(claims)
         if record.state == "spent" and self._successor_in_grace(record, self._parts.clock()):
             raise TokenRevokedError(record.jti)  # refused, but a benign second tab
@@ -176,8 +177,10 @@ class RefreshRules:
             raise TokenRevokedError(record.jti)
 
     def _replay(self, record: RefreshRecord, user: User, now: float) -> dict[str, str]:
-        """A spent token presented again: within the grace period the same successor and a
-        fresh access token of its session; otherwise reuse, which revokes the session."""
+        """A spent token presented again: the grace period's answer, or reuse.
+
+        Within the grace period, the same successor and a fresh access token of its session;
+        otherwise reuse, which revokes the session."""
         successor = self._successor_in_grace(record, now)
         if successor is None:
             self._revoke(record)

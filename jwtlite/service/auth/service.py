@@ -138,7 +138,7 @@ class AuthService:
     def login(
         self, data: Mapping[str, Any], *, address: str, user_agent: str | None = None
     ) -> dict[str, str]:
-        """Check ``{"username", "password"}``, start a session and return
+        """Check ``{"username", "password"}``, start a session and return ``{"refresh", "access"}``.
 
         The rules and refusals: :meth:`LoginRules.login
         <jwtlite.service.auth.login.LoginRules.login>`.
@@ -233,8 +233,7 @@ class AuthService:
         return IssuedToken(token, token_type, exp, exp - int(claims["iat"]), csrf)
 
     def check_csrf(self, token: str, presented: str | None) -> None:
-        """Refuse a request authenticated by ``token`` from a cookie unless it shows that
-        token's CSRF value.
+        """Refuse a request authenticated by the cookie ``token`` without that token's CSRF value.
 
         A missing value is refused before the token is even decoded; a token that does not
         decode is refused as it would be anywhere else.
@@ -271,9 +270,11 @@ class AuthService:
             request_context.reset(token)
 
     def jwks(self) -> dict[str, Any]:
-        """The public keys that verify our tokens: the current (a staged one from its
-        rotation on, before it signs) and the retired ones (none for HMAC keys). Checks the
-        key directory first (one ``stat``, never waiting on a reload in progress)."""
+        """The public keys that verify our tokens: the current and the retired ones.
+
+        A staged current key is published from its rotation on, before it signs; HMAC keys
+        publish none. Checks the key directory first (one ``stat``, never waiting on a reload in
+        progress)."""
         return self.tokens.keyring.published().jwks
 
     def health(self) -> dict[str, str]:

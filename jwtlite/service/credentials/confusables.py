@@ -45,8 +45,9 @@ class _Confusables:
 
 
 def skeleton(text: str) -> str:
-    """Return the UTS #39 skeleton of ``text``: NFD, each character replaced by its
-    prototype from ``confusables.txt``, NFD again.
+    """Return the UTS #39 skeleton of ``text``.
+
+    NFD, each character replaced by its prototype from ``confusables.txt``, NFD again.
 
     Args:
         text: any string; nothing is refused (unassigned code points and lone
@@ -135,9 +136,10 @@ def _load_confusables() -> _Confusables:
 
 
 def _parse(text: str) -> _Confusables:
-    """Parse ``confusables.txt``: ``source ; prototype ; MA # comment`` lines, hex code
-    points; raise ValueError on anything else (the file ships with the package: a broken
-    copy is a packaging bug to surface, not input to skip)."""
+    """Parse ``confusables.txt``: ``source ; prototype ; MA # comment`` lines, hex code points.
+
+    Raise ValueError on anything else: the file ships with the package, so a broken copy is a
+    packaging bug to surface, not input to skip."""
     version = ""
     prototypes: dict[int, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):

@@ -223,8 +223,10 @@ def password_problems(password: str, *, username: str = "", email: str = "") -> 
 
 
 def _too_similar(password: str, attribute: str) -> bool:
-    """Django's UserAttributeSimilarityValidator test for one attribute (the caller passes
-    only attributes that passed their own rules, so both are bounded in length)."""
+    """Django's UserAttributeSimilarityValidator test for one attribute.
+
+    The caller passes only attributes that passed their own rules, so both are bounded in
+    length."""
     if not attribute or len(attribute) > max(USERNAME_MAX_LENGTH, EMAIL_MAX_LENGTH):
         return False
     password = password.lower()

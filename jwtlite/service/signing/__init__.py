@@ -24,9 +24,11 @@ __all__ = ["load_signing_keys"]
 
 
 def load_signing_keys(settings: Settings) -> Key | KeySet | KeyRing:
-    """The signing key of ``settings``: an HMAC :class:`Key`, a one-key :class:`KeySet`
-    whose ``kid`` (the key's RFC 7638 thumbprint) the published JWKS names, or with
-    ``KEYS_DIR`` a :class:`~jwtlite.service.signing.keyring.KeyRing` following that directory.
+    """The signing key of ``settings``.
+
+    An HMAC :class:`Key`, a one-key :class:`KeySet` whose ``kid`` (the key's RFC 7638
+    thumbprint) the published JWKS names, or with ``KEYS_DIR`` a
+    :class:`~jwtlite.service.signing.keyring.KeyRing` following that directory.
 
     From ``KEYS_DIR``, ``SECRET_KEY`` or ``PRIVATE_KEY_FILE``, else generated on first run
     and kept beside the database with mode 0600, so tokens survive a restart.

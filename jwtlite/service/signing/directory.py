@@ -61,8 +61,9 @@ Stamp = tuple[int, int, int, int]
 
 @dataclass(frozen=True, slots=True)
 class RingFiles:
-    """What one consistent read of the directory found: the manifest, its keys, the pepper,
-    and the stamp of ``ring.json`` they belong to."""
+    """What one consistent read of the directory found.
+
+    The manifest, its keys, the pepper, and the stamp of ``ring.json`` they belong to."""
 
     stamp: Stamp
     manifest: Manifest
@@ -72,12 +73,13 @@ class RingFiles:
 
 @dataclass(frozen=True, slots=True)
 class Rotation:
-    """The outcome of :meth:`KeyDirectory.rotate`, all of it decided under the lock (what
-    ``rotate-key`` prints): the new kid and its algorithm, the kid that was signing until
+    """The outcome of :meth:`KeyDirectory.rotate`, all of it decided under the lock.
+
+    What ``rotate-key`` prints: the new kid and its algorithm, the kid that was signing until
     now (None for an empty directory's first key), the kids it retired and pruned, the keep
-    window ``ring.json`` now records, when the new key starts signing, the clean-up failures
-    met after the switch (warnings: the rotation happened), and the staged key it cancelled
-    (retired before it ever signed), if any."""
+    window ``ring.json`` now records, when the new key starts signing, the clean-up failures met
+    after the switch (warnings: the rotation happened), and the staged key it cancelled (retired
+    before it ever signed), if any."""
 
     kid: str
     algorithm: str
@@ -91,8 +93,10 @@ class Rotation:
 
 
 def key_pepper(key: Key) -> bytes:
-    """The throttle and CSRF secret of a single-key deployment (derived from its key, as it
-    always was), so an import into a key directory keeps the counters and CSRF tokens."""
+    """The throttle and CSRF secret of a single-key deployment, derived from its key.
+
+    It is derived as it always was, so an import into a key directory keeps the counters and
+    CSRF tokens."""
     return key.secret() if key.is_symmetric else key.private_pem()
 
 
@@ -107,8 +111,9 @@ class KeyDirectory:
         self.path = path
 
     def stamp(self) -> Stamp | None:
-        """A cheap identity of ``ring.json`` (one ``stat``): it changes with every write,
-        since every write is a rename of a new file. None when there is none."""
+        """A cheap identity of ``ring.json`` (one ``stat``), or None when there is none.
+
+        It changes with every write, since every write is a rename of a new file."""
         try:
             st = os.stat(os.path.join(self.path, MANIFEST))
         except FileNotFoundError:
@@ -142,10 +147,11 @@ class KeyDirectory:
     def ensure(
         self, algorithm: str, *, now: int, keep_seconds: int, seed: Key | None = None
     ) -> Rotation | None:
-        """Give an empty (or missing) directory its first key: ``seed`` (an imported key
-        file, whose pepper is kept), else a new key for ``algorithm``, recording
-        ``keep_seconds`` as the ring's keep window. Does nothing (returns None) when the
-        directory already holds a ring.
+        """Give an empty (or missing) directory its first key.
+
+        The key is ``seed`` (an imported key file, whose pepper is kept), else a new key for
+        ``algorithm``; ``keep_seconds`` is recorded as the ring's keep window. Does nothing
+        (returns None) when the directory already holds a ring.
 
         Raises:
             InvalidKeyError: the directory cannot be created or written, or ``seed`` is
@@ -173,8 +179,10 @@ class KeyDirectory:
         first_algorithm: str | None = None,
         activate_after: int = 0,
     ) -> Rotation:
-        """Make a new current key, retire the current one, and prune the keys retired more
-        than the keep window ago. The one place a rotation is applied.
+        """Make a new current key, retire the current one, and prune keys past the keep window.
+
+        The keys pruned are those retired more than the keep window ago. The one place a
+        rotation is applied.
 
         Everything is decided under the directory's lock, from what it holds then: the
         previous key, the algorithm (``algorithm``, else the current key's), the keep
@@ -256,8 +264,9 @@ class KeyDirectory:
             )
 
     def drop(self, kid: str, *, now: int) -> tuple[str, ...]:
-        """Remove the retired key ``kid`` at once (a compromised key): its tokens stop
-        verifying as soon as each instance reloads. Returns the clean-up warnings.
+        """Remove the retired key ``kid`` at once (a compromised key); return clean-up warnings.
+
+        Its tokens stop verifying as soon as each instance reloads.
 
         Raises:
             InvalidKeyError: no such key, the current key, a key that still signs (until a
@@ -387,8 +396,10 @@ class KeyDirectory:
             os.close(fd)  # closing releases the lock
 
     def _write(self, name: str, data: bytes) -> None:
-        """Write ``name`` atomically: a private temporary file, synced, renamed, and the
-        directory synced so the rename survives a crash."""
+        """Write ``name`` atomically and durably.
+
+        A private temporary file, synced, renamed, and the directory synced so the rename
+        survives a crash."""
         temp = os.path.join(self.path, TEMP_PREFIX + secrets.token_hex(8))
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -408,8 +419,9 @@ class KeyDirectory:
             raise InvalidKeyError(f"cannot write {name} in {self.path}: {exc.strerror}") from exc
 
     def _remove_files(self, names: list[str], kids: set[str]) -> list[str]:
-        """Delete ``names`` and the debris (temporary files, key files no kept kid names);
-        return what could not be deleted, one message each."""
+        """Delete ``names`` and the debris; return what could not be deleted, one message each.
+
+        The debris: temporary files, and key files no kept kid names."""
         # Under the lock, nobody else writes: temporary files and unnamed keys are debris.
         warnings: list[str] = []
         try:

@@ -90,6 +90,8 @@ def load_key_file(
     blocking (a FIFO or a device is refused, never waited on or read for ever).
 
     Args:
+        path: the key file.
+        algorithm: the algorithm the key must serve.
         follow_symlinks: false for a file of a key directory: a symbolic link is refused.
             (A configured key file may be one, as secret volumes mount them.)
         owner: the uid that must own the file, or None.
@@ -127,9 +129,11 @@ def _key_from_file_data(data: bytes, path: str, algorithm: str) -> Key:
 def read_private_file(
     path: str, *, limit: int, what: str, follow_symlinks: bool, owner: int | None
 ) -> bytes:
-    """The bytes of the private file ``path`` (``what`` names it in messages): opened without
-    blocking (and without following a link unless ``follow_symlinks``), a regular file,
-    owned by ``owner`` (unless None), unreadable by others, at most ``limit`` bytes.
+    """The bytes of the private file ``path``, once it passes a private file's checks.
+
+    ``what`` names it in messages. It is opened without blocking (and without following a link
+    unless ``follow_symlinks``), and must be a regular file, owned by ``owner`` (unless None),
+    unreadable by others, and at most ``limit`` bytes.
 
     Raises:
         FileNotFoundError: there is no such file.
@@ -171,8 +175,10 @@ def read_private_file(
 
 
 def algorithm_switch_problem(path: str, algorithm: str) -> str | None:
-    """Why the generated key at ``path`` does not serve ``algorithm``, when it is a good key
-    for another algorithm (``ALGORITHM`` was changed after the key was made); else None.
+    """Why the generated key at ``path`` does not serve ``algorithm``, if it serves another.
+
+    That is when it is a good key for another algorithm (``ALGORITHM`` was changed after the key
+    was made); else None.
 
     Only called after :func:`load_key_file` refused the file, so a start-up that works
     never pays for it.

@@ -79,8 +79,9 @@ RETIREMENT_GRACE_FLOOR = 60
 
 
 def retirement_grace(settings: Settings) -> int:
-    """How long after its retirement a key may still have signed a token this instance
-    accepts: ``max(KEYS_RELOAD_INTERVAL, RETIREMENT_GRACE_FLOOR) + LEEWAY``.
+    """How long after its retirement a key may still have signed a token this instance accepts.
+
+    It is ``max(KEYS_RELOAD_INTERVAL, RETIREMENT_GRACE_FLOOR) + LEEWAY``.
 
     Not this instance's interval alone: an instance reloading every 2 s would refuse the
     tokens another one, reloading every 30 s, still signs with the old key after an
@@ -91,10 +92,10 @@ def retirement_grace(settings: Settings) -> int:
 
 
 def keep_window(settings: Settings) -> int:
-    """How long after its retirement a key must keep verifying for an instance with
-    ``settings``: a refresh token it signed lives ``REFRESH_TOKEN_LIFETIME`` (+ ``LEEWAY``),
-    and an instance may go on signing with it for ``KEYS_RELOAD_INTERVAL`` until it
-    notices the rotation."""
+    """How long after its retirement a key must keep verifying for an instance with ``settings``.
+
+    A refresh token it signed lives ``REFRESH_TOKEN_LIFETIME`` (+ ``LEEWAY``), and an instance
+    may go on signing with it for ``KEYS_RELOAD_INTERVAL`` until it notices the rotation."""
     return settings.refresh_token_lifetime + settings.leeway + settings.keys_reload_interval
 
 
@@ -156,6 +157,7 @@ class KeyRing:
     @classmethod
     def fixed(cls, keys: Key | KeySet) -> KeyRing:
         """A ring that never changes: today's single key or secret (or a given KeySet).
+
         Its pepper is derived from the signing key, as it always was."""
         ring = Ring.of(keys)
         return cls(ring, pepper=key_pepper(ring.signing_key))
@@ -170,8 +172,10 @@ class KeyRing:
         now: int,
         keep_seconds: int,
     ) -> KeyRing:
-        """The ring of ``directory``, giving an empty one its first ``algorithm`` key (and
-        ``keep_seconds``, this instance's :func:`keep_window`, as its keep window).
+        """The ring of ``directory``, giving an empty one its first ``algorithm`` key.
+
+        An empty directory also gets ``keep_seconds`` (this instance's :func:`keep_window`) as
+        its keep window.
 
         Raises:
             InvalidKeyError: the directory cannot be used (the message says why).
@@ -222,8 +226,9 @@ class KeyRing:
         return self.ring
 
     def published(self) -> Ring:
-        """The snapshot whose JWKS to publish: after one ``stat`` of ``ring.json`` (the
-        keys read again if it changed), so every instance publishes a new key as soon as
+        """The snapshot whose JWKS to publish, after one ``stat`` of ``ring.json``.
+
+        The keys are read again if it changed, so every instance publishes a new key as soon as
         it is on disk. Never waits: while another thread reloads, the current snapshot."""
         if self.directory is not None and self._lock.acquire(blocking=False):
             try:
@@ -240,8 +245,9 @@ class KeyRing:
             self._next_unknown_kid = self._clock() + UNKNOWN_KID_RELOAD_SECONDS
 
     def reload(self, reason: str = "requested") -> bool:
-        """Re-read the directory now if ``ring.json`` changed; return whether the ring
-        changed. A failure is logged and keeps the current ring."""
+        """Re-read the directory now if ``ring.json`` changed; return whether the ring changed.
+
+        A failure is logged and keeps the current ring."""
         with self._lock:
             return self._reload_locked(reason)
 

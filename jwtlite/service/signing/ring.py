@@ -1,6 +1,8 @@
-"""A snapshot of the signing keys: the one that signs (by time, for a staged rotation), every
-key that verifies (by ``kid``, each bound to its one algorithm), when each retired key was
-retired, the JWKS to publish, and the exact header segments the service writes.
+"""A snapshot of the signing keys.
+
+The one that signs (by time, for a staged rotation), every key that verifies (by ``kid``, each
+bound to its one algorithm), when each retired key was retired, the JWKS to publish, and the
+exact header segments the service writes.
 
 :mod:`jwtlite.service.signing.keyring` holds the live snapshot and follows the key directory.
 """
@@ -132,20 +134,24 @@ class Ring:
 
     @property
     def activates(self) -> int:
-        """When the current key starts (or started) signing, in Unix seconds: its rotation's
-        time, or later for a staged rotation; 0 for a ring of one key."""
+        """When the current key starts (or started) signing, in Unix seconds.
+
+        Its rotation's time, or later for a staged rotation; 0 for a ring of one key."""
         return self._activates
 
     def signing_key_at(self, now: float) -> Key:
-        """The key that signs at ``now`` (Unix seconds): the current key once it is active,
-        the one it takes over from before (a staged rotation)."""
+        """The key that signs at ``now`` (Unix seconds).
+
+        The current key once it is active, the one it takes over from before (a staged
+        rotation)."""
         if now >= self._activates or self._signing_before is None:
             return self.signing_key
         return self._signing_before
 
     def signing_kid_at(self, now: float) -> str | None:
-        """The ``kid`` (on disk) of the key that signs at ``now``: what an audit event names
-        as the key a rotation took over from."""
+        """The ``kid`` (on disk) of the key that signs at ``now``.
+
+        What an audit event names as the key a rotation took over from."""
         if now >= self._activates or self._signing_before is None:
             return self.current_kid
         return self._signing_before_kid
@@ -159,9 +165,10 @@ class Ring:
 
 
 def _our_headers(keys: Iterable[Key], kidless: Key | None) -> dict[str, Key]:
-    """The exact header segments the service signs with (``{"alg","typ","kid"}`` of each
-    key, simplejwt's kid-less header of the ``kidless`` key), as the library encodes them,
-    mapped to their key: the tokens we issued skip the header parse."""
+    """The exact header segments the service signs with, mapped to their key.
+
+    ``{"alg","typ","kid"}`` of each key and simplejwt's kid-less header of the ``kidless`` key,
+    as the library encodes them: the tokens we issued skip the header parse."""
     headers: dict[str, Key] = {}
     for key in keys:
         if key.can_sign:

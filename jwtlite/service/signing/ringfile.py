@@ -55,8 +55,9 @@ def is_kid(text: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
-    """One key of the ring: its id, algorithm, Unix times (made, signing from, signing
-    until), and whether it signs kid-less."""
+    """One key of the ring: its id, algorithm, Unix times, and whether it signs kid-less.
+
+    The times are when it was made, signing from and signing until."""
 
     kid: str
     algorithm: str
@@ -68,8 +69,9 @@ class KeyRecord:
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """The content of ``ring.json``: the current key's id, every key's record, and how long
-    a retired key is kept (seconds after its retirement)."""
+    """The content of ``ring.json``: the current key's id, every key's record, the keep window.
+
+    The keep window is how long a retired key is kept (seconds after its retirement)."""
 
     current: str
     records: tuple[KeyRecord, ...]
@@ -97,9 +99,11 @@ class Manifest:
         return json.dumps(document).encode()
 
     def signing_kid(self, now: int) -> str:
-        """The kid that signs at ``now``: the current key once it is active; before (a
-        staged key) the key retired at its activation that did sign (a key staged and then
-        cancelled, retired the moment it activated, never signed)."""
+        """The kid that signs at ``now``.
+
+        The current key once it is active; before (a staged key) the key retired at its
+        activation that did sign (a key staged and then cancelled, retired the moment it
+        activated, never signed)."""
         current = next(rec for rec in self.records if rec.kid == self.current)
         if now >= current.activates:
             return self.current
