@@ -31,6 +31,7 @@ UNVERIFIED_BANNER = (
 
 
 def keygen(args: argparse.Namespace, environ: Environ) -> int:
+    """``keygen``: a new key for ``ALG``, written to ``--out`` (mode 0600) or to stdout."""
     key = Key.generate(args.algorithm)
     if args.out is None:
         sys.stdout.write(key_file_content(key).decode("ascii"))
@@ -44,6 +45,7 @@ def keygen(args: argparse.Namespace, environ: Environ) -> int:
 
 
 def jwks(args: argparse.Namespace, environ: Environ) -> int:
+    """``jwks``: print the service's public JWKS (no keys for an HMAC secret)."""
     settings = Settings.from_env(environ)
     if settings.keys_dir is not None:
         directory = KeyDirectory(settings.keys_dir)
@@ -60,6 +62,7 @@ def jwks(args: argparse.Namespace, environ: Environ) -> int:
 
 
 def rotate_key(args: argparse.Namespace, environ: Environ) -> int:
+    """``rotate-key``: rotate the key directory's key, import a key file, or drop a retired key."""
     settings = Settings.from_env(environ)
     if settings.keys_dir is None:
         raise UsageError(
@@ -134,6 +137,7 @@ def rotate_key(args: argparse.Namespace, environ: Environ) -> int:
 
 
 def seconds(text: str) -> int:
+    """An argument type: a whole number of seconds, from 0 to ten years (of 366 days)."""
     try:
         value = int(text)
     except ValueError:
@@ -144,6 +148,7 @@ def seconds(text: str) -> int:
 
 
 def activation_delay(text: str) -> int:
+    """The type of ``--activate-after``: :func:`seconds`, at most :data:`MAX_ACTIVATE_AFTER`."""
     value = seconds(text)
     if value > MAX_ACTIVATE_AFTER:
         raise argparse.ArgumentTypeError(
@@ -164,6 +169,7 @@ def _read_ring(directory: KeyDirectory) -> RingFiles:
 
 
 def decode(args: argparse.Namespace, environ: Environ) -> int:
+    """``decode``: print a token's header and claims, verified when ``--key`` is given."""
     token = sys.stdin.readline().strip() if args.token == "-" else args.token
     if args.key is None:
         if args.algorithm or args.audience or args.issuer:

@@ -269,9 +269,10 @@ def _demo_url(demo: DemoServer) -> str:
 
 
 def configure_logging(log_format: str) -> None:
-    """Send every record, the audit log's included, to stderr: one JSON object a line
-    (``LOG_FORMAT=json``, the default), for a log shipper or jq; ``text`` for a person at a
-    terminal."""
+    """Send every record, the audit log's included, to stderr.
+
+    One JSON object a line (``LOG_FORMAT=json``, the default), for a log shipper or jq; ``text``
+    for a person at a terminal."""
     from jwtlite.service.audit import formatter  # noqa: PLC0415
 
     handler = logging.StreamHandler(sys.stderr)

@@ -18,8 +18,10 @@ from urllib.parse import urlsplit
 
 
 class DemoConfigurationError(ValueError):
-    """A demo option is invalid; ``setting`` names it. The demo speaks only HTTP to the
-    API and never imports the service, so it has its own start-up error."""
+    """A demo option is invalid; ``setting`` names it.
+
+    The demo speaks only HTTP to the API and never imports the service, so it has its own
+    start-up error."""
 
     def __init__(self, setting: str, message: str) -> None:
         super().__init__(f"{setting}: {message}")
@@ -192,8 +194,9 @@ def start_demo_server(
     threads: int = 2,
     token_transport: str = "body",  # noqa: S107 - a transport's name, not a secret
 ) -> DemoServer:
-    """Serve the demo page for the API at ``api_url`` on ``host:port`` (0 picks a free port),
-    for the API's ``token_transport`` (see :func:`create_demo_app`).
+    """Serve the demo page for the API at ``api_url`` on ``host:port`` (0 picks a free port).
+
+    The page is for the API's ``token_transport`` (see :func:`create_demo_app`).
 
     Raises:
         DemoConfigurationError: ``api_url`` is not an absolute http(s) URL.

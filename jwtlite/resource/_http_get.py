@@ -1,5 +1,6 @@
-"""One bounded HTTP GET, for :class:`jwtlite.JWKSClient`: a deadline for the whole exchange
-and a byte budget for everything read from the socket.
+"""One bounded HTTP GET, for :class:`jwtlite.JWKSClient`.
+
+A deadline for the whole exchange and a byte budget for everything read from the socket.
 
 ``http.client`` (and ``urllib`` above it) applies a timeout to each socket operation, so a
 server that drips one header line, chunk extension or trailer line per second holds a fetch
@@ -39,8 +40,9 @@ _MAX_LINE = 65537  # http.client's own bound on a header line, plus one
 
 
 class FetchFailedError(Exception):
-    """The GET failed for a reason worth naming (deadline, size); other failures surface as
-    whatever ``http.client``, ``ssl`` or ``socket`` raised."""
+    """The GET failed for a reason worth naming (deadline, size).
+
+    Other failures surface as whatever ``http.client``, ``ssl`` or ``socket`` raised."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +62,9 @@ def bounded_get(
     max_body: int,
     tls: ssl.SSLContext | None,
 ) -> Answer:
-    """GET ``url`` within ``timeout`` seconds in all, reading at most ``max_body`` bytes of
-    body (and :data:`HEADER_ALLOWANCE` more of everything else).
+    """GET ``url`` within ``timeout`` seconds in all, reading at most ``max_body`` bytes of body.
+
+    Of everything else, at most :data:`HEADER_ALLOWANCE` bytes more are read.
 
     A non-200 answer is returned without its body. ``tls`` is the context for ``https``.
 
@@ -173,8 +176,9 @@ class _BoundedReader(io.RawIOBase):
 
 
 class _BoundedSocket:
-    """The connection's socket as http.client sees it: sends within the deadline, and a
-    ``makefile`` whose reads are bounded."""
+    """The connection's socket as http.client sees it.
+
+    It sends within the deadline, and its ``makefile`` gives reads that are bounded."""
 
     def __init__(self, sock: socket.socket, budget: _Budget) -> None:
         self._sock = sock
@@ -246,9 +250,10 @@ class _BoundedMixin:
 
 
 class _InterimSkippingResponse(http.client.HTTPResponse):
-    """http.client skips a ``100 Continue`` before the answer; this also skips the other
-    interim answers (RFC 9110 §15.2: ``103 Early Hints``...), which made a fetch fail. Their
-    lines are read through the bounded socket: the byte budget and the deadline bound them."""
+    """A response skipping all interim answers, where http.client skips only ``100 Continue``.
+
+    The others (RFC 9110 §15.2: ``103 Early Hints``...) made a fetch fail. Their lines are read
+    through the bounded socket: the byte budget and the deadline bound them."""
 
     def _read_status(self) -> tuple[str, int, str]:
         while True:

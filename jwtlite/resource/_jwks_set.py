@@ -1,5 +1,6 @@
-"""What a JWKS client takes from a published JWK Set (RFC 7517 §5): the usable signature keys,
-skipping members it cannot use and refusing sets that show a hostile or broken issuer."""
+"""What a JWKS client takes from a published JWK Set (RFC 7517 §5): the usable signature keys.
+
+Members it cannot use are skipped; sets that show a hostile or broken issuer are refused."""
 
 from __future__ import annotations
 
@@ -52,8 +53,7 @@ def _shown(text: str, limit: int = 40) -> str:
 
 
 def published_keys(document: Any, algorithm: str | None) -> tuple[KeySet, list[str]]:
-    """The usable signature keys of a published JWK Set, and why each other member was
-    skipped.
+    """The usable signature keys of a published JWK Set, and why each other member was skipped.
 
     An issuer may publish keys this library cannot use beside the ones it signs with (an
     encryption key without ``use``, an algorithm or curve not supported here, a weak RSA

@@ -1,5 +1,6 @@
-"""A WSGI middleware that lets only requests with a valid Bearer token reach an app
-(RFC 6750), for resource servers that trust tokens issued elsewhere (by jwtlite's service).
+"""A WSGI middleware that lets only requests with a valid Bearer token reach an app (RFC 6750).
+
+For resource servers that trust tokens issued elsewhere (by jwtlite's service).
 
 Plain WSGI, no framework: wrap any WSGI app (Flask, Django, Falcon...) and serve it with any
 WSGI server. The claims of a verified token are put in the environ under
@@ -167,6 +168,7 @@ class BearerAuth:
         )
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """Refuse the request, or pass it on to the app with its claims in the environ."""
         outcome = self._authenticate(environ.get("HTTP_AUTHORIZATION"))
         if isinstance(outcome, _Refusal):
             return outcome.answer(start_response)
@@ -174,8 +176,9 @@ class BearerAuth:
         return self.app(environ, start_response)
 
     def _authenticate(self, header: str | None) -> dict[str, Any] | _Refusal | None:
-        """The claims of the request's token, None for a permitted anonymous request, or
-        the refusal to answer with."""
+        """The claims of the request's token, or None for a permitted anonymous request.
+
+        Otherwise the refusal to answer with."""
         if header is None or not header.strip(" \t"):
             # An empty or blank header carries no credentials: as if absent.
             return None if self._allow_anonymous else self._no_credentials

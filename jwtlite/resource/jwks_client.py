@@ -61,8 +61,10 @@ _MAX_TIMEOUT = 300.0
 
 @dataclass(frozen=True, slots=True)
 class _Cache:
-    """What the client knows: the keys (None before the first good fetch), until when they
-    are fresh, and when the last fetch attempt ENDED (monotonic seconds)."""
+    """What the client knows: the keys, until when they are fresh, and when the last fetch ENDED.
+
+    The keys are None before the first good fetch; the last fetch is the last attempt, failed
+    or not. The times are monotonic seconds."""
 
     keys: KeySet | None = None
     fresh_until: float = float("-inf")
@@ -192,8 +194,9 @@ class JWKSClient(KeySource):
         raise InvalidKeyError("no key matches the token's kid")
 
     def key_set(self) -> KeySet:
-        """The cached keys, fetching them first if there are none (stale keys are returned
-        and refreshed in the background).
+        """The cached keys, fetching them first if there are none.
+
+        Stale keys are returned and refreshed in the background.
 
         Raises:
             JWKSFetchError: there are no cached keys and fetching fails.
@@ -209,8 +212,9 @@ class JWKSClient(KeySource):
         return cache.keys
 
     def wait_for_refresh(self, timeout: float) -> bool:
-        """Wait until no fetch is in flight; return False when ``timeout`` seconds passed
-        first (for tests, and for a clean shutdown)."""
+        """Wait until no fetch is in flight; return False when ``timeout`` seconds passed first.
+
+        For tests, and for a clean shutdown."""
         fetch = self._inflight
         return fetch is None or fetch.done.wait(timeout)
 
@@ -220,8 +224,9 @@ class JWKSClient(KeySource):
     # -- fetching --------------------------------------------------------------------------
 
     def _after_fetch(self) -> _Cache:
-        """The cache after the fetch in flight, or one started now if the cooldown allows
-        (else the cache as it is). Waits at most ``timeout`` plus a margin.
+        """The cache after the fetch in flight, or after one started now if the cooldown allows.
+
+        Else the cache as it is. Waits at most ``timeout`` plus a margin.
 
         Raises:
             JWKSFetchError: the fetch did not end in time.
@@ -234,7 +239,8 @@ class JWKSClient(KeySource):
         return self._cache
 
     def _start_fetch(self) -> _Fetch | None:
-        """The fetch in flight, or a new one if the cooldown since the last attempt ended;
+        """The fetch in flight, or a new one if the cooldown since the last attempt ended.
+
         None when a fetch is not allowed now."""
         with self._lock:
             if self._inflight is not None:

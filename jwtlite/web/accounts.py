@@ -93,8 +93,9 @@ class SessionListResource(_AccountResource):
 
 
 class SessionResource(_AccountResource):
-    """``DELETE accounts/sessions/{session_id}/``: end one session; 204, or 404 for an id
-    that is not one of the user's live sessions."""
+    """``DELETE accounts/sessions/{session_id}/``: end one session.
+
+    204, or 404 for an id that is not one of the user's live sessions."""
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
         """Revoke the session."""

@@ -201,8 +201,9 @@ def create_app(
 
 
 def _metrics(settings: Settings, events: Events) -> Metrics | None:
-    """The app's metrics, subscribed to its events, when ``METRICS`` is on (None when off:
-    then ``prometheus_client`` is never imported)."""
+    """The app's metrics, subscribed to its events, when ``METRICS`` is on.
+
+    None when off: then ``prometheus_client`` is never imported."""
     if not settings.metrics:
         return None
     from jwtlite.web.metrics import Metrics  # noqa: PLC0415 - prometheus_client only when on

@@ -166,9 +166,10 @@ class RequestAuth:
     def issue(
         self, req: falcon.Request, resp: falcon.Response, result: Mapping[str, str]
     ) -> dict[str, Any]:
-        """Set the cookies of the tokens in ``result`` and return the body to answer with:
-        each token's expiry (``<type>_expires_at``) and CSRF value (``csrf_<type>_token``),
-        and the tokens themselves only under the ``both`` transport."""
+        """Set the cookies of the tokens in ``result`` and return the body to answer with.
+
+        The body holds each token's expiry (``<type>_expires_at``) and CSRF value
+        (``csrf_<type>_token``), and the tokens themselves only under the ``both`` transport."""
         if self._cookies is None:
             return dict(result)
         body: dict[str, Any] = dict(result) if self._body_tokens else {}
@@ -181,8 +182,9 @@ class RequestAuth:
         return body
 
     def end_session(self, req: falcon.Request, resp: falcon.Response, token: object) -> None:
-        """After ``token`` was logged out: clear the cookies if they held that session (a
-        logout of some other token leaves this browser's session alone)."""
+        """After ``token`` was logged out: clear the cookies if they held that session.
+
+        A logout of some other token leaves this browser's session alone."""
         cookies = self._cookies
         if cookies is not None and token is not None and token == cookies.read(req, REFRESH):
             self.clear(req, resp)
@@ -196,8 +198,9 @@ class RequestAuth:
     def exchange(
         self, field: str | None = None, *, issues_tokens: bool = False, ends_session: bool = False
     ) -> CookieExchange | None:
-        """The cookie half of a token endpoint, or None under the body transport (the
-        endpoint then runs exactly as without cookies)."""
+        """The cookie half of a token endpoint, or None under the body transport.
+
+        The endpoint then runs exactly as without cookies."""
         if self._cookies is None:
             return None
         return CookieExchange(self, field, issues_tokens=issues_tokens, ends_session=ends_session)

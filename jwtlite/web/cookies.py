@@ -1,5 +1,6 @@
-"""Token cookies: their names and attributes, and the ``Set-Cookie`` lines that write and clear
-them (behaviour: docs/guides/cookies.md, docs/reference/http.md "Cookie transport").
+"""Token cookies: names, attributes, and the ``Set-Cookie`` lines that write and clear them.
+
+Behaviour: docs/guides/cookies.md, docs/reference/http.md "Cookie transport".
 
 Everything is fixed at construction: the names, and the attribute strings every line ends
 with. Per request only the value, ``Max-Age`` and the refresh cookie's ``Path`` (which follows
@@ -121,8 +122,9 @@ class TokenCookies:
         return values[0] if values and values[0] else None
 
     def set(self, req: falcon.Request, resp: falcon.Response, issued: IssuedToken) -> None:
-        """Add the ``Set-Cookie`` lines of a token and of its CSRF value, both living as long
-        as the token."""
+        """Add the ``Set-Cookie`` lines of a token and of its CSRF value.
+
+        Both live as long as the token."""
         kind = issued.token_type
         age = f"; Max-Age={issued.lifetime}"
         resp.append_header(
@@ -135,9 +137,10 @@ class TokenCookies:
         )
 
     def clear(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Add the ``Set-Cookie`` lines that delete all four cookies: empty, already expired,
-        with the attributes they were set with (a browser only replaces a cookie of the same
-        name, domain and path)."""
+        """Add the ``Set-Cookie`` lines that delete all four cookies.
+
+        Each is empty, already expired, and has the attributes it was set with (a browser only
+        replaces a cookie of the same name, domain and path)."""
         for kind in (ACCESS, REFRESH):
             resp.append_header(
                 "Set-Cookie",

@@ -127,9 +127,10 @@ class CORSMiddleware:
         return self._resolve_cached(origin)
 
     def listed_origin(self, origin: str) -> str | None:
-        """The normalised ``origin`` if the allowlist names it (exactly or by a regex), else
-        ``None``. Allow-all does not count: this answers "do we trust this origin", not
-        "may it read our answers"."""
+        """The normalised ``origin`` if the allowlist names it (exactly or by a regex), else None.
+
+        Allow-all does not count: this answers "do we trust this origin", not "may it read our
+        answers"."""
         return self._resolve_cached(origin)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:

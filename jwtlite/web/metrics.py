@@ -261,8 +261,10 @@ def _amount(event: Event, name: str) -> int:
 def _by_detail(
     counter: Counter, label: str, *, amount: str | None = None
 ) -> Callable[[Event], None]:
-    """An event handler adding to ``counter``'s child named by the event's ``label`` detail
-    (a fixed code of ours), by its ``amount`` detail or by one; children bound once."""
+    """An event handler adding to ``counter``'s child named by the event's ``label`` detail.
+
+    The label is a fixed code of ours; the handler adds the event's ``amount`` detail, or one.
+    Children are bound once."""
     children: dict[object, Counter] = {}
 
     def count(event: Event) -> None:
@@ -289,8 +291,10 @@ class MetricsMiddleware:
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: object
     ) -> None:
-        """Refuse a client outside ``METRICS_ALLOWED`` before routing picks a responder for
-        its method, so every method it tries is the 404 of an unknown path."""
+        """Refuse a client outside ``METRICS_ALLOWED`` before routing picks a responder.
+
+        Refusing it before a responder is picked for its method makes every method it tries the
+        404 of an unknown path."""
         if isinstance(resource, MetricsResource):
             resource.refuse_unless_allowed(req)
 

@@ -36,9 +36,10 @@ def request_id(presented: str | None) -> str:
 
 
 class RequestIdMiddleware:
-    """Falcon middleware giving each request an id and its context (first in the list: its
-    ``process_request`` runs before CORS may answer a preflight, its ``process_response``
-    last).
+    """Falcon middleware giving each request an id and its context.
+
+    It comes first in the list: its ``process_request`` runs before CORS may answer a preflight,
+    its ``process_response`` last.
 
     Args:
         trusted_proxies: peers whose ``X-Forwarded-For`` names the client (the address the
@@ -49,8 +50,10 @@ class RequestIdMiddleware:
         self._trusted_proxies = frozenset(trusted_proxies)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Choose the id, put it on the response now (the error handlers add headers, never
-        clear them, so every answer keeps it), and set the request context."""
+        """Choose the id, put it on the response now, and set the request context.
+
+        The id goes on now because the error handlers add headers, never clear them, so every
+        answer keeps it."""
         rid = request_id(req.get_header(REQUEST_ID_HEADER))
         resp.set_header(REQUEST_ID_HEADER, rid)
         context = RequestContext(rid, client_address(req, self._trusted_proxies))

@@ -45,8 +45,9 @@ _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def client_address(req: falcon.Request, trusted_proxies: Collection[str]) -> str:
-    """The client's IP address, as canonical ``ipaddress`` text (an IPv4-mapped IPv6
-    address as the IPv4 address; never a zone id), at most 39 characters.
+    """The client's IP address, as canonical ``ipaddress`` text, at most 39 characters.
+
+    An IPv4-mapped IPv6 address is given as the IPv4 address; never with a zone id.
 
     It is the socket peer; or, when the peer is a trusted proxy, the right-most
     ``X-Forwarded-For`` entry that is not itself a trusted proxy (the proxy host itself when
@@ -87,8 +88,9 @@ def _is_trusted(address: _IPAddress, trusted_proxies: Collection[str]) -> bool:
 
 @functools.lru_cache(maxsize=4096)  # every request names its peer: parse each one once
 def _peer_address(peer: str) -> _IPAddress | None:
-    """The socket peer without the zone id an OS may add to a link-local peer (None when it
-    is no IP address)."""
+    """The socket peer without the zone id an OS may add to a link-local peer.
+
+    None when it is no IP address."""
     try:
         address = ipaddress.ip_address(peer[:_MAX_ENTRY_LENGTH].partition("%")[0])
     except ValueError:
@@ -97,8 +99,10 @@ def _peer_address(peer: str) -> _IPAddress | None:
 
 
 def _forwarded_address(entry: str) -> _IPAddress | None:
-    """The address of one ``X-Forwarded-For`` entry, or None when it is not ``ip``,
-    ``ip:port``, ``[v6]`` or ``[v6]:port`` (a zone id is refused: it is free text)."""
+    """The address of one ``X-Forwarded-For`` entry, or None for an entry of another form.
+
+    The forms are ``ip``, ``ip:port``, ``[v6]`` and ``[v6]:port``; a zone id is refused (it is
+    free text)."""
     if len(entry) > _MAX_ENTRY_LENGTH or "%" in entry:
         return None
     host, port = entry, None
@@ -122,13 +126,15 @@ def _forwarded_address(entry: str) -> _IPAddress | None:
 
 
 class Resource:
-    """Base of every resource: answers a plain ``OPTIONS`` (a CORS preflight never gets
-    here: the middleware answers it first) with JSON, as DRF does, instead of Falcon's
-    empty body."""
+    """Base of every resource: answers a plain ``OPTIONS`` with JSON, as DRF does.
+
+    This replaces Falcon's empty body. A CORS preflight never gets here: the middleware answers
+    it first."""
 
     def on_options(self, req: falcon.Request, resp: falcon.Response, **params: str) -> None:
-        """Describe the allowed methods and the media types (``params``: the path's fields,
-        as ``{session_id}``)."""
+        """Describe the allowed methods and the media types.
+
+        ``params`` are the path's fields, as ``{session_id}``."""
         allowed = sorted(
             name.removeprefix("on_").upper() for name in dir(self) if name.startswith("on_")
         )
@@ -206,8 +212,9 @@ class ThrottledEndpoint(Resource):
         self._cookies = cookies
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Run the call on the request body, naming the client's address (and, for calls
-        that record sessions, its user agent)."""
+        """Run the call on the request body, naming the client's address.
+
+        Calls that record sessions are also given its user agent."""
         data = read_body(req, self._max_body_size)
         address = client_address(req, self._trusted_proxies)
         call = functools.partial(self._call, address=address)
@@ -223,8 +230,9 @@ class ThrottledEndpoint(Resource):
 
 
 class MeResource(Resource):
-    """``GET accounts/me/``: the user of an access token (Bearer header, or the access cookie
-    under a cookie transport)."""
+    """``GET accounts/me/``: the user of an access token.
+
+    The token comes from the Bearer header, or the access cookie under a cookie transport."""
 
     def __init__(self, service: AuthService, auth: RequestAuth) -> None:
         self._service = service
