@@ -2,8 +2,8 @@
 
 Uses the default Argon2id parameters (the real cost of a login, ~20 ms a verification), since
 with cheap hashing the difference we look for would drown in noise or vanish. The machine is
-shared, so the series are interleaved (each pair in alternating order) and compared by their
-medians, which one slow outlier does not move.
+shared, so each case is timed beside a wrong password in the same round and the ratios are
+compared by their medians, which neither one slow outlier nor a slow spell moves.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def relative_difference(a: float, b: float) -> float:
 def test_unknown_user_and_wrong_password_take_the_same_time(
     make_client: Callable[..., Any],
 ) -> None:
-    """Medians of unknown-user, wrong-password and inactive-user logins differ by < 10 %."""
+    """Unknown-user and inactive-user logins take the wrong password's time, within 10 %."""
     client = make_client(
         login_max_failures=1_000_000,
         login_max_failures_per_address=1_000_000,
@@ -72,16 +72,38 @@ def test_unknown_user_and_wrong_password_take_the_same_time(
     }
     for username, password in (case(0) for case in cases.values()):  # warm up every path
         timed_failed_login(client, username, password)
-    times: dict[str, list[float]] = {name: [] for name in cases}
+    # A leak is systematic and shows in every measurement; load from other tests is not, so
+    # one series that looks unequal is measured once more before the test says so.
+    ratios = measure_ratios(client, cases)
+    if not all_alike(ratios):
+        ratios = measure_ratios(client, cases)
+    report = ", ".join(f"{name} {ratio:.3f} of wrong password" for name, ratio in ratios.items())
+    assert all_alike(ratios), report
+
+
+def measure_ratios(
+    client: Any, cases: dict[str, Callable[[int], tuple[str, str]]]
+) -> dict[str, float]:
+    """Each case's median time over the wrong password's, taken in adjacent pairs.
+
+    Every round times each case once, in an order that rotates, and divides by the wrong
+    password's time of that same round: a slow spell of the shared machine slows both halves
+    of a ratio, so it does not move the median.
+    """
+    ratios: dict[str, list[float]] = {name: [] for name in cases}
     order = list(cases)
     for i in range(TRIES):
         order = order[1:] + order[:1]  # each case goes first as often as the others
-        for name in order:
-            times[name].append(timed_failed_login(client, *cases[name](i)))
-    medians = {name: statistics.median(series) for name, series in times.items()}
-    report = ", ".join(f"{name} {median * 1000:.2f} ms" for name, median in medians.items())
-    base = medians["wrong password"]
-    for median in medians.values():
-        assert relative_difference(median, base) < MAX_RELATIVE_DIFFERENCE, report
-    # The hash really is the default, expensive one: the test measures what production does.
-    assert base > 0.002, report
+        took = {name: timed_failed_login(client, *cases[name](i)) for name in order}
+        # The hash really is the default, expensive one: the test measures what production does.
+        assert took["wrong password"] > 0.002, took
+        for name in cases:
+            ratios[name].append(took[name] / took["wrong password"])
+    return {name: statistics.median(series) for name, series in ratios.items()}
+
+
+def all_alike(ratios: dict[str, float]) -> bool:
+    """Whether every median ratio is within ``MAX_RELATIVE_DIFFERENCE`` of 1."""
+    return all(
+        relative_difference(ratio, 1.0) < MAX_RELATIVE_DIFFERENCE for ratio in ratios.values()
+    )
