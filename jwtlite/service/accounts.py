@@ -19,8 +19,10 @@ from typing import Any
 from jwtlite.service.auth import AuthService, Principal
 from jwtlite.service.credentials import validators
 from jwtlite.service.errors import (
+    AccessTokenRejectedError,
     NotFoundError,
     ThrottledError,
+    TokenRevokedError,
     ValidationError,
 )
 from jwtlite.service.fields import Fields
@@ -74,6 +76,8 @@ class AccountService:
             ValidationError: a field is missing, the new password breaks the registration
                 rules (``new_password``), or the old password is wrong (``old_password``).
             ThrottledError: too many attempts for this user from this address.
+            AccessTokenRejectedError: the password changed while the old one was checked
+                (another device, a reset), or the user is gone: either ended this session.
         """
         user = principal.user
         fields = Fields(data)
@@ -100,10 +104,13 @@ class AccountService:
             refresh=record,
             subject=subject,
             address=address_group(address),
+            verified_hash=user.password_hash,
         )
         self._parts.users.forget_user(user.id)
-        if changed is None:  # deleted meanwhile
-            raise NotFoundError("the user is gone")
+        if changed is None:
+            # Deleted, or the password changed (another device, a reset) while this request
+            # checked the old one; that change ended the caller's session too.
+            raise AccessTokenRejectedError(TokenRevokedError(principal.session_id))
         self._parts.events.password_changed(user.id, sessions_ended=changed, session_id=session.id)
         return pair
 
@@ -152,6 +159,8 @@ class AccountService:
         Raises:
             ValidationError: the password is missing or wrong (``password``).
             ThrottledError: too many attempts for this user from this address.
+            AccessTokenRejectedError: the password changed while it was checked, or the
+                user is gone (the caller's session ended with either).
         """
         user = principal.user
         fields = Fields(data)
@@ -162,8 +171,12 @@ class AccountService:
         ):
             pass
         sessions = len(self._store.list_sessions(user.id, now=self._parts.clock()))
-        self._store.delete_user(user.id)
+        deleted = self._store.delete_user(user.id, verified_hash=user.password_hash)
         self._parts.users.forget_user(user.id)
+        if not deleted:
+            # The password changed while this request checked the old one (that change
+            # ended the caller's session), or another request deleted the user first.
+            raise AccessTokenRejectedError(TokenRevokedError(principal.session_id))
         self._parts.events.sessions_ended(user.id, reason="account_deleted", count=sessions)
 
     # -- by username (the command line) -----------------------------------------------------

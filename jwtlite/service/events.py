@@ -177,8 +177,9 @@ class Events:
     ) -> None:
         """A password check was refused.
 
-        ``reason`` is ``unknown_user``, ``bad_password`` or ``inactive_user``; ``user_id`` only
-        when the user exists.
+        ``reason`` is ``unknown_user``, ``bad_password``, ``inactive_user`` or
+        ``stale_password`` (right, but for a hash the user changed while it was checked);
+        ``user_id`` only when the user exists.
 
         A login names no ``action``; the same check inside another request does
         (``password_change``, ``account_deletion``), with the caller's ``session_id``.

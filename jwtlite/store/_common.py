@@ -67,15 +67,23 @@ def apply_password_change(
     refresh: RefreshRecord | None,
     subject: str | None,
     address: str | None,
+    verified_hash: str | None = None,
 ) -> int | None:
     """Inside the caller's transaction: the steps of ``Store.change_password``.
 
     Sets the hash, revokes every session of the user (``end_user_sessions``), forgets the
     login failures of ``subject`` from ``address``, adds the caller's new session and its
     first refresh token; returns the number of sessions revoked, or None for an unknown
-    user (nothing changed). ``sql`` is the backend's statement module.
+    user or one whose hash is no longer ``verified_hash`` (nothing changed). ``sql`` is the
+    backend's statement module.
     """
-    if connection.execute(sql.SET_PASSWORD, (password_hash, user_id)).rowcount != 1:
+    if verified_hash is None:
+        changed = connection.execute(sql.SET_PASSWORD, (password_hash, user_id))
+    else:
+        changed = connection.execute(
+            sql.SET_PASSWORD_IF_VERIFIED, (password_hash, user_id, verified_hash)
+        )
+    if changed.rowcount != 1:
         return None
     count = end_user_sessions(connection, user_id, "revoked")
     if subject is not None and address is not None:

@@ -161,27 +161,35 @@ CREATE_USER = """
 # success (one row per pair), set last_login (and a rehashed password), insert the session and
 # its first token. The DELETE and the INSERT of attempts see one snapshot, so the DELETE never
 # meets the row the INSERT adds.
+# A login, in one statement: the user's row first (active, the hash the password was checked
+# against still current; the row lock orders it against a concurrent password change), and
+# the rest only when that row was written, so a login racing a change, a deactivation or a
+# deletion writes nothing (and breaks no foreign key).
 START_SESSION = """
-    WITH forgotten AS (
+    WITH logged_in AS (
+        UPDATE users SET last_login = %(now)s, password_hash = coalesce(%(hash)s, password_hash)
+        WHERE id = %(user_id)s AND password_hash = %(verified)s AND is_active
+        RETURNING id
+    ), forgotten AS (
         DELETE FROM attempts
         WHERE kind IN (%(attempt)s, %(success)s)
           AND subject = %(subject)s AND address = %(address)s
+          AND EXISTS (SELECT 1 FROM logged_in)
     ), remembered AS (
         INSERT INTO attempts (kind, subject, address, at)
-        VALUES (%(success)s, %(subject)s, %(address)s, %(now)s)
-    ), logged_in AS (
-        UPDATE users SET last_login = %(now)s, password_hash = coalesce(%(hash)s, password_hash)
-        WHERE id = %(user_id)s
+        SELECT %(success)s, %(subject)s, %(address)s, %(now)s FROM logged_in
     ), started AS (
         INSERT INTO sessions
             (id, user_id, created_at, last_used_at, expires_at, user_agent, address, state)
-        VALUES (%(s_id)s, %(s_user)s, %(s_created)s, %(s_used)s, %(s_expires)s, %(s_agent)s,
-                %(s_address)s, %(s_state)s)
+        SELECT %(s_id)s, %(s_user)s, %(s_created)s, %(s_used)s, %(s_expires)s, %(s_agent)s,
+               %(s_address)s, %(s_state)s
+        FROM logged_in
     )
     INSERT INTO refresh_tokens
         (jti, user_id, family, issued_at, expires_at, state, spent_at, successor)
-    VALUES (%(jti)s, %(token_user)s, %(family)s, %(issued_at)s, %(expires_at)s, %(state)s,
-            %(spent_at)s, %(successor)s)
+    SELECT %(jti)s, %(token_user)s, %(family)s, %(issued_at)s, %(expires_at)s, %(state)s,
+           %(spent_at)s, %(successor)s
+    FROM logged_in
 """
 # Taken first by a rotation, so every change that touches a session and its tokens locks the
 # session row before the token rows (rotation, end_session, revoke_family): no deadlock.
@@ -267,8 +275,12 @@ TAKE_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"
 PING = "SELECT 1"
 SET_ACTIVE = "UPDATE users SET is_active = %s WHERE username_key = %s"
 DELETE_USER = "DELETE FROM users WHERE id = %s"
+DELETE_USER_IF_VERIFIED = "DELETE FROM users WHERE id = %s AND password_hash = %s"
 BLACKLIST_TOKEN = "UPDATE refresh_tokens SET state = 'blacklisted' WHERE jti = %s"
 SET_PASSWORD = "UPDATE users SET password_hash = %s WHERE id = %s"
+SET_PASSWORD_IF_VERIFIED = (
+    "UPDATE users SET password_hash = %s WHERE id = %s AND password_hash = %s"
+)
 FORGET_LOGIN_FAILURES = "DELETE FROM attempts WHERE kind = %s AND subject = %s AND address = %s"
 RETURN_ATTEMPT = (
     "DELETE FROM attempts WHERE id = (SELECT id FROM attempts"

@@ -180,8 +180,17 @@ CREATE_USER = (
 )
 SET_ACTIVE = "UPDATE users SET is_active = ? WHERE username_key = ?"
 DELETE_USER = "DELETE FROM users WHERE id = ?"
+DELETE_USER_IF_VERIFIED = "DELETE FROM users WHERE id = ? AND password_hash = ?"
 SET_PASSWORD = "UPDATE users SET password_hash = ? WHERE id = ?"
-SET_LAST_LOGIN = "UPDATE users SET last_login = ? WHERE id = ?"
+# The password change of a caller who proved the password of hash ``verified``: only while
+# that hash is still the user's (a change or reset in between wins).
+SET_PASSWORD_IF_VERIFIED = "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?"
+# A login's: only for an active user whose hash is still the one the password was checked
+# against, so a login racing a password change, a deactivation or a deletion starts nothing.
+LOGGED_IN = (
+    "UPDATE users SET last_login = ?, password_hash = coalesce(?, password_hash)"
+    " WHERE id = ? AND password_hash = ? AND is_active = 1"
+)
 SPEND_TOKEN = (
     "UPDATE refresh_tokens SET state = 'spent', spent_at = ?, successor = ?"
     " WHERE jti = ? AND state = 'active'"

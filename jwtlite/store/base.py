@@ -182,8 +182,11 @@ class Store(Protocol):
     def set_active(self, username_key: str, active: bool) -> bool:
         """Activate or deactivate a user; False when there is no such user."""
 
-    def delete_user(self, user_id: int) -> bool:
-        """Delete a user with their sessions and refresh tokens; False when there was none."""
+    def delete_user(self, user_id: int, *, verified_hash: str | None = None) -> bool:
+        """Delete a user with their sessions and refresh tokens; False when there was none.
+
+        With ``verified_hash``, only while that is still the user's password hash (the
+        caller proved the password against it): False, nothing deleted, after a change."""
 
     def change_password(
         self,
@@ -194,16 +197,19 @@ class Store(Protocol):
         refresh: RefreshRecord | None = None,
         subject: str | None = None,
         address: str | None = None,
+        verified_hash: str | None = None,
     ) -> int | None:
         """Set a user's password hash and end every session of theirs, atomically.
 
-        In one transaction: set ``password_hash``; move every ``active`` or ``ended``
-        session of the user to ``revoked`` and blacklist every refresh token of the user that
-        is not blacklisted yet; then, when given, insert ``session`` and its first refresh
-        token ``refresh`` (the caller's new session, which the change must not end) and
-        delete the ``login`` attempts of ``subject`` from ``address`` (as a successful login
-        does). Returns the number of sessions revoked, or None (nothing changed) when there
-        is no such user.
+        In one transaction: set ``password_hash`` (when ``verified_hash`` is given, only if
+        that is still the user's hash: the caller proved the old password against it); move
+        every ``active`` or ``ended`` session of the user to ``revoked`` and blacklist every
+        refresh token of the user that is not blacklisted yet; then, when given, insert
+        ``session`` and its first refresh token ``refresh`` (the caller's new session, which
+        the change must not end) and delete the ``login`` attempts of ``subject`` from
+        ``address`` (as a successful login does). Returns the number of sessions revoked, or
+        None (nothing changed) when there is no such user or its hash is no longer
+        ``verified_hash``.
         """
 
     # -- refresh tokens ---------------------------------------------------------------------
@@ -227,19 +233,25 @@ class Store(Protocol):
         self,
         user_id: int,
         *,
+        verified_hash: str,
         subject: str,
         address: str,
         now: float,
         refresh: RefreshRecord,
         session: Session,
         password_hash: str | None = None,
-    ) -> None:
-        """Record a successful login atomically.
+    ) -> bool:
+        """Record a successful login atomically, if the user still admits it.
 
-        Forget this subject's login attempts from ``address`` (the throttle's bucket) and
-        remember the success (:data:`LOGIN_SUCCESS`, one row per pair), set ``last_login``
-        (and a rehashed password when given), insert ``session`` and its first refresh token
-        ``refresh``."""
+        Only while the user exists, is active and still has the password hash
+        ``verified_hash`` (the one the password was checked against), decided in the same
+        transaction as the writes: forget this subject's login attempts from ``address``
+        (the throttle's bucket) and remember the success (:data:`LOGIN_SUCCESS`, one row per
+        pair), set ``last_login`` (and a rehashed password when given), insert ``session``
+        and its first refresh token ``refresh``. Returns False, having written nothing, when
+        the user was deleted, deactivated or given another password meanwhile: a login
+        racing a password change must not outlive it.
+        """
 
     def rotate_refresh_token(
         self,

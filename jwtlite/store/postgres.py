@@ -174,8 +174,10 @@ class PostgresStore:
         return self._db.rowcount(sql.SET_ACTIVE, (active, username_key)) == 1
 
     @_translating_errors
-    def delete_user(self, user_id: int) -> bool:
-        return self._db.rowcount(sql.DELETE_USER, (user_id,)) == 1
+    def delete_user(self, user_id: int, *, verified_hash: str | None = None) -> bool:
+        if verified_hash is None:
+            return self._db.rowcount(sql.DELETE_USER, (user_id,)) == 1
+        return self._db.rowcount(sql.DELETE_USER_IF_VERIFIED, (user_id, verified_hash)) == 1
 
     # -- refresh tokens ---------------------------------------------------------------------
 
@@ -207,19 +209,21 @@ class PostgresStore:
         self,
         user_id: int,
         *,
+        verified_hash: str,
         subject: str,
         address: str,
         now: float,
         refresh: RefreshRecord,
         session: Session,
         password_hash: str | None = None,
-    ) -> None:
+    ) -> bool:
         """Record a successful login in one statement (so one transaction, one commit).
 
-        Forgets the login attempts of this subject from ``address`` (the throttle's bucket)
-        and remembers the success (one :data:`LOGIN_SUCCESS` row per pair), sets
-        ``last_login`` (and a rehashed password when given), inserts ``session`` and its
-        first refresh token.
+        The user's row is checked and written first (active, hash still ``verified_hash``;
+        ``last_login`` and a rehashed password when given); only then are this subject's
+        attempts from ``address`` forgotten, the success remembered (one
+        :data:`LOGIN_SUCCESS` row per pair), ``session`` and its first refresh token
+        inserted.
         """
         params = {
             "attempt": LOGIN_ATTEMPT,
@@ -228,11 +232,12 @@ class PostgresStore:
             "address": address,
             "now": now,
             "hash": password_hash,
+            "verified": verified_hash,
             "user_id": user_id,
             **_session_params(session),
             **_token_params(refresh),
         }
-        self._db.rowcount(sql.START_SESSION, params)
+        return self._db.rowcount(sql.START_SESSION, params) == 1
 
     @_translating_errors
     def rotate_refresh_token(
@@ -343,6 +348,7 @@ class PostgresStore:
         refresh: RefreshRecord | None = None,
         subject: str | None = None,
         address: str | None = None,
+        verified_hash: str | None = None,
     ) -> int | None:
         with self._db.transaction() as connection:
             return apply_password_change(
@@ -355,6 +361,7 @@ class PostgresStore:
                 refresh=refresh,
                 subject=subject,
                 address=address,
+                verified_hash=verified_hash,
             )
 
     @_translating_errors

@@ -171,8 +171,13 @@ class SQLiteStore:
         return cursor.rowcount == 1
 
     @_translating_errors
-    def delete_user(self, user_id: int) -> bool:
-        cursor = self._connection().execute(sql.DELETE_USER, (user_id,))
+    def delete_user(self, user_id: int, *, verified_hash: str | None = None) -> bool:
+        if verified_hash is None:
+            cursor = self._connection().execute(sql.DELETE_USER, (user_id,))
+        else:
+            cursor = self._connection().execute(
+                sql.DELETE_USER_IF_VERIFIED, (user_id, verified_hash)
+            )
         return cursor.rowcount == 1
 
     # -- refresh tokens ---------------------------------------------------------------------
@@ -194,21 +199,28 @@ class SQLiteStore:
         self,
         user_id: int,
         *,
+        verified_hash: str,
         subject: str,
         address: str,
         now: float,
         refresh: RefreshRecord,
         session: Session,
         password_hash: str | None = None,
-    ) -> None:
+    ) -> bool:
         """Record a successful login in one transaction, so one disk sync.
 
-        Forgets the login attempts of this subject from ``address`` (the throttle's bucket)
-        and remembers the success (one :data:`LOGIN_SUCCESS` row per pair), sets
-        ``last_login`` (and a rehashed password when given), inserts ``session`` and its
-        first refresh token.
+        The user's row is checked and written first (active, hash still ``verified_hash``;
+        ``last_login`` and a rehashed password when given); only then are this subject's
+        attempts from ``address`` forgotten, the success remembered (one
+        :data:`LOGIN_SUCCESS` row per pair), ``session`` and its first refresh token
+        inserted.
         """
         with immediate(self._connection()) as connection:
+            logged_in = connection.execute(
+                sql.LOGGED_IN, (now, password_hash, user_id, verified_hash)
+            )
+            if logged_in.rowcount != 1:
+                return False  # nothing written: the transaction commits empty
             connection.execute(
                 sql.FORGET_LOGINS,
                 (LOGIN_ATTEMPT, LOGIN_SUCCESS, subject, address),
@@ -217,11 +229,9 @@ class SQLiteStore:
                 sql.ADD_ATTEMPT,
                 (LOGIN_SUCCESS, subject, address, now),
             )
-            if password_hash is not None:
-                connection.execute(sql.SET_PASSWORD, (password_hash, user_id))
-            connection.execute(sql.SET_LAST_LOGIN, (now, user_id))
             connection.execute(sql.SESSION_INSERT, astuple(session))
             connection.execute(sql.TOKEN_INSERT, astuple(refresh))
+        return True
 
     @_translating_errors
     def get_refresh_token_and_user(
@@ -363,6 +373,7 @@ class SQLiteStore:
         refresh: RefreshRecord | None = None,
         subject: str | None = None,
         address: str | None = None,
+        verified_hash: str | None = None,
     ) -> int | None:
         with immediate(self._connection()) as connection:
             return apply_password_change(
@@ -375,6 +386,7 @@ class SQLiteStore:
                 refresh=refresh,
                 subject=subject,
                 address=address,
+                verified_hash=verified_hash,
             )
 
     @_translating_errors

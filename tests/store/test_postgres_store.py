@@ -304,6 +304,7 @@ PLANS: dict[str, tuple[str, tuple[Any, ...] | dict[str, Any]]] = {
             "address": "10.0.1.1",
             "now": NOW,
             "hash": None,
+            "verified": "h8",
             "user_id": 8,
             "s_id": "n" * 16,
             "s_user": 8,

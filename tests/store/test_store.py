@@ -260,8 +260,9 @@ def test_processes_register_one_name(store: Store, database: str, db_rows: Rows)
 def test_start_session_update_hash_and_activation(store: Store) -> None:
     user = _add_user(store)
     _attempt(store, "alice", "1.2.3.4", NOW)
-    store.start_session(
+    assert store.start_session(
         user.id,
+        verified_hash=user.password_hash,
         subject="alice",
         address="1.2.3.4",
         now=NOW + 5,
@@ -278,6 +279,54 @@ def test_start_session_update_hash_and_activation(store: Store) -> None:
     assert (reread.last_login, reread.password_hash, reread.is_active) == (NOW + 5, "$new", False)
     assert store.set_active("alice", True) is True
     assert store.get_user(user.id) == User(user.id, "alice", "", "$new", True, NOW, NOW + 5)
+
+
+@pytest.mark.parametrize("change", ["password", "deactivated", "deleted"])
+def test_a_login_checked_against_a_hash_gone_since_starts_nothing(
+    store: Store, db_rows: Rows, change: str
+) -> None:
+    """The login's password was right for hash "h"; meanwhile the user changed: no session."""
+    user = _add_user(store)
+    _attempt(store, "alice", "1.2.3.4", NOW)
+    if change == "password":
+        assert store.change_password(user.id, password_hash="$other") == 0
+    elif change == "deactivated":
+        assert store.set_active("alice", False)
+    else:
+        assert store.delete_user(user.id)
+    started = store.start_session(
+        user.id,
+        verified_hash="h",
+        subject="alice",
+        address="1.2.3.4",
+        now=NOW + 5,
+        refresh=_token(user, "j1"),
+        session=_session(user, "f1"),
+        password_hash="$rehashed",
+    )
+    assert started is False
+    assert store.get_refresh_token("j1") is None
+    assert db_rows("SELECT count(*) FROM sessions") == [(0,)]
+    # Nothing else was written either: the failure stays counted, no success remembered.
+    assert db_rows("SELECT kind FROM attempts") == [("login",)]
+    reread = store.get_user(user.id)
+    if reread is not None:
+        assert (reread.password_hash, reread.last_login) != ("$rehashed", NOW + 5)
+        assert reread.last_login is None
+
+
+def test_a_change_or_deletion_proved_against_a_hash_gone_since_does_nothing(
+    store: Store,
+) -> None:
+    user = _add_user(store)
+    assert store.change_password(user.id, password_hash="$b", verified_hash="h") == 0
+    # Two changes that both proved the password of "h": the second finds "$b" and stops.
+    assert store.change_password(user.id, password_hash="$c", verified_hash="h") is None
+    assert store.delete_user(user.id, verified_hash="h") is False
+    reread = store.get_user(user.id)
+    assert reread is not None
+    assert reread.password_hash == "$b"
+    assert store.delete_user(user.id, verified_hash="$b") is True
 
 
 def test_delete_user_cascades_to_tokens(store: Store) -> None:
@@ -506,8 +555,9 @@ def test_a_login_forgets_only_its_own_pair(store: Store, db_rows: Rows) -> None:
     user = _add_user(store)
     for subject, address in [("alice", "a"), ("alice", "a"), ("alice", "b"), ("bob", "a")]:
         _attempt(store, subject, address, NOW)
-    store.start_session(
+    assert store.start_session(
         user.id,
+        verified_hash=user.password_hash,
         subject="alice",
         address="a",
         now=NOW,
@@ -524,8 +574,9 @@ def test_a_pair_with_a_recent_success_skips_only_the_per_subject_bucket(store: S
     to ``per_subject`` (strangers cannot lock the owner out of a place they used), but still
     to ``per_pair`` and ``per_address``; an older success, or none, trusts nothing."""
     user = _add_user(store)
-    store.start_session(
+    assert store.start_session(
         user.id,
+        verified_hash=user.password_hash,
         subject="alice",
         address="home",
         now=NOW,

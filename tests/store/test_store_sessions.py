@@ -58,8 +58,9 @@ def _record(user: User, sid: str, suffix: str, *, expires: int = LATER) -> Refre
 
 def _login(store: Store, user: User, sid: str, **kwargs: object) -> RefreshRecord:
     record = _record(user, sid, "0" * 16)
-    store.start_session(
+    assert store.start_session(
         user.id,
+        verified_hash=user.password_hash,
         subject="s",
         address="a",
         now=NOW,

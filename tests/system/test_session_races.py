@@ -5,12 +5,16 @@
 * Two concurrent "log out everywhere": both 200, every session revoked, no 5xx.
 * A grace-period replay racing the legitimate refresh of one rotating token: both get the
   same successor; nothing is revoked.
+* Logins with the old password racing a password change (made on another instance): none
+  outlives the change. Logins racing an account deletion: 401, never a 503 or an error log.
 
 Every test runs on SQLite and on PostgreSQL (``both_backends``).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -78,6 +82,107 @@ def test_password_change_during_refreshes(
     )
     assert live == 1  # the changer's new session only
     assert active_tokens == 0  # no refresh slipped a live token into a revoked session
+
+
+def _login_until(url: str, stop: threading.Event, linger: float) -> Callable[[int], list[Any]]:
+    """A worker that logs in with ``CREDENTIALS`` until ``linger`` s after ``stop``.
+
+    Returns the replies' statuses and the refresh tokens of the 200s."""
+
+    def work(index: int) -> list[Any]:
+        client = Client(url, source=f"127.0.3.{index + 1}").connect()
+        found: list[Any] = []
+        stopped_at: float | None = None
+        try:
+            while stopped_at is None or time.monotonic() < stopped_at + linger:
+                reply = client.post("/accounts/token/", CREDENTIALS)
+                found.append(reply.json()["refresh"] if reply.status == 200 else reply.status)
+                if stopped_at is None and stop.is_set():
+                    stopped_at = time.monotonic()
+        finally:
+            client.close()
+        return found
+
+    return work
+
+
+def test_logins_racing_a_password_change_do_not_outlive_it(
+    serve: Callable[..., ServerProcess], db_rows: Rows
+) -> None:
+    """16 clients log in with the old password on B while A changes it: every refresh token
+    they got is dead afterwards (the third outside attack kept 4-10 alive)."""
+    changer_side, login_side = serve(), serve()  # two processes on one database
+    assert http("POST", changer_side.url + "/accounts/register/", CREDENTIALS).status == 201
+    changer = _login(changer_side.url)
+    changed = threading.Event()
+    work = _login_until(login_side.url, changed, linger=0.3)
+
+    def race(index: int) -> list[Any]:
+        if index > 0:
+            return work(index - 1)
+        time.sleep(0.5)  # the logins are flowing
+        reply = http(
+            "POST",
+            changer_side.url + "/accounts/password/",
+            {"old_password": PASSWORD, "new_password": NEW_PASSWORD},
+            headers={"Authorization": f"Bearer {changer['access']}"},
+        )
+        changed.set()
+        return [reply.status]
+
+    results = run_threads(17, race, timeout=60)
+    assert results[0] == [200]
+    outcomes = [item for result in results[1:] for item in result]
+    refresh_tokens = [item for item in outcomes if isinstance(item, str)]
+    # After the change the old password is a wrong one, soon throttled.
+    assert {item for item in outcomes if not isinstance(item, str)} <= {401, 429}, outcomes
+    assert len(refresh_tokens) >= 16  # logins were in flight around the change
+    survivors = [
+        token
+        for token in refresh_tokens
+        if http("POST", login_side.url + "/accounts/token/refresh/", {"refresh": token}).status
+        != 401
+    ]
+    assert survivors == []
+    [(live,)] = db_rows("SELECT count(*) FROM sessions WHERE state = 'active'")
+    assert live == 1  # the changer's new session only
+
+
+def test_logins_racing_an_account_deletion_are_refused_plainly(
+    serve: Callable[..., ServerProcess],
+) -> None:
+    """A harmless race is a 401, not a 503 and a "store unavailable" in the log."""
+    deleter_side = serve(JWTLITE_ALLOW_ACCOUNT_DELETION="true")
+    login_side = serve(JWTLITE_METRICS="true")
+    assert http("POST", deleter_side.url + "/accounts/register/", CREDENTIALS).status == 201
+    deleter = _login(deleter_side.url)
+    deleted = threading.Event()
+    work = _login_until(login_side.url, deleted, linger=0.3)
+
+    def race(index: int) -> list[Any]:
+        if index > 0:
+            return work(index - 1)
+        time.sleep(0.5)
+        reply = http(
+            "DELETE",
+            deleter_side.url + "/accounts/me/",
+            {"password": PASSWORD},
+            headers={"Authorization": f"Bearer {deleter['access']}"},
+        )
+        deleted.set()
+        return [reply.status]
+
+    results = run_threads(9, race, timeout=60)
+    assert results[0] == [204]
+    outcomes = [item for result in results[1:] for item in result]
+    assert {item for item in outcomes if not isinstance(item, str)} <= {401, 429}, outcomes
+    metrics = http("GET", login_side.url + "/metrics").body.decode()
+    assert "store unavailable" not in login_side.stderr()
+    assert not [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("jwtlite_store_errors_total") and not line.endswith(" 0.0")
+    ], metrics
 
 
 def test_two_concurrent_logout_alls(serve: Callable[..., ServerProcess], db_rows: Rows) -> None:

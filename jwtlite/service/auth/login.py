@@ -125,7 +125,8 @@ class LoginRules:
             BusyError: no hashing slot came free in time, or this address holds its share
                 (the attempt is not counted).
             ThrottledError: too many recent failures for this username or address.
-            AuthenticationError: the credentials do not name an active user.
+            AuthenticationError: the credentials do not name an active user, or the user's
+                password changed (or the user went) while they were checked.
         """
         fields = Fields(data)
         # Trimmed as DRF's CharField does, so a whitespace-only username is a blank field
@@ -151,8 +152,9 @@ class LoginRules:
         pair, session, record = self._parts.new_session_tokens(
             user, now, address=address, user_agent=user_agent
         )
-        self._parts.store.start_session(
+        started = self._parts.store.start_session(
             user.id,
+            verified_hash=user.password_hash,
             subject=subject,
             address=address_group(address),
             now=now,
@@ -160,6 +162,11 @@ class LoginRules:
             session=session,
             password_hash=rehashed,
         )
+        if not started:
+            # The password was changed (or the user deactivated or deleted) while this login
+            # checked it: the old password opens nothing once the change is made.
+            self._parts.events.login_failed(user.id, "stale_password")
+            raise AuthenticationError("No active account found with the given credentials")
         self._parts.events.login_succeeded(user.id, session.id)
         self._housekeeping.now_and_then(now)
         return pair
