@@ -173,21 +173,15 @@ class SQLiteStore:
     @_translating_errors
     def delete_user(self, user_id: int, *, verified_hash: str | None = None) -> bool:
         if verified_hash is None:
-            cursor = self._connection().execute(sql.DELETE_USER, (user_id,))
-        else:
-            cursor = self._connection().execute(
-                sql.DELETE_USER_IF_VERIFIED, (user_id, verified_hash)
-            )
-        return cursor.rowcount == 1
+            return self._connection().execute(sql.DELETE_USER, (user_id,)).rowcount == 1
+        guarded = (user_id, verified_hash)
+        return self._connection().execute(sql.DELETE_USER_IF_VERIFIED, guarded).rowcount == 1
 
     # -- refresh tokens ---------------------------------------------------------------------
 
     @_translating_errors
     def add_refresh_token(self, record: RefreshRecord) -> None:
-        self._connection().execute(
-            sql.TOKEN_INSERT,
-            astuple(record),
-        )
+        self._connection().execute(sql.TOKEN_INSERT, astuple(record))
 
     @_translating_errors
     def get_refresh_token(self, jti: str) -> RefreshRecord | None:
@@ -207,14 +201,7 @@ class SQLiteStore:
         session: Session,
         password_hash: str | None = None,
     ) -> bool:
-        """Record a successful login in one transaction, so one disk sync.
-
-        The user's row is checked and written first (active, hash still ``verified_hash``;
-        ``last_login`` and a rehashed password when given); only then are this subject's
-        attempts from ``address`` forgotten, the success remembered (one
-        :data:`LOGIN_SUCCESS` row per pair), ``session`` and its first refresh token
-        inserted.
-        """
+        """One transaction (one disk sync): the user's row first, the rest only if it admits it."""
         with immediate(self._connection()) as connection:
             logged_in = connection.execute(
                 sql.LOGGED_IN, (now, password_hash, user_id, verified_hash)
