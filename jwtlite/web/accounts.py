@@ -10,7 +10,8 @@ of the simplejwt contract.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import Any
 
 import falcon
 
@@ -43,7 +44,10 @@ class _AccountResource(Resource):
 
 
 class PasswordResource(_AccountResource):
-    """``POST accounts/password/``: change the password; answers a fresh token pair."""
+    """``POST accounts/password/``: change the password; answers a fresh token pair.
+
+    Under a cookie transport the pair is set as cookies, as a login's (the body then holds
+    the expiries and CSRF values, and the tokens only under ``both``)."""
 
     def __init__(
         self,
@@ -57,14 +61,23 @@ class PasswordResource(_AccountResource):
         super().__init__(service, auth, accounts)
         self._trusted_proxies = frozenset(trusted_proxies)
         self._max_body_size = max_body_size
+        # The new pair travels as a login's does: cookies under a cookie transport (given
+        # only to a trusted origin), so no script on the page sees the refresh token.
+        self._cookies = auth.exchange(issues_tokens=True)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Check the old password, set the new one, end every other session."""
         principal = self._principal(req)
         data = read_body(req, self._max_body_size)
         address = client_address(req, self._trusted_proxies)
-        resp.media = self._accounts.change_password(
-            principal, data, address=address, user_agent=req.user_agent
+
+        def change(fields: Mapping[str, Any]) -> dict[str, Any]:
+            return self._accounts.change_password(
+                principal, fields, address=address, user_agent=req.user_agent
+            )
+
+        resp.media = (
+            change(data) if self._cookies is None else self._cookies.run(req, resp, data, change)
         )
         resp.cache_control = [NO_STORE]
 

@@ -261,6 +261,68 @@ def test_both_mode_body_has_tokens_and_cookies_too(make: Callable[..., Any]) -> 
     assert set(by_body.json) == {"access", "access_expires_at", "csrf_access_token"}
 
 
+# -- every answer that issues tokens: the password change too ---------------------------------
+
+PASSWORD_CHANGE = "/accounts/password/"
+NEW_PASSWORD = "another-staple-horse-9"
+
+
+@pytest.mark.parametrize("mode", ["cookie", "both"])
+def test_a_password_change_sets_the_new_sessions_cookies(
+    make: Callable[..., Any], mode: str
+) -> None:
+    """The third outside attack: the change answered raw tokens and set no cookie, so a script
+    saw a fresh refresh token and the browser was left holding the revoked session."""
+    browser = Browser(make(token_transport=mode))
+    browser.login()
+    old_refresh = browser.value("refresh")
+    response = browser.post(
+        PASSWORD_CHANGE,
+        {"old_password": PASSWORD, "new_password": NEW_PASSWORD},
+        **browser.csrf("access"),
+    )
+    assert response.status_int == 200, response.json
+    tokens = ["refresh", "access"] if mode == "both" else []
+    assert list(response.json) == [
+        *tokens,
+        "refresh_expires_at",
+        "csrf_refresh_token",
+        "access_expires_at",
+        "csrf_access_token",
+    ]
+    assert (JWT.search(response.text) is None) is (mode == "cookie")
+    assert response.headers["Cache-Control"] == "no-store"
+    assert set(set_cookies(response)) == {
+        ACCESS_COOKIE,
+        REFRESH_COOKIE,
+        CSRF_ACCESS_COOKIE,
+        CSRF_REFRESH_COOKIE,
+    }
+    assert browser.value("refresh") != old_refresh
+    assert _state(browser.client, old_refresh) == "blacklisted"
+    # The device that changed the password stays in, by its cookies alone.
+    assert browser.get(ME).json["username"] == "alice"
+    assert browser.post(REFRESH, **browser.csrf("refresh")).status_int == 200
+
+
+def test_a_password_change_from_an_untrusted_origin_changes_nothing(
+    make: Callable[..., Any],
+) -> None:
+    """It would answer cookies, so the login's origin rule applies, before anything changes."""
+    browser = Browser(make(token_transport="cookie"))
+    browser.login()
+    response = browser.post(
+        PASSWORD_CHANGE,
+        {"old_password": PASSWORD, "new_password": NEW_PASSWORD},
+        Origin="https://evil.example",
+        **browser.csrf("access"),
+    )
+    assert response.status_int == 403
+    assert set_cookies(response) == {}
+    assert browser.get(ME).status_int == 200  # the session was not ended
+    assert browser.login().status_int == 200  # the old password still works
+
+
 # -- the body transport: no cookie set, none read ---------------------------------------------
 
 
