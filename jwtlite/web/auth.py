@@ -113,15 +113,15 @@ class RequestAuth:
         except NotAuthenticatedError as exc:
             if self._cookies is None or exc.code is not None:
                 raise
-            token = self._cookies.read(req, ACCESS)
-            if token is None:
+            tokens = self._cookies.read(req, ACCESS)
+            if not tokens:
                 raise
-        if req.method not in SAFE_METHODS:
+            if req.method in SAFE_METHODS:
+                return tokens[0]
             try:
-                self._service.check_csrf(token, req.get_header(CSRF_HEADER))
+                return self._bound(req, tokens)
             except JWTError as exc:
                 raise AccessTokenRejectedError(exc) from exc
-        return token
 
     def refresh_cookie(self, req: falcon.Request) -> str | None:
         """The token of the refresh cookie, CSRF-checked, or None when there is none.
@@ -134,10 +134,33 @@ class RequestAuth:
         """
         if self._cookies is None:
             return None
-        token = self._cookies.read(req, REFRESH)
-        if token is not None:
-            self._service.check_csrf(token, req.get_header(CSRF_HEADER))
-        return token
+        tokens = self._cookies.read(req, REFRESH)
+        return self._bound(req, tokens) if tokens else None
+
+    def _bound(self, req: falcon.Request, tokens: list[str]) -> str:
+        """Of a cookie's ``tokens``, the one the request's ``X-CSRF-TOKEN`` belongs to.
+
+        One token is simply checked. Several mean a planted cookie of the same name (cookie
+        tossing: it is sent first): the one the CSRF value binds is the user's, so a planted
+        cookie can neither lock the user out nor stand in for theirs. With none bound, the
+        first one's refusal is raised, as for a single cookie.
+
+        Raises:
+            CSRFError: no token has this CSRF value (or it is missing).
+            JWTError: the first token is invalid or expired, and no other one is bound.
+        """
+        presented = req.get_header(CSRF_HEADER)
+        try:
+            self._service.check_csrf(tokens[0], presented)
+        except (CSRFError, JWTError) as first:
+            for token in tokens[1:]:
+                try:
+                    self._service.check_csrf(token, presented)
+                except (CSRFError, JWTError):
+                    continue
+                return token
+            raise first  # the first cookie's refusal, not the last one's
+        return tokens[0]
 
     def check_origin(self, req: falcon.Request) -> None:
         """Refuse to answer with token cookies a request a page of another origin made.
@@ -186,7 +209,7 @@ class RequestAuth:
 
         A logout of some other token leaves this browser's session alone."""
         cookies = self._cookies
-        if cookies is not None and token is not None and token == cookies.read(req, REFRESH):
+        if cookies is not None and token is not None and token in cookies.read(req, REFRESH):
             self.clear(req, resp)
 
     def clear(self, req: falcon.Request, resp: falcon.Response) -> None:

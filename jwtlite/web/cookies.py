@@ -79,6 +79,10 @@ def cookie_names(*, secure: bool, domain: str | None) -> CookieNames:
     )
 
 
+#: The most cookies of one name a request is searched for the one its CSRF value binds.
+MAX_SAME_NAME = 4
+
+
 class TokenCookies:
     """Reads, writes and clears the token cookies of one configuration.
 
@@ -112,14 +116,16 @@ class TokenCookies:
             domain=settings.cookie_domain,
         )
 
-    def read(self, req: falcon.Request, token_type: str) -> str | None:
-        """The token in the request's ``access`` or ``refresh`` cookie, or None.
+    def read(self, req: falcon.Request, token_type: str) -> list[str]:
+        """The tokens in the request's ``access`` or ``refresh`` cookies, in the browser's order.
 
-        Should the cookie come more than once, the first wins (the one with the longest path,
-        as browsers order them); the prefixes keep other hosts from planting a second one.
+        Usually one. More when a sibling host planted a cookie of the same name (``Domain=``
+        the parent, a longer ``Path``, so sent first: "cookie tossing"); the caller picks the
+        one the request's CSRF value belongs to. At most :data:`MAX_SAME_NAME` are returned,
+        so a crafted header cannot make a request check hundreds; empty values are dropped.
         """
-        values = req.get_cookie_values(self._token_name[token_type])
-        return values[0] if values and values[0] else None
+        values = req.get_cookie_values(self._token_name[token_type]) or []
+        return [value for value in values if value][:MAX_SAME_NAME]
 
     def set(self, req: falcon.Request, resp: falcon.Response, issued: IssuedToken) -> None:
         """Add the ``Set-Cookie`` lines of a token and of its CSRF value.

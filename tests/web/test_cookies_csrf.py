@@ -305,6 +305,71 @@ def test_body_transport_keeps_todays_answer_for_any_origin(make_client: Callable
     assert set(response.json) == {"refresh", "access"}
 
 
+# -- cookie tossing: a sibling host plants a second cookie of the same name -------------------
+
+
+def _tossed(browser: Browser, kind: str, planted: str) -> dict[str, str]:
+    """A ``Cookie`` header with ``planted`` first under the name of the ``kind`` cookie (as a
+    browser orders a parent-domain cookie with a longer path), then the user's own."""
+    name = browser.names[kind]
+    others = [f"{key}={value}" for key, value in browser.jar.items() if key != name]
+    return {"Cookie": "; ".join([f"{name}={planted}", f"{name}={browser.jar[name]}", *others])}
+
+
+@pytest.mark.parametrize("planted", ["attacker", "garbage"])
+def test_a_tossed_refresh_cookie_does_not_lock_the_user_out(
+    make: Callable[..., Browser], planted: str
+) -> None:
+    """The third outside attack: the server read the first value only, so the user's refresh
+    got 403 until the planted cookie expired."""
+    attacker = make()
+    register(attacker.client, "mallory")
+    assert attacker.login("mallory").status_int == 200
+    user = make()
+    assert user.login().status_int == 200
+    own = user.value("refresh")
+    value = attacker.value("refresh") if planted == "attacker" else "eyJhbGciOi.x.y"
+    response = user.client.post_json(
+        REFRESH, {}, headers={**_tossed(user, "refresh", value), **user.csrf("refresh")}
+    )
+    assert response.status_int == 200, response.json
+    user.keep(response)
+    # The user's own session rotated, not the planted one.
+    assert claims(user.value("access"))["user_id"] == claims(own)["user_id"]
+    assert user.value("refresh") != own
+    if planted == "attacker":
+        assert attacker.post(REFRESH, **attacker.csrf("refresh")).status_int == 200
+
+
+def test_a_tossed_access_cookie_does_not_stand_in_for_the_users(
+    make: Callable[..., Browser],
+) -> None:
+    attacker = make()
+    register(attacker.client, "mallory")
+    assert attacker.login("mallory").status_int == 200
+    user = make()
+    assert user.login().status_int == 200
+    headers = {**_tossed(user, "access", attacker.value("access")), **user.csrf("access")}
+    response = user.client.post_json("/accounts/logout-all/", {}, headers=headers)
+    assert response.status_int == 200, response.json
+    # The user's sessions ended; the attacker's, whose cookie came first, did not.
+    assert attacker.get(ME).status_int == 200
+    assert user.get(ME).status_int == 401
+
+
+def test_tossed_cookies_without_a_matching_csrf_value_are_refused_as_one(
+    browser: Browser,
+) -> None:
+    headers = {**_tossed(browser, "refresh", "eyJhbGciOi.x.y"), "X-CSRF-TOKEN": "x" * 43}
+    response = browser.client.post_json(REFRESH, {}, headers=headers, expect_errors=True)
+    assert response.status_int == 401  # the first cookie's refusal: not a token
+    many = {"Cookie": "; ".join([f"{browser.names['refresh']}=junk{i}" for i in range(300)])}
+    response = browser.client.post_json(
+        REFRESH, {}, headers={**many, **browser.csrf("refresh")}, expect_errors=True
+    )
+    assert response.status_int == 401
+
+
 def test_both_transport_checks_the_origin_too(make: Callable[..., Browser]) -> None:
     browser = make(token_transport="both")
     assert_forbidden(browser.login(Origin=EVIL), origin_refused(EVIL))
