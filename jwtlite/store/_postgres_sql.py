@@ -130,6 +130,8 @@ USER_BY_KEY = f"SELECT {USER_COLUMNS} FROM users WHERE username_key = %s"  # noq
 USERNAME_TAKEN = "SELECT 1 FROM users WHERE username_key = %s OR username_skeleton = %s LIMIT 1"
 TOKEN_COLUMNS = "jti, user_id, family, issued_at, expires_at, state, spent_at, successor"
 TOKEN_BY_JTI = f"SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE jti = %s"  # noqa: S608
+# Whether a rotation whose COMMIT went unanswered landed: its old token names its successor.
+ROTATION_LANDED = "SELECT 1 FROM refresh_tokens WHERE jti = %s AND successor = %s"
 SESSION_COLUMNS = "id, user_id, created_at, last_used_at, expires_at, user_agent, address, state"
 # One indexed read: the token by its primary key, its user and its session by theirs.
 TOKEN_USER_SESSION_BY_JTI = (

@@ -257,6 +257,12 @@ class PostgresStore:
         One short transaction, pipelined (one round trip): lock the session row, then one
         statement that spends, inserts and notes the use only when the old token was active.
 
+        When the connection breaks before the answer arrives (a lost ``COMMIT``
+        acknowledgement: the rotation may have committed), a fresh connection asks whether
+        it did, and True is returned if so; the client then gets the successor it would have
+        got, instead of a 503 that would make its retry look like reuse. If the question
+        cannot be asked either, the error stands.
+
         Returns:
             True when the old token was active (it is now spent and ``new`` is stored);
             False, with nothing changed, when it was missing, spent or blacklisted. Of any
@@ -270,11 +276,21 @@ class PostgresStore:
             "address": address,
             **_token_params(new),
         }
-        with self._db.connection() as connection:
-            with connection.pipeline(), connection.transaction():
-                connection.execute(sql.LOCK_SESSION, (new.family,))
-                rotated = connection.execute(sql.ROTATE, params)
-            return rotated.fetchone() is not None
+        used: list[psycopg.Connection[Any]] = []
+        try:
+            with self._db.connection() as connection:
+                used.append(connection)
+                with connection.pipeline(), connection.transaction():
+                    connection.execute(sql.LOCK_SESSION, (new.family,))
+                    rotated = connection.execute(sql.ROTATE, params)
+                return rotated.fetchone() is not None
+        except psycopg.OperationalError:
+            if not used or not used[0].broken:
+                raise  # no statement was sent, or the server answered: nothing uncertain
+            # Raises (a 503, as before) when the server cannot be asked.
+            if self._db.read(sql.ROTATION_LANDED, (old_jti, new.jti)) is None:
+                raise
+            return True
 
     @_translating_errors
     def revoke_family(self, family: str) -> int:

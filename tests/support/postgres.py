@@ -20,6 +20,7 @@ import select
 import socket
 import struct
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,9 @@ class Proxy:
 
     ``stop()`` drops every relayed connection and stops listening (a stopped or crashed
     server, as the clients see it: reset connections, refused connects); ``start()``
-    listens again on the same port. The real server is never touched.
+    listens again on the same port. ``lose_answer_to(marker)`` makes the next client message
+    holding ``marker`` reach the server and then resets that connection before any answer
+    comes back (a lost ``COMMIT`` acknowledgement). The real server is never touched.
     """
 
     def __init__(self, target: str) -> None:
@@ -185,6 +188,9 @@ class Proxy:
         self._sockets: list[socket.socket] = []
         self._listener: socket.socket | None = None
         self._thread: threading.Thread | None = None
+        self._marker: bytes | None = None
+        self._stop_after = False
+        self.answers_lost = threading.Event()
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
         self.port: int = probe.getsockname()[1]
@@ -222,6 +228,23 @@ class Proxy:
         if self._thread is not None:
             self._thread.join(5)
 
+    def lose_answer_to(self, marker: bytes, *, then_stop: bool = False) -> None:
+        """Arm the proxy: the next client message holding ``marker`` goes through, its answer
+        never comes back (the connection is reset once the server had time to act on it);
+        ``answers_lost`` is set then. ``then_stop``: the proxy stops too, so that nobody can
+        ask the server what became of it until ``start()``."""
+        self.answers_lost.clear()
+        with self._lock:
+            self._marker = marker
+            self._stop_after = then_stop
+
+    def _take_marker(self, data: bytes) -> bool:
+        with self._lock:
+            if self._marker is None or self._marker not in data:
+                return False
+            self._marker = None
+            return True
+
     def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
@@ -240,8 +263,7 @@ class Proxy:
                 self._sockets += [client, server]
             threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
 
-    @staticmethod
-    def _pump(client: socket.socket, server: socket.socket) -> None:
+    def _pump(self, client: socket.socket, server: socket.socket) -> None:
         pair = {client: server, server: client}
         try:
             while True:
@@ -251,6 +273,17 @@ class Proxy:
                     if not data:
                         return
                     pair[sock].sendall(data)
+                    if sock is client and self._take_marker(data):
+                        time.sleep(0.5)  # the server acts on it; its answer stays unread
+                        self.answers_lost.set()  # (the client waits until the reset)
+                        if self._stop_after:
+                            self.stop()  # no more connects first, then every reset
+                        for either in pair:
+                            with contextlib.suppress(OSError):
+                                either.setsockopt(
+                                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                                )
+                        return
         except (OSError, ValueError):
             return
         finally:

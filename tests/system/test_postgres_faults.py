@@ -28,7 +28,7 @@ import pytest
 from jwtlite.store._postgres_sql import SCHEMA_VERSION
 
 from support import FAST_HASH_ENV, PASSWORD, SERVE, ServerProcess, http
-from support.load import CONNECTION_ERRORS, Client
+from support.load import CONNECTION_ERRORS, Client, unverified_claims
 from support.postgres import (
     SECRET,
     Proxy,
@@ -57,6 +57,7 @@ LOAD_ENV = {
     "JWTLITE_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000000",
 }
 WORKERS = 4
+CREDENTIALS = {"username": "alice", "password": PASSWORD}
 
 
 def with_password(url: str) -> str:
@@ -342,3 +343,71 @@ def test_terminated_backends_under_load_cost_at_most_a_few_503s(
     finally:
         server.stop()
     no_half_spent_token(postgres_url)
+
+
+# -- a lost COMMIT acknowledgement ------------------------------------------------------------
+
+
+def _rotation_case(server: ServerProcess) -> dict[str, str]:
+    assert http("POST", server.url + "/accounts/register/", CREDENTIALS).status == 201
+    reply = http("POST", server.url + "/accounts/token/", CREDENTIALS)
+    assert reply.status == 200
+    pair: dict[str, str] = reply.json()
+    return pair
+
+
+def _session_states(postgres_url: str) -> list[tuple[Any, ...]]:
+    return rows(postgres_url, "SELECT state FROM sessions")
+
+
+def test_a_lost_commit_acknowledgement_answers_the_successor(
+    proxied: tuple[ServerProcess, Proxy], postgres_url: str
+) -> None:
+    """The third outside attack: the rotation committed, its acknowledgement was lost, jwtlite
+    answered 503, and the client's retry with its only token was taken for reuse."""
+    server, proxy = proxied
+    pair = _rotation_case(server)
+    proxy.lose_answer_to(b"COMMIT")
+    reply = http("POST", server.url + "/accounts/token/refresh/", {"refresh": pair["refresh"]})
+    assert proxy.answers_lost.is_set()  # the cut really came after the COMMIT
+    assert reply.status == 200, reply.body
+    successor = reply.json()["refresh"]
+    [(landed,)] = rows(
+        postgres_url,
+        "SELECT count(*) FROM refresh_tokens WHERE successor = %s",
+        [unverified_claims(successor)["jti"]],
+    )
+    assert landed == 1  # the answer is the successor the store holds
+    again = http("POST", server.url + "/accounts/token/refresh/", {"refresh": successor})
+    assert again.status == 200
+    assert _session_states(postgres_url) == [("active",)]
+    assert "reuse" not in server.stderr()
+
+
+def test_a_retry_after_an_unconfirmed_rotation_is_not_reuse(
+    proxied: tuple[ServerProcess, Proxy], postgres_url: str
+) -> None:
+    """When even the question "did it commit?" cannot be asked, the answer is 503; the
+    client's retry with the same token then gets the successor, and the session lives."""
+    server, proxy = proxied
+    pair = _rotation_case(server)
+    proxy.lose_answer_to(b"COMMIT", then_stop=True)
+    reply = http("POST", server.url + "/accounts/token/refresh/", {"refresh": pair["refresh"]})
+    assert proxy.answers_lost.is_set()
+    assert reply.status == 503, reply.body
+    proxy.start()
+    [(spent,)] = rows(
+        postgres_url, "SELECT successor FROM refresh_tokens WHERE state = 'spent'"
+    )  # it did commit
+    for _ in range(40):  # the pool finds its way back
+        retry = http("POST", server.url + "/accounts/token/refresh/", {"refresh": pair["refresh"]})
+        if retry.status != 503:
+            break
+        time.sleep(0.25)
+    assert retry.status == 200, retry.body
+    assert unverified_claims(retry.json()["refresh"])["jti"] == spent
+    assert _session_states(postgres_url) == [("active",)]
+    # Only that one retry: the same token once more is reuse, as always.
+    reuse = http("POST", server.url + "/accounts/token/refresh/", {"refresh": pair["refresh"]})
+    assert reuse.status == 401
+    assert _session_states(postgres_url) == [("revoked",)]

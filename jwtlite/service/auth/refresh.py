@@ -3,10 +3,18 @@
 A refresh token is on record (:class:`~jwtlite.store.RefreshRecord`); rotation spends it
 atomically, a spent token presented again is reuse and revokes its session (its family),
 except within ``ROTATION_GRACE_PERIOD`` of the spend, when the same successor is answered again.
+
+A rotation the store failed to confirm (503) may have committed all the same (PostgreSQL: the
+``COMMIT`` went through, its acknowledgement was lost, and the store could not ask again).
+The client's retry with the only token it has would look like reuse; so this process
+remembers such rotations for :data:`UNANSWERED_FOR` seconds, and the first retry of one gets
+the successor nobody received, as a grace-period replay would.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,8 +26,34 @@ from jwtlite.service.fields import Fields
 from jwtlite.service.sessions import clean_user_agent, needs_touch, within_grace
 from jwtlite.service.tokens import ACCESS, REFRESH, session_of
 from jwtlite.store import RefreshRecord, Session, User
+from jwtlite.store.errors import StoreUnavailableError
 
-__all__ = ["RefreshRules"]
+__all__ = ["UNANSWERED_FOR", "RefreshRules"]
+
+#: Seconds a rotation answered 503 is remembered for its client's retry.
+UNANSWERED_FOR = 300.0
+#: The most such rotations remembered (a store outage under load adds one a refresh).
+_UNANSWERED_MAX = 4096
+
+
+class _UnansweredRotations:
+    """Rotations answered 503 whose outcome this process does not know, by spent jti."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_jti: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def remember(self, old_jti: str, new_jti: str, now: float) -> None:
+        with self._lock:
+            self._by_jti[old_jti] = (new_jti, now + UNANSWERED_FOR)
+            while len(self._by_jti) > _UNANSWERED_MAX:
+                self._by_jti.popitem(last=False)
+
+    def take(self, old_jti: str, now: float) -> str | None:
+        """The successor's jti of such a rotation of ``old_jti``, if remembered; forgets it."""
+        with self._lock:
+            found = self._by_jti.pop(old_jti, None)
+        return found[0] if found is not None and now < found[1] else None
 
 
 class RefreshRules:
@@ -28,6 +62,7 @@ class RefreshRules:
     def __init__(self, parts: ServiceParts, housekeeping: Housekeeping) -> None:
         self._parts = parts
         self._housekeeping = housekeeping
+        self._unanswered = _UnansweredRotations()
 
     def verify(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Check ``{"token"}``: what ``/accounts/me/`` or refresh would accept.
@@ -94,9 +129,13 @@ class RefreshRules:
         result = {ACCESS: self._parts.tokens.access(user, record.family, iat)}
         if self._parts.settings.rotate_refresh_tokens:
             new_refresh, new_record = self._parts.tokens.refresh(user, record.family, iat)
-            rotated = self._parts.store.rotate_refresh_token(
-                record.jti, new_record, now=now, user_agent=agent, address=address
-            )
+            try:
+                rotated = self._parts.store.rotate_refresh_token(
+                    record.jti, new_record, now=now, user_agent=agent, address=address
+                )
+            except StoreUnavailableError:
+                self._unanswered.remember(record.jti, new_record.jti, now)
+                raise
             if not rotated:
                 # Someone spent it between our read and our write: another tab (a replay
                 # within the grace period) or a concurrent reuse.
@@ -181,7 +220,9 @@ class RefreshRules:
 
         Within the grace period, the same successor and a fresh access token of its session;
         otherwise reuse, which revokes the session."""
-        successor = self._successor_in_grace(record, now)
+        successor = self._successor_in_grace(record, now) or self._unanswered_successor(
+            record, now
+        )
         if successor is None:
             self._revoke(record)
             raise TokenRevokedError(record.jti)
@@ -189,6 +230,16 @@ class RefreshRules:
             ACCESS: self._parts.tokens.access(user, successor.family, int(now)),
             REFRESH: self._parts.tokens.rebuild_refresh(successor),
         }
+
+    def _unanswered_successor(self, record: RefreshRecord, now: float) -> RefreshRecord | None:
+        """The successor of a rotation this process answered 503, for its client's retry.
+
+        Only while nobody has used it (it is still active): then nobody received it."""
+        jti = self._unanswered.take(record.jti, now)
+        if jti is None or jti != record.successor:
+            return None
+        successor = self._parts.store.get_refresh_token(jti)
+        return successor if successor is not None and successor.state == "active" else None
 
     def _successor_in_grace(self, record: RefreshRecord, now: float) -> RefreshRecord | None:
         grace = self._parts.settings.rotation_grace_period
