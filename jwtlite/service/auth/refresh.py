@@ -220,9 +220,7 @@ class RefreshRules:
 
         Within the grace period, the same successor and a fresh access token of its session;
         otherwise reuse, which revokes the session."""
-        successor = self._successor_in_grace(record, now) or self._unanswered_successor(
-            record, now
-        )
+        successor = self._successor_in_grace(record, now) or self._unanswered_successor(record, now)
         if successor is None:
             self._revoke(record)
             raise TokenRevokedError(record.jti)
