@@ -102,8 +102,12 @@ class JWKSClient(KeySource):
     Fetches run in a background thread, one at a time. A caller whose key is cached never
     waits for one, even when the keys are stale (it starts the refresh and goes on with the
     cached key); a caller whose ``kid`` is not cached waits for the fetch in flight, or
-    starts one when the cooldown allows, for at most ``timeout`` plus a second. Once a fetch
-    succeeds, only its keys answer: a key the issuer removed is refused from then on.
+    starts one when the cooldown allows, for at most ``timeout`` plus a second. At most
+    ``max_waiters`` callers wait at once; any more are told "try later"
+    (:class:`~jwtlite.errors.JWKSFetchError`, 503 in :class:`~jwtlite.BearerAuth`) at once,
+    so tokens with made-up kids cannot park every server thread on a slow issuer while
+    tokens whose key is cached queue behind them. Once a fetch succeeds, only its keys
+    answer: a key the issuer removed is refused from then on.
 
     Args:
         url: the JWKS address, ``https://``; ``http://`` only for a loopback host
@@ -115,6 +119,8 @@ class JWKSClient(KeySource):
             (status line, headers, chunk framing, trailers) may add 32 KiB.
         lifetime: seconds the keys stay fresh when the answer has no ``max-age``.
         max_lifetime: the most seconds a ``max-age`` can keep keys fresh.
+        max_waiters: the most callers that wait for a fetch at the same time (at least 1);
+            keep it below the server's thread count.
         refetch_cooldown: the fewest seconds between the end of one fetch and the start of
             the next, whatever causes them (an unknown ``kid``, stale keys, a failure); at
             least 1. A token signed by a key published less than this after the last fetch
@@ -143,6 +149,7 @@ class JWKSClient(KeySource):
         lifetime: float = 300.0,
         max_lifetime: float = 86400.0,
         refetch_cooldown: float = 10.0,
+        max_waiters: int = 2,
         algorithm: str | None = None,
         allow_http_hosts: Iterable[str] = (),
         ssl_context: ssl.SSLContext | None = None,
@@ -150,6 +157,9 @@ class JWKSClient(KeySource):
     ) -> None:
         _check_limits(timeout, max_size, lifetime, max_lifetime, refetch_cooldown)
         _check_algorithm(algorithm)
+        if isinstance(max_waiters, bool) or not isinstance(max_waiters, int) or max_waiters < 1:
+            raise ValueError("max_waiters must be a whole number of at least 1")
+        self._waiters = threading.BoundedSemaphore(max_waiters)
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise TypeError("ssl_context must be an ssl.SSLContext")
         hosts = _http_hosts(allow_http_hosts)
@@ -226,13 +236,24 @@ class JWKSClient(KeySource):
     def _after_fetch(self) -> _Cache:
         """The cache after the fetch in flight, or after one started now if the cooldown allows.
 
-        Else the cache as it is. Waits at most ``timeout`` plus a margin.
+        Else the cache as it is. Waits at most ``timeout`` plus a margin, as one of at most
+        ``max_waiters``.
 
         Raises:
-            JWKSFetchError: the fetch did not end in time.
+            JWKSFetchError: the fetch did not end in time, or enough callers wait already.
         """
         fetch = self._start_fetch()
-        if fetch is not None and not fetch.done.wait(self._timeout + _WAIT_MARGIN):
+        if fetch is None or fetch.done.is_set():
+            return self._cache
+        if not self._waiters.acquire(blocking=False):
+            raise JWKSFetchError(
+                f"the JWKS at {self._where} is being fetched; try later", url=self._where
+            )
+        try:
+            arrived = fetch.done.wait(self._timeout + _WAIT_MARGIN)
+        finally:
+            self._waiters.release()
+        if not arrived:
             raise JWKSFetchError(
                 f"the JWKS at {self._where} did not arrive in time", url=self._where
             )

@@ -116,7 +116,7 @@ def test_a_new_kid_after_a_rotation_is_found_by_a_refetch(
 def test_concurrent_callers_with_an_unknown_kid_share_one_fetch(
     server: JWKSServer, clock: FakeClock
 ) -> None:
-    client = client_for(server, clock)
+    client = client_for(server, clock, max_waiters=16)
     client.key_for("es-1")
     clock.advance(10)  # the cooldown since the first fetch
     rotated = Key.generate("ES256", kid="es-2")
@@ -137,7 +137,7 @@ def test_concurrent_callers_with_an_unknown_kid_share_one_fetch(
 def test_callers_waiting_for_a_slow_fetch_share_it(server: JWKSServer) -> None:
     # Audit F4: with the cooldown counted from the START of a fetch, a fetch slower than the
     # cooldown let every queued unknown-kid caller fetch again in turn.
-    client = JWKSClient(server.url, timeout=5.0, refetch_cooldown=1.0)
+    client = JWKSClient(server.url, timeout=5.0, refetch_cooldown=1.0, max_waiters=4)
     client.key_for("es-1")
     time.sleep(1.1)
     server.delay = 1.5
@@ -166,6 +166,43 @@ def test_a_cached_key_never_waits_for_a_fetch(server: JWKSServer, clock: FakeClo
         client.key_for("unknown")  # waits for the refresh in flight, does not start another
     assert client.key_for("ed-1").kid == "ed-1"
     assert server.requests == 2
+
+
+def test_unknown_kids_beyond_max_waiters_are_told_to_try_later_at_once(
+    server: JWKSServer,
+) -> None:
+    """The third outside attack: 8 random-kid tokens parked every worker thread on a 4 s
+    fetch, so a token whose key was cached waited 3.5 s. Now at most ``max_waiters`` wait."""
+    client = JWKSClient(server.url, timeout=5.0, refetch_cooldown=1.0, max_waiters=2)
+    client.key_for("es-1")
+    time.sleep(1.1)
+    server.delay = 2.0
+    start = threading.Barrier(8)
+
+    def unknown(_: int) -> tuple[str, float]:
+        start.wait(5)
+        began = time.monotonic()
+        try:
+            client.key_for(secrets.token_hex(8))
+        except (InvalidKeyError, JWKSFetchError) as exc:
+            return type(exc).__name__, time.monotonic() - began
+        return "found", time.monotonic() - began
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(unknown, range(8)))
+    waited = [took for name, took in outcomes if name == "InvalidKeyError"]
+    refused = [took for name, took in outcomes if name == "JWKSFetchError"]
+    assert len(waited) == 2, outcomes  # they waited for the fetch and found no such key
+    assert min(waited) > 1.5
+    assert len(refused) == 6, outcomes
+    assert max(refused) < 0.5  # "try later" at once, no thread held
+    assert server.requests == 2
+
+
+def test_max_waiters_must_be_a_positive_whole_number() -> None:
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="max_waiters"):
+            JWKSClient("https://issuer.example/jwks.json", max_waiters=bad)  # type: ignore[arg-type]
 
 
 def test_a_black_holed_issuer_costs_one_timeout_for_all_waiting_callers(
