@@ -84,26 +84,39 @@ def test_password_change_during_refreshes(
     assert active_tokens == 0  # no refresh slipped a live token into a revoked session
 
 
-def _login_until(url: str, stop: threading.Event, linger: float) -> Callable[[int], list[Any]]:
-    """A worker that logs in with ``CREDENTIALS`` until ``linger`` s after ``stop``.
+def _logins_around(url: str, clients: int, action: Callable[[], int]) -> tuple[int, list[Any]]:
+    """``clients`` log in with ``CREDENTIALS`` at ``url`` in a loop while ``action`` runs
+    (0.5 s after they start) and for 0.3 s after it ended.
 
-    Returns the replies' statuses and the refresh tokens of the 200s."""
+    Returns the action's status and every login's outcome: the refresh token of a 200, else
+    the status."""
+    done = threading.Event()
 
-    def work(index: int) -> list[Any]:
+    def log_in(index: int) -> list[Any]:
         client = Client(url, source=f"127.0.3.{index + 1}").connect()
         found: list[Any] = []
         stopped_at: float | None = None
         try:
-            while stopped_at is None or time.monotonic() < stopped_at + linger:
+            while stopped_at is None or time.monotonic() < stopped_at + 0.3:
                 reply = client.post("/accounts/token/", CREDENTIALS)
                 found.append(reply.json()["refresh"] if reply.status == 200 else reply.status)
-                if stopped_at is None and stop.is_set():
+                if stopped_at is None and done.is_set():
                     stopped_at = time.monotonic()
         finally:
             client.close()
         return found
 
-    return work
+    def race(index: int) -> list[Any]:
+        if index > 0:
+            return log_in(index - 1)
+        time.sleep(0.5)  # the logins are flowing
+        try:
+            return [action()]
+        finally:
+            done.set()
+
+    results = run_threads(clients + 1, race, timeout=60)
+    return results[0][0], [item for result in results[1:] for item in result]
 
 
 def test_logins_racing_a_password_change_do_not_outlive_it(
@@ -114,25 +127,17 @@ def test_logins_racing_a_password_change_do_not_outlive_it(
     changer_side, login_side = serve(), serve()  # two processes on one database
     assert http("POST", changer_side.url + "/accounts/register/", CREDENTIALS).status == 201
     changer = _login(changer_side.url)
-    changed = threading.Event()
-    work = _login_until(login_side.url, changed, linger=0.3)
 
-    def race(index: int) -> list[Any]:
-        if index > 0:
-            return work(index - 1)
-        time.sleep(0.5)  # the logins are flowing
-        reply = http(
+    def change() -> int:
+        return http(
             "POST",
             changer_side.url + "/accounts/password/",
             {"old_password": PASSWORD, "new_password": NEW_PASSWORD},
             headers={"Authorization": f"Bearer {changer['access']}"},
-        )
-        changed.set()
-        return [reply.status]
+        ).status
 
-    results = run_threads(17, race, timeout=60)
-    assert results[0] == [200]
-    outcomes = [item for result in results[1:] for item in result]
+    status, outcomes = _logins_around(login_side.url, 16, change)
+    assert status == 200
     refresh_tokens = [item for item in outcomes if isinstance(item, str)]
     # After the change the old password is a wrong one, soon throttled.
     assert {item for item in outcomes if not isinstance(item, str)} <= {401, 429}, outcomes
@@ -156,25 +161,17 @@ def test_logins_racing_an_account_deletion_are_refused_plainly(
     login_side = serve(JWTLITE_METRICS="true")
     assert http("POST", deleter_side.url + "/accounts/register/", CREDENTIALS).status == 201
     deleter = _login(deleter_side.url)
-    deleted = threading.Event()
-    work = _login_until(login_side.url, deleted, linger=0.3)
 
-    def race(index: int) -> list[Any]:
-        if index > 0:
-            return work(index - 1)
-        time.sleep(0.5)
-        reply = http(
+    def delete() -> int:
+        return http(
             "DELETE",
             deleter_side.url + "/accounts/me/",
             {"password": PASSWORD},
             headers={"Authorization": f"Bearer {deleter['access']}"},
-        )
-        deleted.set()
-        return [reply.status]
+        ).status
 
-    results = run_threads(9, race, timeout=60)
-    assert results[0] == [204]
-    outcomes = [item for result in results[1:] for item in result]
+    status, outcomes = _logins_around(login_side.url, 8, delete)
+    assert status == 204
     assert {item for item in outcomes if not isinstance(item, str)} <= {401, 429}, outcomes
     metrics = http("GET", login_side.url + "/metrics").body.decode()
     assert "store unavailable" not in login_side.stderr()
