@@ -15,8 +15,10 @@ Linux only (``os.sched_setaffinity``); elsewhere, or with one core, nothing chan
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["AUTO", "NONE", "pin_python_threads"]
+__all__ = ["AUTO", "NONE", "pin_python_threads", "python_threads_pinned"]
 
 AUTO = "auto"
 NONE = "none"
@@ -49,3 +51,22 @@ def pin_python_threads(choice: str) -> int | None:
         raise ValueError(f"--cpu must be auto, none or one of {allowed}, got {choice!r}")
     os.sched_setaffinity(0, {core})  # this thread: the ones it starts inherit it
     return core
+
+
+@contextmanager
+def python_threads_pinned(choice: str) -> Iterator[int | None]:
+    """:func:`pin_python_threads` for the body of a ``with``, the cores given back after it.
+
+    A launcher run in-process (by an embedding host, or a test) leaves its caller's thread
+    as it found it.
+
+    Raises:
+        ValueError: as :func:`pin_python_threads`, before anything changed.
+    """
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    core = pin_python_threads(choice)
+    try:
+        yield core
+    finally:
+        if core is not None and before is not None:
+            os.sched_setaffinity(0, before)

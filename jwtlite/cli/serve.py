@@ -7,6 +7,7 @@ place that reads ``os.environ``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import logging
 import os
@@ -320,10 +321,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
 
 def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    """Place the threads as ``--cpu`` says, then :func:`run` with the parsed flags."""
-    try:
-        # Before any server thread exists, so that every one of them inherits the core.
-        placement.pin_python_threads(args.cpu)
-    except ValueError as exc:
-        return _fail(str(exc))
-    return run(args.host, args.port, args.threads, environ, **demo_options(args))
+    """Place the threads as ``--cpu`` says, then :func:`run` with the parsed flags.
+
+    The calling thread gets its cores back when :func:`run` returns.
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            # Before any server thread exists, so that every one of them inherits the core.
+            stack.enter_context(placement.python_threads_pinned(args.cpu))
+        except ValueError as exc:
+            return _fail(str(exc))
+        return run(args.host, args.port, args.threads, environ, **demo_options(args))

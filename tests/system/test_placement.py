@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from support import PASSWORD, ServerProcess, http
+from jwtlite.cli import serve
+
+from support import PASSWORD, ServerProcess, clean_environ, http
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
@@ -72,3 +74,14 @@ def test_an_impossible_cpu_is_refused_at_start_up(choice: str, tmp_path: Path) -
     with pytest.raises(RuntimeError, match="--cpu must be auto, none or one of"):
         server.start()
     assert sys.executable  # the server exited with its one-line reason (in the error)
+
+
+def test_a_launcher_run_in_process_gives_its_caller_the_cores_back(tmp_path: Path) -> None:
+    # serve.main() called by a host (or a test) that fails after placing its threads: the
+    # caller's thread must not stay held to one core (it once made later tests in the same
+    # worker see a single core).
+    before = os.sched_getaffinity(0)
+    environ = {**clean_environ(), "JWTLITE_DATABASE": str(tmp_path / "db.sqlite3")}
+    environ["JWTLITE_COOKIE_SECURE"] = "false"  # refused off loopback, after the placement
+    assert serve.main(["--host", "192.0.2.7", "--port", "0", "--cpu", "auto"], environ) == 2
+    assert os.sched_getaffinity(0) == before
