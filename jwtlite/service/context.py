@@ -9,14 +9,13 @@ line, or from a thread that serves no request, sees :data:`NO_REQUEST`.
 from __future__ import annotations
 
 import contextvars
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["NO_REQUEST", "RequestContext", "current_request", "request_context"]
 
 
-@dataclass(frozen=True, slots=True)
-class RequestContext:
-    """The request being served.
+class RequestContext(NamedTuple):
+    """The request being served (a tuple: made once per request, it must be cheap).
 
     Attributes:
         request_id: the ``X-Request-ID`` the client sent (when safe) or one generated for it.

@@ -144,12 +144,14 @@ class CORSMiddleware:
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
         """Add ``Vary`` to every response and the CORS headers for an allowed origin."""
-        if _is_preflight(req):
+        origin = req.get_header("Origin")  # read once: this runs for every response
+        preflight = req.method == "OPTIONS" and req.get_header(_REQUEST_METHOD) is not None
+        if origin is not None and preflight:
             vary, headers = _PREFLIGHT_VARY, self._preflight_headers
         else:
             vary, headers = self._simple_vary, self._simple_headers
         _merge_vary(resp, vary)
-        allowed = self.allowed_origin(req.get_header("Origin"))
+        allowed = self.allowed_origin(origin)
         if allowed is not None:
             resp.set_header(_ALLOW_ORIGIN, allowed)
             resp.set_headers(headers)

@@ -57,21 +57,22 @@ def client_address(req: falcon.Request, trusted_proxies: Collection[str]) -> str
     IPv6 zone id) makes the client :data:`UNKNOWN_CLIENT`, never the peer (often loopback);
     so does a peer that is no IP address (a Unix socket).
     """
-    peer = _peer_address(req.remote_addr)
-    if peer is None:
+    peer_text = _peer_address(req.remote_addr)
+    if peer_text is None:
         return UNKNOWN_CLIENT
-    if not _is_trusted(peer, trusted_proxies):
-        return _canonical(peer)
+    # Settings store TRUSTED_PROXIES in the canonical form (IPv4-mapped as IPv4, no zone id).
+    if peer_text not in trusted_proxies:
+        return peer_text
     forwarded = req.get_header("X-Forwarded-For")
     if forwarded is None:
-        return _canonical(peer)
+        return peer_text
     for entry in reversed(forwarded.split(",")):
         candidate = _forwarded_address(entry.strip(_OWS))
         if candidate is None:
             return UNKNOWN_CLIENT
         if not _is_trusted(candidate, trusted_proxies):
             return _canonical(candidate)
-    return _canonical(peer)
+    return peer_text
 
 
 @functools.lru_cache(maxsize=4096)
@@ -87,15 +88,15 @@ def _is_trusted(address: _IPAddress, trusted_proxies: Collection[str]) -> bool:
 
 
 @functools.lru_cache(maxsize=4096)  # every request names its peer: parse each one once
-def _peer_address(peer: str) -> _IPAddress | None:
-    """The socket peer without the zone id an OS may add to a link-local peer.
+def _peer_address(peer: str) -> str | None:
+    """The socket peer's canonical text, without the zone id an OS may add.
 
     None when it is no IP address."""
     try:
         address = ipaddress.ip_address(peer[:_MAX_ENTRY_LENGTH].partition("%")[0])
     except ValueError:
         return None
-    return address
+    return _canonical(address)
 
 
 def _forwarded_address(entry: str) -> _IPAddress | None:
