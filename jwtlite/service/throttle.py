@@ -19,21 +19,30 @@ The model (docs/explanation/security.md says the same):
   costs no hash, and "that username exists" stops being an unlimited oracle.
 
 Check and count are one atomic store operation, so the limits are exact under any
-concurrency, across threads and processes. Usernames reach the store only as a keyed hash
-(a password typed into the username field must not sit on disk), and IPv6 clients are
-counted by their /64, the block one subscriber usually holds (an address that embeds an
-IPv4 client — IPv4-mapped, or NAT64's 64:ff9b::/96 — counts as that IPv4 address).
+concurrency, across threads and processes. A login refused only because attempts this process
+is still checking fill the limit waits for them (up to ``PASSWORD_HASH_WAIT`` seconds, at most
+``PASSWORD_HASH_PER_CLIENT`` waiters per address) and is counted again: eight colleagues
+logging in at once behind one address must not get 429 with a ``Retry-After`` of minutes
+because five right passwords were still being checked.
+
+Usernames reach the store only as a keyed hash (a password typed into the username field
+must not sit on disk), and IPv6 clients are counted by their /64, the block one subscriber
+usually holds (an address that embeds an IPv4 client — IPv4-mapped, or NAT64's
+64:ff9b::/96 — counts as that IPv4 address).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import hashlib
 import hmac
 import ipaddress
 import math
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 from jwtlite.service.errors import BusyError, ThrottledError
 from jwtlite.service.settings import Settings
@@ -70,6 +79,72 @@ def address_group(address: str) -> str:
     return str(ip)
 
 
+class _InFlight:
+    """Login attempts this process counted and has not resolved, by address group and subject.
+
+    Also the place to wait for one of them to end."""
+
+    def __init__(self, *, wait: float, max_waiters: int) -> None:
+        self._changed = threading.Condition()
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._waiters: collections.Counter[str] = collections.Counter()
+        self._ended = 0  # attempts resolved so far: a waiter tells whether one ended
+        self._wait = wait
+        self._max_waiters = max_waiters
+
+    @contextlib.contextmanager
+    def held(self, *keys: str) -> Iterator[None]:
+        """Count an attempt as in flight under ``keys`` for the body of the ``with``."""
+        with self._changed:
+            self._counts.update(keys)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._counts.subtract(keys)
+                for key in keys:
+                    if self._counts[key] <= 0:
+                        del self._counts[key]
+                self._ended += 1
+                self._changed.notify_all()
+
+    def take(self, take: Callable[[], None], keys: tuple[str, str]) -> None:
+        """Call ``take``; while it refuses with attempts under ``keys`` in flight, retry.
+
+        Each retry waits for one of those attempts to end.
+
+        Raises:
+            ThrottledError: refused with nothing of ours in flight, past the deadline, or
+                with the address's waiters all in place.
+        """
+        deadline = time.monotonic() + self._wait
+        address = keys[0]
+        while True:
+            with self._changed:
+                seen = self._ended
+            try:
+                take()
+                return
+            except ThrottledError:
+                with self._changed:
+                    if self._ended != seen:
+                        continue  # one ended while we asked: ask again
+                    remaining = deadline - time.monotonic()
+                    if (
+                        remaining <= 0
+                        or not any(self._counts[key] for key in keys)
+                        or self._waiters[address] >= self._max_waiters
+                    ):
+                        raise
+                    self._waiters[address] += 1
+                    try:
+                        self._changed.wait(remaining)
+                    finally:
+                        self._waiters[address] -= 1
+                        if self._waiters[address] <= 0:
+                            del self._waiters[address]
+
+
 class Throttle:
     """Counts attempts in the store and refuses the ones over a limit.
 
@@ -90,6 +165,9 @@ class Throttle:
         )
         self._registration_window = settings.registration_window
         self._registration_limits = AttemptLimits(per_address=settings.registration_max_per_address)
+        self._in_flight = _InFlight(
+            wait=settings.password_hash_wait, max_waiters=settings.password_hash_per_client
+        )
 
     def subject(self, username_key: str) -> str:
         """The store's name for a username: a keyed hash, never the name itself."""
@@ -112,9 +190,17 @@ class Throttle:
         """Count a login attempt (:meth:`take_login`) for the body of the ``with``.
 
         It is taken back when the body is shed (:class:`BusyError`): a request that never got to
-        check its password was no attempt, and must not bring its user nearer a lock-out."""
-        self.take_login(subject, address, now)
-        with self._returned_if_shed(LOGIN, subject, address, now):
+        check its password was no attempt, and must not bring its user nearer a lock-out.
+        The body must end with the attempt resolved (forgotten in the store after a right
+        password): other logins from the address may be waiting for it.
+
+        Raises:
+            ThrottledError: a limit is reached, and no attempt of this process that could
+                free it is in flight (or none did in time); nothing was counted.
+        """
+        keys = ("a" + address_group(address), "s" + subject)
+        self._in_flight.take(lambda: self.take_login(subject, address, now), keys)
+        with self._in_flight.held(*keys), self._returned_if_shed(LOGIN, subject, address, now):
             yield
 
     @contextlib.contextmanager

@@ -78,6 +78,17 @@ def test_an_office_behind_one_address_is_served(server: ServerProcess) -> None:
     assert statuses(replies) == {200: 8}
 
 
+def test_one_user_logging_in_on_eight_devices_at_once_is_served(server: ServerProcess) -> None:
+    # Eight right passwords for one account from one address: five are counted while they
+    # are checked (LOGIN_MAX_FAILURES), and the other three wait for them rather than get
+    # 429 with a Retry-After of minutes.
+    register_users(server, ["alice"])
+    replies = post_together(
+        server.url, [(TOKEN, credentials("alice"))] * 8, sources=["127.0.2.9"] * 8
+    )
+    assert statuses(replies) == {200: 8}
+
+
 def test_concurrent_wrong_passwords_are_counted_exactly(server: ServerProcess) -> None:
     register_users(server, ["alice"])
     wrong = {"username": "alice", "password": "not-her-password"}

@@ -147,21 +147,23 @@ class LoginRules:
             _enter_counted(counted, attempt, self._parts.events.login_throttled)
             with self._parts.admission(address_group(address)):
                 user, rehashed = self._check_credentials(key, password)
-        # Read again: the wait for a hash must not eat into the new tokens' lifetimes.
-        now = self._parts.clock()
-        pair, session, record = self._parts.new_session_tokens(
-            user, now, address=address, user_agent=user_agent
-        )
-        started = self._parts.store.start_session(
-            user.id,
-            verified_hash=user.password_hash,
-            subject=subject,
-            address=address_group(address),
-            now=now,
-            refresh=record,
-            session=session,
-            password_hash=rehashed,
-        )
+            # Read again: the wait for a hash must not eat into the new tokens' lifetimes.
+            now = self._parts.clock()
+            pair, session, record = self._parts.new_session_tokens(
+                user, now, address=address, user_agent=user_agent
+            )
+            # Still inside the attempt: starting the session forgets it, and logins from
+            # this address that wait for it must then find it gone.
+            started = self._parts.store.start_session(
+                user.id,
+                verified_hash=user.password_hash,
+                subject=subject,
+                address=address_group(address),
+                now=now,
+                refresh=record,
+                session=session,
+                password_hash=rehashed,
+            )
         if not started:
             # The password was changed (or the user deactivated or deleted) while this login
             # checked it: the old password opens nothing once the change is made.
