@@ -16,6 +16,9 @@ waitress answers some requests itself and reads every request at the client's pa
   Length Required: waitress parses chunk framing in Python on its one I/O thread, and a
   megabyte of one-byte chunks or of chunk extensions held it for half a second) and
   obsolete line folding (400: a folded ``Transfer-Encoding`` escaped the framing check);
+* tells the app when a client has gone (``waitress.client_disconnected``, which waitress
+  answers only with read-ahead on): a peek at the socket, so that a login abandoned while it
+  waited for a password hash is not hashed;
 * bounds slow clients: a request must arrive whole within :data:`REQUEST_READ_SECONDS` of
   its first byte (waitress resets its idle timer on every byte, so a client sending one
   byte every 20 s held a connection for ever), and one client address (an IPv6 /64) may
@@ -36,6 +39,7 @@ import collections
 import functools
 import logging
 import re
+import socket
 import threading
 import time
 import uuid
@@ -169,6 +173,20 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
                         max_per_peer,
                     )
                 self.handle_close()
+
+        def check_client_disconnected(self) -> bool:
+            # Called from the worker thread while the I/O thread leaves this socket alone
+            # (without read-ahead it reads no more until the answer is sent). A peek reads
+            # nothing: EOF (b"") is a client that closed; no data yet raises BlockingIOError.
+            if not self.connected:
+                return True
+            try:
+                peeked: bytes = self.socket.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                return peeked == b""
+            except BlockingIOError:
+                return False
+            except OSError:  # reset, or closed under us
+                return True
 
         def handle_read(self) -> None:
             now = time.time()

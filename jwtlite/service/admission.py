@@ -16,6 +16,9 @@ few -- looping logins cannot starve the others:
   flooding together still share the queue with everyone else; otherwise the newcomer is
   refused.
 * A caller that has not reached a slot within ``wait`` seconds gives up.
+* A caller whose client has closed its connection while it waited gives its slot on without
+  hashing (:class:`~jwtlite.service.context.RequestContext`'s ``client_gone``): abandoned
+  logins must not spend the hashes honest users wait for.
 
 Every refusal is :class:`~jwtlite.service.errors.BusyError` (503 with ``Retry-After``); a
 refused caller has hashed nothing. The queue is per process; the limits across processes and
@@ -30,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+from jwtlite.service.context import current_request
 from jwtlite.service.errors import BusyError
 
 __all__ = ["Admission"]
@@ -131,12 +135,16 @@ class Admission:
                 break
             waiter.event.wait(left)
         with self._lock:
-            if waiter.granted:
-                return
-            if not waiter.event.is_set():  # timed out; still in line (a dropped one is not)
-                self._leave_line(waiter)
-            self._forget(key)
-        raise BusyError("no password-hashing slot came free in time")
+            granted = waiter.granted
+            if not granted:
+                if not waiter.event.is_set():  # timed out; still in line (a dropped one is not)
+                    self._leave_line(waiter)
+                self._forget(key)
+        if not granted:
+            raise BusyError("no password-hashing slot came free in time")
+        if current_request().client_gone():
+            self._release(key)  # to the next waiter, unspent
+            raise BusyError("the client went away while it waited for a password hash")
 
     def _release(self, key: str) -> None:
         with self._lock:

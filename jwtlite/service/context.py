@@ -9,9 +9,14 @@ line, or from a thread that serves no request, sees :data:`NO_REQUEST`.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from typing import NamedTuple
 
 __all__ = ["NO_REQUEST", "RequestContext", "current_request", "request_context"]
+
+
+def _still_there() -> bool:
+    return False
 
 
 class RequestContext(NamedTuple):
@@ -20,10 +25,14 @@ class RequestContext(NamedTuple):
     Attributes:
         request_id: the ``X-Request-ID`` the client sent (when safe) or one generated for it.
         client: the client's address, as the throttle sees it (trusted proxies resolved).
+        client_gone: tells whether the client has closed its connection, so that work
+            nobody will read (a password hash for an abandoned login) can be skipped; never
+            true where the server cannot tell.
     """
 
     request_id: str | None
     client: str | None
+    client_gone: Callable[[], bool] = _still_there
 
 
 NO_REQUEST = RequestContext(None, None)

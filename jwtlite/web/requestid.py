@@ -22,9 +22,11 @@ import falcon
 from jwtlite.service.context import RequestContext, request_context
 from jwtlite.web.resources import client_address
 
-__all__ = ["REQUEST_ID_HEADER", "RequestIdMiddleware", "request_id"]
+__all__ = ["CLIENT_DISCONNECTED", "REQUEST_ID_HEADER", "RequestIdMiddleware", "request_id"]
 
 REQUEST_ID_HEADER = "X-Request-ID"
+#: The WSGI environ key of waitress's "has the client gone?" callable.
+CLIENT_DISCONNECTED = "waitress.client_disconnected"
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}").fullmatch
 
 
@@ -56,7 +58,10 @@ class RequestIdMiddleware:
         answer keeps it."""
         rid = request_id(req.get_header(REQUEST_ID_HEADER))
         resp.set_header(REQUEST_ID_HEADER, rid)
-        context = RequestContext(rid, client_address(req, self._trusted_proxies))
+        client = client_address(req, self._trusted_proxies)
+        # waitress's hook (jwtlite.cli.http_channel makes it work without read-ahead).
+        gone = req.env.get(CLIENT_DISCONNECTED)
+        context = RequestContext(rid, client) if gone is None else RequestContext(rid, client, gone)
         req.context.request_token = request_context.set(context)
 
     def process_response(

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import pytest
 
 from jwtlite.service.admission import Admission
+from jwtlite.service.context import RequestContext, request_context
 from jwtlite.service.errors import BusyError
 
 
@@ -182,6 +183,34 @@ def test_a_caller_gives_up_at_the_deadline_and_leaves_no_trace() -> None:
         assert gate.running == 0
         again = arrive(gate, served, callers, "late")  # its share was given back
         assert again.inside.wait(5)
+
+
+def test_a_caller_whose_client_left_while_it_waited_passes_its_turn_on() -> None:
+    with admission(slots=1) as (gate, served, callers):
+        first = arrive(gate, served, callers, "a")
+        left = threading.Event()
+        outcome: list[str] = []
+
+        def abandoned() -> None:
+            request_context.set(RequestContext("r-1", "b", left.is_set))
+            try:
+                with gate("b"):
+                    outcome.append("hashed")
+            except BusyError as exc:
+                outcome.append(str(exc))
+
+        thread = threading.Thread(target=abandoned, daemon=True)
+        thread.start()
+        while gate.waiting != 1:
+            time.sleep(0.001)
+        later = arrive(gate, served, callers, "c")
+        left.set()  # its client closes the connection while it waits
+        first.leave()
+        thread.join(5)
+        assert outcome == ["the client went away while it waited for a password hash"]
+        serve_all([later])
+        assert served == ["a", "c"]
+        assert (gate.running, gate.waiting) == (0, 0)
 
 
 def test_a_local_caller_has_no_share_limit() -> None:

@@ -7,6 +7,10 @@ Real ``serve.py`` processes with the default password-hash cost and the default 
 
 from __future__ import annotations
 
+import contextlib
+import json
+import socket
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -15,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from support import PASSWORD, ServerProcess
+from support import PASSWORD, ServerProcess, raw
 from support.load import Client, Reply, post_together, run_threads
 
 pytestmark = pytest.mark.slow
@@ -223,3 +227,51 @@ def test_a_shed_login_is_not_counted_against_its_user(start_server: StartServer)
     answers = [client.post(TOKEN, wrong).status for _ in range(6)]
     client.close()
     assert answers == [401] * (5 - checked) + [429] * (1 + checked)
+
+
+def abandon_logins(url: str, body: dict[str, str], sources: list[str]) -> None:
+    """Send a login from each of ``sources`` and close the connection without reading."""
+    port = int(url.rsplit(":", 1)[1])
+    data = json.dumps(body).encode()
+    request = raw.request(
+        "POST", TOKEN, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    )
+    for source in sources:
+        with socket.create_connection(("127.0.0.1", port), source_address=(source, 0)) as sock:
+            sock.sendall(request + data)
+
+
+def sessions_of(server: ServerProcess, username: str) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{server.database}?mode=ro", uri=True)) as db:
+        query = "SELECT count(*) FROM sessions JOIN users ON users.id = user_id WHERE username = ?"
+        return int(db.execute(query, (username,)).fetchone()[0])
+
+
+def test_logins_abandoned_while_they_wait_are_not_hashed(start_server: StartServer) -> None:
+    # One hashing slot, busy with six honest logins; eight logins of "eve" are sent behind
+    # them and their connections closed at once. Nobody will read their answers: they give
+    # their turns on without a hash, and start no session.
+    server = start_server({**REAL_HASHES, "JWTLITE_PASSWORD_HASH_CONCURRENCY": "1"})
+    register_users(server, ["eve", "carol", *(f"bob{n}" for n in range(6))])
+    honest: list[list[Reply]] = []
+    sender = threading.Thread(
+        target=lambda: honest.append(
+            post_together(
+                server.url,
+                [(TOKEN, credentials(f"bob{n}")) for n in range(6)],
+                sources=[f"127.0.10.{n + 1}" for n in range(6)],
+            )
+        )
+    )
+    sender.start()
+    time.sleep(0.05)  # the honest logins hold the slot and the line
+    abandon_logins(server.url, credentials("eve"), [f"127.0.11.{n + 1}" for n in range(8)])
+    # Behind all of them in the round-robin: when it is answered, each of eve's logins has
+    # had its turn.
+    late = Client(server.url, source="127.0.12.1")
+    assert late.post(TOKEN, credentials("carol")).status == 200
+    late.close()
+    sender.join(30)
+    assert statuses(honest[0]) == {200: 6}
+    assert sessions_of(server, "eve") == 0
+    assert sessions_of(server, "bob0") == 1  # the count sees sessions (bob0 logged in)
