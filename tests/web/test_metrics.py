@@ -8,6 +8,7 @@ from __future__ import annotations
 import concurrent.futures
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ from jwtlite.service.credentials.passwords import PasswordHasher
 from jwtlite.service.errors import ConfigurationError
 from jwtlite.service.settings import Settings
 from jwtlite.web.app import create_app
+from jwtlite.web.requestid import request_id
 
 from support import FAST_HASH, FAST_HASH_ENV, PASSWORD, ROOT, ServerProcess, clean_environ, http
 from support.raw import exchange, parse
@@ -256,6 +258,23 @@ def test_request_id_is_kept_when_safe_and_replaced_when_not(make: Callable[..., 
         assert re.fullmatch(r"[0-9a-f]{32}", answered["X-Request-ID"]), hostile
     ids = {client.get("/health").headers["X-Request-ID"] for _ in range(5)}
     assert len(ids) == 5
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_worker_does_not_repeat_its_parents_request_ids() -> None:
+    request_id(None)
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(writer, request_id(None).encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(child, 0)
+    theirs = os.read(reader, 64).decode()
+    os.close(reader)
+    mine = request_id(None)
+    assert re.fullmatch(r"[0-9a-f]{32}", theirs)
+    assert theirs[:16] != mine[:16]  # another process prefix
 
 
 @pytest.mark.parametrize(
