@@ -26,6 +26,8 @@ import hmac
 from dataclasses import dataclass
 
 from jwtlite._encoding import b64url_encode
+from jwtlite.errors import JWTError
+from jwtlite.jwt import decode_unverified_claims
 from jwtlite.service.errors import CSRFError
 
 __all__ = ["CSRF_MISSING", "CSRF_WRONG", "CSRFKey", "IssuedToken"]
@@ -90,3 +92,21 @@ class CSRFKey:
         expected = self.value(token_type=token_type, jti=jti).encode("ascii")
         if not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected):
             raise CSRFError(CSRF_WRONG)
+
+    def binds(self, presented: str, token: str) -> bool:
+        """Whether ``presented`` is the CSRF value of ``token``, read WITHOUT checking it.
+
+        Only for choosing among cookies of one name (a base64url and JSON parse, no key
+        operation); the token chosen must then be decoded and checked in full."""
+        try:
+            claims = decode_unverified_claims(token)
+        except JWTError:
+            return False
+        kind, jti = claims.get("token_type"), claims.get("jti")
+        if type(kind) is not str or type(jti) is not str or not (kind + jti).isascii():
+            return False
+        try:
+            self.check(presented, token_type=kind, jti=jti)
+        except CSRFError:
+            return False
+        return True

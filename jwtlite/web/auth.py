@@ -116,8 +116,10 @@ class RequestAuth:
             tokens = self._cookies.read(req, ACCESS)
             if not tokens:
                 raise
-            if req.method in SAFE_METHODS:
+            if req.method in SAFE_METHODS and len(tokens) == 1:
                 return tokens[0]
+            # An unsafe method, or several access cookies (a planted one is sent first): only
+            # the token the CSRF value binds authenticates; a safe request then needs it too.
             try:
                 return self._bound(req, tokens)
             except JWTError as exc:
@@ -140,27 +142,11 @@ class RequestAuth:
     def _bound(self, req: falcon.Request, tokens: list[str]) -> str:
         """Of a cookie's ``tokens``, the one the request's ``X-CSRF-TOKEN`` belongs to.
 
-        One token is simply checked. Several mean a planted cookie of the same name (cookie
-        tossing: it is sent first): the one the CSRF value binds is the user's, so a planted
-        cookie can neither lock the user out nor stand in for theirs. With none bound, the
-        first one's refusal is raised, as for a single cookie.
-
         Raises:
             CSRFError: no token has this CSRF value (or it is missing).
-            JWTError: the first token is invalid or expired, and no other one is bound.
+            JWTError: the token checked is invalid or expired.
         """
-        presented = req.get_header(CSRF_HEADER)
-        try:
-            self._service.check_csrf(tokens[0], presented)
-        except (CSRFError, JWTError) as first:
-            for token in tokens[1:]:
-                try:
-                    self._service.check_csrf(token, presented)
-                except (CSRFError, JWTError):
-                    continue
-                return token
-            raise first  # the first cookie's refusal, not the last one's
-        return tokens[0]
+        return self._service.bound_cookie(tokens, req.get_header(CSRF_HEADER))
 
     def check_origin(self, req: falcon.Request) -> None:
         """Refuse to answer with token cookies a request a page of another origin made.

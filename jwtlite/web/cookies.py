@@ -79,8 +79,9 @@ def cookie_names(*, secure: bool, domain: str | None) -> CookieNames:
     )
 
 
-#: The most cookies of one name a request is searched for the one its CSRF value binds.
-MAX_SAME_NAME = 4
+#: The most cookies of one name a request is searched for the one its CSRF value binds (each
+#: costs a base64url and JSON parse; the request header is at most 32 KiB anyway).
+MAX_SAME_NAME = 64
 
 
 class TokenCookies:

@@ -308,20 +308,23 @@ def test_body_transport_keeps_todays_answer_for_any_origin(make_client: Callable
 # -- cookie tossing: a sibling host plants a second cookie of the same name -------------------
 
 
-def _tossed(browser: Browser, kind: str, planted: str) -> dict[str, str]:
+def _tossed(browser: Browser, kind: str, *planted: str) -> dict[str, str]:
     """A ``Cookie`` header with ``planted`` first under the name of the ``kind`` cookie (as a
-    browser orders a parent-domain cookie with a longer path), then the user's own."""
+    browser orders parent-domain cookies with longer paths), then the user's own."""
     name = browser.names[kind]
     others = [f"{key}={value}" for key, value in browser.jar.items() if key != name]
-    return {"Cookie": "; ".join([f"{name}={planted}", f"{name}={browser.jar[name]}", *others])}
+    tossed = [f"{name}={value}" for value in planted]
+    return {"Cookie": "; ".join([*tossed, f"{name}={browser.jar[name]}", *others])}
 
 
+@pytest.mark.parametrize("count", [1, 4, 20])
 @pytest.mark.parametrize("planted", ["attacker", "garbage"])
 def test_a_tossed_refresh_cookie_does_not_lock_the_user_out(
-    make: Callable[..., Browser], planted: str
+    make: Callable[..., Browser], planted: str, count: int
 ) -> None:
     """The third outside attack: the server read the first value only, so the user's refresh
-    got 403 until the planted cookie expired."""
+    got 403 until the planted cookie expired; the fourth: four planted cookies (four paths
+    under ``/accounts/token``) pushed the user's own past the ones looked at."""
     attacker = make()
     register(attacker.client, "mallory")
     assert attacker.login("mallory").status_int == 200
@@ -329,9 +332,8 @@ def test_a_tossed_refresh_cookie_does_not_lock_the_user_out(
     assert user.login().status_int == 200
     own = user.value("refresh")
     value = attacker.value("refresh") if planted == "attacker" else "eyJhbGciOi.x.y"
-    response = user.client.post_json(
-        REFRESH, {}, headers={**_tossed(user, "refresh", value), **user.csrf("refresh")}
-    )
+    headers = _tossed(user, "refresh", *[value] * count)
+    response = user.client.post_json(REFRESH, {}, headers={**headers, **user.csrf("refresh")})
     assert response.status_int == 200, response.json
     user.keep(response)
     # The user's own session rotated, not the planted one.
@@ -355,6 +357,26 @@ def test_a_tossed_access_cookie_does_not_stand_in_for_the_users(
     # The user's sessions ended; the attacker's, whose cookie came first, did not.
     assert attacker.get(ME).status_int == 200
     assert user.get(ME).status_int == 401
+
+
+def test_a_tossed_access_cookie_is_not_read_by_a_safe_request_either(
+    make: Callable[..., Browser],
+) -> None:
+    """A GET needs no CSRF value, so with two access cookies it cannot tell the user's from
+    a planted one without it: the value chooses, and without it the request is refused
+    rather than shown the attacker's account."""
+    attacker = make()
+    register(attacker.client, "mallory")
+    assert attacker.login("mallory").status_int == 200
+    user = make()
+    assert user.login().status_int == 200
+    planted = _tossed(user, "access", attacker.value("access"))
+    response = user.client.get(ME, headers={**planted, **user.csrf("access")})
+    assert response.status_int == 200
+    assert response.json["username"] == "alice"
+    refused = user.client.get(ME, headers=planted, expect_errors=True)
+    assert_forbidden(refused, {"detail": "CSRF Failed: CSRF token missing."})
+    assert user.get(ME).json["username"] == "alice"  # one cookie: no value needed
 
 
 def test_tossed_cookies_without_a_matching_csrf_value_are_refused_as_one(

@@ -12,7 +12,7 @@ responses. The rules themselves live beside it: registration and login in
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -248,6 +248,27 @@ class AuthService:
         self.csrf.check(presented, token_type=claims["token_type"], jti=claims["jti"])
         # Refusals are reported where every CSRFError becomes a 403 (the web layer's error
         # handler), which also sees the origin checks made there.
+
+    def bound_cookie(self, tokens: Sequence[str], presented: str | None) -> str:
+        """Of the ``tokens`` of one cookie name, the one ``presented`` is the CSRF value of.
+
+        Usually there is one. Several mean cookie tossing (a sibling host planted cookies of
+        the same name, which browsers send first): each is looked at without a key operation
+        to find the one the value binds, and only that one is checked in full, so a planted
+        cookie neither locks the user out nor stands in for theirs. With none bound, the first
+        one is checked and its refusal raised, as for a single cookie.
+
+        Raises:
+            CSRFError: the value is missing or is no token's.
+            JWTError: the token checked is invalid or expired.
+        """
+        if not presented:
+            raise CSRFError(CSRF_MISSING)
+        chosen = tokens[0]
+        if len(tokens) > 1:
+            chosen = next((t for t in tokens if self.csrf.binds(presented, t)), chosen)
+        self.check_csrf(chosen, presented)
+        return chosen
 
     def _keys_reloaded(self, previous: Ring, ring: Ring) -> None:
         """Report a new signing key this instance picked up from its key directory.
