@@ -122,7 +122,9 @@ MEANINGS: dict[str, str] = {
     "ROTATE_REFRESH_TOKENS": "refresh returns a new refresh token and spends the old one; reuse revokes the family",
     "ROTATION_GRACE_PERIOD": "seconds during which a just-spent refresh token gets the same successor again instead of revoking its session (see [Sessions](../guides/sessions.md))",
     "ALLOW_ACCOUNT_DELETION": "serve `DELETE /accounts/me/` (off by default: simplejwt answers it 405)",
-    "ISSUER": "the `iss` claim written into every token and required of every token checked",
+    "ISSUER": "the `iss` claim written into every token and required of every token checked; "
+    "an `http(s)` URL (the service's public URL) also publishes the issuer's metadata at "
+    "`/.well-known/openid-configuration`",
     "AUDIENCE": "the `aud` claim written into every token and required of every token checked",
     "LEEWAY": "seconds of clock skew allowed when checking `exp`, `nbf` and `iat`",
     "CORS_ALLOWED_ORIGINS": "comma-separated exact origins",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import falcon
 
 from jwtlite._encoding import json_text
+from jwtlite.algorithms import ALGORITHMS, HMACAlgorithm
 from jwtlite.errors import (
     ExpiredTokenError,
     JWTError,
@@ -56,6 +57,7 @@ from jwtlite.web.cors import (
     DEFAULT_EXPOSE_HEADERS,
     CORSMiddleware,
 )
+from jwtlite.web.discovery import discovery_routes
 from jwtlite.web.openapi import OpenAPIResource
 from jwtlite.web.requestid import RequestIdMiddleware
 from jwtlite.web.resources import (
@@ -177,7 +179,6 @@ def create_app(
             if settings.allow_account_deletion
             else MeResource(service, auth)
         ),
-        # -- sessions and the account lifecycle (issue 11) --
         "/accounts/password": PasswordResource(
             service, auth, accounts, trusted_proxies=proxies, max_body_size=limit
         ),
@@ -188,6 +189,13 @@ def create_app(
         "/health": HealthResource(service),
         "/openapi.json": OpenAPIResource(),
     }
+    routes.update(
+        discovery_routes(
+            settings.issuer,
+            algorithms=service.signing_algorithms,
+            publishes_keys=not isinstance(ALGORITHMS[settings.algorithm], HMACAlgorithm),
+        )
+    )
     if metrics is not None:
         # Not in the OpenAPI document: an operator's endpoint, off by default, not JSON.
         routes["/metrics"] = metrics.resource(

@@ -41,7 +41,7 @@ POSTS = [
     if method == "post" and "requestBody" in DOC["paths"][path][method]
 ]
 # DELETE /accounts/me/ is served only when account deletion is allowed.
-EVERYTHING = {"allow_account_deletion": True}
+EVERYTHING = {"allow_account_deletion": True, "issuer": "https://id.example.com"}
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 
@@ -627,6 +627,22 @@ def jwks_200_ec(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPat
 
 
 @scenario
+def openidconfiguration_200(
+    make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch
+) -> Any:
+    path = "/.well-known/openid-configuration"
+    reply = make(issuer="https://id.example.com", algorithm="ES256").get(path, status=200)
+    assert "jwks_uri" in reply.json
+    return "get", path, reply
+
+
+@scenario
+def oauthmetadata_200(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
+    path = "/.well-known/oauth-authorization-server"
+    return "get", path, make(issuer="https://id.example.com").get(path, status=200)
+
+
+@scenario
 def health_200(make: Callable[..., Any], clock: FakeClock, mp: pytest.MonkeyPatch) -> Any:
     return "get", "/health", make().get("/health", status=200)
 
@@ -818,6 +834,8 @@ def test_scenarios_cover_every_documented_status_but_the_unforced() -> None:
         "sessions": ("/accounts/sessions/", "get"),
         "endsession": ("/accounts/sessions/{session_id}/", "delete"),
         "jwks": ("/.well-known/jwks.json", "get"),
+        "openidconfiguration": ("/.well-known/openid-configuration", "get"),
+        "oauthmetadata": ("/.well-known/oauth-authorization-server", "get"),
         "health": ("/health", "get"),
         "openapi": ("/openapi.json", "get"),
     }
@@ -874,7 +892,7 @@ HEADS = [(path, method) for path, method in OPERATIONS if method == "head"]
 def test_head_answers_as_get_without_a_body(
     make_client: Callable[..., Any], path: str, method: str
 ) -> None:
-    client = make_client()
+    client = make_client(**EVERYTHING)
     register(client)
     headers = bearer(login(client)["access"])
     assert set(DOC["paths"][path]["head"]["responses"]) == set(

@@ -298,6 +298,13 @@ class AuthService:
         progress)."""
         return self.tokens.keyring.published().jwks
 
+    def signing_algorithms(self) -> list[str]:
+        """The algorithms of the keys that verify our tokens (sorted), as the JWKS lists them.
+
+        With an HMAC key, which publishes nothing, that key's algorithm."""
+        published = {key["alg"] for key in self.jwks()["keys"] if "alg" in key}
+        return sorted(published) or [self.settings.algorithm]
+
     def health(self) -> dict[str, str]:
         """``{"status": "ok"}`` when the store answers; raises StoreUnavailableError if not."""
         self.store.ping()

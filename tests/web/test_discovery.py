@@ -1,0 +1,102 @@
+"""Authorization server metadata: what ``/.well-known/openid-configuration`` and RFC 8414's
+``/.well-known/oauth-authorization-server`` serve, and when they are not served at all."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+OPENID = "/.well-known/openid-configuration"
+OAUTH = "/.well-known/oauth-authorization-server"
+ISSUER = "https://id.example.com"
+
+
+def test_both_documents_describe_the_issuer_from_its_url_alone(
+    make_client: Callable[..., Any],
+) -> None:
+    client = make_client(issuer=ISSUER, algorithm="ES256")
+    openid = client.get(OPENID)
+    oauth = client.get(OAUTH)
+    assert (
+        openid.json
+        == oauth.json
+        == {
+            "issuer": ISSUER,
+            "token_endpoint": f"{ISSUER}/accounts/token/",
+            "token_endpoint_auth_methods_supported": ["none"],
+            "grant_types_supported": ["password", "refresh_token"],
+            "response_types_supported": [],
+            "jwks_uri": f"{ISSUER}/.well-known/jwks.json",
+            "id_token_signing_alg_values_supported": ["ES256"],
+        }
+    )
+    assert openid.headers["Cache-Control"] == "public, max-age=3600"
+    assert openid.headers["Content-Type"] == "application/json"
+    # The keys it points at are the ones that verify the tokens it issues.
+    assert client.get("/.well-known/jwks.json").json["keys"][0]["alg"] == "ES256"
+    assert client.head(OPENID).status_int == 200
+
+
+def test_urls_come_from_the_issuer_setting_never_from_the_request(
+    make_client: Callable[..., Any],
+) -> None:
+    client = make_client(issuer=ISSUER, algorithm="ES256")
+    for headers in (
+        {"Host": "evil.example"},
+        {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"},
+        {"Forwarded": "host=evil.example;proto=http"},
+    ):
+        document = client.get(OPENID, headers=headers).json
+        assert all(
+            value.startswith(ISSUER + "/")
+            for name, value in document.items()
+            if name.endswith(("_endpoint", "_uri"))
+        ), document
+
+
+def test_an_issuer_with_a_path_is_served_appended_and_inserted(
+    make_client: Callable[..., Any],
+) -> None:
+    """OpenID Connect Discovery appends the well-known path to the issuer (the service's
+    own mount point); RFC 8414 §3.1 inserts it before the issuer's path."""
+    issuer = "https://example.com/tenants/a"
+    client = make_client(issuer=issuer)
+    assert client.get(OPENID).json["issuer"] == issuer
+    assert client.get(f"{OAUTH}/tenants/a").json["issuer"] == issuer
+    assert client.get(f"{OAUTH}/tenants/a").json["token_endpoint"] == (
+        "https://example.com/tenants/a/accounts/token/"
+    )
+    # The document of another issuer (the bare host, another tenant) is not this one.
+    for path in (OAUTH, f"{OAUTH}/tenants", f"{OAUTH}/tenants/b", f"{OAUTH}/tenants/a/x"):
+        assert client.get(path, expect_errors=True).status_int == 404, path
+
+
+def test_a_symmetric_key_publishes_no_jwks_uri(make_client: Callable[..., Any]) -> None:
+    document = make_client(issuer=ISSUER).get(OPENID).json
+    assert "jwks_uri" not in document
+    assert document["id_token_signing_alg_values_supported"] == ["HS256"]
+
+
+def test_a_trailing_slash_is_kept_in_the_issuer_and_not_doubled_in_urls(
+    make_client: Callable[..., Any],
+) -> None:
+    document = make_client(issuer=ISSUER + "/").get(OPENID).json
+    assert document["issuer"] == ISSUER + "/"
+    assert document["token_endpoint"] == f"{ISSUER}/accounts/token/"
+
+
+@pytest.mark.parametrize(
+    "issuer", [None, "my-service", "urn:example:issuer", "https://", "https://a.example/?x=1"]
+)
+def test_nothing_is_served_without_an_issuer_url(
+    make_client: Callable[..., Any], issuer: str | None
+) -> None:
+    """Any string is a valid ``iss`` claim; only an http(s) URL without query or fragment
+    can be a metadata document's issuer (RFC 8414 §2)."""
+    client = make_client(**({"issuer": issuer} if issuer else {}))
+    for path in (OPENID, OAUTH):
+        response = client.get(path, expect_errors=True)
+        assert response.status_int == 404
+        assert response.json == {"detail": "Not found."}
