@@ -411,3 +411,36 @@ def test_a_retry_after_an_unconfirmed_rotation_is_not_reuse(
     reuse = http("POST", server.url + "/accounts/token/refresh/", {"refresh": pair["refresh"]})
     assert reuse.status == 401
     assert _session_states(postgres_url) == [("revoked",)]
+
+
+def test_a_retry_that_fails_too_leaves_the_next_retry_its_successor(
+    proxied: tuple[ServerProcess, Proxy], postgres_url: str
+) -> None:
+    """The fourth outside attack: the memory of the unanswered rotation was forgotten by the
+    first retry before it had read the successor, so when that read failed too (the store
+    still flapping) the second retry was taken for reuse and revoked the session."""
+    server, proxy = proxied
+    pair = _rotation_case(server)
+    proxy.lose_answer_to(b"COMMIT", then_stop=True)
+    refresh = server.url + "/accounts/token/refresh/"
+    assert http("POST", refresh, {"refresh": pair["refresh"]}).status == 503
+    # The successor's read (the only plain read by jti; ROTATION_LANDED adds a condition).
+    # The server goes dark again with it, so that the read cannot simply be retried.
+    proxy.lose_answer_to(b"FROM refresh_tokens WHERE jti = $1\x00", then_stop=True)
+    proxy.start()
+    for _ in range(40):
+        retry = http("POST", refresh, {"refresh": pair["refresh"]})
+        if proxy.answers_lost.is_set():
+            break
+        assert retry.status == 503, retry.body  # the pool finding its way back
+        time.sleep(0.25)
+    assert retry.status == 503, retry.body  # the retry whose successor read was lost
+    proxy.start()
+    for _ in range(40):
+        retry = http("POST", refresh, {"refresh": pair["refresh"]})
+        if retry.status != 503:
+            break
+        time.sleep(0.25)
+    assert retry.status == 200, retry.body
+    assert _session_states(postgres_url) == [("active",)]
+    assert "reuse" not in server.stderr()

@@ -49,11 +49,19 @@ class _UnansweredRotations:
             while len(self._by_jti) > _UNANSWERED_MAX:
                 self._by_jti.popitem(last=False)
 
-    def take(self, old_jti: str, now: float) -> str | None:
-        """The successor's jti of such a rotation of ``old_jti``, if remembered; forgets it."""
+    def successor(self, old_jti: str, now: float) -> str | None:
+        """The successor's jti of such a rotation of ``old_jti``, while it is remembered.
+
+        Not forgotten here: the retry can fail too (the store still down), and the one after
+        it must find it still; :meth:`forget` once a retry was served."""
         with self._lock:
-            found = self._by_jti.pop(old_jti, None)
+            found = self._by_jti.get(old_jti)
         return found[0] if found is not None and now < found[1] else None
+
+    def forget(self, old_jti: str) -> None:
+        """Forget the rotation of ``old_jti``: its retry got the successor."""
+        with self._lock:
+            self._by_jti.pop(old_jti, None)
 
 
 class RefreshRules:
@@ -232,11 +240,13 @@ class RefreshRules:
     def _unanswered_successor(self, record: RefreshRecord, now: float) -> RefreshRecord | None:
         """The successor of a rotation this process answered 503, for its client's retry.
 
-        Only while nobody has used it (it is still active): then nobody received it."""
-        jti = self._unanswered.take(record.jti, now)
+        Only while nobody has used it (it is still active): then nobody received it. A store
+        error reading it propagates (503 again), and the retry after that is served the same."""
+        jti = self._unanswered.successor(record.jti, now)
         if jti is None or jti != record.successor:
             return None
         successor = self._parts.store.get_refresh_token(jti)
+        self._unanswered.forget(record.jti)  # only one retry is served, once it can be
         return successor if successor is not None and successor.state == "active" else None
 
     def _successor_in_grace(self, record: RefreshRecord, now: float) -> RefreshRecord | None:
