@@ -83,8 +83,8 @@ class BearerAuth:
         leeway: seconds of clock skew tolerated for ``exp``, ``nbf`` and ``iat``.
         require: claim names every token must carry (``exp`` always is).
         token_types: accepted values of the ``token_type`` claim when present (jwtlite's
-            refresh tokens are signed with the same key as its access tokens and say
-            ``"refresh"``); None accepts any.
+            refresh tokens say ``"refresh"``, and are signed by a key no JWKS publishes
+            anyway); None accepts any.
         scopes: scopes every token must grant (a list, not a string), from its ``scope``
             claim (RFC 6749 §3.3: scope tokens separated by spaces, U+0020 only; repeated
             spaces are ignored; any other character, tabs and non-breaking spaces included,

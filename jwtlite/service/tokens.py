@@ -4,6 +4,13 @@ Claims, in this order (clients of simplejwt rely on the first five): ``token_typ
 ``iat``, ``jti``, ``user_id``, then ``iss``/``aud`` when configured, then, in access tokens
 only, the extra claims of the ``claims`` callable given to the service.
 
+Refresh tokens are signed with a key of their own: HS256 under a secret derived from the key
+ring's pepper, which is never published and never rotated (a refresh token is only ever
+checked here, and its record in the store is what makes it live). So a resource server that
+checks an access token as generic validators do (signature by the JWKS or the shared
+``SECRET_KEY``, ``iss``, ``aud``, ``exp``; a ``token_type`` claim means nothing to it) cannot
+take a refresh token for an access token: its signature verifies under no key it holds.
+
 Every token belongs to a session: the first 16 hex digits of its ``jti`` are the session's
 id, the last 16 are random per token, so ``jti`` stays what simplejwt clients see (32
 lower-case hex digits, unique per token) while an access token names its session without a
@@ -13,16 +20,19 @@ issued before sessions existed) is refused as not ours.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jwtlite import jwt
+from jwtlite import jws, jwt
 from jwtlite._encoding import json_text
 from jwtlite.errors import (
     InvalidClaimError,
     InvalidKeyError,
+    InvalidSignatureError,
     MalformedTokenError,
 )
 from jwtlite.keys import Key, KeySet
@@ -41,6 +51,7 @@ __all__ = [
     "ClaimsFunction",
     "TokenMinter",
     "new_session_id",
+    "refresh_key",
     "session_of",
 ]
 
@@ -52,6 +63,11 @@ RESERVED_CLAIMS = frozenset(
 )
 #: Extra claims for access tokens, from the user they are issued to.
 ClaimsFunction = Callable[[User], Mapping[str, Any]]
+
+#: The algorithm of refresh tokens, whatever the ring's: they are checked only here.
+REFRESH_ALGORITHM = "HS256"
+# Keeps the refresh-token key apart from the other secrets derived from the same pepper.
+_REFRESH_KEY_LABEL = b"jwtlite refresh-token key v1"
 
 SESSION_ID_DIGITS = 16
 # Claims every token we issue carries; a token without them is not ours.
@@ -66,6 +82,11 @@ SESSION_ID = re.compile(r"[0-9a-f]{16}").fullmatch
 # exp and iat are whole seconds we wrote: integers (not floats, not booleans) below the
 # year 5000, never a 4,000-digit number that would keep a leaked token alive for ever.
 _MAX_NUMERIC_DATE = 95_000_000_000
+
+
+def refresh_key(pepper: bytes) -> Key:
+    """The key that signs and checks refresh tokens, derived from the key ring's ``pepper``."""
+    return Key(hmac.digest(pepper, _REFRESH_KEY_LABEL, hashlib.sha256), REFRESH_ALGORITHM)
 
 
 def new_session_id() -> str:
@@ -109,6 +130,9 @@ class TokenMinter:
         self._settings = settings
         self._retirement_grace = retirement_grace(settings)
         self.keyring = keys if isinstance(keys, KeyRing) else KeyRing.fixed(keys)
+        self._refresh_key = refresh_key(self.keyring.pepper)
+        # Every refresh token starts with this header segment and a dot (no kid: one key).
+        self._refresh_prefix = jws.encode(b"", self._refresh_key).partition(".")[0] + "."
         self._clock = clock
         self._claims = claims
         # Written after user_id, in this order, when configured.
@@ -150,7 +174,7 @@ class TokenMinter:
             "user_id": str(record.user_id),
         }
         claims.update(self._tail)
-        return jwt.encode(claims, self.signing_key)
+        return jwt.encode(claims, self._refresh_key)
 
     @property
     def signing_key(self) -> Key:
@@ -165,29 +189,33 @@ class TokenMinter:
         Raises:
             JWTError: invalid, expired, of the wrong type, or not ours.
         """
-        settings = self._settings
         keyring = self.keyring
         ring = keyring.current()
         key = ring.verifying_key(token)
-        if key is None:
-            # Maybe another instance signs with a key we have not loaded yet.
-            ring = keyring.after_unknown_kid(ring)
-            key = ring.verifying_key(token)
+        signed_by: Key | None = None  # the refresh key, when it signed
+        if token.startswith(self._refresh_prefix) and (
+            key is None or REFRESH_ALGORITHM not in key.algorithms
+        ):
+            claims, signed_by = self._checked(token, self._refresh_key), self._refresh_key
+        else:
             if key is None:
-                raise InvalidKeyError("no key matches the token's kid")
-        claims = jwt.decode(
-            token,
-            key,
-            # A key checks only its own algorithm's signatures (an Ed25519/Ed448 key also the
-            # EdDSA ones it signed before RFC 9864 named its curve).
-            tuple(key.algorithms),
-            audience=settings.audience,
-            issuer=settings.issuer,
-            leeway=settings.leeway,
-            options=_OPTIONS,
-            now=self._clock(),
-        )
+                # Maybe another instance signs with a key we have not loaded yet.
+                ring = keyring.after_unknown_kid(ring)
+                key = ring.verifying_key(token)
+                if key is None:
+                    raise InvalidKeyError("no key matches the token's kid")
+            try:
+                claims = self._checked(token, key)
+            except InvalidSignatureError:
+                # simplejwt's kid-less HS256 header is the refresh tokens' header too.
+                if not token.startswith(self._refresh_prefix):
+                    raise
+                claims, signed_by = self._checked(token, self._refresh_key), self._refresh_key
         token_type = claims["token_type"]
+        if (token_type == REFRESH) != (signed_by is not None):
+            # Each type has its key: an access token under the refresh key, or a refresh
+            # token under a signing key (one issued before they had their own), is not ours.
+            raise MalformedTokenError("Token claims are not ours")
         user_id = claims["user_id"]
         jti = claims["jti"]
         if token_type not in (ACCESS, REFRESH) or not isinstance(jti, str) or not _JTI(jti):
@@ -199,8 +227,24 @@ class TokenMinter:
         if expected_type is not None and token_type != expected_type:
             raise WrongTokenTypeError(expected_type)
         self._check_lifetime(claims)
-        self._check_retirement(claims, ring.retired_at(key))
+        if signed_by is None and key is not None:
+            self._check_retirement(claims, ring.retired_at(key))
         return claims
+
+    def _checked(self, token: str, key: Key) -> dict[str, Any]:
+        settings = self._settings
+        return jwt.decode(
+            token,
+            key,
+            # A key checks only its own algorithm's signatures (an Ed25519/Ed448 key also the
+            # EdDSA ones it signed before RFC 9864 named its curve).
+            tuple(key.algorithms),
+            audience=settings.audience,
+            issuer=settings.issuer,
+            leeway=settings.leeway,
+            options=_OPTIONS,
+            now=self._clock(),
+        )
 
     def _check_lifetime(self, claims: Mapping[str, Any]) -> None:
         # We never issue a token living longer than its type's lifetime: one that does was

@@ -40,6 +40,7 @@ from jwtlite.service.signing.keyring import (
     request_reload,
     retirement_grace,
 )
+from jwtlite.service.tokens import refresh_key
 
 from support import FakeClock, login, register
 from support.server import unverified_segment
@@ -719,7 +720,13 @@ def test_a_rotation_while_a_key_is_staged_takes_over_at_once(
     assert directory.drop(leaked_kid, now=now) == ()
     request_reload()
     a.post_json(VERIFY, {"token": leaked["access"]}, status=401)
-    a.post_json(REFRESH, {"refresh": leaked["refresh"]}, status=401)
+    # Refresh tokens have their own key, which no leaked signing key gives away: the session
+    # lives on, and its new access token is signed by the new key.
+    renewed = a.post_json(REFRESH, {"refresh": leaked["refresh"]}, status=200).json
+    assert header(renewed["access"])["kid"] == emergency.kid
+    # A refresh token signed by a signing key (even the current one) is nothing.
+    forged = signed_by_key(keys_dir, emergency.kid, unverified_segment(leaked["refresh"], 1))
+    a.post_json(REFRESH, {"refresh": forged}, status=401)
     a.post_json(VERIFY, {"token": fresh["access"]}, status=200)
     assert [key["kid"] for key in a.get(JWKS).json["keys"]] == [emergency.kid, staged.kid]
 
@@ -763,9 +770,16 @@ def test_a_key_is_staged_a_day_at_most(keys_dir: Path, clock: FakeClock, seconds
 
 
 def forge(keys_dir: Path, kid: str, claims: dict[str, Any], **changes: Any) -> str:
-    """A token signed by the key ``kid`` of the directory (a leaked key), with ``changes``."""
-    key = KeyDirectory(str(keys_dir)).read().keys[kid]
+    """A token signed by the key ``kid`` of the directory (a leaked key), with ``changes``;
+    with claims of a refresh token, by the refresh-token key the directory's pepper gives."""
+    files = KeyDirectory(str(keys_dir)).read()
+    key = refresh_key(files.pepper) if claims["token_type"] == "refresh" else files.keys[kid]
     return jwt.encode({**claims, **changes}, key)
+
+
+def signed_by_key(keys_dir: Path, kid: str, claims: dict[str, Any]) -> str:
+    """``claims`` signed by the signing key ``kid`` itself, whatever their type."""
+    return jwt.encode(claims, KeyDirectory(str(keys_dir)).read().keys[kid])
 
 
 def test_a_retired_key_signs_nothing_new(

@@ -8,11 +8,13 @@ twice). Without Node.js or npm, or when the install fails, the tests skip with t
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +87,27 @@ def fails(script: str, *args: str) -> str:
     )
     assert done.returncode != 0, done.stdout
     return done.stderr
+
+
+@contextlib.contextmanager
+def server(script: str, *args: str) -> Iterator[str]:
+    """Run the server ``tests/system/node/<script>``; its ``http://127.0.0.1:<port>``.
+
+    The script prints ``{"port": N}`` once it listens; it is killed on leaving."""
+    project = installed()
+    process = subprocess.Popen(
+        ["node", str(project / script), *args],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # bounded: the script prints it or dies
+        if not line:
+            raise AssertionError(f"{script} did not start: {process.communicate(timeout=5)[1]}")
+        yield f"http://127.0.0.1:{json.loads(line)['port']}"
+    finally:
+        process.kill()
+        process.communicate(timeout=10)  # reaps it and closes its pipes

@@ -217,12 +217,16 @@ def test_jwks_publishes_the_signing_key(
     assert not {"d", "p", "q", "dp", "dq", "qi"} & set(jwk), "private members published"
     public = jwtlite.Key.from_jwk(jwk)
     pair = _signed_up(client)
-    for kind in ("access", "refresh"):
-        token = pair[kind]
-        assert header(token) == {"alg": algorithm, "typ": "JWT", "kid": jwk["kid"]}
-        verified = jwtlite.decode(token, public, [algorithm], now=clock.now)
-        assert verified == claims(token)
-        assert verified["token_type"] == kind
+    access = pair["access"]
+    assert header(access) == {"alg": algorithm, "typ": "JWT", "kid": jwk["kid"]}
+    verified = jwtlite.decode(access, public, [algorithm], now=clock.now)
+    assert verified == claims(access)
+    assert verified["token_type"] == "access"
+    # A refresh token verifies under no published key: a resource server checking only the
+    # signature, iss, aud and exp cannot take it for an access token.
+    assert header(pair["refresh"]) == {"alg": "HS256", "typ": "JWT"}
+    with pytest.raises(jwtlite.JWTError):
+        jwtlite.decode(pair["refresh"], public, [algorithm], now=clock.now)
 
 
 # -- request bodies: JSON (any charset) and forms --------------------------------------------
