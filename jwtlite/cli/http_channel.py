@@ -23,7 +23,12 @@ waitress answers some requests itself and reads every request at the client's pa
   its first byte (waitress resets its idle timer on every byte, so a client sending one
   byte every 20 s held a connection for ever), and one client address (an IPv6 /64) may
   hold at most ``max_per_peer`` connections (trusted proxies excepted), so a hundred slow
-  connections from one place no longer use up every connection the server accepts.
+  connections from one place no longer use up every connection the server accepts;
+* shares the connections fairly: past :data:`FAIR_SHARE_AT` open connections, each new one
+  closes a waiting connection (idle, or still sending its request) of the address holding
+  the most (the newcomer itself when that is its own address), so a few addresses of
+  silent connections cannot fill :data:`CONNECTION_LIMIT` and leave everyone else in the
+  listen backlog.
 
 Its own errors carry a fresh ``X-Request-ID`` too, as every answer of the app does (the
 request never reached the app, so there is no client id to keep: a garbled request's header
@@ -51,6 +56,7 @@ from jwtlite.service.throttle import address_group
 __all__ = [
     "CHANNEL_TIMEOUT_SECONDS",
     "CONNECTION_LIMIT",
+    "FAIR_SHARE_AT",
     "MAX_CONNECTIONS_PER_CLIENT",
     "MAX_HEADER_BYTES",
     "REQUEST_READ_SECONDS",
@@ -68,6 +74,9 @@ CHANNEL_TIMEOUT_SECONDS = 30
 MAX_CONNECTIONS_PER_CLIENT = 64
 #: Connections the server holds at once, all clients together (waitress's default is 100).
 CONNECTION_LIMIT = 1000
+#: Past this many connections, a newcomer takes the place of a waiting one of the heaviest
+#: address: the limit is never reached by clients holding their share.
+FAIR_SHARE_AT = CONNECTION_LIMIT - MAX_CONNECTIONS_PER_CLIENT
 #: The largest header section accepted (431 past it). jwtlite's requests carry a token or
 #: two; waitress's default of 256 KiB let a client make its single I/O thread parse 50,000
 #: header lines (a quarter of a second) per request.
@@ -140,8 +149,30 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
             self.write(body)
 
     peers: collections.Counter[str] = collections.Counter()
+    # Each address's open channels, oldest first (the values are unused).
+    members: dict[str, dict[Any, None]] = {}
     logged: dict[str, float] = {}
+    evictions_logged = [-_CAP_LOG_INTERVAL]
     peers_lock = threading.Lock()
+
+    def waiting(channel: Any) -> bool:
+        # Nothing handed to a worker and nothing left to send: idle, or still receiving.
+        return not channel.requests and not channel.total_outbufs_len
+
+    def make_room(newcomer: Any) -> Any:
+        """The channel to close for ``newcomer`` past the fair share, or None.
+
+        None under the share, or when every channel of the heaviest addresses is being
+        served. Called under the lock."""
+        if sum(peers.values()) <= FAIR_SHARE_AT:
+            return None
+        for peer, _ in peers.most_common(4):
+            if peer == newcomer._peer:
+                return newcomer  # its own address holds the most: it is the one over
+            victim = next((c for c in members.get(peer, ()) if waiting(c)), None)
+            if victim is not None:
+                return victim
+        return None
 
     class HardenedChannel(HTTPChannel):  # type: ignore[misc]
         parser_class = FramingCheckedParser
@@ -158,7 +189,9 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
             now = time.monotonic()
             with peers_lock:
                 peers[self._peer] += 1
+                members.setdefault(self._peer, {})[self] = None
                 over = peers[self._peer] > max_per_peer
+                evicted = None if over else make_room(self)
                 quiet = now - logged.get(self._peer, -_CAP_LOG_INTERVAL) < _CAP_LOG_INTERVAL
                 if over and not quiet:
                     logged[self._peer] = now
@@ -173,6 +206,16 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
                         max_per_peer,
                     )
                 self.handle_close()
+            elif evicted is not None:
+                if now - evictions_logged[0] >= _CAP_LOG_INTERVAL:
+                    evictions_logged[0] = now
+                    log.warning(
+                        "%d connections open: closing waiting ones of the addresses holding "
+                        "the most, %s first (logged once a minute)",
+                        FAIR_SHARE_AT,
+                        evicted._peer,
+                    )
+                evicted.handle_close()
 
         def check_client_disconnected(self) -> bool:
             # Called from the worker thread while the I/O thread leaves this socket alone
@@ -211,7 +254,11 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
             if peer is not None:
                 with peers_lock:
                     peers[peer] -= 1
+                    own = members.get(peer)
+                    if own is not None:
+                        own.pop(self, None)
                     if peers[peer] <= 0:
                         del peers[peer]
+                        members.pop(peer, None)
 
     return HardenedChannel

@@ -435,3 +435,46 @@ def test_a_form_with_too_many_fields_is_refused(client: Any) -> None:
         expect_errors=True,
     )
     assert_error(response, 400, {"detail": "Form parse error - invalid form data"})
+
+
+# -- the fourth attack -------------------------------------------------------------------------
+
+
+def test_silent_connections_of_a_few_addresses_leave_room_for_everyone_else(
+    db_path: Path,
+) -> None:
+    """Sixteen addresses holding 64 silent connections each (each under the per-client cap)
+    went past the server's connection limit: waitress stopped accepting, and honest
+    clients waited in the listen backlog until the attackers' connections timed out."""
+    with ServerProcess(database=db_path, env=FAST_HASH_ENV, args=["--threads", "8"]) as server:
+        port = _port(server)
+        held: list[socket.socket] = []
+        try:
+            for source in range(2, 18):
+                for _ in range(http_channel.MAX_CONNECTIONS_PER_CLIENT):
+                    sock = socket.socket()
+                    sock.settimeout(5)
+                    sock.bind((f"127.0.7.{source}", 0))
+                    sock.connect(("127.0.0.1", port))
+                    held.append(sock)
+            time.sleep(1)  # the server has accepted what it will
+            for _ in range(5):  # honest clients from other addresses, one after another
+                began = time.monotonic()
+                assert http("GET", server.url + "/health", timeout=3).status == 200
+                assert time.monotonic() - began < 1.5
+            # Those closed to make room were the attackers'; the server held the limit.
+            closed = 0
+            for sock in held:
+                sock.setblocking(False)
+                try:
+                    closed += sock.recv(1) == b""
+                except BlockingIOError:
+                    pass  # open, silent
+                except OSError:
+                    closed += 1  # reset
+            assert closed >= len(held) - http_channel.FAIR_SHARE_AT
+        finally:
+            for sock in held:
+                sock.close()
+        assert "closing waiting ones" in server.stderr()
+        assert "Traceback" not in server.stderr()
