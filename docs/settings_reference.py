@@ -141,7 +141,7 @@ MEANINGS: dict[str, str] = {
     "USER_STATE_CACHE_SECONDS": "how long a process may trust what it last read of a user's and a session's state when checking an access token (`0`: read every time); the bound for a revocation made elsewhere to be seen",
     "TRUSTED_PROXIES": "comma-separated proxy IPs whose `X-Forwarded-For` is believed; an IPv4-mapped address (`::ffff:10.0.0.5`) is the same proxy as its IPv4 address, and a zone id (`fe80::1%eth0`) is refused (peers are compared without one)",
     "MAX_BODY_SIZE": "larger request bodies get 413",
-    "PASSWORD_HASH_MEMORY_KIB": "Argon2id memory cost in KiB (OWASP's minimum); raising a cost rehashes each password at its next login",
+    "PASSWORD_HASH_MEMORY_KIB": "Argon2id memory cost in KiB (OWASP's minimum); raising a cost rehashes each password at its next login; lowering one does not (instances of different costs on one database leave each other's hashes alone)",
     "PASSWORD_HASH_ITERATIONS": "Argon2id time cost",
     "PASSWORD_HASH_LANES": "Argon2id parallelism",
     "PASSWORD_HASH_CONCURRENCY": "hashes that may run at once (`0`: one per core); more wait their turn, round-robin across client addresses ([the admission model](../explanation/performance.md#admission-to-password-hashing))",

@@ -137,6 +137,22 @@ def test_needs_rehash_detects_changed_parameters(
     assert PasswordHasher(**parameters).needs_rehash(stored) is expected
 
 
+@pytest.mark.parametrize(
+    "lowered", [{"memory_kib": 512}, {"lanes": 1, "memory_kib": 2048}, {"salt_length": 8}]
+)
+def test_a_hash_above_our_cost_is_not_rewritten(lowered: dict[str, int]) -> None:
+    """The fourth outside attack: two instances of different costs on one database rewrote
+    each other's hashes at every login, and each rewrite defeated a racing password change
+    (401, nothing changed, the old password still working)."""
+    strong = PasswordHasher(memory_kib=2048, iterations=2, lanes=2, salt_length=16)
+    stored = strong.hash("correct horse battery staple")
+    weaker = PasswordHasher(**{"memory_kib": 2048, "iterations": 2, "lanes": 2, **lowered})
+    assert not weaker.needs_rehash(stored)
+    assert weaker.verify("correct horse battery staple", stored)
+    # ...while the stronger instance does upgrade what the weaker one wrote.
+    assert strong.needs_rehash(weaker.hash("correct horse battery staple"))
+
+
 def test_old_hash_still_verifies_under_new_parameters(stored: str) -> None:
     stronger = PasswordHasher(memory_kib=2048, iterations=2)
     assert stronger.needs_rehash(stored)

@@ -195,9 +195,23 @@ class PasswordHasher:
         """Tell whether ``encoded`` should be replaced by a fresh :meth:`hash` after login.
 
         True when it is not an Argon2id PHC string of ours, or when any of its parameters
-        (memory, passes, lanes, salt or hash length) differs from this hasher's.
+        (memory, passes, lanes, salt or hash length) is below this hasher's: a raised cost
+        reaches every password at its next login, a lowered one waits for a password
+        change. Never for a hash above ours in every respect: instances of different costs on
+        one database (a cost change rolling out) would otherwise rewrite each other's hashes
+        at every login, and each rewrite makes a password change racing it start over.
         """
-        return _parse(encoded) != self._parameters
+        params = _parse(encoded)
+        if params is None or not self._affordable(params):
+            return True
+        ours = self._parameters
+        return (
+            params.memory_kib < ours.memory_kib
+            or params.iterations < ours.iterations
+            or params.lanes < ours.lanes
+            or params.salt_length < ours.salt_length
+            or params.hash_length < ours.hash_length
+        )
 
     def dummy_verify(self, password: str) -> None:
         """Spend the time of one verification, for a user who does not exist."""
