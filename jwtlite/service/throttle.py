@@ -49,11 +49,23 @@ from jwtlite.service.settings import Settings
 from jwtlite.store import AttemptLimits, Store
 from jwtlite.store.base import LOGIN_ATTEMPT, LOGIN_SUCCESS, REGISTRATION
 
-__all__ = ["LOGIN", "REGISTER", "TRUSTED", "TRUSTED_ADDRESS_SECONDS", "Throttle", "address_group"]
+__all__ = [
+    "IN_FLIGHT_WAITERS",
+    "LOGIN",
+    "REGISTER",
+    "TRUSTED",
+    "TRUSTED_ADDRESS_SECONDS",
+    "Throttle",
+    "address_group",
+]
 
 LOGIN = LOGIN_ATTEMPT
 REGISTER = REGISTRATION
 TRUSTED = LOGIN_SUCCESS
+#: Logins that may wait, all addresses together, for attempts in flight to end (each holds a
+#: server thread: ``THREADS`` 48 = the hashing queue's 40 + the hashing threads + these few
+#: + the ones verification, refresh and ``/health`` need).
+IN_FLIGHT_WAITERS = 4
 #: How long a successful login keeps its address open to its owner past the per-username bar.
 TRUSTED_ADDRESS_SECONDS = 30 * 24 * 3600
 _IPV6_GROUP_PREFIX = 64
@@ -84,13 +96,16 @@ class _InFlight:
 
     Also the place to wait for one of them to end."""
 
-    def __init__(self, *, wait: float, max_waiters: int) -> None:
+    def __init__(self, *, wait: float, max_waiters: int, max_total: int) -> None:
         self._changed = threading.Condition()
         self._counts: collections.Counter[str] = collections.Counter()
         self._waiters: collections.Counter[str] = collections.Counter()
         self._ended = 0  # attempts resolved so far: a waiter tells whether one ended
         self._wait = wait
         self._max_waiters = max_waiters
+        # Each waiter holds a server thread outside the hashing queue, which THREADS is sized
+        # with: all addresses together get a few, not PASSWORD_HASH_PER_CLIENT each.
+        self._max_total = max_total
 
     @contextlib.contextmanager
     def held(self, *keys: str) -> Iterator[None]:
@@ -134,6 +149,7 @@ class _InFlight:
                         remaining <= 0
                         or not any(self._counts[key] for key in keys)
                         or self._waiters[address] >= self._max_waiters
+                        or self._waiters.total() >= self._max_total
                     ):
                         raise
                     self._waiters[address] += 1
@@ -166,7 +182,9 @@ class Throttle:
         self._registration_window = settings.registration_window
         self._registration_limits = AttemptLimits(per_address=settings.registration_max_per_address)
         self._in_flight = _InFlight(
-            wait=settings.password_hash_wait, max_waiters=settings.password_hash_per_client
+            wait=settings.password_hash_wait,
+            max_waiters=settings.password_hash_per_client,
+            max_total=IN_FLIGHT_WAITERS,
         )
 
     def subject(self, username_key: str) -> str:
