@@ -41,7 +41,7 @@ from jwtlite.service.errors import (
     WrongTokenTypeError,
 )
 from jwtlite.service.settings import Settings
-from jwtlite.service.signing.keyring import KeyRing, retirement_grace
+from jwtlite.service.signing.keyring import KeyRing, Ring, retirement_grace
 from jwtlite.store import RefreshRecord, User
 
 __all__ = [
@@ -189,30 +189,9 @@ class TokenMinter:
         Raises:
             JWTError: invalid, expired, of the wrong type, or not ours.
         """
-        keyring = self.keyring
-        ring = keyring.current()
-        key = ring.verifying_key(token)
-        signed_by: Key | None = None  # the refresh key, when it signed
-        if token.startswith(self._refresh_prefix) and (
-            key is None or REFRESH_ALGORITHM not in key.algorithms
-        ):
-            claims, signed_by = self._checked(token, self._refresh_key), self._refresh_key
-        else:
-            if key is None:
-                # Maybe another instance signs with a key we have not loaded yet.
-                ring = keyring.after_unknown_kid(ring)
-                key = ring.verifying_key(token)
-                if key is None:
-                    raise InvalidKeyError("no key matches the token's kid")
-            try:
-                claims = self._checked(token, key)
-            except InvalidSignatureError:
-                # simplejwt's kid-less HS256 header is the refresh tokens' header too.
-                if not token.startswith(self._refresh_prefix):
-                    raise
-                claims, signed_by = self._checked(token, self._refresh_key), self._refresh_key
+        claims, ring, key = self._verified(token, expected_type)
         token_type = claims["token_type"]
-        if (token_type == REFRESH) != (signed_by is not None):
+        if (token_type == REFRESH) != (key is None):
             # Each type has its key: an access token under the refresh key, or a refresh
             # token under a signing key (one issued before they had their own), is not ours.
             raise MalformedTokenError("Token claims are not ours")
@@ -227,9 +206,47 @@ class TokenMinter:
         if expected_type is not None and token_type != expected_type:
             raise WrongTokenTypeError(expected_type)
         self._check_lifetime(claims)
-        if signed_by is None and key is not None:
+        if key is not None:
             self._check_retirement(claims, ring.retired_at(key))
         return claims
+
+    def _verified(
+        self, token: str, expected_type: str | None
+    ) -> tuple[dict[str, Any], Ring, Key | None]:
+        """The claims of ``token``, checked under the key that signed it.
+
+        With them the ring the key was found in, and the key: None for the refresh key.
+
+        Raises:
+            JWTError: no key of ours signed it, or a check of :func:`jwt.decode` failed.
+        """
+        keyring = self.keyring
+        ring = keyring.current()
+        key = ring.verifying_key(token)
+        refresh_header = token.startswith(self._refresh_prefix)
+        ambiguous = key is not None and REFRESH_ALGORITHM in key.algorithms
+        if refresh_header and (key is None or not ambiguous or expected_type == REFRESH):
+            # Only the refresh key can have signed it; or another key could have (simplejwt's
+            # kid-less HS256 header is the refresh tokens' header too), but a refresh token
+            # is expected: that key second, so an access token here is "of the wrong type".
+            try:
+                return self._checked(token, self._refresh_key), ring, None
+            except InvalidSignatureError:
+                if key is None or not ambiguous:
+                    raise
+                return self._checked(token, key), ring, key
+        if key is None:
+            # Maybe another instance signs with a key we have not loaded yet.
+            ring = keyring.after_unknown_kid(ring)
+            key = ring.verifying_key(token)
+            if key is None:
+                raise InvalidKeyError("no key matches the token's kid")
+        try:
+            return self._checked(token, key), ring, key
+        except InvalidSignatureError:
+            if not refresh_header:
+                raise
+            return self._checked(token, self._refresh_key), ring, None
 
     def _checked(self, token: str, key: Key) -> dict[str, Any]:
         settings = self._settings
