@@ -2,8 +2,10 @@
 
 :class:`JWKSClient` fetches and caches an issuer's JWKS (stdlib HTTP, bounded in time and
 bytes); :class:`BearerAuth` is WSGI middleware that checks ``Authorization: Bearer`` with
-it and answers as RFC 6750 says. This package holds them; they stand on the token library
-alone and never import falcon, waitress, a database driver or the service.
+it and answers as RFC 6750 says, and :class:`jwtlite.resource.asgi.BearerAuth` (also
+``jwtlite.asgi.BearerAuth``) its ASGI sibling, which never blocks the event loop. This
+package holds them; they stand on the token library alone and never import falcon,
+waitress, a database driver or the service.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from jwtlite.errors import (
 )
 from jwtlite.jwt import Options, decode
 
-__all__ = ["CLAIMS_ENVIRON_KEY", "BearerAuth"]
+__all__ = ["CLAIMS_ENVIRON_KEY", "STATUS_LINES", "BearerAuth", "Refusal"]
 
 #: Why a token was refused, at INFO: the reason and the error's class, never the token.
 _log = logging.getLogger(__name__)
@@ -145,22 +145,22 @@ class BearerAuth:
         self._allow_anonymous = allow_anonymous
         self._challenge = f'Bearer realm="{realm}"'
         # The refusals that do not depend on the token, built once.
-        self._no_credentials = _Refusal(
+        self._no_credentials = Refusal(
             401, "Authentication credentials were not provided.", self._challenge
         )
-        self._invalid_request = _Refusal(
+        self._invalid_request = Refusal(
             400,
             "Authorization header must contain two space-delimited values",
             f'{self._challenge}, error="invalid_request", '
             'error_description="The Authorization header must be Bearer and one token"',
         )
-        self._insufficient_scope = _Refusal(
+        self._insufficient_scope = Refusal(
             403,
             "The access token does not grant the required scope",
             f'{self._challenge}, error="insufficient_scope", '
             f'scope="{" ".join(sorted(self._scopes))}"',
         )
-        self._unavailable = _Refusal(
+        self._unavailable = Refusal(
             503,
             "The keys that verify tokens cannot be fetched now; try again later",
             None,
@@ -169,25 +169,27 @@ class BearerAuth:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Refuse the request, or pass it on to the app with its claims in the environ."""
-        outcome = self._authenticate(environ.get("HTTP_AUTHORIZATION"))
-        if isinstance(outcome, _Refusal):
+        outcome = self.authenticate(environ.get("HTTP_AUTHORIZATION"))
+        if isinstance(outcome, Refusal):
             return outcome.answer(start_response)
         environ[CLAIMS_ENVIRON_KEY] = outcome
         return self.app(environ, start_response)
 
-    def _authenticate(self, header: str | None) -> dict[str, Any] | _Refusal | None:
-        """The claims of the request's token, or None for a permitted anonymous request.
+    def authenticate(self, header: str | None, keys: Any = None) -> dict[str, Any] | Refusal | None:
+        """The claims of the token in ``header`` (an ``Authorization`` value), or a refusal.
 
-        Otherwise the refusal to answer with."""
+        None for a permitted anonymous request; otherwise the :class:`Refusal` to answer
+        with. ``keys`` stands in for the guard's own keys for this call (the ASGI guard's
+        cached-only view of a JWKS client). The same answers for any server interface."""
         if header is None or not header.strip(" \t"):
             # An empty or blank header carries no credentials: as if absent.
             return None if self._allow_anonymous else self._no_credentials
         token = self._token_in(header)
-        if isinstance(token, _Refusal):
+        if isinstance(token, Refusal):
             return token
-        return self._claims_of(token)
+        return self._claims_of(token, self._keys if keys is None else keys)
 
-    def _token_in(self, header: str) -> str | _Refusal:
+    def _token_in(self, header: str) -> str | Refusal:
         header = header.strip(" \t")
         scheme = header.split(" ", 1)[0].split("\t", 1)[0]
         if scheme.lower() != "bearer":
@@ -200,9 +202,9 @@ class BearerAuth:
             return self._invalid_request
         return token
 
-    def _claims_of(self, token: str) -> dict[str, Any] | _Refusal:
+    def _claims_of(self, token: str, keys: Any) -> dict[str, Any] | Refusal:
         try:
-            claims = self._verify(token)
+            claims = self._verify(token, keys)
         except JWKSFetchError as exc:
             _log.info("bearer token refused: no key can be fetched from %s", exc.url)
             return self._unavailable
@@ -222,10 +224,10 @@ class BearerAuth:
             return self._insufficient_scope
         return claims
 
-    def _verify(self, token: str) -> dict[str, Any]:
+    def _verify(self, token: str, keys: Any) -> dict[str, Any]:
         return decode(
             token,
-            self._keys,
+            keys,
             self._algorithms,
             audience=self._audience,
             issuer=self._issuer,
@@ -239,12 +241,12 @@ class BearerAuth:
         token_type = claims["token_type"]
         return isinstance(token_type, str) and token_type in self._token_types
 
-    def _invalid_token(self, description: str) -> _Refusal:
+    def _invalid_token(self, description: str) -> Refusal:
         challenge = f'{self._challenge}, error="invalid_token", error_description="{description}"'
-        return _Refusal(401, description, challenge)
+        return Refusal(401, description, challenge)
 
 
-class _Refusal(NamedTuple):
+class Refusal(NamedTuple):
     """An answer that stops the request: status code, JSON detail, challenge, headers."""
 
     status: int
@@ -252,8 +254,8 @@ class _Refusal(NamedTuple):
     challenge: str | None
     extra: tuple[tuple[str, str], ...] = ()
 
-    def answer(self, start_response: StartResponse) -> list[bytes]:
-        body = json.dumps({"detail": self.detail}).encode()
+    def headers(self, body: bytes) -> list[tuple[str, str]]:
+        """The response headers for ``body``."""
         headers = [
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(body))),
@@ -261,11 +263,20 @@ class _Refusal(NamedTuple):
         ]
         if self.challenge is not None:
             headers.append(("WWW-Authenticate", self.challenge))
-        start_response(_STATUS_LINES[self.status], headers + list(self.extra))
+        return headers + list(self.extra)
+
+    def body(self) -> bytes:
+        """The JSON body ``{"detail": ...}``."""
+        return json.dumps({"detail": self.detail}).encode()
+
+    def answer(self, start_response: StartResponse) -> list[bytes]:
+        """Answer a WSGI request with this refusal."""
+        body = self.body()
+        start_response(STATUS_LINES[self.status], self.headers(body))
         return [body]
 
 
-_STATUS_LINES = {
+STATUS_LINES = {
     400: "400 Bad Request",
     401: "401 Unauthorized",
     403: "403 Forbidden",

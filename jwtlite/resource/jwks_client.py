@@ -203,6 +203,18 @@ class JWKSClient(KeySource):
             raise self._unavailable(cache)
         raise InvalidKeyError("no key matches the token's kid")
 
+    def cached_key(self, kid: str) -> Key | None:
+        """The key called ``kid`` if it is cached, without ever waiting; else None.
+
+        A stale key is returned and refreshed in the background, as by :meth:`key_for`. For
+        callers that must not block (an event loop): on None, call :meth:`key_for` where
+        waiting is allowed."""
+        cache = self._cache
+        key = cache.get(kid)
+        if key is not None and self._clock() >= cache.fresh_until:
+            self._start_fetch()
+        return key
+
     def key_set(self) -> KeySet:
         """The cached keys, fetching them first if there are none.
 
