@@ -124,7 +124,8 @@ MEANINGS: dict[str, str] = {
     "ALLOW_ACCOUNT_DELETION": "serve `DELETE /accounts/me/` (off by default: simplejwt answers it 405)",
     "ISSUER": "the `iss` claim written into every token and required of every token checked; "
     "an `http(s)` URL (the service's public URL) also publishes the issuer's metadata at "
-    "`/.well-known/openid-configuration`",
+    "`/.well-known/openid-configuration`; a value that starts as a URL must be a plain one "
+    "(no userinfo, query, fragment, percent-escapes, spaces or dot segments)",
     "AUDIENCE": "the `aud` claim written into every token and required of every token checked",
     "LEEWAY": "seconds of clock skew allowed when checking `exp`, `nbf` and `iat`",
     "CORS_ALLOWED_ORIGINS": "comma-separated exact origins",

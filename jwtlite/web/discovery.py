@@ -17,17 +17,20 @@ service's public URL, both documents are served, alike:
   ``/.well-known/oauth-authorization-server`` for another issuer's path is 404.
 
 Without ``ISSUER``, or when it is no ``http(s)`` URL (any string works as an ``iss`` claim),
-nothing is served: the paths are unknown.
+nothing is served: the paths are unknown. An ``ISSUER`` that starts as a URL but is not a
+clean one stops start-up (:func:`issuer_url`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import falcon
 
+from jwtlite.service.errors import ConfigurationError
 from jwtlite.web.resources import Resource
 
 __all__ = ["METADATA_CACHE", "OAUTH_METADATA", "OPENID_CONFIGURATION", "discovery_routes"]
@@ -39,22 +42,45 @@ OAUTH_METADATA = "/.well-known/oauth-authorization-server"
 METADATA_CACHE = "public, max-age=3600"
 
 
-def issuer_url(issuer: str | None) -> str | None:
-    """``issuer`` when it can be a metadata document's issuer, else None.
+# What an issuer URL may be here: http(s), a host name or an IP literal, an optional port, and
+# path segments of unreserved and sub-delimiter characters only (RFC 3986): no userinfo, no
+# percent-escapes (a client inserting the path would compare another spelling), no query or
+# fragment (RFC 8414 §2), nothing a header or a JSON reader could trip over.
+_ISSUER = re.compile(
+    r"(?P<scheme>https?)://"
+    r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+    r"(?P<path>(?:/[A-Za-z0-9._~!$&'()*+,;=:@-]+)*/?)"
+)
 
-    RFC 8414 §2: a URL with the ``https`` scheme (``http`` is allowed here for development
-    behind localhost) and no query or fragment.
+
+def issuer_url(issuer: str | None) -> str | None:
+    """``issuer`` when it is a URL a metadata document can name as its issuer, else None.
+
+    RFC 8414 §2: ``https`` (``http`` is allowed here for development behind localhost), no
+    query or fragment. Any other string is a valid ``iss`` claim and simply publishes no
+    metadata; but one that starts as a URL and is not a clean one is a typo worth stopping
+    for.
+
+    Raises:
+        ConfigurationError: ``issuer`` starts with ``http://`` or ``https://`` and is not such
+            a URL (a port out of range, userinfo, spaces, percent-escapes, dot segments...).
     """
-    if not issuer:
+    if not issuer or not issuer.strip().lower().startswith(("http://", "https://")):
         return None
-    try:
-        parts = urlsplit(issuer)
-    except ValueError:
-        return None
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return None
-    if parts.query or parts.fragment or "?" in issuer or "#" in issuer:
-        return None
+    match = _ISSUER.fullmatch(issuer)
+    segments = match["path"].split("/") if match else []
+    if (
+        match is None
+        or (match["port"] is not None and not 0 < int(match["port"]) <= 65535)
+        or any(segment in (".", "..") for segment in segments)
+    ):
+        raise ConfigurationError(
+            "ISSUER",
+            f"{issuer[:200]!r} is not a URL the issuer's metadata can name: give "
+            "http(s)://host[:port][/path] with a plain path (no userinfo, query, fragment, "
+            "percent-escapes, spaces or dot segments)",
+        )
     return issuer
 
 

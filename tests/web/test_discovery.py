@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from jwtlite.service.errors import ConfigurationError
+
 OPENID = "/.well-known/openid-configuration"
 OAUTH = "/.well-known/oauth-authorization-server"
 ISSUER = "https://id.example.com"
@@ -88,8 +90,45 @@ def test_a_trailing_slash_is_kept_in_the_issuer_and_not_doubled_in_urls(
 
 
 @pytest.mark.parametrize(
-    "issuer", [None, "my-service", "urn:example:issuer", "https://", "https://a.example/?x=1"]
+    "issuer",
+    [
+        "https://",
+        "https://a.example/?x=1",
+        "https://a.example/#top",
+        "http://127.0.0.1:abc/x",
+        "http://h:99999/",
+        "http://h/x y",
+        "http://h/%zz",
+        "https://a.example/a%2Fb",
+        " http://h/",
+        "http://u:p@h/t",
+        "http://h/t/../u",
+        "http://[::1",
+        "http:///x",
+        "http://h/x?",
+        "HTTPS://h\r\nX: y",
+    ],
 )
+def test_an_issuer_that_starts_as_a_url_but_is_not_a_clean_one_stops_start_up(
+    make_client: Callable[..., Any], issuer: str
+) -> None:
+    """The fourth outside attack: such values were published as they were (a token endpoint
+    with a leading space, userinfo, a port of 99999) or silently served no metadata."""
+    with pytest.raises(ConfigurationError, match=r"^ISSUER: "):
+        make_client(issuer=issuer)
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    ["https://a.example:8443/t-1/v2/", "http://[::1]:8000", "https://a.example/~x/!$&'()*+,;=:@"],
+)
+def test_a_clean_issuer_url_is_published_as_it_is(
+    make_client: Callable[..., Any], issuer: str
+) -> None:
+    assert make_client(issuer=issuer).get(OPENID).json["issuer"] == issuer
+
+
+@pytest.mark.parametrize("issuer", [None, "my-service", "urn:example:issuer"])
 def test_nothing_is_served_without_an_issuer_url(
     make_client: Callable[..., Any], issuer: str | None
 ) -> None:
