@@ -187,7 +187,6 @@ def create_app(
         "/accounts/sessions/{session_id}": SessionResource(service, auth, accounts),
         "/.well-known/jwks.json": JWKSResource(service),
         "/health": HealthResource(service),
-        "/openapi.json": OpenAPIResource(),
     }
     routes.update(
         discovery_routes(
@@ -196,6 +195,8 @@ def create_app(
             publishes_keys=not isinstance(ALGORITHMS[settings.algorithm], HMACAlgorithm),
         )
     )
+    # The document of what is routed, its own path included.
+    routes["/openapi.json"] = OpenAPIResource({**routes, "/openapi.json": OpenAPIResource})
     if metrics is not None:
         # Not in the OpenAPI document: an operator's endpoint, off by default, not JSON.
         routes["/metrics"] = metrics.resource(

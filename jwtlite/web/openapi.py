@@ -2,20 +2,23 @@
 
 The document is ``jwtlite/web/openapi.json``, written by hand and kept in step with
 ``docs/reference/http.md`` by the tests (``tests/web/test_openapi.py`` and
-``tests/system/test_schemathesis.py``). It is read once,
-when the resource is built, and served as the same bytes on every request.
+``tests/system/test_schemathesis.py``): the document of every feature on. The app serves it
+cut down to its configuration (:func:`served_document`), built once when the resource is,
+and the same bytes on every request.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from importlib import resources
+from typing import Any
 
 import falcon
 
 from jwtlite.web.resources import Resource
 
-__all__ = ["OPENAPI_DOCUMENT", "OpenAPIResource", "load_document"]
+__all__ = ["OPENAPI_DOCUMENT", "OpenAPIResource", "load_document", "served_document"]
 
 OPENAPI_DOCUMENT = "openapi.json"
 
@@ -32,11 +35,43 @@ def load_document() -> bytes:
     return data
 
 
-class OpenAPIResource(Resource):
-    """``GET /openapi.json`` (and ``HEAD``): the document, read once at construction."""
+_METHODS = frozenset({"get", "head", "post", "put", "patch", "delete", "options", "trace"})
 
-    def __init__(self) -> None:
-        self._document = load_document()
+
+def served_document(routes: Mapping[str, object]) -> bytes:
+    """The shipped document cut down to what ``routes`` serve.
+
+    A path no route serves (the metadata without ``ISSUER``) and an operation its resource
+    has no responder for (``DELETE /accounts/me/`` without ``ALLOW_ACCOUNT_DELETION``) are
+    left out, so the document, ``OPTIONS`` and the answers agree. The shipped file is the
+    document of everything on.
+    """
+    document = json.loads(load_document())
+    routed = {path.rstrip("/") or "/": resource for path, resource in routes.items()}
+    paths: dict[str, Any] = {}
+    for path, operations in document["paths"].items():
+        resource = routed.get(path.rstrip("/") or "/")
+        if resource is None:
+            continue
+        paths[path] = {
+            name: operation
+            for name, operation in operations.items()
+            if name not in _METHODS or hasattr(resource, f"on_{name}")
+        }
+    document["paths"] = paths
+    return json.dumps(document, indent=2, ensure_ascii=False).encode()
+
+
+class OpenAPIResource(Resource):
+    """``GET /openapi.json`` (and ``HEAD``): the document, built once at construction.
+
+    Args:
+        routes: the app's routes, to serve only what they serve (:func:`served_document`);
+            None serves the shipped document as it is.
+    """
+
+    def __init__(self, routes: Mapping[str, object] | None = None) -> None:
+        self._document = load_document() if routes is None else served_document(routes)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Serve the document."""

@@ -131,12 +131,30 @@ def test_every_ref_resolves() -> None:
         assert resolve({"$ref": ref}) is not None
 
 
-def test_served_document_is_the_shipped_one(client: Any) -> None:
+def test_with_everything_on_the_served_document_is_the_shipped_one(
+    make_client: Callable[..., Any],
+) -> None:
+    client = make_client(**EVERYTHING)
     for path in ("/openapi.json", "/openapi.json/"):
         response = client.get(path, status=200)
         assert response.content_type == JSON
         assert response.json == DOC
     assert load_document() == DOCUMENT_PATH.read_bytes()
+
+
+def test_the_served_document_follows_the_configuration(client: Any) -> None:
+    """Without ALLOW_ACCOUNT_DELETION and ISSUER the document listed DELETE /accounts/me/
+    and the metadata paths, so OPTIONS, the answers and the document disagreed."""
+    served = client.get("/openapi.json").json
+    assert set(DOC["paths"]) - set(served["paths"]) == {
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    }
+    assert "delete" not in served["paths"]["/accounts/me/"]
+    assert set(served["paths"]["/accounts/me/"]) == set(DOC["paths"]["/accounts/me/"]) - {"delete"}
+    allowed = client.options("/accounts/me/").headers["Allow"]
+    assert {m.lower() for m in allowed.split(", ")} == set(served["paths"]["/accounts/me/"])
+    assert served["components"] == DOC["components"]
 
 
 def test_resource_reads_the_document_once(monkeypatch: pytest.MonkeyPatch) -> None:
