@@ -5,11 +5,13 @@ Claims, in this order (clients of simplejwt rely on the first five): ``token_typ
 only, the extra claims of the ``claims`` callable given to the service.
 
 Refresh tokens are signed with a key of their own: HS256 under a secret derived from the key
-ring's pepper, which is never published and never rotated (a refresh token is only ever
-checked here, and its record in the store is what makes it live). So a resource server that
-checks an access token as generic validators do (signature by the JWKS or the shared
+ring's pepper, which is never published and never rotated. So a resource server that checks
+an access token as generic validators do (signature by the JWKS or the shared
 ``SECRET_KEY``, ``iss``, ``aud``, ``exp``; a ``token_type`` claim means nothing to it) cannot
-take a refresh token for an access token: its signature verifies under no key it holds.
+take a refresh token for an access token: its signature verifies under no key it uses. (Under
+``SECRET_KEY`` the pepper comes from the secret, so whoever holds it could derive the key;
+that buys nothing, because a refresh token is only ever checked here and must match its
+record in the store exactly, dates included.)
 
 Every token belongs to a session: the first 16 hex digits of its ``jti`` are the session's
 id, the last 16 are random per token, so ``jti`` stays what simplejwt clients see (32

@@ -470,3 +470,30 @@ def test_last_login_set_at_login(client: Any, clock: FakeClock) -> None:
     clock.advance(3)
     _fail_login(client, "alice")
     assert client.store.get_user_by_key("alice").last_login == clock.now - 3
+
+
+SHARED_SECRET = "a-secret-the-resource-servers-share-0123456789"
+
+
+def test_a_refresh_token_re_signed_with_later_dates_is_not_on_record(
+    make_client: Callable[..., Any], clock: FakeClock
+) -> None:
+    """The fourth outside attack: under SECRET_KEY the refresh-token key can be derived by
+    anyone holding the secret (a resource server), and the refresh endpoint trusted the
+    token's own dates, so a token re-signed with a later iat and exp (its lifetime kept)
+    brought an expired session back, again and again."""
+    from jwtlite.service.signing.directory import key_pepper
+    from jwtlite.service.tokens import refresh_key
+
+    client = make_client(secret_key=SHARED_SECRET)
+    register(client)
+    refresh = login(client)["refresh"]
+    key = refresh_key(key_pepper(jwtlite.Key(SHARED_SECRET.encode(), "HS256")))
+    claims = jwtlite.jwt.decode_unverified_claims(refresh)
+    assert jwtlite.encode(claims, key) == refresh  # the derived key is the refresh key
+    clock.advance(40)  # past its 30 s: expired
+    assert client.post_json(REFRESH, {"refresh": refresh}, expect_errors=True).status_int == 401
+    now = int(clock())
+    revived = jwtlite.encode({**claims, "iat": now, "exp": now + 30}, key)
+    reply = client.post_json(REFRESH, {"refresh": revived}, expect_errors=True)
+    assert reply.status_int == 401, reply.json

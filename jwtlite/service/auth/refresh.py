@@ -200,8 +200,16 @@ class RefreshRules:
             # fail closed.
             raise MalformedTokenError("Refresh token is not on record")
         record, user, session = found
-        if str(record.user_id) != claims["user_id"] or session is None:
-            raise MalformedTokenError("Refresh token is not on record")  # not ours
+        if (
+            str(record.user_id) != claims["user_id"]
+            or claims["exp"] != record.expires_at
+            or claims["iat"] != record.issued_at
+            or session is None
+        ):
+            # Not the token on record: the store's dates are the truth, so whoever can sign
+            # (a resource server sharing SECRET_KEY, a leaked pepper) cannot stretch a
+            # session past its lifetime by re-signing its token with a later exp.
+            raise MalformedTokenError("Refresh token is not on record")
         if not for_logout and not user.is_active:
             raise InactiveUserError("user_inactive")
         return record, user, session
