@@ -24,11 +24,11 @@ waitress answers some requests itself and reads every request at the client's pa
   byte every 20 s held a connection for ever), and one client address (an IPv6 /64) may
   hold at most ``max_per_peer`` connections (trusted proxies excepted), so a hundred slow
   connections from one place no longer use up every connection the server accepts;
-* shares the connections fairly: past :data:`FAIR_SHARE_AT` open connections, each new one
-  closes a waiting connection (idle, or still sending its request) of the address holding
-  the most (the newcomer itself when that is its own address), so a few addresses of
-  silent connections cannot fill :data:`CONNECTION_LIMIT` and leave everyone else in the
-  listen backlog.
+* keeps room for newcomers: past :data:`FAIR_SHARE_AT` open connections, each new one
+  closes the waiting connection (idle before still receiving) that has been quiet longest,
+  so silent connections, from however many addresses, cannot fill
+  :data:`CONNECTION_LIMIT` and leave everyone else in the listen backlog, while clients
+  that use their connections keep them.
 
 Its own errors carry a fresh ``X-Request-ID`` too, as every answer of the app does (the
 request never reached the app, so there is no client id to keep: a garbled request's header
@@ -43,6 +43,7 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import random
 import re
 import socket
 import threading
@@ -74,9 +75,13 @@ CHANNEL_TIMEOUT_SECONDS = 30
 MAX_CONNECTIONS_PER_CLIENT = 64
 #: Connections the server holds at once, all clients together (waitress's default is 100).
 CONNECTION_LIMIT = 1000
-#: Past this many connections, a newcomer takes the place of a waiting one of the heaviest
-#: address: the limit is never reached by clients holding their share.
+#: Past this many connections, a newcomer takes the place of the quietest waiting one: the
+#: limit is never reached.
 FAIR_SHARE_AT = CONNECTION_LIMIT - MAX_CONNECTIONS_PER_CLIENT
+# The channels looked at for the quietest (all of them, up to this many): bounded work per
+# accepted connection, and silent connections, if they are most, are nearly always in it.
+_EVICTION_SAMPLE = 64
+_sampler = random.Random()  # noqa: S311 - which connections to look at, not a secret
 #: The largest header section accepted (431 past it). jwtlite's requests carry a token or
 #: two; waitress's default of 256 KiB let a client make its single I/O thread parse 50,000
 #: header lines (a quarter of a second) per request.
@@ -149,8 +154,8 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
             self.write(body)
 
     peers: collections.Counter[str] = collections.Counter()
-    # Each address's open channels, oldest first (the values are unused).
-    members: dict[str, dict[Any, None]] = {}
+    # Every counted channel (trusted proxies' are not), oldest first; the values are unused.
+    channels: dict[Any, None] = {}
     logged: dict[str, float] = {}
     evictions_logged = [-_CAP_LOG_INTERVAL]
     peers_lock = threading.Lock()
@@ -162,17 +167,20 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
     def make_room(newcomer: Any) -> Any:
         """The channel to close for ``newcomer`` past the fair share, or None.
 
-        None under the share, or when every channel of the heaviest addresses is being
-        served. Called under the lock."""
-        if sum(peers.values()) <= FAIR_SHARE_AT:
+        The waiting channel that has been quiet longest, among a sample: an idle one
+        before one still receiving its request, by its last activity. Not the address
+        holding the most: an attacker spread over many addresses, each below an honest
+        office's count, made the office the one to evict. None under the share, or when
+        every sampled channel is being served. Called under the lock."""
+        if len(channels) <= FAIR_SHARE_AT:
             return None
-        for peer, _ in peers.most_common(4):
-            if peer == newcomer._peer:
-                return newcomer  # its own address holds the most: it is the one over
-            victim = next((c for c in members.get(peer, ()) if waiting(c)), None)
-            if victim is not None:
-                return victim
-        return None
+        pool = list(channels)
+        if len(pool) > _EVICTION_SAMPLE:
+            pool = _sampler.sample(pool, _EVICTION_SAMPLE)
+        candidates = [c for c in pool if c is not newcomer and waiting(c)]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda c: (c.request is not None, c.last_activity))
 
     class HardenedChannel(HTTPChannel):  # type: ignore[misc]
         parser_class = FramingCheckedParser
@@ -189,7 +197,7 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
             now = time.monotonic()
             with peers_lock:
                 peers[self._peer] += 1
-                members.setdefault(self._peer, {})[self] = None
+                channels[self] = None
                 over = peers[self._peer] > max_per_peer
                 evicted = None if over else make_room(self)
                 quiet = now - logged.get(self._peer, -_CAP_LOG_INTERVAL) < _CAP_LOG_INTERVAL
@@ -210,8 +218,8 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
                 if now - evictions_logged[0] >= _CAP_LOG_INTERVAL:
                     evictions_logged[0] = now
                     log.warning(
-                        "%d connections open: closing waiting ones of the addresses holding "
-                        "the most, %s first (logged once a minute)",
+                        "%d connections open: closing the quietest waiting ones for newcomers, "
+                        "of %s first (logged once a minute)",
                         FAIR_SHARE_AT,
                         evicted._peer,
                     )
@@ -254,11 +262,8 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
             if peer is not None:
                 with peers_lock:
                     peers[peer] -= 1
-                    own = members.get(peer)
-                    if own is not None:
-                        own.pop(self, None)
+                    channels.pop(self, None)
                     if peers[peer] <= 0:
                         del peers[peer]
-                        members.pop(peer, None)
 
     return HardenedChannel

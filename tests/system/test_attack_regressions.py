@@ -476,5 +476,61 @@ def test_silent_connections_of_a_few_addresses_leave_room_for_everyone_else(
         finally:
             for sock in held:
                 sock.close()
-        assert "closing waiting ones" in server.stderr()
+        assert "closing the quietest waiting ones" in server.stderr()
         assert "Traceback" not in server.stderr()
+
+
+def test_an_address_that_uses_its_connections_keeps_them_past_the_share(db_path: Path) -> None:
+    """The fourth attack's second round: eviction took the address holding the most, so an
+    attacker spread over 140 addresses of 7 silent connections each made an honest office
+    with 8 the one evicted, its keep-alive connections and every new one reset."""
+    with ServerProcess(database=db_path, env=FAST_HASH_ENV, args=["--threads", "8"]) as server:
+        port = _port(server)
+        request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        office = [_connect(port) for _ in range(8)]
+        held: list[socket.socket] = []
+        try:
+            for sock in office:
+                assert _exchange(sock, request).startswith(b"HTTP/1.1 200")
+            for source in range(140):
+                for _ in range(7):
+                    sock = socket.socket()
+                    sock.settimeout(5)
+                    sock.bind((f"127.0.{10 + source // 200}.{source % 200 + 1}", 0))
+                    sock.connect(("127.0.0.1", port))
+                    held.append(sock)
+                if source % 20 == 0:  # the office goes on working meanwhile
+                    for sock in office:
+                        assert _exchange(sock, request).startswith(b"HTTP/1.1 200")
+            time.sleep(0.5)
+            for sock in office:
+                assert _exchange(sock, request).startswith(b"HTTP/1.1 200")
+            for _ in range(5):  # and so do its new connections
+                assert http("GET", server.url + "/health", timeout=3).status == 200
+        finally:
+            for sock in office + held:
+                sock.close()
+        assert "Traceback" not in server.stderr()
+
+
+def _exchange(sock: socket.socket, request: bytes) -> bytes:
+    """Send ``request`` on a kept-alive connection and read its whole answer."""
+    sock.sendall(request)
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(4096)
+        assert chunk, "closed"
+        answer += chunk
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            line.split(b":", 1)[1]
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+    )
+    while len(rest) < length:
+        chunk = sock.recv(4096)
+        assert chunk, "closed"
+        rest += chunk
+    return head
