@@ -57,12 +57,9 @@ def installed() -> Path:
     return PROJECT
 
 
-def run(script: str, *args: str) -> Any:
-    """Run ``tests/system/node/<script>`` with ``args``; the JSON it printed.
-
-    A script that fails fails the test, with its error output."""
+def _node(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     project = installed()
-    done = subprocess.run(
+    return subprocess.run(
         ["node", str(project / script), *args],
         cwd=project,
         capture_output=True,
@@ -70,21 +67,20 @@ def run(script: str, *args: str) -> Any:
         timeout=_RUN_SECONDS,
         check=False,
     )
+
+
+def run(script: str, *args: str) -> Any:
+    """Run ``tests/system/node/<script>`` with ``args``; the JSON it printed.
+
+    A script that fails fails the test, with its error output."""
+    done = _node(script, *args)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
 def fails(script: str, *args: str) -> str:
     """Run a script that must fail; its error output."""
-    project = installed()
-    done = subprocess.run(
-        ["node", str(project / script), *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=_RUN_SECONDS,
-        check=False,
-    )
+    done = _node(script, *args)
     assert done.returncode != 0, done.stdout
     return done.stderr
 

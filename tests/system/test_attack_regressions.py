@@ -341,12 +341,7 @@ def _thousand_connections(server: ServerProcess) -> None:
     held: list[socket.socket] = []
     try:
         for source in range(2, 18):
-            for _ in range(http_channel.MAX_CONNECTIONS_PER_CLIENT):
-                sock = socket.socket()
-                sock.settimeout(5)
-                sock.bind((f"127.0.0.{source}", 0))
-                sock.connect(("127.0.0.1", port))
-                held.append(sock)
+            held += _silent(port, f"127.0.0.{source}", http_channel.MAX_CONNECTIONS_PER_CLIENT)
         time.sleep(3)  # let the server accept what it will and loop over them
         assert server.process is not None
         assert server.process.poll() is None, server.stderr()[-2000:]
@@ -451,12 +446,7 @@ def test_silent_connections_of_a_few_addresses_leave_room_for_everyone_else(
         held: list[socket.socket] = []
         try:
             for source in range(2, 18):
-                for _ in range(http_channel.MAX_CONNECTIONS_PER_CLIENT):
-                    sock = socket.socket()
-                    sock.settimeout(5)
-                    sock.bind((f"127.0.7.{source}", 0))
-                    sock.connect(("127.0.0.1", port))
-                    held.append(sock)
+                held += _silent(port, f"127.0.7.{source}", http_channel.MAX_CONNECTIONS_PER_CLIENT)
             time.sleep(1)  # the server has accepted what it will
             for _ in range(5):  # honest clients from other addresses, one after another
                 began = time.monotonic()
@@ -493,12 +483,7 @@ def test_an_address_that_uses_its_connections_keeps_them_past_the_share(db_path:
             for sock in office:
                 assert _exchange(sock, request).startswith(b"HTTP/1.1 200")
             for source in range(140):
-                for _ in range(7):
-                    sock = socket.socket()
-                    sock.settimeout(5)
-                    sock.bind((f"127.0.{10 + source // 200}.{source % 200 + 1}", 0))
-                    sock.connect(("127.0.0.1", port))
-                    held.append(sock)
+                held += _silent(port, f"127.0.10.{source + 1}", 7)
                 if source % 20 == 0:  # the office goes on working meanwhile
                     for sock in office:
                         assert _exchange(sock, request).startswith(b"HTTP/1.1 200")
@@ -511,6 +496,18 @@ def test_an_address_that_uses_its_connections_keeps_them_past_the_share(db_path:
             for sock in office + held:
                 sock.close()
         assert "Traceback" not in server.stderr()
+
+
+def _silent(port: int, source: str, count: int) -> list[socket.socket]:
+    """``count`` connections from the address ``source`` that send nothing."""
+    held = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.settimeout(5)
+        sock.bind((source, 0))
+        sock.connect(("127.0.0.1", port))
+        held.append(sock)
+    return held
 
 
 def _exchange(sock: socket.socket, request: bytes) -> bytes:
