@@ -154,7 +154,7 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
             self.write(body)
 
     peers: collections.Counter[str] = collections.Counter()
-    # Every counted channel (trusted proxies' are not), oldest first; the values are unused.
+    # Every open channel, a trusted proxy's too, oldest first; the values are unused.
     channels: dict[Any, None] = {}
     logged: dict[str, float] = {}
     evictions_logged = [-_CAP_LOG_INTERVAL]
@@ -191,20 +191,23 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
             self._peer: str | None = None
             self._request_began = 0.0
             host = str(addr[0]) if isinstance(addr, tuple) and addr else ""
-            if host in trusted_proxies:
-                return
-            self._peer = address_group(host)
             now = time.monotonic()
+            over = False
+            quiet = True
             with peers_lock:
-                peers[self._peer] += 1
+                # Every channel counts toward the share, a trusted proxy's too: waitress's
+                # limit counts them all.
                 channels[self] = None
-                over = peers[self._peer] > max_per_peer
+                if host not in trusted_proxies:
+                    self._peer = address_group(host)
+                    peers[self._peer] += 1
+                    over = peers[self._peer] > max_per_peer
+                    quiet = now - logged.get(self._peer, -_CAP_LOG_INTERVAL) < _CAP_LOG_INTERVAL
+                    if over and not quiet:
+                        logged[self._peer] = now
+                        if len(logged) > 4096:  # attacker-chosen keys: keep it bounded
+                            logged.clear()
                 evicted = None if over else make_room(self)
-                quiet = now - logged.get(self._peer, -_CAP_LOG_INTERVAL) < _CAP_LOG_INTERVAL
-                if over and not quiet:
-                    logged[self._peer] = now
-                    if len(logged) > 4096:  # attacker-chosen keys: keep it bounded
-                        logged.clear()
             if over:
                 if not quiet:
                     log.warning(
@@ -221,7 +224,7 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
                         "%d connections open: closing the quietest waiting ones for newcomers, "
                         "of %s first (logged once a minute)",
                         FAIR_SHARE_AT,
-                        evicted._peer,
+                        evicted._peer or "a trusted proxy",
                     )
                 evicted.handle_close()
 
@@ -259,10 +262,10 @@ def hardened_channel(trusted_proxies: frozenset[str], max_per_peer: int) -> type
         def del_channel(self, map: Any = None) -> None:
             super().del_channel(map)
             peer, self._peer = getattr(self, "_peer", None), None
-            if peer is not None:
-                with peers_lock:
+            with peers_lock:
+                channels.pop(self, None)
+                if peer is not None:
                     peers[peer] -= 1
-                    channels.pop(self, None)
                     if peers[peer] <= 0:
                         del peers[peer]
 

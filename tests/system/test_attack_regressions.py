@@ -498,6 +498,26 @@ def test_an_address_that_uses_its_connections_keeps_them_past_the_share(db_path:
         assert "Traceback" not in server.stderr()
 
 
+def test_a_trusted_proxys_connections_count_toward_the_share(db_path: Path) -> None:
+    """The fourth attack's second round: a trusted proxy's connections were left out of the
+    count, so with its keep-alive pool of 100 the direct attackers filled waitress's limit
+    before the share was reached, and nothing was ever evicted."""
+    env = {**FAST_HASH_ENV, "JWTLITE_TRUSTED_PROXIES": "127.0.0.2"}
+    with ServerProcess(database=db_path, env=env, args=["--threads", "8"]) as server:
+        port = _port(server)
+        held = _silent(port, "127.0.0.2", 100)  # the proxy's idle upstream pool
+        try:
+            for source in range(2, 17):  # 960 more: past the limit of 1,000 in all
+                held += _silent(port, f"127.0.8.{source}", http_channel.MAX_CONNECTIONS_PER_CLIENT)
+            time.sleep(1)
+            for _ in range(3):
+                assert http("GET", server.url + "/health", timeout=3).status == 200
+        finally:
+            for sock in held:
+                sock.close()
+        assert "Traceback" not in server.stderr()
+
+
 def _silent(port: int, source: str, count: int) -> list[socket.socket]:
     """``count`` connections from the address ``source`` that send nothing."""
     held = []
