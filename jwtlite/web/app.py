@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import falcon
 
 from jwtlite._encoding import json_text
-from jwtlite.algorithms import ALGORITHMS, HMACAlgorithm
 from jwtlite.errors import (
     ExpiredTokenError,
     JWTError,
@@ -192,7 +191,7 @@ def create_app(
         discovery_routes(
             settings.issuer,
             algorithms=service.signing_algorithms,
-            publishes_keys=not isinstance(ALGORITHMS[settings.algorithm], HMACAlgorithm),
+            publishes_keys=lambda: bool(service.jwks()["keys"]),
         )
     )
     # The document of what is routed, its own path included.

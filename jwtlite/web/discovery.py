@@ -126,15 +126,21 @@ class MetadataResource(Resource):
 
 
 def discovery_routes(
-    issuer: str | None, *, algorithms: Callable[[], Sequence[str]], publishes_keys: bool
+    issuer: str | None,
+    *,
+    algorithms: Callable[[], Sequence[str]],
+    publishes_keys: Callable[[], bool],
 ) -> dict[str, Resource]:
-    """The metadata routes for ``issuer``: none unless it is an :func:`issuer_url`."""
+    """The metadata routes for ``issuer``: none unless it is an :func:`issuer_url`.
+
+    ``algorithms`` and ``publishes_keys`` are asked at every request: a rotation in a key
+    directory may change both (an HMAC ring turned RS256 publishes keys from then on)."""
     url = issuer_url(issuer)
     if url is None:
         return {}
 
     def document() -> dict[str, Any]:
-        return metadata(url, algorithms=algorithms(), publishes_keys=publishes_keys)
+        return metadata(url, algorithms=algorithms(), publishes_keys=publishes_keys())
 
     path = (urlsplit(url).path or "").strip("/")
     inserted = f"{OAUTH_METADATA}/{{suffix:path}}" if path else OAUTH_METADATA

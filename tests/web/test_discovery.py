@@ -139,3 +139,22 @@ def test_nothing_is_served_without_an_issuer_url(
         response = client.get(path, expect_errors=True)
         assert response.status_int == 404
         assert response.json == {"detail": "Not found."}
+
+
+def test_the_metadata_follows_a_rotation_to_another_family(
+    make_client: Callable[..., Any], tmp_path: Any, clock: Any
+) -> None:
+    """The fourth outside attack: whether jwks_uri was listed was decided at start-up from
+    ALGORITHM, so after rotating an HMAC key directory to RS256 the document named RS256 and
+    no keys, and resource servers configured by the issuer's URL refused every token."""
+    from jwtlite.service.signing.directory import KeyDirectory
+    from jwtlite.service.signing.keyring import request_reload
+
+    keys = tmp_path / "keys"
+    client = make_client(issuer=ISSUER, keys_dir=str(keys), algorithm="HS256")
+    assert "jwks_uri" not in client.get(OPENID).json
+    KeyDirectory(str(keys)).rotate("RS256", now=int(clock()), keep_seconds=3600)
+    request_reload()
+    document = client.get(OPENID).json
+    assert document["jwks_uri"] == f"{ISSUER}/.well-known/jwks.json"
+    assert "RS256" in document["id_token_signing_alg_values_supported"]
