@@ -62,6 +62,8 @@ SECTIONS: list[tuple[str, list[str]]] = [
             "ALLOW_ACCOUNT_DELETION",
             "ISSUER",
             "AUDIENCE",
+            "ACCESS_TOKEN_FORMAT",
+            "CLIENT_ID",
             "LEEWAY",
             "USER_STATE_CACHE_SECONDS",
         ],
@@ -127,6 +129,8 @@ MEANINGS: dict[str, str] = {
     "`/.well-known/openid-configuration`; a value that starts as a URL must be a plain one "
     "(no userinfo, query, fragment, percent-escapes, spaces or dot segments)",
     "AUDIENCE": "the `aud` claim written into every token and required of every token checked",
+    "ACCESS_TOKEN_FORMAT": "`simplejwt` (the seed's claims, header `typ: JWT`) or `rfc9068` (RFC 9068's JWT profile for access tokens: header `typ: at+jwt`, and `sub` and `client_id` beside the seed's claims, which strict validators such as `express-oauth2-jwt-bearer`'s `strict: true` require); `rfc9068` needs `ISSUER` and `AUDIENCE`",
+    "CLIENT_ID": "the `client_id` claim of `rfc9068` access tokens: the client the tokens are issued to (1 to 255 printable ASCII characters)",
     "LEEWAY": "seconds of clock skew allowed when checking `exp`, `nbf` and `iat`",
     "CORS_ALLOWED_ORIGINS": "comma-separated exact origins",
     "CORS_ALLOWED_ORIGIN_REGEXES": "comma-separated, matched in full",

@@ -29,6 +29,7 @@ from jwtlite.service.settings_checks import (
     check_lifetimes,
     check_observability,
     check_regexes,
+    check_token_format,
     normalize_origins,
     normalize_proxies,
 )
@@ -105,6 +106,8 @@ class Settings:
     allow_account_deletion: bool = False
     issuer: str | None = None
     audience: str | None = None
+    access_token_format: str = "simplejwt"
+    client_id: str = "jwtlite"
     leeway: int = 0
     cors_allowed_origins: tuple[str, ...] = ("http://localhost:8001",)
     cors_allowed_origin_regexes: tuple[str, ...] = ()
@@ -161,6 +164,7 @@ class Settings:
         object.__setattr__(self, "trusted_proxies", normalize_proxies(self.trusted_proxies))
         check_cookies(self)
         check_observability(self)
+        check_token_format(self)
 
     @property
     def key_path(self) -> str:

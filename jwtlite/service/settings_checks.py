@@ -20,6 +20,7 @@ from jwtlite.store import is_postgres_url
 from jwtlite.store.url import url_scheme
 
 __all__ = [
+    "ACCESS_TOKEN_FORMATS",
     "check_algorithm",
     "check_argon2",
     "check_cookies",
@@ -30,6 +31,7 @@ __all__ = [
     "check_lifetimes",
     "check_observability",
     "check_regexes",
+    "check_token_format",
     "normalize_origins",
     "normalize_proxies",
 ]
@@ -276,3 +278,32 @@ def check_observability(settings: Settings) -> None:
                 f"{cidr!r} is not an IP network such as 10.0.0.0/8 or an address",
             ) from None
     object.__setattr__(settings, "metrics_allowed", tuple(networks))
+
+
+#: ``simplejwt``: the seed's claims, typ ``JWT``; ``rfc9068``: RFC 9068's profile on top.
+ACCESS_TOKEN_FORMATS = ("simplejwt", "rfc9068")
+_CLIENT_ID = re.compile(r"[\x21-\x7e]{1,255}").fullmatch
+
+
+def check_token_format(settings: Settings) -> None:
+    """Check ACCESS_TOKEN_FORMAT and CLIENT_ID, and store the format's normal form.
+
+    RFC 9068 makes ``iss`` and ``aud`` required claims, so ``rfc9068`` needs ISSUER and
+    AUDIENCE."""
+    form = settings.access_token_format.strip().lower()
+    if form not in ACCESS_TOKEN_FORMATS:
+        raise ConfigurationError(
+            "ACCESS_TOKEN_FORMAT",
+            f"must be one of {', '.join(ACCESS_TOKEN_FORMATS)}, "
+            f"got {settings.access_token_format[:40]!r}",
+        )
+    if form == "rfc9068" and (settings.issuer is None or settings.audience is None):
+        raise ConfigurationError(
+            "ACCESS_TOKEN_FORMAT",
+            "rfc9068 access tokens must name their issuer and audience: set ISSUER and AUDIENCE",
+        )
+    if not _CLIENT_ID(settings.client_id):
+        raise ConfigurationError(
+            "CLIENT_ID", "must be 1 to 255 printable ASCII characters without spaces"
+        )
+    object.__setattr__(settings, "access_token_format", form)

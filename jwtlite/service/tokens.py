@@ -2,7 +2,8 @@
 
 Claims, in this order (clients of simplejwt rely on the first five): ``token_type``, ``exp``,
 ``iat``, ``jti``, ``user_id``, then ``iss``/``aud`` when configured, then, in access tokens
-only, the extra claims of the ``claims`` callable given to the service.
+only, ``sub`` and ``client_id`` with ``ACCESS_TOKEN_FORMAT=rfc9068`` (whose header says
+``typ: at+jwt``) and the extra claims of the ``claims`` callable given to the service.
 
 Refresh tokens are signed with a key of their own: HS256 under a secret derived from the key
 ring's pepper, which is never published and never rotated. So a resource server that checks
@@ -48,6 +49,7 @@ from jwtlite.store import RefreshRecord, User
 
 __all__ = [
     "ACCESS",
+    "AT_JWT",
     "REFRESH",
     "RESERVED_CLAIMS",
     "ClaimsFunction",
@@ -61,8 +63,10 @@ ACCESS = "access"
 REFRESH = "refresh"
 #: Claims a ``claims`` callable may not set: ours, and those the session rules use.
 RESERVED_CLAIMS = frozenset(
-    {"token_type", "exp", "iat", "jti", "user_id", "iss", "aud", "sid", "nbf"}
+    {"token_type", "exp", "iat", "jti", "user_id", "iss", "aud", "sid", "nbf", "sub", "client_id"}
 )
+#: The header ``typ`` of RFC 9068 access tokens (§2.1).
+AT_JWT = "at+jwt"
 #: Extra claims for access tokens, from the user they are issued to.
 ClaimsFunction = Callable[[User], Mapping[str, Any]]
 
@@ -137,6 +141,8 @@ class TokenMinter:
         self._refresh_prefix = jws.encode(b"", self._refresh_key).partition(".")[0] + "."
         self._clock = clock
         self._claims = claims
+        self._rfc9068 = settings.access_token_format == "rfc9068"
+        self._access_header = {"typ": AT_JWT} if self._rfc9068 else None
         # Written after user_id, in this order, when configured.
         self._tail: dict[str, Any] = {}
         if settings.issuer is not None:
@@ -153,9 +159,13 @@ class TokenMinter:
         """
         claims = self._standard(ACCESS, user, iat, iat + self._settings.access_token_lifetime)
         claims["jti"] = _new_jti(session_id)
+        if self._rfc9068:
+            # RFC 9068 §2.2: the subject and the client beside the seed's claims.
+            claims["sub"] = claims["user_id"]
+            claims["client_id"] = self._settings.client_id
         if self._claims is not None:
             claims.update(self._extra_claims(user))
-        return self._sign(claims)
+        return jwt.encode(claims, self.signing_key, headers=self._access_header)
 
     def refresh(self, user: User, session_id: str, iat: int) -> tuple[str, RefreshRecord]:
         """A new refresh token of ``user`` in session ``session_id`` and its record."""
@@ -320,9 +330,6 @@ class TokenMinter:
                     "CLAIMS", f'the value of claim "{name}" cannot be JSON: {exc}'
                 ) from exc
         return extra
-
-    def _sign(self, claims: dict[str, Any]) -> str:
-        return jwt.encode(claims, self.signing_key)
 
 
 def _is_our_date(value: object) -> bool:

@@ -63,3 +63,52 @@ def test_express_with_the_shared_secret_refuses_refresh_tokens(start_server: Sta
         status, refused = _bearer(api, pair["refresh"])
         assert status == 401, refused
         assert refused["description"] == "signature verification failed"
+
+
+def test_express_in_strict_mode_takes_rfc_9068_access_tokens_only(
+    start_server: StartServer,
+) -> None:
+    """``strict: true`` checks RFC 9068's profile (typ at+jwt, sub, client_id, iat, jti):
+    jwtlite's access tokens pass it with ``ACCESS_TOKEN_FORMAT=rfc9068``, not without."""
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    env = {
+        "JWTLITE_ISSUER": issuer,
+        "JWTLITE_AUDIENCE": AUDIENCE,
+        "JWTLITE_ALGORITHM": "ES256",
+        "JWTLITE_ACCESS_TOKEN_FORMAT": "rfc9068",
+        "JWTLITE_CLIENT_ID": "orders-spa",
+    }
+    server = start_server(env, ["--port", str(port)])
+    pair = _pair(server)
+    options = {
+        "issuerBaseURL": issuer,
+        "audience": AUDIENCE,
+        "tokenSigningAlg": "ES256",
+        "strict": True,
+    }
+    with node.server("resource-server.mjs", json.dumps(options)) as api:
+        status, claims = _bearer(api, pair["access"])
+        assert status == 200, claims
+        assert claims["client_id"] == "orders-spa"
+        assert claims["sub"] == claims["user_id"]
+        status, refused = _bearer(api, pair["refresh"])
+        assert status == 401, refused
+
+
+def test_express_in_strict_mode_refuses_the_seeds_format(start_server: StartServer) -> None:
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    env = {"JWTLITE_ISSUER": issuer, "JWTLITE_AUDIENCE": AUDIENCE, "JWTLITE_ALGORITHM": "ES256"}
+    server = start_server(env, ["--port", str(port)])
+    pair = _pair(server)
+    options = {
+        "issuerBaseURL": issuer,
+        "audience": AUDIENCE,
+        "tokenSigningAlg": "ES256",
+        "strict": True,
+    }
+    with node.server("resource-server.mjs", json.dumps(options)) as api:
+        status, refused = _bearer(api, pair["access"])
+        assert status == 401, refused
+        assert "typ" in refused["description"]
