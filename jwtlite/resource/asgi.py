@@ -14,7 +14,9 @@ and the others told to try later (503), stale keys served while a fetch fails, a
 between fetches. Meanwhile every other request is answered at once.
 
 ``websocket`` connections are guarded too: a refused one is closed (code 1008, policy
-violation) before it is accepted. ``lifespan`` and other scopes pass through.
+violation) before it is accepted, which servers such as uvicorn answer as an HTTP 403 to the
+handshake. Only the handshake is checked: the connection outlives the token's ``exp``.
+``lifespan`` and other scopes pass through.
 
 FastAPI::
 
