@@ -8,10 +8,13 @@ environ key), ``None`` for an anonymous request let through by ``allow_anonymous
 
 Verifying never blocks the event loop. A token whose key the :class:`~jwtlite.JWKSClient`
 has cached (fresh or stale) is checked inline, in microseconds. One that needs a fetch (a
-``kid`` not cached yet, a cold start) is checked in a worker thread, where the client's
-rules hold as in WSGI: one fetch at a time, at most ``max_waiters`` callers waiting for it
-and the others told to try later (503), stale keys served while a fetch fails, a cooldown
-between fetches. Meanwhile every other request is answered at once.
+``kid`` not cached yet, a cold start) is checked in one of the guard's own threads (the
+client's ``max_waiters`` plus one, never the loop's shared default pool), where the
+client's rules hold as in WSGI: one fetch at a time, at most ``max_waiters`` callers
+waiting for it and the others told to try later (503, also when the guard's threads are
+all taken), stale keys served while a fetch fails, a cooldown between fetches. Any other
+:class:`~jwtlite.KeySource` is asked in those threads too. Meanwhile every other request
+is answered at once.
 
 ``websocket`` connections are guarded too: a refused one is closed (code 1008, policy
 violation) before it is accepted, which servers such as uvicorn answer as an HTTP 403 to the
@@ -35,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from jwtlite.keys import Key, KeySource
@@ -92,7 +96,17 @@ class BearerAuth:
     def __init__(self, app: ASGIApp, keys: Any, **options: Any) -> None:
         self.app = app
         self._guard = _WSGIGuard(_no_wsgi_app, keys, **options)  # its rules, not its plumbing
+        # A JWKS client: cached keys inline, the rest in a thread. Any other key source (a
+        # lookup of the caller's own) may block too: always in a thread. Keys in memory:
+        # never.
         self._cached = _CachedOnly(keys) if isinstance(keys, JWKSClient) else None
+        self._offloads = isinstance(keys, KeySource)
+        # Threads of this guard's own, as many as may wait for a fetch plus one: the loop's
+        # default pool, shared with name resolution and every other guard, is not parked
+        # by a slow issuer; past them the answer is 503 at once, as the client's own.
+        self._threads = (keys.max_waiters if isinstance(keys, JWKSClient) else 2) + 1
+        self._busy = 0
+        self._pool: ThreadPoolExecutor | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse the request, or pass it on with its claims in the scope."""
@@ -111,16 +125,25 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
     async def _authenticate(self, header: str | None) -> dict[str, Any] | Refusal | None:
-        if self._cached is None:
-            # A key or key set in memory: nothing to wait for.
-            return self._guard.authenticate(header)
+        if not self._offloads:
+            return self._guard.authenticate(header)  # keys in memory: nothing to wait for
+        if self._cached is not None:
+            try:
+                return self._guard.authenticate(header, self._cached)
+            except _NeedsFetch:
+                pass
+        if self._busy >= self._threads:
+            return self._guard.unavailable
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="jwtlite-asgi")
+        self._busy += 1  # only the event loop's thread counts, so no lock
         try:
-            return self._guard.authenticate(header, self._cached)
-        except _NeedsFetch:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(
-                None, functools.partial(self._guard.authenticate, header)
+                self._pool, functools.partial(self._guard.authenticate, header)
             )
+        finally:
+            self._busy -= 1
 
 
 def _no_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, NamedTuple
 
+from jwtlite.algorithms import ALGORITHMS
 from jwtlite.errors import (
     ExpiredTokenError,
     ImmatureTokenError,
@@ -121,6 +122,10 @@ class BearerAuth:
     ) -> None:
         if isinstance(algorithms, str | bytes) or not algorithms:
             raise TypeError("algorithms must be a non-empty list of algorithm names")
+        unknown = sorted(str(a) for a in algorithms if a not in ALGORITHMS)
+        if unknown:
+            # "none" among them: every token would be refused, and the mistake found late.
+            raise ValueError(f"algorithms names no signature algorithm of the library: {unknown}")
         for name, value in (("scopes", scopes), ("token_types", token_types), ("require", require)):
             if isinstance(value, str | bytes):
                 raise TypeError(f"{name} must be a list of strings, not a string")
@@ -166,6 +171,11 @@ class BearerAuth:
             None,
             (("Retry-After", str(retry_after)),),
         )
+
+    @property
+    def unavailable(self) -> Refusal:
+        """The answer when no key can be had now: 503 with ``Retry-After``."""
+        return self._unavailable
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Refuse the request, or pass it on to the app with its claims in the environ."""

@@ -160,6 +160,7 @@ class JWKSClient(KeySource):
         if isinstance(max_waiters, bool) or not isinstance(max_waiters, int) or max_waiters < 1:
             raise ValueError("max_waiters must be a whole number of at least 1")
         self._waiters = threading.BoundedSemaphore(max_waiters)
+        self.max_waiters = max_waiters
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise TypeError("ssl_context must be an ssl.SSLContext")
         hosts = _http_hosts(allow_http_hosts)
@@ -212,7 +213,7 @@ class JWKSClient(KeySource):
         cache = self._cache
         key = cache.get(kid)
         if key is not None and self._clock() >= cache.fresh_until:
-            self._start_fetch()
+            self._start_fetch(background_only=True)
         return key
 
     def key_set(self) -> KeySet:
@@ -271,10 +272,12 @@ class JWKSClient(KeySource):
             )
         return self._cache
 
-    def _start_fetch(self) -> _Fetch | None:
+    def _start_fetch(self, *, background_only: bool = False) -> _Fetch | None:
         """The fetch in flight, or a new one if the cooldown since the last attempt ended.
 
-        None when a fetch is not allowed now."""
+        None when a fetch is not allowed now. When no thread can be started the fetch runs
+        in this one, unless ``background_only`` (a caller that must not block: it is given
+        up, and the next caller tries again)."""
         with self._lock:
             if self._inflight is not None:
                 return self._inflight
@@ -286,9 +289,19 @@ class JWKSClient(KeySource):
         )
         try:
             thread.start()
-        except RuntimeError:  # no thread can be started: fetch in this one
-            self._run(fetch)
+        except RuntimeError:  # no thread can be started
+            if background_only:
+                self._run_nowhere(fetch)
+                return None
+            self._run(fetch)  # fetch in this one
         return fetch
+
+    def _run_nowhere(self, fetch: _Fetch) -> None:
+        """End ``fetch`` unstarted: nothing fetched, the cooldown untouched."""
+        with self._lock:
+            if self._inflight is fetch:
+                self._inflight = None
+        fetch.done.set()
 
     def _run(self, fetch: _Fetch) -> None:
         cache: _Cache | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Iterable
 from types import SimpleNamespace
@@ -18,7 +19,7 @@ from jwtlite import JWKSClient, Key
 from jwtlite.asgi import CLAIMS_SCOPE_KEY, BearerAuth
 
 from support import FakeClock
-from support.jwks import JWKSServer
+from support.jwks import JWKSServer, black_holed_port
 
 KEY = Key.generate("ES256", kid="es-1")
 OTHER = Key.generate("ES256", kid="es-2")
@@ -168,3 +169,93 @@ def test_a_cold_fetch_waits_in_a_thread_while_the_loop_answers_others() -> None:
 
 
 NEW = Key.generate("ES256", kid="es-3")
+
+
+class _SlowKeys(jwtlite.KeySource):
+    """A key source of the caller's own that takes its time."""
+
+    def key_for(self, kid: str) -> Key:
+        time.sleep(1.0)
+        return KEY
+
+
+def test_a_key_source_of_ones_own_is_asked_off_the_loop() -> None:
+    """The fourth outside attack: only a JWKSClient was kept off the loop; any other key
+    source was asked inline, and one slow lookup stalled every request."""
+    guard = BearerAuth(echo, _SlowKeys(), algorithms=["ES256"], allow_anonymous=True)
+
+    async def scenario() -> tuple[float, int]:
+        began = time.monotonic()
+        slow = asyncio.create_task(call(guard, [(b"authorization", f"Bearer {token()}".encode())]))
+        await asyncio.sleep(0.05)
+        assert (await call(guard, []))["status"] == 200
+        quick = time.monotonic() - began
+        return quick, (await slow)["status"]
+
+    quick, status = asyncio.run(scenario())
+    assert quick < 0.5
+    assert status == 200
+
+
+def test_dead_issuers_take_their_guards_threads_only_and_then_503() -> None:
+    """The fourth outside attack: fetches waited in the loop's default pool (6 threads on
+    this machine, shared with name resolution and every other guard), so three guards of
+    dead issuers parked all of it, and a healthy guard's first fetch waited seconds."""
+    with black_holed_port() as port:
+        guards = [
+            BearerAuth(
+                echo,
+                JWKSClient(f"http://127.0.0.1:{port}/{n}/jwks.json", timeout=1.5),
+                algorithms=["ES256"],
+            )
+            for n in range(3)
+        ]
+
+        async def scenario() -> tuple[list[int], float]:
+            loop = asyncio.get_running_loop()
+            headers = [(b"authorization", f"Bearer {token()}".encode())]
+            cold = [asyncio.create_task(call(g, headers)) for g in guards for _ in range(5)]
+            await asyncio.sleep(0.2)
+            began = time.monotonic()
+            await loop.run_in_executor(None, lambda: None)  # the default pool is free
+            free_in = time.monotonic() - began
+            return [reply["status"] for reply in await asyncio.gather(*cold)], free_in
+
+        statuses, free_in = asyncio.run(scenario())
+    assert free_in < 0.5
+    assert statuses == [503] * 15  # past each guard's three threads at once, the rest later
+
+
+def test_a_stale_key_never_makes_the_loop_fetch_when_no_thread_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fourth outside attack: with no thread to start, a stale key's refresh ran in the
+    caller's thread, the event loop."""
+    server = JWKSServer()
+    try:
+        server.serve_jwks({"keys": [KEY.public_jwk()]})
+        clock = FakeClock()
+        client = JWKSClient(server.url, clock=clock)
+        client.key_for("es-1")
+        fetched = server.requests
+        clock.advance(10_000)  # stale, past the cooldown
+
+        def no_thread(self: threading.Thread) -> None:
+            raise RuntimeError("can't start new thread")
+
+        monkeypatch.setattr(threading.Thread, "start", no_thread)
+        assert client.cached_key("es-1") is not None  # served stale, at once
+        assert server.requests == fetched  # nothing fetched in this thread
+        monkeypatch.undo()
+        assert client.cached_key("es-1") is not None  # the next caller starts the refresh
+        assert client.wait_for_refresh(5)
+        assert server.requests == fetched + 1
+    finally:
+        server.close()
+
+
+def test_no_signature_algorithm_is_a_mistake_found_at_once() -> None:
+    with pytest.raises(ValueError, match="none"):
+        BearerAuth(echo, KEY, algorithms=["none"])
+    with pytest.raises(ValueError, match="none"):
+        jwtlite.BearerAuth(wsgi_echo, KEY, algorithms=["ES256", "none"])
