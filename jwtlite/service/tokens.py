@@ -217,6 +217,16 @@ class TokenMinter:
             raise MalformedTokenError("Token dates are not ours")
         if expected_type is not None and token_type != expected_type:
             raise WrongTokenTypeError(expected_type)
+        if (
+            self._rfc9068
+            and token_type == ACCESS
+            and (
+                claims.get("sub") != user_id or claims.get("client_id") != self._settings.client_id
+            )
+        ):
+            # Every access token written in this format names its user twice, alike, and
+            # our client: a resource server reading sub must see the user /me serves.
+            raise MalformedTokenError("Token claims are not ours")
         self._check_lifetime(claims)
         if key is not None:
             self._check_retirement(claims, ring.retired_at(key))

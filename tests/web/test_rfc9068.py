@@ -79,3 +79,30 @@ def test_the_format_is_read_case_insensitively() -> None:
     assert Settings(**{**PROFILE, "access_token_format": " RFC9068 "}).access_token_format == (
         "rfc9068"
     )
+
+
+@pytest.mark.parametrize(
+    "change", [{"sub": "999"}, {"sub": None}, {"client_id": "other"}, {"client_id": None}]
+)
+def test_an_access_token_whose_profile_claims_are_not_ours_is_refused(
+    make_client: Callable[..., Any], db_path: Any, change: dict[str, Any]
+) -> None:
+    """The fourth outside attack: sub and user_id could disagree (a resource server reading
+    sub saw another user than /me served) or client_id be another's, under our key."""
+    from jwtlite import Key, encode
+
+    client = make_client(**PROFILE, secret_key="s" * 64)
+    register(client)
+    access = login(client)["access"]
+    claims = decode_unverified_claims(access)
+    for name, value in change.items():
+        if value is None:
+            del claims[name]
+        else:
+            claims[name] = value
+    forged = encode(claims, Key(("s" * 64).encode(), "HS256"), headers={"typ": "at+jwt"})
+    headers = {"Authorization": f"Bearer {forged}"}
+    assert client.get("/accounts/me/", headers=headers, expect_errors=True).status_int == 401
+    verify = client.post_json("/accounts/token/verify/", {"token": forged}, expect_errors=True)
+    assert verify.status_int == 401
+    assert client.get("/accounts/me/", headers={"Authorization": f"Bearer {access}"}).json
