@@ -79,6 +79,15 @@ class _CachedOnly(KeySource):
         return key
 
 
+class _NoLookup(KeySource):
+    """No key without a lookup: every one raises :class:`_NeedsFetch`."""
+
+    __slots__ = ()
+
+    def key_for(self, kid: str) -> Key:
+        raise _NeedsFetch
+
+
 class BearerAuth:
     """Guard an ASGI app with Bearer tokens (see the module docstring).
 
@@ -96,11 +105,14 @@ class BearerAuth:
     def __init__(self, app: ASGIApp, keys: Any, **options: Any) -> None:
         self.app = app
         self._guard = _WSGIGuard(_no_wsgi_app, keys, **options)  # its rules, not its plumbing
-        # A JWKS client: cached keys inline, the rest in a thread. Any other key source (a
-        # lookup of the caller's own) may block too: always in a thread. Keys in memory:
-        # never.
-        self._cached = _CachedOnly(keys) if isinstance(keys, JWKSClient) else None
-        self._offloads = isinstance(keys, KeySource)
+        # What can be checked without waiting is checked inline: everything, with keys in
+        # memory; with a JWKS client, a token whose key is cached; with another key source
+        # (a lookup of the caller's own, which may block), a request that needs no key.
+        self._inline: KeySource | None = None
+        if isinstance(keys, JWKSClient):
+            self._inline = _CachedOnly(keys)
+        elif isinstance(keys, KeySource):
+            self._inline = _NoLookup()
         # Threads of this guard's own, as many as may wait for a fetch plus one: the loop's
         # default pool, shared with name resolution and every other guard, is not parked
         # by a slow issuer; past them the answer is 503 at once, as the client's own.
@@ -125,13 +137,12 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
     async def _authenticate(self, header: str | None) -> dict[str, Any] | Refusal | None:
-        if not self._offloads:
+        if self._inline is None:
             return self._guard.authenticate(header)  # keys in memory: nothing to wait for
-        if self._cached is not None:
-            try:
-                return self._guard.authenticate(header, self._cached)
-            except _NeedsFetch:
-                pass
+        try:
+            return self._guard.authenticate(header, self._inline)
+        except _NeedsFetch:
+            pass
         if self._busy >= self._threads:
             return self._guard.unavailable
         if self._pool is None:
