@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -65,28 +66,29 @@ def test_express_with_the_shared_secret_refuses_refresh_tokens(start_server: Sta
         assert refused["description"] == "signature verification failed"
 
 
+def _strict_express(start_server: StartServer, **env: str) -> tuple[dict[str, str], Any]:
+    """An ES256 issuer (``env`` added) with a pair of its tokens, and the options of an
+    Express API that checks them by its URL in ``strict`` mode."""
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    settings = {
+        "JWTLITE_ISSUER": issuer,
+        "JWTLITE_AUDIENCE": AUDIENCE,
+        "JWTLITE_ALGORITHM": "ES256",
+    }
+    server = start_server({**settings, **env}, ["--port", str(port)])
+    options = {"issuerBaseURL": issuer, "audience": AUDIENCE, "tokenSigningAlg": "ES256"}
+    return _pair(server), {**options, "strict": True}
+
+
 def test_express_in_strict_mode_takes_rfc_9068_access_tokens_only(
     start_server: StartServer,
 ) -> None:
     """``strict: true`` checks RFC 9068's profile (typ at+jwt, sub, client_id, iat, jti):
     jwtlite's access tokens pass it with ``ACCESS_TOKEN_FORMAT=rfc9068``, not without."""
-    port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    env = {
-        "JWTLITE_ISSUER": issuer,
-        "JWTLITE_AUDIENCE": AUDIENCE,
-        "JWTLITE_ALGORITHM": "ES256",
-        "JWTLITE_ACCESS_TOKEN_FORMAT": "rfc9068",
-        "JWTLITE_CLIENT_ID": "orders-spa",
-    }
-    server = start_server(env, ["--port", str(port)])
-    pair = _pair(server)
-    options = {
-        "issuerBaseURL": issuer,
-        "audience": AUDIENCE,
-        "tokenSigningAlg": "ES256",
-        "strict": True,
-    }
+    pair, options = _strict_express(
+        start_server, JWTLITE_ACCESS_TOKEN_FORMAT="rfc9068", JWTLITE_CLIENT_ID="orders-spa"
+    )
     with node.server("resource-server.mjs", json.dumps(options)) as api:
         status, claims = _bearer(api, pair["access"])
         assert status == 200, claims
@@ -97,17 +99,7 @@ def test_express_in_strict_mode_takes_rfc_9068_access_tokens_only(
 
 
 def test_express_in_strict_mode_refuses_the_seeds_format(start_server: StartServer) -> None:
-    port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    env = {"JWTLITE_ISSUER": issuer, "JWTLITE_AUDIENCE": AUDIENCE, "JWTLITE_ALGORITHM": "ES256"}
-    server = start_server(env, ["--port", str(port)])
-    pair = _pair(server)
-    options = {
-        "issuerBaseURL": issuer,
-        "audience": AUDIENCE,
-        "tokenSigningAlg": "ES256",
-        "strict": True,
-    }
+    pair, options = _strict_express(start_server)
     with node.server("resource-server.mjs", json.dumps(options)) as api:
         status, refused = _bearer(api, pair["access"])
         assert status == 401, refused
