@@ -42,7 +42,7 @@ from jwtlite.errors import (
 )
 from jwtlite.jwt import Options, decode
 
-__all__ = ["CLAIMS_ENVIRON_KEY", "STATUS_LINES", "BearerAuth", "Refusal"]
+__all__ = ["CLAIMS_ENVIRON_KEY", "BearerAuth", "Refusal"]
 
 #: Why a token was refused, at INFO: the reason and the error's class, never the token.
 _log = logging.getLogger(__name__)
@@ -282,11 +282,11 @@ class Refusal(NamedTuple):
     def answer(self, start_response: StartResponse) -> list[bytes]:
         """Answer a WSGI request with this refusal."""
         body = self.body()
-        start_response(STATUS_LINES[self.status], self.headers(body))
+        start_response(_STATUS_LINES[self.status], self.headers(body))
         return [body]
 
 
-STATUS_LINES = {
+_STATUS_LINES = {
     400: "400 Bad Request",
     401: "401 Unauthorized",
     403: "403 Forbidden",

@@ -247,7 +247,7 @@ class TokenMinter:
         key = ring.verifying_key(token)
         refresh_header = token.startswith(self._refresh_prefix)
         ambiguous = key is not None and REFRESH_ALGORITHM in key.algorithms
-        if refresh_header and (key is None or not ambiguous or expected_type == REFRESH):
+        if refresh_header and (not ambiguous or expected_type == REFRESH):
             # Only the refresh key can have signed it; or another key could have (simplejwt's
             # kid-less HS256 header is the refresh tokens' header too), but a refresh token
             # is expected: that key second, so an access token here is "of the wrong type".
